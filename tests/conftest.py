@@ -1,0 +1,32 @@
+"""Shared fixtures: a real nats-server with JetStream per test, on a free port and a temp store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from returnbridge.bus.embedded import EmbeddedNatsServer
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
+    """A fresh nats-server (JetStream on) for one test; fsync off, since a test store is throwaway."""
+    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def nats_client(nats_server: EmbeddedNatsServer) -> AsyncIterator[NatsClient]:
+    nc = await nats.connect(nats_server.url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        yield nc
+    finally:
+        await nc.drain()
