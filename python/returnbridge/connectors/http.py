@@ -38,9 +38,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def classify_status(
-    response: httpx.Response, *, erp: str, code: str, message: str
-) -> ErpError:
+def classify_status(response: httpx.Response, *, erp: str, code: str, message: str) -> ErpError:
     """Map an HTTP error response to the exception tree, keeping the ERP's own code and message."""
     status = response.status_code
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -90,14 +88,18 @@ class HttpTransport:
             headers=dict(headers or {}),
         )
 
-    async def request(self, method: str, url: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """Send one request; raise the classified ErpError for transport failures and error statuses."""
         response = await self.send(method, url, timeout=timeout, **kwargs)
         if response.status_code >= 400:
             raise self.error_for(response)
         return response
 
-    async def send(self, method: str, url: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+    async def send(
+        self, method: str, url: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """Send one request and return any response; only transport failures raise."""
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(min(timeout, self.timeout))
@@ -106,13 +108,19 @@ class HttpTransport:
                 return await self.client.request(method, url, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never reached the ERP: plainly retryable.
-                raise TransientErpError(f"cannot reach {self.erp}: {exc!r}", erp=self.erp, code="CONNECT") from exc
+                raise TransientErpError(
+                    f"cannot reach {self.erp}: {exc!r}", erp=self.erp, code="CONNECT"
+                ) from exc
             except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 # Sent, but no answer: a write may have been applied.
                 err_cls = TransientErpError if method.upper() in SAFE_METHODS else AmbiguousErpError
-                raise err_cls(f"no answer from {self.erp}: {exc!r}", erp=self.erp, code="NO_RESPONSE") from exc
+                raise err_cls(
+                    f"no answer from {self.erp}: {exc!r}", erp=self.erp, code="NO_RESPONSE"
+                ) from exc
             except httpx.TransportError as exc:
-                raise TransientErpError(f"transport error talking to {self.erp}: {exc!r}", erp=self.erp, code="TRANSPORT") from exc
+                raise TransientErpError(
+                    f"transport error talking to {self.erp}: {exc!r}", erp=self.erp, code="TRANSPORT"
+                ) from exc
 
     def error_for(self, response: httpx.Response) -> ErpError:
         try:

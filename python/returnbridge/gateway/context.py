@@ -23,7 +23,9 @@ class Principal:
 SYSTEM = Principal(name="system", tenant_id="", roles=frozenset({"system"}), auth_method="system")
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("returnbridge_request_id", default="")
-_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("returnbridge_principal", default=None)
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "returnbridge_principal", default=None
+)
 
 
 def new_request_id() -> str:

@@ -47,7 +47,9 @@ class FaultPlan:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(body) - known)
         if unknown:
-            raise ValueError(f"unknown fault settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown fault settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         plan = cls(**body)
         for rate in ("error_rate", "commit_then_drop_rate"):
             if not 0.0 <= getattr(plan, rate) <= 1.0:

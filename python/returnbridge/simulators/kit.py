@@ -58,7 +58,9 @@ class SimulatorState:
         self.record_change("stock", "|".join(key))
         return self.stock[key]
 
-    def post(self, document_type: str, document_id: str, currency: str, lines: list[tuple[str, Decimal, Decimal]]) -> None:
+    def post(
+        self, document_type: str, document_id: str, currency: str, lines: list[tuple[str, Decimal, Decimal]]
+    ) -> None:
         """Post balanced entries ``(account, debit, credit)``; refuses an unbalanced set."""
         debits = sum((d for _, d, _ in lines), Decimal(0))
         credits = sum((c for _, _, c in lines), Decimal(0))
@@ -83,7 +85,9 @@ class SimulatorKit:
         self.faults = FaultInjector()
 
     def make_app(self, routes: list[web.RouteDef]) -> web.Application:
-        app = web.Application(middlewares=[self._count_requests, self.faults.middleware], client_max_size=104 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self._count_requests, self.faults.middleware], client_max_size=104 * 1024 * 1024
+        )
         app.add_routes(routes)
         app.add_routes(
             [

@@ -1,0 +1,232 @@
+"""Typed configuration: one YAML file plus ``RETURNBRIDGE_*`` environment variables, validated at startup.
+
+Environment variables override the file; nested keys use ``__``: ``RETURNBRIDGE_GRPC__PORT=50052`` sets
+``grpc.port``. Values from the environment are parsed as YAML scalars/flow collections, so
+``RETURNBRIDGE_NATS__SYNC_ALWAYS=false`` is a bool and ``RETURNBRIDGE_MAPPING__OVERRIDES=[a.yaml]`` a list.
+A bad value is refused with a message naming the key, where it came from (file:line or variable) and
+what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from returnbridge.errors import ConfigError
+
+ENV_PREFIX = "RETURNBRIDGE_"
+DEFAULT_CONFIG_FILE = "returnbridge.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NatsSettings(_Section):
+    """Where JetStream lives. No ``url`` means: start a local nats-server child (embedded mode)."""
+
+    url: str | None = Field(default=None, description="nats://host:port[,nats://...] of a server or cluster")
+    # Embedded mode only:
+    port: int = Field(
+        default=0, ge=0, le=65535, description="embedded server client port; 0 picks a free one"
+    )
+    # fsync every JetStream write so an acknowledged submission survives a power cut (~3.5x slower publishes).
+    sync_always: bool = True
+    connect_timeout: float = Field(default=5.0, gt=0)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    credentials_file: Path | None = None
+
+
+class GrpcSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    # Calls the core queues before the application takes them; grpc's default (~1,000) CANCELs the rest.
+    max_pending_requests: int = Field(default=20_000, ge=1)
+    max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_send_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Seconds in-flight calls get to finish on SIGTERM/SIGINT.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    reflection: bool = True
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_lines: bool = Field(default=False, alias="json")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SimulatorSettings(_Section):
+    """The bundled ERP simulators; started by ``serve`` when ``enabled`` (the embedded default)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    netsuite_port: int = Field(default=0, ge=0, le=65535)
+    sap_port: int = Field(default=0, ge=0, le=65535)
+    oracle_port: int = Field(default=0, ge=0, le=65535)
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class MappingSettings(_Section):
+    # Customer override files layered over the shipped packs (add / replace / remove rules).
+    overrides: list[Path] = Field(default_factory=list)
+    # Extra pack directories (each holds <pack>/<name>.yaml).
+    packs_dirs: list[Path] = Field(default_factory=list)
+
+
+class Settings(_Section):
+    """Root of the configuration. Sections owned by other modules are validated by their own models."""
+
+    data_dir: Path = Path(".returnbridge")
+    nats: NatsSettings = NatsSettings()
+    grpc: GrpcSettings = GrpcSettings()
+    logging: LoggingSettings = LoggingSettings()
+    simulators: SimulatorSettings = SimulatorSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    mapping: MappingSettings = MappingSettings()
+    # Validated by their owners at startup (gateway security, routing, connectors, delivery, alerts, sync).
+    security: dict[str, Any] = Field(default_factory=dict)
+    routing: dict[str, Any] = Field(default_factory=dict)
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    delivery: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict)
+    sync: dict[str, Any] = Field(default_factory=dict)
+    reference_data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def embedded_nats(self) -> bool:
+        return self.nats.url is None
+
+
+# Where each value came from, for error messages: key path -> "file:line" or "env VAR".
+_Origins = dict[tuple[str, ...], str]
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load and validate settings.
+
+    Args:
+        path: YAML file; None uses ``$RETURNBRIDGE_CONFIG`` or ``./returnbridge.yaml`` when present,
+            else built-in defaults.
+        env: environment to read ``RETURNBRIDGE_*`` from (default ``os.environ``).
+        overrides: final values from the command line, as nested dicts.
+
+    Raises:
+        ConfigError: naming the key, its origin and what was expected.
+    """
+    env = os.environ if env is None else env
+    origins: _Origins = {}
+    data: dict[str, Any] = {}
+    if path is None:
+        path = env.get(ENV_PREFIX + "CONFIG") or (
+            DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).is_file() else None
+        )
+    if path is not None:
+        data = _load_yaml(Path(path), origins)
+    for var, raw in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONFIG":
+            continue
+        keys = tuple(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_path(data, keys, value)
+        origins[keys] = f"environment variable {var}"
+    for keys, value in _flatten(overrides or {}):
+        _set_path(data, keys, value)
+        origins[keys] = "command line"
+    try:
+        return Settings.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_describe(exc, origins, path)) from None
+
+
+def _load_yaml(path: Path, origins: _Origins) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}:1: the configuration must be a mapping of sections, got {type(data).__name__}"
+        )
+    _record_lines(node, (), path, origins)
+    return data
+
+
+def _record_lines(node: yaml.Node | None, prefix: tuple[str, ...], path: Path, origins: _Origins) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            keys = (*prefix, str(key_node.value))
+            origins[keys] = f"{path}:{key_node.start_mark.line + 1}"
+            _record_lines(value_node, keys, path, origins)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            keys = (*prefix, str(index))
+            origins[keys] = f"{path}:{item.start_mark.line + 1}"
+            _record_lines(item, keys, path, origins)
+
+
+def _set_path(data: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    target = data
+    for key in keys[:-1]:
+        child = target.get(key)
+        if not isinstance(child, dict):
+            child = target[key] = {}
+        target = child
+    target[keys[-1]] = value
+
+
+def _flatten(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    out: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.extend(_flatten(value, (*prefix, key)))
+        else:
+            out.append(((*prefix, key), value))
+    return out
+
+
+def _describe(exc: pydantic.ValidationError, origins: _Origins, path: str | Path | None) -> str:
+    lines = []
+    for error in exc.errors():
+        keys = tuple(str(part) for part in error["loc"])
+        origin = _origin_for(keys, origins) or (f"{path} (default)" if path else "defaults")
+        got = error.get("input")
+        got_text = "" if error["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"{origin}: {'.'.join(keys)}: {message}{got_text}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _origin_for(keys: tuple[str, ...], origins: _Origins) -> str | None:
+    for end in range(len(keys), 0, -1):
+        if keys[:end] in origins:
+            return origins[keys[:end]]
+    return None

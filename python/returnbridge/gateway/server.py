@@ -1,0 +1,102 @@
+"""The grpc.aio server: our services, standard health and reflection, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from returnbridge.api.v1 import admin_pb2, inventory_pb2, returns_pb2, translation_pb2
+from returnbridge.config import GrpcSettings
+from returnbridge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Every service of the v1 contract; reflection lists them all, implemented or not.
+API_SERVICES: tuple[str, ...] = (
+    returns_pb2.DESCRIPTOR.services_by_name["ReturnsService"].full_name,
+    translation_pb2.DESCRIPTOR.services_by_name["TranslationService"].full_name,
+    inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.server.max_pending_requests", settings.max_pending_requests),
+        ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
+        ("grpc.max_send_message_length", settings.max_send_message_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ]
+
+
+class GrpcServer:
+    """Owns a ``grpc.aio.Server`` plus its health servicer.
+
+    Health starts NOT_SERVING; the app flips it to SERVING once NATS is connected and streams exist,
+    and back to NOT_SERVING when draining.
+    """
+
+    def __init__(
+        self,
+        settings: GrpcSettings,
+        *,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        self.settings = settings
+        self._credentials = credentials
+        self.server = grpc.aio.server(interceptors=list(interceptors), options=server_options(settings))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._registered: list[str] = []
+        self.port = 0
+
+    def add_service(
+        self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, service_name: str
+    ) -> None:
+        """Register one servicer, e.g. ``add_service(add_ReturnsServiceServicer_to_server, s, NAME)``."""
+        register(servicer, self.server)
+        self._registered.append(service_name)
+
+    @property
+    def registered_services(self) -> list[str]:
+        return list(self._registered)
+
+    async def start(self) -> int:
+        if self.settings.reflection:
+            reflection.enable_server_reflection(
+                (*API_SERVICES, HEALTH_SERVICE, reflection.SERVICE_NAME), self.server
+            )
+        address = f"{self.settings.host}:{self.settings.port}"
+        try:
+            if self._credentials is not None:
+                self.port = self.server.add_secure_port(address, self._credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise ConfigError(f"grpc: cannot listen on {address} (grpc.host/grpc.port): {exc}") from None
+        await self.server.start()
+        await self.set_serving(False)
+        log.info("gRPC listening on %s:%d", self.settings.host, self.port)
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *API_SERVICES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let in-flight calls finish within ``grace`` seconds, then cancel the rest."""
+        await self.set_serving(False)
+        await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)

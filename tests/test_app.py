@@ -1,0 +1,94 @@
+"""The service on a real nats-server and a real gRPC channel: health, reflection, orderly stop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from returnbridge.app import App
+from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.config import load_settings
+from returnbridge.gateway.server import API_SERVICES
+
+
+@pytest.fixture
+async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[App]:
+    settings = load_settings(
+        None,
+        env={},
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "nats": {"url": nats_server.url},
+            "grpc": {"port": 0},
+            "metrics": {"port": 0},
+            "simulators": {"enabled": False},
+        },
+    )
+    app = App(settings)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def test_health_is_serving_once_started(app: App) -> None:
+    async with grpc.aio.insecure_channel(app.endpoints.grpc) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        overall = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert overall.status == health_pb2.HealthCheckResponse.SERVING
+        per_service = await stub.Check(health_pb2.HealthCheckRequest(service=API_SERVICES[0]), timeout=5)
+        assert per_service.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reflection_lists_all_four_services(app: App) -> None:
+    async with grpc.aio.insecure_channel(app.endpoints.grpc) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        names: set[str] = set()
+        async for response in stub.ServerReflectionInfo(iter([request]), timeout=5):
+            names.update(s.name for s in response.list_services_response.service)
+    for service in API_SERVICES:
+        assert service in names
+    assert "grpc.health.v1.Health" in names
+
+
+async def test_reflection_serves_the_contract_descriptors(app: App) -> None:
+    async with grpc.aio.insecure_channel(app.endpoints.grpc) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="returnbridge.api.v1.ReturnOrder"
+        )
+        responses = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
+    protos = responses[0].file_descriptor_response.file_descriptor_proto
+    assert protos, responses[0]
+
+
+async def test_stop_turns_health_not_serving_and_closes(
+    tmp_path: Path, nats_server: EmbeddedNatsServer
+) -> None:
+    settings = load_settings(
+        None,
+        env={},
+        overrides={
+            "data_dir": str(tmp_path),
+            "nats": {"url": nats_server.url},
+            "grpc": {"port": 0},
+            "simulators": {"enabled": False},
+            "metrics": {"enabled": False},
+        },
+    )
+    app = App(settings)
+    await app.start()
+    target = app.endpoints.grpc
+    await app.stop()
+    assert app.nc is not None and app.nc.is_closed
+    async with grpc.aio.insecure_channel(target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
