@@ -1,0 +1,285 @@
+"""Append-only, hash-chained audit log on a JetStream stream that denies deletes and purges."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from nats.js import JetStreamContext
+from nats.js import errors as js_errors
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+from returnbridge.audit.entry import GENESIS_HASH, AuditEntry, digest
+from returnbridge.audit.redact import redact_mapping, redact_text
+from returnbridge.errors import ConfigError, ConflictError, FieldViolation, ValidationError
+from returnbridge.gateway.context import maybe_principal, request_id
+
+__all__ = ["DEFAULT_STREAM", "DEFAULT_SUBJECT_PREFIX", "AuditLog", "AuditPage", "StoredEntry"]
+
+DEFAULT_STREAM: Final = "RB_AUDIT"
+DEFAULT_SUBJECT_PREFIX: Final = "rb.audit"
+# Tenant-less (system / cross-tenant admin) entries still need a subject token.
+SYSTEM_TENANT_TOKEN: Final = "_system"
+_WRONG_LAST_SEQUENCE: Final = 10071
+_MAX_APPEND_ATTEMPTS: Final = 50
+_ACTION_RE: Final = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+_TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One raw stream message: its stream sequence, subject and bytes (parsed or not)."""
+
+    seq: int
+    subject: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of a query; ``next_page_token`` is empty on the last page."""
+
+    entries: list[AuditEntry]
+    next_page_token: str
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditLog:
+    """Writer and reader of the audit chain; one instance per process is enough, several processes may write."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        stream: str = DEFAULT_STREAM,
+        subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._js = js
+        self.stream = stream
+        self.subject_prefix = subject_prefix
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._tail: tuple[int, str] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        js: JetStreamContext,
+        *,
+        stream: str = DEFAULT_STREAM,
+        subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> AuditLog:
+        """Create the stream if needed (deny_delete, deny_purge, file storage) and return a log bound to it.
+
+        Raises:
+            ConfigError: the stream exists but allows deletes or purges, or does not carry our subjects.
+        """
+        log = cls(js, stream=stream, subject_prefix=subject_prefix, clock=clock)
+        await log._ensure_stream()
+        return log
+
+    async def _ensure_stream(self) -> None:
+        wanted = f"{self.subject_prefix}.>"
+        try:
+            info = await self._js.stream_info(self.stream)
+        except js_errors.NotFoundError:
+            await self._js.add_stream(
+                StreamConfig(
+                    name=self.stream,
+                    description="returnbridge audit log (append-only, hash-chained)",
+                    subjects=[wanted],
+                    retention=RetentionPolicy.LIMITS,
+                    discard=DiscardPolicy.NEW,
+                    storage=StorageType.FILE,
+                    deny_delete=True,
+                    deny_purge=True,
+                    allow_rollup_hdrs=False,
+                )
+            )
+            return
+        config = info.config
+        if not (config.deny_delete and config.deny_purge):
+            raise ConfigError(f"stream {self.stream!r} must be configured with deny_delete and deny_purge")
+        if wanted not in (config.subjects or []):
+            raise ConfigError(f"stream {self.stream!r} does not carry subject {wanted!r}")
+
+    def subject_for(self, tenant_id: str) -> str:
+        return f"{self.subject_prefix}.{tenant_id or SYSTEM_TENANT_TOKEN}"
+
+    async def record(
+        self,
+        *,
+        action: str,
+        object_type: str,
+        object_id: str,
+        tenant_id: str,
+        actor: str | None = None,
+        before: bytes | None = None,
+        after: bytes | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> int:
+        """Append one entry and return its stream sequence.
+
+        ``actor`` defaults to the authenticated principal of the call (or ``system``). Snapshots are stored only
+        as SHA-256 digests; details are redacted before they are hashed or stored.
+
+        Raises:
+            ValidationError: a malformed action, object type, object id or tenant.
+            ConflictError: the chain tail kept moving under us (pathological contention).
+        """
+        violations: list[FieldViolation] = []
+        if not _ACTION_RE.match(action):
+            violations.append(
+                FieldViolation("action", "lower-case dotted name such as 'return.submitted' required")
+            )
+        if not _ACTION_RE.match(object_type):
+            violations.append(
+                FieldViolation("object_type", "lower-case name such as 'return_order' required")
+            )
+        if not object_id:
+            violations.append(FieldViolation("object_id", "required"))
+        if tenant_id and not _TOKEN_RE.match(tenant_id):
+            violations.append(FieldViolation("tenant_id", "letters, digits, '_' and '-' only"))
+        if violations:
+            raise ValidationError("invalid audit record", violations)
+        principal = maybe_principal()
+        if actor is None:
+            actor = principal.name if principal is not None else "system"
+        auth_method = principal.auth_method if principal is not None else "system"
+        safe_details = redact_mapping(details)
+        subject = self.subject_for(tenant_id)
+        async with self._lock:
+            for _attempt in range(_MAX_APPEND_ATTEMPTS):
+                if self._tail is None:
+                    self._tail = await self._load_tail()
+                last_seq, last_hash = self._tail
+                entry = AuditEntry(
+                    seq=last_seq + 1,
+                    ts=self._clock().astimezone(UTC).isoformat(timespec="microseconds"),
+                    tenant_id=tenant_id,
+                    actor=redact_text(actor),
+                    auth_method=auth_method,
+                    request_id=request_id(),
+                    action=action,
+                    object_type=object_type,
+                    object_id=redact_text(object_id),
+                    before_sha256=digest(before),
+                    after_sha256=digest(after),
+                    details=safe_details,
+                    prev_hash=last_hash,
+                ).sealed()
+                try:
+                    # Expected-last-sequence makes the server refuse the append if any other writer got in
+                    # first, so two processes can never both chain onto the same predecessor.
+                    ack = await self._js.publish(
+                        subject,
+                        entry.to_json(),
+                        stream=self.stream,
+                        headers={"Nats-Expected-Last-Sequence": str(last_seq)},
+                    )
+                except js_errors.APIError as exc:
+                    if exc.err_code == _WRONG_LAST_SEQUENCE:
+                        self._tail = None
+                        continue
+                    raise
+                self._tail = (ack.seq, entry.hash)
+                return int(ack.seq)
+        raise ConflictError(f"audit append to {self.stream!r} lost the race {_MAX_APPEND_ATTEMPTS} times")
+
+    async def _load_tail(self) -> tuple[int, str]:
+        info = await self._js.stream_info(self.stream)
+        last_seq = int(info.state.last_seq or 0)
+        if last_seq == 0:
+            return 0, GENESIS_HASH
+        raw = await self._js.get_msg(self.stream, seq=last_seq)
+        data = raw.data or b""
+        try:
+            return last_seq, AuditEntry.from_json(data).hash
+        except ValueError:
+            # A foreign message at the tail: chain onto its bytes; verification reports it anyway.
+            return last_seq, hashlib.sha256(data).hexdigest()
+
+    async def last_sequence(self) -> int:
+        info = await self._js.stream_info(self.stream)
+        return int(info.state.last_seq or 0)
+
+    async def raw_entries(self, start_seq: int = 1, end_seq: int | None = None) -> AsyncIterator[StoredEntry]:
+        """Every stored message from ``start_seq`` to ``end_seq`` (default: the current tail), in order.
+
+        A sequence the stream no longer holds is yielded with empty subject and data, so a walker sees the gap.
+        """
+        info = await self._js.stream_info(self.stream)
+        first = max(start_seq, 1)
+        last = int(info.state.last_seq or 0) if end_seq is None else end_seq
+        for seq in range(first, last + 1):
+            try:
+                raw = await self._js.get_msg(self.stream, seq=seq)
+            except js_errors.NotFoundError:
+                yield StoredEntry(seq=seq, subject="", data=b"")
+                continue
+            yield StoredEntry(seq=seq, subject=raw.subject or "", data=raw.data or b"")
+
+    async def query(
+        self,
+        *,
+        tenant_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        action: str = "",
+        object_type: str = "",
+        object_id: str = "",
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> AuditPage:
+        """Entries of one tenant, oldest first, filtered by time range [since, until), action and object.
+
+        Raises:
+            ValidationError: bad page size or page token, or a naive datetime.
+        """
+        violations: list[FieldViolation] = []
+        if not 1 <= page_size <= 1000:
+            violations.append(FieldViolation("page_size", "must be between 1 and 1000"))
+        if page_token and not page_token.isdigit():
+            violations.append(FieldViolation("page_token", "malformed page token"))
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and moment.tzinfo is None:
+                violations.append(FieldViolation(name, "timestamp must carry a time zone"))
+        if tenant_id and not _TOKEN_RE.match(tenant_id):
+            violations.append(FieldViolation("tenant_id", "letters, digits, '_' and '-' only"))
+        if violations:
+            raise ValidationError("invalid audit query", violations)
+        subject = self.subject_for(tenant_id)
+        seq = int(page_token) if page_token else 1
+        found: list[AuditEntry] = []
+        while True:
+            try:
+                raw = await self._js.get_msg(self.stream, seq=seq, subject=subject, next=True)
+            except js_errors.NotFoundError:
+                return AuditPage(found, "")
+            seq = int(raw.seq or seq) + 1
+            try:
+                entry = AuditEntry.from_json(raw.data or b"")
+            except ValueError:
+                continue
+            if entry.tenant_id != tenant_id:
+                continue
+            moment = entry.timestamp
+            if (since is not None and moment < since) or (until is not None and moment >= until):
+                continue
+            if (action and entry.action != action) or (object_type and entry.object_type != object_type):
+                continue
+            if object_id and entry.object_id != object_id:
+                continue
+            found.append(entry)
+            if len(found) == page_size:
+                return AuditPage(found, str(seq))

@@ -1,0 +1,220 @@
+"""Operational alerts to a webhook and to NATS ``rb.alerts.<severity>``, de-duplicated per incident and rate-limited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import httpx
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from pydantic import BaseModel, ConfigDict, Field
+
+from returnbridge.audit.redact import redact_mapping, redact_text
+from returnbridge.observability.metrics import count_alert
+
+__all__ = ["ALERT_KINDS", "SEVERITIES", "AlertConfig", "Alerter"]
+
+log = logging.getLogger(__name__)
+
+ALERT_KINDS: Final = frozenset({"dead_letter", "erp_auth", "erp_unreachable", "backlog"})
+SEVERITIES: Final = frozenset({"info", "warning", "critical"})
+ALERT_SUBJECT_PREFIX: Final = "rb.alerts"
+
+
+class AlertConfig(BaseModel):
+    """``alerts:`` section of the service configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhook_url: str | None = Field(
+        default=None, description="HTTP(S) endpoint receiving JSON alerts; none = off"
+    )
+    # The webhook's bearer token comes from the environment so it never sits in a YAML file.
+    webhook_token_env: str | None = None
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    publish_nats: bool = True
+    realert_interval_s: float = Field(default=3600.0, ge=0, description="0 = alert once per open incident")
+    max_alerts_per_minute: int = Field(default=30, ge=1, le=10_000)
+    erp_unreachable_after_s: float = Field(default=300.0, ge=0)
+    backlog_threshold: int = Field(default=1000, ge=1)
+
+
+@dataclass(slots=True)
+class _Incident:
+    severity: str
+    summary: str
+    opened_at: str
+    last_sent: float
+
+
+class Alerter:
+    """Sends alerts for incidents identified by ``(kind, key)``: once per open incident, globally rate-limited.
+
+    ``erp_unreachable`` fires only once the same key has been reported unreachable for longer than
+    ``erp_unreachable_after_s``; ``check_backlog`` fires ``backlog`` above ``backlog_threshold``. Delivery
+    failures are logged and counted, never raised: alerting must not break the caller.
+    """
+
+    def __init__(
+        self,
+        config: AlertConfig,
+        *,
+        nc: NatsClient | None = None,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._nc = nc if config.publish_nats else None
+        self._http = http
+        self._owns_http = False
+        if http is None and config.webhook_url:
+            self._http = httpx.AsyncClient(timeout=config.webhook_timeout_s)
+            self._owns_http = True
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._incidents: dict[tuple[str, str], _Incident] = {}
+        self._unreachable_since: dict[str, float] = {}
+        self._tokens = float(config.max_alerts_per_minute)
+        self._tokens_at = clock()
+        self._headers: dict[str, str] = {"content-type": "application/json"}
+        if config.webhook_token_env:
+            token = os.environ.get(config.webhook_token_env, "")
+            if token:
+                self._headers["authorization"] = f"Bearer {token}"
+
+    async def aclose(self) -> None:
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+
+    def open_incidents(self) -> list[tuple[str, str]]:
+        return sorted(self._incidents)
+
+    def _take_token(self, now: float) -> bool:
+        rate = self._config.max_alerts_per_minute / 60.0
+        capacity = float(self._config.max_alerts_per_minute)
+        self._tokens = min(capacity, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    async def alert(
+        self, *, kind: str, key: str, severity: str, summary: str, details: dict[str, str] | None = None
+    ) -> bool:
+        """Raise an alert; returns True when it was sent to at least one sink.
+
+        Raises:
+            ValueError: unknown kind or severity, or an empty key.
+        """
+        if kind not in ALERT_KINDS:
+            raise ValueError(f"unknown alert kind {kind!r}; expected one of {sorted(ALERT_KINDS)}")
+        if severity not in SEVERITIES:
+            raise ValueError(f"unknown alert severity {severity!r}; expected one of {sorted(SEVERITIES)}")
+        if not key:
+            raise ValueError("alert key must not be empty")
+        async with self._lock:
+            now = self._clock()
+            if kind == "erp_unreachable":
+                since = self._unreachable_since.setdefault(key, now)
+                if now - since < self._config.erp_unreachable_after_s:
+                    return False
+            incident = self._incidents.get((kind, key))
+            if incident is not None:
+                interval = self._config.realert_interval_s
+                if interval == 0 or now - incident.last_sent < interval:
+                    count_alert(kind, "deduplicated")
+                    return False
+            if not self._take_token(now):
+                count_alert(kind, "rate_limited")
+                log.warning("alert rate limit reached; dropped %s alert for %s", kind, redact_text(key))
+                return False
+            opened_at = incident.opened_at if incident else datetime.now(UTC).isoformat(timespec="seconds")
+            payload = self._payload("firing", kind, key, severity, summary, details, opened_at)
+            sent = await self._deliver(payload, severity)
+            if sent:
+                self._incidents[(kind, key)] = _Incident(severity, redact_text(summary), opened_at, now)
+            count_alert(kind, "sent" if sent else "failed")
+            return sent
+
+    async def resolve(self, *, kind: str, key: str) -> None:
+        """Close an incident; a resolution notice goes out only if the incident had alerted."""
+        async with self._lock:
+            if kind == "erp_unreachable":
+                self._unreachable_since.pop(key, None)
+            incident = self._incidents.pop((kind, key), None)
+            if incident is None:
+                return
+            payload = self._payload(
+                "resolved", kind, key, incident.severity, incident.summary, None, incident.opened_at
+            )
+            await self._deliver(payload, incident.severity)
+            count_alert(kind, "resolved")
+
+    async def check_backlog(self, *, key: str, depth: int, severity: str = "warning") -> bool:
+        """Alert when ``depth`` exceeds the backlog threshold, resolve once it is back at or below it."""
+        threshold = self._config.backlog_threshold
+        if depth > threshold:
+            return await self.alert(
+                kind="backlog",
+                key=key,
+                severity=severity,
+                summary=f"backlog of {depth} messages on {key} exceeds {threshold}",
+                details={"depth": str(depth), "threshold": str(threshold)},
+            )
+        await self.resolve(kind="backlog", key=key)
+        return False
+
+    @staticmethod
+    def _payload(
+        status: str,
+        kind: str,
+        key: str,
+        severity: str,
+        summary: str,
+        details: dict[str, str] | None,
+        opened_at: str,
+    ) -> dict[str, object]:
+        return {
+            "service": "returnbridge",
+            "status": status,
+            "kind": kind,
+            "key": redact_text(key),
+            "severity": severity,
+            "summary": redact_text(summary),
+            "details": redact_mapping(details),
+            "opened_at": opened_at,
+            "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    async def _deliver(self, payload: dict[str, object], severity: str) -> bool:
+        body = json.dumps(payload, sort_keys=True).encode()
+        delivered = False
+        if self._http is not None and self._config.webhook_url:
+            try:
+                response = await self._http.post(
+                    self._config.webhook_url,
+                    content=body,
+                    headers=self._headers,
+                    timeout=self._config.webhook_timeout_s,
+                )
+                response.raise_for_status()
+                delivered = True
+            except httpx.HTTPError as exc:
+                log.warning("alert webhook failed: %s", redact_text(str(exc)))
+        if self._nc is not None:
+            try:
+                await self._nc.publish(f"{ALERT_SUBJECT_PREFIX}.{severity}", body)
+                await self._nc.flush(timeout=max(1, int(self._config.webhook_timeout_s)))
+                delivered = True
+            except (NatsError, TimeoutError) as exc:
+                log.warning("alert publish to NATS failed: %s", redact_text(str(exc)))
+        return delivered
