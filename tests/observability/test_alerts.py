@@ -1,0 +1,259 @@
+"""Alerter against a real loopback webhook (aiohttp) and a real NATS subscriber."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from helpers.eventually import assert_eventually
+from returnbridge.observability.alerts import AlertConfig, Alerter
+
+CUSTOMER_EMAIL = "jane.doe@example.com"
+
+
+@dataclass
+class Webhook:
+    url: str
+    received: list[dict[str, object]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    fail_with: int = 0
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[Webhook]:
+    hook = Webhook(url="")
+
+    async def handle(request: web.Request) -> web.Response:
+        if hook.fail_with:
+            return web.Response(status=hook.fail_with)
+        hook.received.append(await request.json())
+        hook.headers.append(dict(request.headers))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/alerts", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    hook.url = f"http://{host}:{port}/alerts"
+    try:
+        yield hook
+    finally:
+        await runner.cleanup()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def nats_alerts(nats_client: NatsClient) -> AsyncIterator[list[Msg]]:
+    seen: list[Msg] = []
+
+    async def on_msg(msg: Msg) -> None:
+        seen.append(msg)
+
+    sub = await nats_client.subscribe("rb.alerts.>", cb=on_msg)
+    await nats_client.flush()
+    try:
+        yield seen
+    finally:
+        await sub.unsubscribe()
+
+
+async def _alerter(config: AlertConfig, nc: NatsClient | None, clock: FakeClock) -> Alerter:
+    return Alerter(config, nc=nc, http=httpx.AsyncClient(), clock=clock)
+
+
+async def test_alert_goes_to_webhook_and_nats_once_until_resolved(
+    webhook: Webhook, nats_client: NatsClient, nats_alerts: list[Msg], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RB_TEST_WEBHOOK_TOKEN", "hook-secret-value-123")
+    clock = FakeClock()
+    config = AlertConfig(webhook_url=webhook.url, webhook_token_env="RB_TEST_WEBHOOK_TOKEN")
+    alerter = await _alerter(config, nats_client, clock)
+    try:
+        sent = await alerter.alert(
+            kind="dead_letter",
+            key="netsuite:tenant-a",
+            severity="critical",
+            summary=f"RMA-1 dead-lettered (customer {CUSTOMER_EMAIL})",
+            details={
+                "rma_number": "RMA-1",
+                "customer_email": CUSTOMER_EMAIL,
+                "note": f"mail {CUSTOMER_EMAIL}",
+            },
+        )
+        assert sent is True
+        assert len(webhook.received) == 1
+        body = webhook.received[0]
+        assert body["status"] == "firing" and body["kind"] == "dead_letter" and body["severity"] == "critical"
+        assert body["details"] == {
+            "rma_number": "RMA-1",
+            "customer_email": "[REDACTED]",
+            "note": "mail [REDACTED]",
+        }
+        assert webhook.headers[0]["Authorization"] == "Bearer hook-secret-value-123"
+
+        async def nats_got_one() -> None:
+            assert [m.subject for m in nats_alerts] == ["rb.alerts.critical"]
+
+        await assert_eventually(nats_got_one)
+        assert CUSTOMER_EMAIL not in json.dumps(webhook.received) + nats_alerts[0].data.decode()
+
+        # Same open incident: not repeated.
+        clock.now += 60
+        assert (
+            await alerter.alert(kind="dead_letter", key="netsuite:tenant-a", severity="critical", summary="x")
+            is False
+        )
+        assert len(webhook.received) == 1
+        assert alerter.open_incidents() == [("dead_letter", "netsuite:tenant-a")]
+
+        await alerter.resolve(kind="dead_letter", key="netsuite:tenant-a")
+        assert webhook.received[-1]["status"] == "resolved"
+        assert alerter.open_incidents() == []
+        # Resolving an incident that never alerted sends nothing.
+        await alerter.resolve(kind="dead_letter", key="never-opened")
+        assert len(webhook.received) == 2
+
+        assert await alerter.alert(
+            kind="dead_letter", key="netsuite:tenant-a", severity="critical", summary="again"
+        )
+        assert len(webhook.received) == 3
+
+        async def nats_got_all() -> None:
+            assert len(nats_alerts) == 3
+
+        await assert_eventually(nats_got_all)
+    finally:
+        await alerter.aclose()
+
+
+async def test_realert_interval_repeats_an_open_incident(webhook: Webhook) -> None:
+    clock = FakeClock()
+    alerter = await _alerter(AlertConfig(webhook_url=webhook.url, realert_interval_s=600), None, clock)
+    try:
+        assert await alerter.alert(kind="erp_auth", key="sap", severity="critical", summary="401 from SAP")
+        clock.now += 599
+        assert not await alerter.alert(
+            kind="erp_auth", key="sap", severity="critical", summary="401 from SAP"
+        )
+        clock.now += 2
+        assert await alerter.alert(kind="erp_auth", key="sap", severity="critical", summary="401 from SAP")
+        assert len(webhook.received) == 2
+    finally:
+        await alerter.aclose()
+
+
+async def test_global_rate_limit_drops_alerts_over_budget(webhook: Webhook) -> None:
+    clock = FakeClock()
+    alerter = await _alerter(AlertConfig(webhook_url=webhook.url, max_alerts_per_minute=2), None, clock)
+    try:
+        results = [
+            await alerter.alert(kind="dead_letter", key=f"k{i}", severity="warning", summary="dl")
+            for i in range(3)
+        ]
+        assert results == [True, True, False]
+        assert alerter.open_incidents() == [("dead_letter", "k0"), ("dead_letter", "k1")]
+        clock.now += 30  # one token refills at 2/minute
+        assert await alerter.alert(kind="dead_letter", key="k2", severity="warning", summary="dl")
+        assert len(webhook.received) == 3
+    finally:
+        await alerter.aclose()
+
+
+async def test_erp_unreachable_alerts_only_after_threshold(webhook: Webhook) -> None:
+    clock = FakeClock()
+    alerter = await _alerter(AlertConfig(webhook_url=webhook.url, erp_unreachable_after_s=300), None, clock)
+    try:
+        assert not await alerter.alert(
+            kind="erp_unreachable", key="oracle", severity="warning", summary="down"
+        )
+        clock.now += 299
+        assert not await alerter.alert(
+            kind="erp_unreachable", key="oracle", severity="warning", summary="down"
+        )
+        clock.now += 2
+        assert await alerter.alert(kind="erp_unreachable", key="oracle", severity="warning", summary="down")
+        await alerter.resolve(kind="erp_unreachable", key="oracle")
+        # Recovery resets the clock: a new outage must last the threshold again.
+        assert not await alerter.alert(
+            kind="erp_unreachable", key="oracle", severity="warning", summary="down"
+        )
+        assert [b["status"] for b in webhook.received] == ["firing", "resolved"]
+    finally:
+        await alerter.aclose()
+
+
+async def test_backlog_threshold_fires_and_resolves(webhook: Webhook) -> None:
+    alerter = await _alerter(AlertConfig(webhook_url=webhook.url, backlog_threshold=100), None, FakeClock())
+    try:
+        assert not await alerter.check_backlog(key="RB_DELIVER/netsuite", depth=100)
+        assert await alerter.check_backlog(key="RB_DELIVER/netsuite", depth=101)
+        assert not await alerter.check_backlog(key="RB_DELIVER/netsuite", depth=500)
+        assert not await alerter.check_backlog(key="RB_DELIVER/netsuite", depth=3)
+        assert [(b["kind"], b["status"]) for b in webhook.received] == [
+            ("backlog", "firing"),
+            ("backlog", "resolved"),
+        ]
+        assert webhook.received[0]["details"] == {"depth": "101", "threshold": "100"}
+    finally:
+        await alerter.aclose()
+
+
+async def test_failed_webhook_still_publishes_to_nats(
+    webhook: Webhook, nats_client: NatsClient, nats_alerts: list[Msg]
+) -> None:
+    webhook.fail_with = 500
+    alerter = await _alerter(AlertConfig(webhook_url=webhook.url), nats_client, FakeClock())
+    try:
+        assert await alerter.alert(
+            kind="erp_auth", key="netsuite", severity="warning", summary="token refused"
+        )
+
+        async def delivered() -> None:
+            assert [m.subject for m in nats_alerts] == ["rb.alerts.warning"]
+
+        await assert_eventually(delivered)
+    finally:
+        await alerter.aclose()
+
+
+async def test_all_sinks_failing_leaves_incident_open_for_retry(webhook: Webhook) -> None:
+    webhook.fail_with = 503
+    alerter = await _alerter(AlertConfig(webhook_url=webhook.url), None, FakeClock())
+    try:
+        assert not await alerter.alert(kind="dead_letter", key="k", severity="critical", summary="dl")
+        assert alerter.open_incidents() == []
+        webhook.fail_with = 0
+        assert await alerter.alert(kind="dead_letter", key="k", severity="critical", summary="dl")
+    finally:
+        await alerter.aclose()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "disk_full", "key": "k", "severity": "critical"}, "unknown alert kind"),
+        ({"kind": "backlog", "key": "k", "severity": "page"}, "unknown alert severity"),
+        ({"kind": "backlog", "key": "", "severity": "info"}, "key must not be empty"),
+    ],
+)
+async def test_bad_alert_input_is_refused(kwargs: dict[str, str], message: str) -> None:
+    alerter = Alerter(AlertConfig(), clock=FakeClock())
+    with pytest.raises(ValueError, match=message):
+        await alerter.alert(summary="s", **kwargs)
