@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -83,6 +84,8 @@ class SimulatorKit:
         self.name = name
         self.state = SimulatorState()
         self.faults = FaultInjector()
+        # Called with the fresh state after every reset, so a simulator can re-apply its seed data.
+        self.on_reset: list[Callable[[SimulatorState], None]] = []
 
     def make_app(self, routes: list[web.RouteDef]) -> web.Application:
         app = web.Application(
@@ -105,6 +108,8 @@ class SimulatorKit:
     def reset(self) -> None:
         self.state = SimulatorState()
         self.faults.reset()
+        for hook in self.on_reset:
+            hook(self.state)
 
     @web.middleware
     async def _count_requests(self, request: web.Request, handler: Any) -> web.StreamResponse:
