@@ -1,0 +1,438 @@
+"""Oracle Fusion Cloud REST connector: return orders, RMA receipts, AR credit memos, on-hand, status feed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.connectors.http import HttpTransport
+from returnbridge.errors import ConfigError, ErpError, PermanentErpError
+
+ORDERS = "salesOrdersForOrderHub"
+RECEIPTS = "receivingReceiptRequests"
+CREDIT_MEMOS = "receivablesCreditMemos"
+ONHAND = "onhandQuantityDetails"
+DOCUMENT_TYPES = (ORDERS, RECEIPTS, CREDIT_MEMOS)
+ERP = "oracle_fusion"
+
+# Per document type: the id attribute, the human number, the field our external reference goes into,
+# and the status attribute.
+_KEYS: dict[str, tuple[str, str, str, str]] = {
+    ORDERS: ("HeaderId", "OrderNumber", "SourceTransactionNumber", "StatusCode"),
+    RECEIPTS: ("HeaderInterfaceId", "ReceiptNumber", "ShipmentNumber", "ProcessingStatusCode"),
+    CREDIT_MEMOS: ("CustomerTransactionId", "TransactionNumber", "PurchaseOrder", "TransactionStatus"),
+}
+# Error codes (JSON bodies) or message fragments (plain-text bodies) meaning "that reference exists".
+_DUPLICATE_CODES = frozenset(
+    {"DOO_DUPLICATE_SOURCE_ORDER", "RCV_DUPLICATE_SHIPMENT", "AR_DUPLICATE_REFERENCE"}
+)
+_DUPLICATE_TEXT = "already exists"
+
+
+class OracleFusionConfig(BaseModel):
+    """``kind: oracle_fusion`` connector section.
+
+    Secrets come from ``password_env`` / ``password_file`` (or ``token_env`` / ``token_file`` for bearer
+    auth); an inline ``password`` is accepted for local runs only and is never logged.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["oracle_fusion"] = "oracle_fusion"
+    #: Pod URL, e.g. ``https://acme.fa.us2.oraclecloud.com`` (the REST path is appended).
+    base_url: str
+    api_version: str = "11.13.18.05"
+    auth: Literal["basic", "bearer"] = "basic"
+    username: str = ""
+    password: SecretStr | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    #: REST-Framework-Version header; 2+ uses the RowMatch q syntax.
+    rest_framework_version: str = "4"
+    #: Order hub SourceTransactionSystem when the payload has none (must be registered in Fusion).
+    source_transaction_system: str = Field(default="RETBRIDGE", max_length=30)
+    #: Requests in flight at once against this Fusion account.
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Page size for on-hand and status reads (Fusion caps collections at 500).
+    page_size: int = Field(default=500, ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> OracleFusionConfig:
+        if self.auth == "basic":
+            if not self.username:
+                raise ValueError("basic auth needs username")
+            if not (self.password or self.password_env or self.password_file):
+                raise ValueError("basic auth needs one of password_env, password_file, password")
+        elif not (self.token_env or self.token_file):
+            raise ValueError("bearer auth needs token_env or token_file")
+        return self
+
+    def authorization(self) -> str:
+        """The Authorization header value, reading the secret now (raises ConfigError if unreadable)."""
+        if self.auth == "bearer":
+            return f"Bearer {_secret(None, self.token_env, self.token_file, 'token')}"
+        password = _secret(self.password, self.password_env, self.password_file, "password")
+        raw = f"{self.username}:{password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+
+def _secret(inline: SecretStr | None, env: str | None, path: Path | None, what: str) -> str:
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ConfigError(f"oracle_fusion: environment variable {env} (the {what}) is not set")
+        return value
+    if path:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"oracle_fusion: cannot read the {what} file {path}: {exc.strerror}") from exc
+    if inline is not None:
+        return inline.get_secret_value()
+    raise ConfigError(f"oracle_fusion: no {what} configured")
+
+
+def dumps_exact(value: Any) -> str:
+    """JSON text with Decimals as exact JSON numbers (the stdlib encoder would go through float)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"not a finite decimal: {value}")
+        return format(value, "f")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed in ERP payloads; use Decimal")
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{dumps_exact(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dumps_exact(v) for v in value) + "]"
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def loads_exact(data: bytes | str) -> Any:
+    """Parse JSON keeping every non-integer number as an exact Decimal."""
+    return json.loads(data, parse_float=Decimal)
+
+
+def parse_fusion_error(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) from a Fusion error body: JSON ``title``/``o:errorDetails`` or plain text."""
+    text = response.text
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            details = body.get("o:errorDetails") or []
+            codes = [str(d.get("o:errorCode", "")) for d in details if isinstance(d, dict)]
+            messages = [str(d.get("detail", "")) for d in details if isinstance(d, dict)]
+            code = next((c for c in codes if c), str(body.get("status", response.status_code)))
+            message = "; ".join(m for m in messages if m) or str(
+                body.get("title") or body.get("detail") or ""
+            )
+            return code, message[:2000]
+    return str(response.status_code), text.strip()[:2000]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class OracleFusionConnector:
+    """Fusion REST connector (see docs/erp/oracle.md for payloads and record shapes).
+
+    Args:
+        config: the connector section.
+        client: an ``httpx.AsyncClient`` to use instead of a pooled one (narrow unit tests).
+    """
+
+    kind = "oracle_fusion"
+    erp = ERP
+
+    def __init__(self, config: OracleFusionConfig, *, client: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        base = f"{config.base_url.rstrip('/')}/fscmRestApi/resources/{config.api_version}/"
+        headers = {
+            "Authorization": config.authorization(),
+            "REST-Framework-Version": config.rest_framework_version,
+            "Accept": "application/json",
+        }
+        if client is not None:
+            client.headers.update(headers)
+        self.transport = HttpTransport(
+            erp=ERP,
+            base_url=base,
+            max_concurrency=config.max_concurrency,
+            timeout=config.timeout_seconds,
+            error_parser=parse_fusion_error,
+            headers=headers,
+            client=client,
+        )
+
+    # -- writes --
+
+    async def create_document(self, request: DocumentRequest) -> DocumentResult:
+        doc_type = self._check_type(request.document_type)
+        try:
+            body = loads_exact(request.payload)
+        except ValueError as exc:
+            raise PermanentErpError(f"payload is not valid JSON: {exc}", erp=ERP, code="PAYLOAD") from exc
+        if not isinstance(body, dict):
+            raise PermanentErpError("payload must be a JSON object", erp=ERP, code="PAYLOAD")
+        ref = request.external_reference
+        if not ref:
+            raise PermanentErpError("external_reference is required", erp=ERP, code="PAYLOAD")
+        if doc_type == ORDERS:
+            body["SourceTransactionNumber"] = ref
+            body["SourceTransactionId"] = ref
+            body.setdefault("SourceTransactionSystem", self.config.source_transaction_system)
+        elif doc_type == RECEIPTS:
+            body["ShipmentNumber"] = ref
+            await self._resolve_rma(body, request)
+        else:
+            body["PurchaseOrder"] = ref
+        try:
+            response = await self.transport.request(
+                "POST",
+                doc_type,
+                content=dumps_exact(body).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=request.timeout,
+            )
+        except PermanentErpError as exc:
+            if exc.code in _DUPLICATE_CODES or _DUPLICATE_TEXT in exc.erp_message:
+                existing = await self.find_document(doc_type, ref)
+                if existing is not None:
+                    return existing
+            raise
+        return self._result(doc_type, self._json(response), created=True)
+
+    async def _resolve_rma(self, body: dict[str, Any], request: DocumentRequest) -> None:
+        """Fill RMA DocumentNumber/DocumentLineNumber on receipt lines from the source return order."""
+        lines = body.get("lines")
+        if not isinstance(lines, list):
+            return
+        needs = any(
+            isinstance(ln, dict) and (not ln.get("DocumentNumber") or not ln.get("DocumentLineNumber"))
+            for ln in lines
+        )
+        if not needs:
+            for line in lines:
+                if isinstance(line, dict):
+                    line.pop("SourceTransactionLineId", None)
+            return
+        if not request.source_document_id:
+            raise PermanentErpError(
+                "receipt lines lack DocumentNumber/DocumentLineNumber and no source return order was given",
+                erp=ERP,
+                code="PAYLOAD",
+            )
+        response = await self.transport.request(
+            "GET",
+            f"{ORDERS}/{request.source_document_id}",
+            params={"expand": "lines", "onlyData": "true"},
+            timeout=request.timeout,
+        )
+        order = self._json(response)
+        by_source_line = {str(ln.get("SourceTransactionLineId")): ln for ln in order.get("lines", [])}
+        for i, line in enumerate(lines, start=1):
+            if not isinstance(line, dict):
+                continue
+            rms_line = line.pop("SourceTransactionLineId", None)
+            line.setdefault("DocumentNumber", order.get("OrderNumber"))
+            if not line.get("DocumentLineNumber"):
+                match = by_source_line.get(str(rms_line)) if rms_line is not None else None
+                if match is None:
+                    raise PermanentErpError(
+                        f"receipt line {i}: no line with SourceTransactionLineId {rms_line!r} on return order "
+                        f"{order.get('OrderNumber')}",
+                        erp=ERP,
+                        code="PAYLOAD",
+                    )
+                line["DocumentLineNumber"] = str(match["LineNumber"])
+
+    # -- reads --
+
+    async def find_document(self, document_type: str, external_reference: str) -> DocumentResult | None:
+        doc_type = self._check_type(document_type)
+        conditions = [(_KEYS[doc_type][2], "=", external_reference)]
+        if doc_type == ORDERS:
+            conditions.append(("SourceTransactionSystem", "=", self.config.source_transaction_system))
+        query = self._q(conditions)
+        response = await self.transport.request(
+            "GET",
+            doc_type,
+            params={"q": query, "onlyData": "true", "limit": "2", "orderBy": "CreationDate:asc"},
+        )
+        items = self._json(response).get("items") or []
+        if not items:
+            return None
+        return self._result(doc_type, items[0], created=False)
+
+    async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
+        doc_type = self._check_type(document_type)
+        if not document_id or "/" in document_id:
+            raise PermanentErpError(f"invalid {doc_type} id {document_id!r}", erp=ERP, code="PAYLOAD")
+        response = await self.transport.request(
+            "GET", f"{doc_type}/{document_id}", params={"onlyData": "true"}
+        )
+        return self._result(doc_type, self._json(response), created=False)
+
+    async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
+        records, next_cursor, more = await self._changes(ONHAND, cursor, limit, fields=None)
+        return ChangeBatch(
+            records=[dumps_exact(r).encode() for r in records], cursor=next_cursor, has_more=more
+        )
+
+    async def read_status_changes(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
+        try:
+            cursors: dict[str, str] = json.loads(cursor) if cursor else {}
+        except ValueError as exc:
+            raise PermanentErpError(f"invalid status cursor {cursor!r}", erp=ERP, code="CURSOR") from exc
+        fetched: list[tuple[str, dict[str, Any]]] = []
+        more = False
+        for doc_type in DOCUMENT_TYPES:
+            id_field, number_field, ref_field, status_field = _KEYS[doc_type]
+            extra = ["TransactionalCurrencyCode"] if doc_type == ORDERS else []
+            if doc_type == CREDIT_MEMOS:
+                extra = ["EnteredAmount", "CreditMemoCurrency"]
+            fields = [id_field, number_field, ref_field, status_field, "LastUpdateDate", *extra]
+            records, _, has_more = await self._changes(doc_type, cursors.get(doc_type), limit, fields=fields)
+            more = more or has_more
+            fetched.extend((doc_type, r) for r in records)
+        fetched.sort(key=lambda tr: str(tr[1].get("LastUpdateDate", "")))
+        taken, rest = fetched[:limit], fetched[limit:]
+        more = more or bool(rest)
+        out: list[bytes] = []
+        for doc_type, record in taken:
+            cursors[doc_type] = _advance(cursors.get(doc_type), str(record.get("LastUpdateDate", "")))
+            out.append(dumps_exact(self._status_record(doc_type, record)).encode())
+        return ChangeBatch(records=out, cursor=json.dumps(cursors, sort_keys=True), has_more=more)
+
+    async def _changes(
+        self, resource: str, cursor: str | None, limit: int, *, fields: list[str] | None
+    ) -> tuple[list[dict[str, Any]], str, bool]:
+        """Records of ``resource`` ordered by LastUpdateDate after ``cursor`` ("<ts>|<n already seen at ts>")."""
+        since, skip = _split_cursor(cursor)
+        limit = max(1, min(limit, self.config.page_size))
+        params: dict[str, str] = {
+            "onlyData": "true",
+            "orderBy": "LastUpdateDate:asc",
+            "limit": str(limit),
+            "offset": str(skip),
+        }
+        if since:
+            params["q"] = self._q([("LastUpdateDate", ">=", since)])
+        if fields:
+            params["fields"] = ",".join(fields)
+        body = self._json(await self.transport.request("GET", resource, params=params))
+        items = [i for i in body.get("items") or [] if isinstance(i, dict)]
+        next_cursor = cursor or ""
+        for item in items:
+            next_cursor = _advance(next_cursor, str(item.get("LastUpdateDate", "")))
+        return items, next_cursor, bool(body.get("hasMore"))
+
+    def _status_record(self, doc_type: str, record: dict[str, Any]) -> dict[str, Any]:
+        id_field, number_field, ref_field, status_field = _KEYS[doc_type]
+        amount = record.get("EnteredAmount") if doc_type == CREDIT_MEMOS else None
+        currency = (
+            record.get("CreditMemoCurrency")
+            if doc_type == CREDIT_MEMOS
+            else record.get("TransactionalCurrencyCode")
+        )
+        return {
+            "DocumentType": doc_type,
+            "DocumentId": _str(record.get(id_field)),
+            "DocumentNumber": _str(record.get(number_field)),
+            "ExternalReference": _str(record.get(ref_field)),
+            "StatusCode": _str(record.get(status_field)),
+            "Amount": amount,
+            "CurrencyCode": currency,
+            "LastUpdateDate": record.get("LastUpdateDate"),
+        }
+
+    # -- helpers --
+
+    def _q(self, conditions: list[tuple[str, str, str]]) -> str:
+        """A q filter in the syntax of the configured framework version (v1 query-by-example, v2+ RowMatch)."""
+        if self.config.rest_framework_version == "1":
+            return ";".join(f"{name}{op}{value}" for name, op, value in conditions)
+        return " and ".join(f"{name} {op} {_quote(value)}" for name, op, value in conditions)
+
+    def _check_type(self, document_type: str) -> str:
+        if document_type not in _KEYS:
+            raise PermanentErpError(
+                f"oracle_fusion cannot handle document type {document_type!r}; known: {', '.join(DOCUMENT_TYPES)}",
+                erp=ERP,
+                code="DOCUMENT_TYPE",
+            )
+        return document_type
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = loads_exact(response.content)
+        except ValueError as exc:
+            raise ErpError(f"Fusion answered with non-JSON: {response.text[:200]!r}", erp=ERP) from exc
+        if not isinstance(body, dict):
+            raise ErpError("Fusion answered with a non-object JSON body", erp=ERP)
+        return body
+
+    def _result(self, doc_type: str, item: dict[str, Any], *, created: bool) -> DocumentResult:
+        id_field, number_field, ref_field, status_field = _KEYS[doc_type]
+        return DocumentResult(
+            document_type=doc_type,
+            document_id=_str(item.get(id_field)),
+            external_reference=_str(item.get(ref_field)),
+            document_number=_str(item.get(number_field)),
+            created=created,
+            status=_str(item.get(status_field)),
+            raw={k: v for k, v in item.items() if k != "links"},
+        )
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _split_cursor(cursor: str | None) -> tuple[str, int]:
+    if not cursor:
+        return "", 0
+    ts, _, seen = cursor.rpartition("|")
+    if not ts:
+        return cursor, 0
+    try:
+        return ts, int(seen)
+    except ValueError:
+        raise PermanentErpError(f"invalid change cursor {cursor!r}", erp=ERP, code="CURSOR") from None
+
+
+def _advance(cursor: str | None, ts: str) -> str:
+    """The cursor after consuming one record stamped ``ts`` (records arrive in LastUpdateDate order)."""
+    since, seen = _split_cursor(cursor)
+    if ts == since:
+        return f"{ts}|{seen + 1}"
+    return f"{ts}|1"
