@@ -1,0 +1,105 @@
+"""JetStream streams and KV buckets of the pipeline, created idempotently at startup."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from returnbridge.bus import subjects
+
+_DAY = 24 * 3600.0
+
+
+class StreamLimits(BaseModel):
+    """Explicit limits of one stream; with ``discard: new`` a full stream refuses publishes instead of losing data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_bytes: int = Field(default=1 << 30, gt=0)
+    max_msgs: int = Field(default=5_000_000, gt=0)
+    max_age_seconds: float = Field(default=7 * _DAY, gt=0)
+    max_msg_size: int = Field(default=4 << 20, gt=0)
+
+
+class StreamsConfig(BaseModel):
+    """The ``streams`` config section: replicas, duplicate window and per-stream/bucket limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int = Field(default=1, ge=1, le=5)
+    # Nats-Msg-Id dedup window; beyond it the rb_idempotency bucket answers duplicates.
+    duplicate_window_seconds: float = Field(default=120.0, gt=0)
+    deliver: StreamLimits = StreamLimits()
+    events: StreamLimits = StreamLimits(max_age_seconds=3 * _DAY)
+    dlq: StreamLimits = StreamLimits(max_age_seconds=30 * _DAY, max_msgs=1_000_000)
+    idempotency_ttl_seconds: float = Field(default=30 * _DAY, gt=0)
+    kv_max_bytes: int = Field(default=1 << 30, gt=0)
+
+
+def _stream(name: str, subject_list: list[str], limits: StreamLimits, config: StreamsConfig) -> StreamConfig:
+    return StreamConfig(
+        name=name,
+        subjects=subject_list,
+        # Limits retention, not work-queue: replay and parked-message recovery read messages by sequence.
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_bytes=limits.max_bytes,
+        max_msgs=limits.max_msgs,
+        max_age=limits.max_age_seconds,
+        max_msg_size=limits.max_msg_size,
+        num_replicas=config.replicas,
+        duplicate_window=config.duplicate_window_seconds,
+        allow_direct=True,
+    )
+
+
+def stream_configs(config: StreamsConfig) -> list[StreamConfig]:
+    return [
+        _stream(subjects.DELIVER_STREAM, [subjects.DELIVER_ALL], config.deliver, config),
+        _stream(
+            subjects.EVENTS_STREAM,
+            [subjects.STATUS_ALL, subjects.INVENTORY_ALL, subjects.DOCSTATUS_ALL],
+            config.events,
+            config,
+        ),
+        _stream(subjects.DLQ_STREAM, [subjects.DLQ_ALL], config.dlq, config),
+    ]
+
+
+def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
+    common = {"storage": StorageType.FILE, "replicas": config.replicas, "max_bytes": config.kv_max_bytes}
+    return [
+        KeyValueConfig(
+            bucket=subjects.IDEMPOTENCY_BUCKET, ttl=config.idempotency_ttl_seconds, history=1, **common
+        ),
+        KeyValueConfig(bucket=subjects.SYNC_STATE_BUCKET, history=5, **common),
+        KeyValueConfig(bucket=subjects.INVENTORY_BUCKET, history=1, **common),
+        KeyValueConfig(bucket=subjects.CURSORS_BUCKET, history=5, **common),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, config: StreamsConfig | None = None) -> dict[str, KeyValue]:
+    """Create or update the pipeline's streams and KV buckets; safe to call from every process at startup.
+
+    Returns:
+        The KV buckets by name.
+    """
+    config = config or StreamsConfig()
+    for stream in stream_configs(config):
+        try:
+            await js.stream_info(stream.name or "")
+        except NotFoundError:
+            await js.add_stream(stream)
+        else:
+            await js.update_stream(stream)
+    buckets: dict[str, KeyValue] = {}
+    for bucket in bucket_configs(config):
+        try:
+            buckets[bucket.bucket] = await js.key_value(bucket.bucket)
+        except BucketNotFoundError:
+            buckets[bucket.bucket] = await js.create_key_value(bucket)
+    return buckets

@@ -1,0 +1,514 @@
+"""Delivery worker: pulls a target's work, translates in batches, calls the connector, acks exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from returnbridge.api.v1 import common_pb2, returns_pb2
+from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
+from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
+from returnbridge.delivery.dlq import DeadLetterStore
+from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.errors import (
+    AmbiguousErpError,
+    ErpAuthError,
+    ErpError,
+    NotFoundError,
+    PermanentErpError,
+    ReturnBridgeError,
+    TransientErpError,
+    TranslationError,
+)
+from returnbridge.observability.metrics import (
+    count_erp_call,
+    count_processing,
+    observe_sync_latency,
+    set_dlq_size,
+)
+from returnbridge.routing.flows import ERP_NAMES, PlannedStep, decode_steps
+from returnbridge.services.intake import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE, H_STEPS
+from returnbridge.sync.status import (
+    RESOLVED,
+    SyncStateStore,
+    blocking_versions,
+    doc_key,
+    source_document,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_EXTERNAL_REFERENCE = 35
+_CLASSES = {
+    "transient": common_pb2.ERROR_CLASS_TRANSIENT,
+    "permanent": common_pb2.ERROR_CLASS_PERMANENT,
+    "auth": common_pb2.ERROR_CLASS_AUTH,
+}
+
+
+class MapperLike(Protocol):
+    def translate(self, document: bytes) -> bytes: ...
+
+    def translate_batch(self, documents: Sequence[bytes]) -> list[bytes | TranslationError]: ...
+
+
+class MapperSource(Protocol):
+    """``returnbridge.mapping.MappingRegistry`` or a test double."""
+
+    def get(self, mapping_id: str) -> MapperLike: ...
+
+
+class AlerterLike(Protocol):
+    async def alert(
+        self, *, kind: str, key: str, severity: str, summary: str, details: dict[str, str] | None = None
+    ) -> bool: ...
+
+
+class DeliverySettings(BaseModel):
+    """The ``delivery`` config section (one worker process may run several targets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    fetch_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Documents of different returns in flight at once per worker.
+    concurrency: int = Field(default=64, ge=1)
+    erp_timeout_seconds: float = Field(default=30.0, gt=0)
+    retry: RetryPolicy = RetryPolicy()
+    consumer: ConsumerSettings = ConsumerSettings()
+    # Recheck delay while an earlier version is still on its way, and while it sits in the DLQ.
+    waiting_delay_seconds: float = Field(default=0.5, gt=0)
+    waiting_on_dead_letter_delay_seconds: float = Field(default=30.0, gt=0)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.consumer.ack_wait_seconds <= self.erp_timeout_seconds:
+            raise ValueError("consumer.ack_wait_seconds must exceed erp_timeout_seconds")
+
+
+@dataclass(slots=True)
+class _Work:
+    msg: Msg
+    order: returns_pb2.ReturnOrder
+    steps: list[PlannedStep]
+    headers: dict[str, str]
+    translations: dict[str, bytes | ReturnBridgeError]
+    refs_used: tuple[tuple[str, str], ...] = ()
+
+
+def _error_proto(exc: Exception, erp: int, error_class: str) -> common_pb2.ErpError:
+    if isinstance(exc, ErpError):
+        return common_pb2.ErpError(
+            erp=erp,  # type: ignore[arg-type]
+            code=exc.code,
+            message=exc.erp_message[:2000],
+            http_status=exc.http_status,
+            error_class=_CLASSES[error_class],
+        )
+    rule = getattr(exc, "rule", "")
+    path = getattr(exc, "path", "")
+    return common_pb2.ErpError(
+        erp=erp,  # type: ignore[arg-type]
+        code=type(exc).__name__ + (f":{rule}" if rule else ""),
+        message=(f"{path}: " if path else "") + str(exc)[:2000],
+        error_class=_CLASSES[error_class],
+    )
+
+
+class DeliveryWorker:
+    """Stateless worker for one target; run several (in one or many processes) on the same durable consumer.
+
+    Args:
+        target: routing target name (e.g. ``netsuite``).
+        connector: the target's ERP connector.
+        mappers: mapping registry.
+        js: JetStream context.
+        status: sync state store.
+        dead_letters: DLQ store.
+        settings: delivery settings.
+        alerter: dead-letter and ERP-auth alerts.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        connector: Connector,
+        mappers: MapperSource,
+        js: JetStreamContext,
+        status: SyncStateStore,
+        dead_letters: DeadLetterStore,
+        settings: DeliverySettings | None = None,
+        alerter: AlerterLike | None = None,
+    ) -> None:
+        self.target = target
+        self.connector = connector
+        self.mappers = mappers
+        self.settings = settings or DeliverySettings()
+        self._js = js
+        self._status = status
+        self._dlq = dead_letters
+        self._alerter = alerter
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        sub = await delivery_subscription(self._js, self.target, self.settings.consumer)
+        self._task = asyncio.create_task(self._run(sub), name=f"delivery-{self.target}")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop pulling."""
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msgs = await sub.fetch(
+                        self.settings.batch_size, timeout=self.settings.fetch_timeout_seconds
+                    )
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                await self.process_batch(msgs)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    # ----------------------------------------------------------------- batch
+    async def process_batch(self, msgs: list[Msg]) -> None:
+        """Translate the batch per mapping id in one crossing each, then run returns in parallel."""
+        works: list[_Work] = []
+        for msg in msgs:
+            try:
+                headers = dict(msg.headers or {})
+                works.append(
+                    _Work(
+                        msg,
+                        returns_pb2.ReturnOrder.FromString(msg.data),
+                        decode_steps(headers[H_STEPS]),
+                        headers,
+                        {},
+                    )
+                )
+            except (KeyError, ValueError) as exc:
+                # Not ours to retry: a malformed message can never succeed.
+                log.error(
+                    "terminating malformed delivery message seq=%s: %s", msg.metadata.sequence.stream, exc
+                )
+                await msg.term()
+        await self._prefill_references(works)
+        self._translate(works)
+        groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
+        for work in works:
+            groups[(work.order.tenant_id, work.order.return_id)].append(work)
+
+        async def run_group(group: list[_Work]) -> None:
+            async with self._slots:
+                for work in sorted(group, key=lambda w: w.order.version):
+                    try:
+                        await self._handle(work)
+                    except Exception:
+                        # Unknown failure (KV down, bug): leave the message to be redelivered after AckWait.
+                        log.exception("delivery of %s failed unexpectedly", work.order.return_id)
+                        with contextlib.suppress(Exception):
+                            await work.msg.nak(delay=self.settings.retry.base_delay)
+
+        await asyncio.gather(*(run_group(group) for group in groups.values()))
+
+    async def _prefill_references(self, works: list[_Work]) -> None:
+        """Give mappings the ERP documents delivered so far (``erp_references``), read once per return."""
+        keys = {(w.order.tenant_id, w.order.return_id) for w in works}
+        records = dict(
+            zip(keys, await asyncio.gather(*(self._status.get(t, r) for t, r in keys)), strict=True)
+        )
+        for work in works:
+            self._set_references(work, records.get((work.order.tenant_id, work.order.return_id)))
+
+    @staticmethod
+    def _set_references(work: _Work, record: dict[str, Any] | None) -> bool:
+        """Fill ``erp_references``; True when they changed since the translation was made."""
+        refs: list[tuple[str, str, str, int]] = []
+        if record is not None:
+            for doc in record["documents"].values():
+                if doc["state"] == "DELIVERED" and doc["version"] < work.order.version:
+                    refs.append((doc["document_type"], doc["erp_document_id"], doc["step"], doc["erp"]))
+        refs.sort()
+        used = tuple((r[0], r[1]) for r in refs)
+        if used == work.refs_used:
+            return False
+        del work.order.erp_references[:]
+        for document_type, document_id, _step, erp in refs:
+            work.order.erp_references.add(erp=erp, document_type=document_type, document_id=document_id)  # type: ignore[arg-type]
+        work.refs_used = used
+        return True
+
+    def _translate(self, works: list[_Work]) -> None:
+        by_mapping: dict[str, list[_Work]] = defaultdict(list)
+        for work in works:
+            for step in work.steps:
+                by_mapping[step.mapping].append(work)
+        for mapping_id, group in by_mapping.items():
+            try:
+                mapper = self.mappers.get(mapping_id)
+            except NotFoundError as exc:
+                for work in group:
+                    work.translations[mapping_id] = exc
+                continue
+            documents = [work.order.SerializeToString(deterministic=True) for work in group]
+            for work, output in zip(group, mapper.translate_batch(documents), strict=True):
+                work.translations[mapping_id] = output
+
+    def _retranslate(self, work: _Work, mapping_id: str) -> None:
+        try:
+            work.translations[mapping_id] = self.mappers.get(mapping_id).translate(
+                work.order.SerializeToString(deterministic=True)
+            )
+        except (TranslationError, NotFoundError) as exc:
+            work.translations[mapping_id] = exc
+
+    # ----------------------------------------------------------------- one message
+    async def _handle(self, work: _Work) -> None:
+        order, msg = work.order, work.msg
+        tenant, return_id, version = order.tenant_id, order.return_id, int(order.version)
+        record = await self._status.get(tenant, return_id)
+        if record is None or str(version) not in record["versions"]:
+            # The gateway stopped between the PubAck and registering the version: register it here.
+            decision = returns_pb2.RouteDecision(
+                erp=int(work.headers.get(H_ERP, "0")),  # type: ignore[arg-type]
+                target=self.target,
+                rule=work.headers.get(H_RULE, ""),
+                lane=work.headers.get(H_LANE, ""),
+            )
+            await self._status.register(
+                order,
+                decision,
+                work.steps,
+                stream_sequence=msg.metadata.sequence.stream,
+                accepted_at=float(work.headers.get(H_ACCEPTED_AT, time.time())),
+            )
+            record = await self._status.get(tenant, return_id)
+            assert record is not None
+        blockers = blocking_versions(record, version)
+        if blockers:
+            docs = [record["documents"][doc_key(version, s.step)] for s in work.steps]
+            if any(doc["state"] in ("ACCEPTED", "RETRYING") for doc in docs) or not docs:
+                await self._status.set_version_state(tenant, return_id, version, "WAITING")
+            dead = any(state == "DEAD_LETTERED" for _, state in blockers)
+            await msg.nak(
+                delay=self.settings.waiting_on_dead_letter_delay_seconds
+                if dead
+                else self.settings.waiting_delay_seconds
+            )
+            return
+        if not work.steps:
+            await self._status.set_version_state(tenant, return_id, version, "DELIVERED")
+            await msg.ack()
+            return
+        if self._set_references(work, record):
+            for step in work.steps:
+                self._retranslate(work, step.mapping)
+        for step in work.steps:
+            doc = record["documents"][doc_key(version, step.step)]
+            if doc["state"] in RESOLVED:
+                continue
+            if doc["state"] == "DEAD_LETTERED" and H_REPLAY_OF not in work.headers:
+                # A stale redelivery of a message already dead-lettered: the DLQ copy is authoritative.
+                await msg.term()
+                return
+            done = await self._deliver_step(work, step, record)
+            if not done:
+                return
+            refreshed = await self._status.get(tenant, return_id)
+            assert refreshed is not None
+            record = refreshed
+        await msg.ack()
+
+    def _external_reference(self, order: returns_pb2.ReturnOrder) -> str:
+        return f"{order.rma_number or order.return_id}-{order.version}"
+
+    async def _deliver_step(self, work: _Work, step: PlannedStep, record: dict[str, Any]) -> bool:
+        """Deliver one document; True when confirmed (False: the message was nak'ed or dead-lettered)."""
+        order, msg = work.order, work.msg
+        tenant, return_id, version = order.tenant_id, order.return_id, int(order.version)
+        doc = record["documents"][doc_key(version, step.step)]
+        erp_value = int(doc["erp"])
+        erp = ERP_NAMES.get(erp_value, self.connector.erp)
+        reference = self._external_reference(order)
+        if len(reference) > MAX_EXTERNAL_REFERENCE:
+            await self._dead_letter(
+                work,
+                step,
+                doc,
+                f"external reference {reference!r} exceeds {MAX_EXTERNAL_REFERENCE} characters",
+                None,
+            )
+            return False
+        source_id = ""
+        if step.source:
+            source = source_document(record, step.source, version)
+            if source is None:
+                await self._dead_letter(
+                    work, step, doc, f"no delivered {step.source!r} document to follow from", None
+                )
+                return False
+            source_id = source["erp_document_id"]
+        try:
+            result: DocumentResult | None = None
+            if doc["attempts"] > 0 or doc["state"] == "IN_PROGRESS":
+                # An earlier attempt may have reached the ERP (ambiguous failure or a crash): look before creating.
+                result = await self._call(
+                    erp, "find_document", self.connector.find_document(step.document_type, reference)
+                )
+            if result is None:
+                translation = work.translations.get(step.mapping)
+                if isinstance(translation, ReturnBridgeError) or translation is None:
+                    count_processing("translation_failed")
+                    await self._dead_letter(
+                        work, step, doc, f"translation failed: {translation}", translation
+                    )
+                    return False
+                await self._status.transition(
+                    tenant, return_id, version, step.step, "IN_PROGRESS", attempt=True
+                )
+                doc["attempts"] += 1
+                request = DocumentRequest(
+                    document_type=step.document_type,
+                    external_reference=reference,
+                    payload=translation,
+                    source_document_type=next(
+                        (
+                            d["document_type"]
+                            for d in record["documents"].values()
+                            if d["erp_document_id"] == source_id
+                        ),
+                        "",
+                    )
+                    if source_id
+                    else "",
+                    source_document_id=source_id,
+                    tenant_id=tenant,
+                    return_id=return_id,
+                    timeout=self.settings.erp_timeout_seconds,
+                )
+                async with self._heartbeat(msg):
+                    result = await self._call(erp, "create_document", self.connector.create_document(request))
+        except (PermanentErpError, ErpAuthError) as exc:
+            if isinstance(exc, ErpAuthError) and self._alerter is not None:
+                await self._alerter.alert(
+                    kind="erp_auth",
+                    key=f"{self.target}",
+                    severity="critical",
+                    summary=f"{erp} refused our credentials: {exc.erp_message}",
+                )
+            await self._dead_letter(work, step, doc, str(exc), exc)
+            return False
+        except TransientErpError as exc:
+            attempts = max(int(doc["attempts"]), 1)
+            error = _error_proto(exc, erp_value, "transient")
+            if self.settings.retry.exhausted(attempts):
+                await self._dead_letter(
+                    work, step, doc, f"retries exhausted after {attempts} attempts: {exc}", exc
+                )
+                return False
+            await self._status.transition(tenant, return_id, version, step.step, "RETRYING", error=error)
+            await msg.nak(delay=self.settings.retry.delay(attempts, exc.retry_after))
+            return False
+        await self._status.transition(
+            tenant, return_id, version, step.step, "DELIVERED", erp_document_id=result.document_id
+        )
+        count_processing("delivered")
+        accepted_at = float(work.headers.get(H_ACCEPTED_AT, "0") or 0)
+        if accepted_at:
+            observe_sync_latency(erp, step.document_type, max(time.time() - accepted_at, 0.0))
+        return True
+
+    async def _call(self, erp: str, operation: str, call: Any) -> Any:
+        """Await one connector call under the ERP deadline, counting it; a deadline overrun is ambiguous."""
+        try:
+            result = await asyncio.wait_for(call, timeout=self.settings.erp_timeout_seconds + 1.0)
+        except TimeoutError as exc:
+            count_erp_call(erp, operation, "error", "transient")
+            raise AmbiguousErpError(f"{operation} exceeded the ERP deadline", erp=erp) from exc
+        except ErpAuthError:
+            count_erp_call(erp, operation, "error", "auth")
+            raise
+        except PermanentErpError:
+            count_erp_call(erp, operation, "error", "permanent")
+            raise
+        except TransientErpError:
+            count_erp_call(erp, operation, "error", "transient")
+            raise
+        count_erp_call(erp, operation, "ok")
+        return result
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, msg: Msg) -> AsyncIterator[None]:
+        """Tell JetStream we are still working so a slow ERP call does not trigger a redelivery."""
+        interval = self.settings.consumer.ack_wait_seconds / 3
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _dead_letter(
+        self, work: _Work, step: PlannedStep, doc: dict[str, Any], reason: str, exc: Exception | None
+    ) -> None:
+        """DLQ copy first, then term: a crash in between leaves a duplicate DLQ entry, never a lost message."""
+        order = work.order
+        error_class = "auth" if isinstance(exc, ErpAuthError) else "permanent"
+        error = _error_proto(exc, int(doc["erp"]), error_class) if exc is not None else None
+        dead_letter_id = await self._dlq.put(
+            target=self.target,
+            tenant=order.tenant_id,
+            payload=work.msg.data,
+            headers=work.headers,
+            step=step.step,
+            document_type=step.document_type,
+            reason=reason,
+            error=error,
+            attempts=int(doc["attempts"]),
+            source_sequence=work.msg.metadata.sequence.stream,
+        )
+        await work.msg.term()
+        await self._status.transition(
+            order.tenant_id,
+            order.return_id,
+            int(order.version),
+            step.step,
+            "DEAD_LETTERED",
+            error=error,
+            dead_letter_id=dead_letter_id,
+        )
+        count_processing("dead_lettered")
+        with contextlib.suppress(Exception):
+            set_dlq_size(await self._dlq.count())
+        if self._alerter is not None:
+            await self._alerter.alert(
+                kind="dead_letter",
+                key=f"{order.tenant_id}:{order.return_id}:{order.version}:{step.step}",
+                severity="warning",
+                summary=f"{step.document_type} for return {order.return_id} v{order.version} dead-lettered: {reason}",
+                details={"dead_letter_id": str(dead_letter_id), "target": self.target, "step": step.step},
+            )

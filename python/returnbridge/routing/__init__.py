@@ -1,0 +1,16 @@
+"""Routing: which target, flow and lane each return event goes to (rules in YAML, first match wins)."""
+
+from returnbridge.routing.flows import Flow, FlowStep, PlannedStep
+from returnbridge.routing.router import Router, RuleExplanation
+from returnbridge.routing.rules import RoutingConfig, load_routing_file, load_routing_text
+
+__all__ = [
+    "Flow",
+    "FlowStep",
+    "PlannedStep",
+    "Router",
+    "RoutingConfig",
+    "RuleExplanation",
+    "load_routing_file",
+    "load_routing_text",
+]

@@ -1,0 +1,178 @@
+"""The submit path: validate, route, idempotency record, publish with Nats-Msg-Id, answer after the PubAck."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.audit.log import AuditLog
+from returnbridge.bus import subjects
+from returnbridge.bus.kv import dumps, get_json
+from returnbridge.bus.publisher import Publisher
+from returnbridge.errors import ConflictError, FieldViolation, ReturnBridgeError, ValidationError
+from returnbridge.gateway.context import current_principal
+from returnbridge.observability.metrics import count_processing
+from returnbridge.routing.flows import encode_steps, enum_short
+from returnbridge.routing.router import Router
+from returnbridge.services.validation_seam import Validator, default_validator
+from returnbridge.sync.status import SyncStateStore
+
+# Headers on rb.deliver messages (the payload is the canonical ReturnOrder protobuf).
+H_STEPS = "Rb-Steps"
+H_IDEMPOTENCY = "Rb-Idempotency-Key"
+H_RULE = "Rb-Rule"
+H_LANE = "Rb-Lane"
+H_ERP = "Rb-Erp"
+H_ACCEPTED_AT = "Rb-Accepted-At"
+H_REPLAY_OF = "Rb-Replay-Of"
+
+
+def idempotency_key(order: returns_pb2.ReturnOrder) -> str:
+    event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
+    return f"{order.tenant_id}:{order.return_id}:{order.version}:{event}"
+
+
+def idempotency_kv_key(order: returns_pb2.ReturnOrder) -> str:
+    event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
+    return (
+        f"{subjects.kv_token(order.tenant_id)}.{subjects.kv_token(order.return_id)}.{order.version}.{event}"
+    )
+
+
+@dataclass(slots=True)
+class Intake:
+    """Accepts return events durably; shared by SubmitReturn and the bulk stream.
+
+    Args:
+        router: routing rules, built once at startup.
+        publisher: JetStream publisher.
+        idempotency: the ``rb_idempotency`` bucket.
+        status: sync state store (registers accepted versions).
+        validator: request validation (defaults to the gateway's).
+        audit: when set, every accepted submission is recorded as ``return.submitted``.
+    """
+
+    router: Router
+    publisher: Publisher
+    idempotency: KeyValue
+    status: SyncStateStore
+    validator: Validator | None = None
+    audit: AuditLog | None = None
+
+    def __post_init__(self) -> None:
+        if self.validator is None:
+            self.validator = default_validator()
+
+    async def submit(self, request: returns_pb2.SubmitReturnRequest) -> returns_pb2.SubmitReturnResponse:
+        """Validate, route and durably accept one event.
+
+        Raises:
+            ValidationError: bad input (nothing is written).
+            RoutingError: no route (nothing is written).
+            ConflictError: same idempotency key seen with a different payload.
+        """
+        tenant = current_principal().tenant_id
+        order = returns_pb2.ReturnOrder()
+        order.CopyFrom(request.return_order)
+        try:
+            if order.tenant_id and order.tenant_id != tenant:
+                raise ValidationError(
+                    "tenant mismatch",
+                    [FieldViolation("return_order.tenant_id", "must be empty or the caller's tenant")],
+                )
+            order.tenant_id = tenant
+            assert self.validator is not None
+            self.validator(order)
+            subjects.token(tenant, "tenant")
+            decision, steps = self.router.plan(order)
+        except ReturnBridgeError:
+            count_processing("rejected")
+            raise
+        count_processing("validated")
+        payload = order.SerializeToString(deterministic=True)
+        digest = hashlib.sha256(payload).hexdigest()
+        key = idempotency_key(order)
+        kv_key = idempotency_kv_key(order)
+        now = time.time()
+        record = {
+            "key": key,
+            "digest": digest,
+            "state": "pending",
+            "accepted_at": now,
+            "route": base64.b64encode(decision.SerializeToString()).decode(),
+            "stream_sequence": 0,
+        }
+        try:
+            revision = await self.idempotency.create(kv_key, dumps(record))
+        except KeyWrongLastSequenceError:
+            existing, revision = await get_json(self.idempotency, kv_key)
+            if existing is None:
+                # Deleted (TTL) between our create and read: treat as new on the client's retry.
+                raise ConflictError(f"idempotency key {key!r} is being changed concurrently; retry") from None
+            if existing["digest"] != digest:
+                raise ConflictError(
+                    f"idempotency key {key!r} was already used with a different payload"
+                ) from None
+            if existing["state"] == "accepted":
+                return self._response(order, existing, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request)
+            # A pending record: an earlier attempt crashed before finishing; complete it now.
+            record = existing
+            decision.ParseFromString(base64.b64decode(existing["route"]))
+        headers = {
+            H_STEPS: encode_steps(steps),
+            H_IDEMPOTENCY: key,
+            H_RULE: decision.rule,
+            H_LANE: decision.lane,
+            H_ERP: str(int(decision.erp)),
+            H_ACCEPTED_AT: repr(record["accepted_at"]),
+        }
+        ack = await self.publisher.publish_delivery(
+            decision.target, tenant, payload, msg_id=key, headers=headers
+        )
+        record = dict(record, state="accepted", stream_sequence=ack.seq)
+        try:
+            await self.idempotency.update(kv_key, dumps(record), last=revision)
+        except KeyWrongLastSequenceError:
+            pass  # a concurrent resubmit of the same payload completed it first; both answers agree
+        await self.status.register(
+            order, decision, steps, stream_sequence=ack.seq, accepted_at=record["accepted_at"]
+        )
+        if self.audit is not None:
+            await self.audit.record(
+                action="return.submitted",
+                object_type="return",
+                object_id=f"{order.return_id}:{order.version}",
+                tenant_id=tenant,
+                after=payload,
+                details={"target": decision.target, "rule": decision.rule, "idempotency_key": key},
+            )
+        return self._response(order, record, returns_pb2.SUBMIT_OUTCOME_ACCEPTED, request)
+
+    @staticmethod
+    def _response(
+        order: returns_pb2.ReturnOrder,
+        record: dict[str, object],
+        outcome: returns_pb2.SubmitOutcome.ValueType,
+        request: returns_pb2.SubmitReturnRequest,
+    ) -> returns_pb2.SubmitReturnResponse:
+        accepted_at = Timestamp()
+        accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))  # type: ignore[arg-type]
+        route = returns_pb2.RouteDecision.FromString(base64.b64decode(str(record["route"])))
+        return returns_pb2.SubmitReturnResponse(
+            tenant_id=order.tenant_id,
+            return_id=order.return_id,
+            version=order.version,
+            outcome=outcome,
+            stream_sequence=int(record["stream_sequence"]),  # type: ignore[call-overload]
+            accepted_at=accepted_at,
+            route=route,
+            idempotency_key=str(record["key"]),
+            client_reference=request.client_reference,
+        )

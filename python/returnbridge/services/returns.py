@@ -1,0 +1,152 @@
+"""ReturnsService: submit (single and bulk), sync status, and the resumable sync-event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError as JsNotFoundError
+
+from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc, sync_pb2
+from returnbridge.bus import subjects
+from returnbridge.bus.consumer import ordered_config
+from returnbridge.errors import NotFoundError, ReturnBridgeError, ValidationError
+from returnbridge.gateway.context import current_principal
+from returnbridge.services.errors import abort, internal_item_error, item_error
+from returnbridge.services.intake import Intake
+from returnbridge.sync.status import SyncStateStore, to_proto
+
+
+class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
+    """Needs an authenticated principal in context (the gateway's auth interceptor sets it).
+
+    Args:
+        intake: the submit path.
+        status: sync state store.
+        js: JetStream context for the event stream watch.
+        bulk_in_flight: submissions of one bulk stream processed concurrently.
+    """
+
+    def __init__(
+        self, intake: Intake, status: SyncStateStore, js: JetStreamContext, *, bulk_in_flight: int = 1000
+    ) -> None:
+        self._intake = intake
+        self._status = status
+        self._js = js
+        self._bulk_in_flight = bulk_in_flight
+
+    async def SubmitReturn(
+        self, request: returns_pb2.SubmitReturnRequest, context: grpc.aio.ServicerContext
+    ) -> returns_pb2.SubmitReturnResponse:
+        try:
+            return await self._intake.submit(request)
+        except ReturnBridgeError as exc:
+            await abort(context, exc)
+
+    async def SubmitReturns(
+        self,
+        request_iterator: AsyncIterator[returns_pb2.SubmitReturnRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[returns_pb2.SubmitReturnResult]:
+        """Keeps up to ``bulk_in_flight`` submissions going; results stream back as each completes."""
+        results: asyncio.Queue[returns_pb2.SubmitReturnResult | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(self._bulk_in_flight)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(request: returns_pb2.SubmitReturnRequest) -> None:
+            result = returns_pb2.SubmitReturnResult(
+                client_reference=request.client_reference,
+                return_id=request.return_order.return_id,
+                version=request.return_order.version,
+            )
+            try:
+                result.accepted.CopyFrom(await self._intake.submit(request))
+            except ReturnBridgeError as exc:
+                result.error.CopyFrom(item_error(exc))
+            except Exception as exc:  # noqa: BLE001 - one bad item must not end the stream
+                result.error.CopyFrom(internal_item_error(f"{type(exc).__name__}: {exc}"))
+            finally:
+                slots.release()
+            await results.put(result)
+
+        async def feed() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()
+                    task = asyncio.create_task(one(request))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                while tasks:
+                    await asyncio.gather(*list(tasks))
+            finally:
+                await results.put(None)
+
+        feeder = asyncio.create_task(feed())
+        try:
+            while (result := await results.get()) is not None:
+                yield result
+            await feeder
+        finally:
+            feeder.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def GetReturnStatus(
+        self, request: returns_pb2.GetReturnStatusRequest, context: grpc.aio.ServicerContext
+    ) -> sync_pb2.ReturnSyncStatus:
+        try:
+            if not request.return_id:
+                raise ValidationError("return_id is required")
+            tenant = current_principal().tenant_id
+            record = await self._status.get(tenant, request.return_id)
+            if record is None or record["tenant_id"] != tenant:
+                raise NotFoundError(f"return {request.return_id!r} not found")
+            return to_proto(record)
+        except ReturnBridgeError as exc:
+            await abort(context, exc)
+
+    async def WatchSyncEvents(
+        self, request: returns_pb2.WatchSyncEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[sync_pb2.SyncEvent]:
+        """Ordered ephemeral consumer on ``rb.status.<caller tenant>``; events carry their stream sequence."""
+        try:
+            tenant = current_principal().tenant_id
+            subject = subjects.status(tenant)
+        except ReturnBridgeError as exc:
+            await abort(context, exc)
+        policy, config = ordered_config(request.after_sequence, request.from_beginning)
+        return_ids = set(request.return_ids)
+        erps = set(request.erps)
+        states = set(request.states)
+        try:
+            sub = await self._js.subscribe(
+                subject,
+                stream=subjects.EVENTS_STREAM,
+                ordered_consumer=True,
+                deliver_policy=policy,
+                config=config,
+                idle_heartbeat=2.0,
+            )
+        except JsNotFoundError:
+            await abort(context, NotFoundError("event stream not available"))
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=30.0)
+                except TimeoutError:
+                    continue
+                event = sync_pb2.SyncEvent.FromString(msg.data)
+                if return_ids and event.return_id not in return_ids:
+                    continue
+                if erps and event.erp not in erps:
+                    continue
+                if states and event.state not in states:
+                    continue
+                event.sequence = msg.metadata.sequence.stream
+                yield event
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()

@@ -1,0 +1,369 @@
+"""Sync state per return in KV ``rb_sync_state`` and the SyncEvents published on ``rb.status.<tenant>``.
+
+One JSON record per return (key ``<tenant>.<return>``) holds every version and every ERP document
+step; writers (gateway, workers, admin) update it with compare-and-set, so concurrent workers never
+lose each other's transitions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js.kv import KeyValue
+
+from returnbridge.api.v1 import common_pb2, returns_pb2, sync_pb2
+from returnbridge.bus import subjects
+from returnbridge.bus.kv import JsonRecord, get_json, modify_json
+from returnbridge.bus.publisher import Publisher
+from returnbridge.gateway.context import request_id
+from returnbridge.routing.flows import ERP_SYSTEMS, PlannedStep, enum_short
+
+# Worst first: the return's overall state is the worst of its documents.
+_SEVERITY = {
+    "DEAD_LETTERED": 7,
+    "RETRYING": 6,
+    "IN_PROGRESS": 5,
+    "WAITING": 4,
+    "ACCEPTED": 3,
+    "DISCARDED": 2,
+    "DELIVERED": 1,
+}
+RESOLVED = frozenset({"DELIVERED", "DISCARDED"})
+
+
+def state_value(name: str) -> int:
+    return int(sync_pb2.SyncState.Value("SYNC_STATE_" + name))
+
+
+def state_name(value: int) -> str:
+    return enum_short(sync_pb2.SyncState, "SYNC_STATE_", value)
+
+
+def _ts(seconds: float | None) -> Timestamp | None:
+    if not seconds:
+        return None
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def doc_key(version: int, step: str) -> str:
+    return f"{version}:{step}"
+
+
+def version_state(record: JsonRecord, version: int) -> str:
+    """A version's state: its own when it has no documents, else the worst of its documents."""
+    entry = record["versions"][str(version)]
+    docs = [record["documents"][doc_key(version, s)]["state"] for s in entry["steps"]]
+    if not docs:
+        return str(entry["state"])
+    return max(docs, key=lambda s: _SEVERITY[s])
+
+
+def blocking_versions(record: JsonRecord, version: int) -> list[tuple[int, str]]:
+    """Lower versions of the return not yet delivered or discarded (they hold this version back)."""
+    blocked = []
+    for key in record["versions"]:
+        lower = int(key)
+        if lower < version:
+            state = version_state(record, lower)
+            if state not in RESOLVED:
+                blocked.append((lower, state))
+    return sorted(blocked)
+
+
+def source_document(record: JsonRecord, step: str, before_version: int) -> dict[str, Any] | None:
+    """The latest delivered document of ``step`` from this or an earlier version."""
+    best = None
+    for doc in record["documents"].values():
+        if doc["step"] == step and doc["state"] == "DELIVERED" and doc["version"] <= before_version:
+            if best is None or doc["version"] > best["version"]:
+                best = doc
+    return best
+
+
+def error_dict(error: common_pb2.ErpError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "erp": int(error.erp),
+        "code": error.code,
+        "message": error.message,
+        "http_status": error.http_status,
+        "error_class": int(error.error_class),
+    }
+
+
+def _error_proto(data: dict[str, Any] | None) -> common_pb2.ErpError | None:
+    if not data:
+        return None
+    return common_pb2.ErpError(
+        erp=data["erp"],
+        code=data["code"],
+        message=data["message"],
+        http_status=data["http_status"],
+        error_class=data["error_class"],
+    )
+
+
+class SyncStateStore:
+    """Reads and transitions sync state and publishes one SyncEvent per transition.
+
+    Args:
+        kv: the ``rb_sync_state`` bucket.
+        publisher: publishes SyncEvents to ``rb.status.<tenant>``.
+    """
+
+    def __init__(self, kv: KeyValue, publisher: Publisher) -> None:
+        self.kv = kv
+        self._publisher = publisher
+
+    async def get(self, tenant: str, return_id: str) -> JsonRecord | None:
+        record, _ = await get_json(self.kv, subjects.sync_state_key(tenant, return_id))
+        return record
+
+    async def register(
+        self,
+        order: returns_pb2.ReturnOrder,
+        decision: returns_pb2.RouteDecision,
+        steps: Iterable[PlannedStep],
+        *,
+        stream_sequence: int,
+        accepted_at: float,
+    ) -> None:
+        """Record an accepted version and its documents (ACCEPTED); never moves an existing entry back."""
+        tenant, version = order.tenant_id, int(order.version)
+        steps = list(steps)
+        expected = {"amount": order.refund.amount.amount, "currency": order.refund.amount.currency}
+        if not expected["amount"]:
+            expected = {
+                "amount": order.total_amount.amount,
+                "currency": order.total_amount.currency or order.currency,
+            }
+        created: list[PlannedStep] = []
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            created.clear()
+            record = record or {
+                "tenant_id": tenant,
+                "return_id": order.return_id,
+                "rma_number": order.rma_number,
+                "latest_version": 0,
+                "versions": {},
+                "documents": {},
+                "dead_letters": {},
+            }
+            if str(version) in record["versions"]:
+                return None
+            record["rma_number"] = order.rma_number or record["rma_number"]
+            record["latest_version"] = max(int(record["latest_version"]), version)
+            record["versions"][str(version)] = {
+                "event": enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event),
+                "state": "ACCEPTED",
+                "target": decision.target,
+                "erp": int(decision.erp),
+                "steps": [s.step for s in steps],
+                "stream_sequence": stream_sequence,
+                "accepted_at": accepted_at,
+            }
+            for step in steps:
+                record["documents"][doc_key(version, step.step)] = {
+                    "step": step.step,
+                    "version": version,
+                    "erp": int(decision.erp),
+                    "target": decision.target,
+                    "document_type": step.document_type,
+                    "state": "ACCEPTED",
+                    "erp_document_id": "",
+                    "attempts": 0,
+                    "last_error": None,
+                    "created_at": accepted_at,
+                    "updated_at": accepted_at,
+                    "delivered_at": 0,
+                    "expected_amount": expected if step.posts_amount and expected["amount"] else None,
+                    "posted_amount": None,
+                    "dead_letter_id": 0,
+                }
+                created.append(step)
+            record["updated_at"] = accepted_at
+            return record
+
+        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, order.return_id), change)
+        if stored is not None and created:
+            for step in created:
+                await self._emit(stored, version, step.step, "ACCEPTED")
+
+    async def transition(
+        self,
+        tenant: str,
+        return_id: str,
+        version: int,
+        step: str,
+        state: str,
+        *,
+        erp_document_id: str = "",
+        error: common_pb2.ErpError | None = None,
+        attempt: bool = False,
+        dead_letter_id: int = 0,
+        only_from: frozenset[str] | None = None,
+    ) -> JsonRecord | None:
+        """Move one document to ``state``; ``only_from`` skips the write unless the current state is in it."""
+        now = time.time()
+        changed = False
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            nonlocal changed
+            changed = False
+            if record is None:
+                return None
+            doc = record["documents"].get(doc_key(version, step))
+            if doc is None or (only_from is not None and doc["state"] not in only_from):
+                return None
+            doc["state"] = state
+            doc["updated_at"] = now
+            if erp_document_id:
+                doc["erp_document_id"] = erp_document_id
+            if error is not None:
+                doc["last_error"] = error_dict(error)
+            if attempt:
+                doc["attempts"] += 1
+            if state == "DELIVERED":
+                doc["delivered_at"] = now
+            if dead_letter_id:
+                doc["dead_letter_id"] = dead_letter_id
+                record["dead_letters"][str(dead_letter_id)] = "PENDING"
+            record["updated_at"] = now
+            changed = True
+            return record
+
+        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
+        if stored is not None and changed:
+            await self._emit(stored, version, step, state)
+        return stored
+
+    async def set_version_state(self, tenant: str, return_id: str, version: int, state: str) -> None:
+        """For versions without documents (nothing to create) and WAITING marks on their documents."""
+        now = time.time()
+        emitted: list[str] = []
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            emitted.clear()
+            if record is None or str(version) not in record["versions"]:
+                return None
+            entry = record["versions"][str(version)]
+            if entry["state"] == state and not entry["steps"]:
+                return None
+            entry["state"] = state
+            for step in entry["steps"]:
+                doc = record["documents"][doc_key(version, step)]
+                if state == "WAITING" and doc["state"] in ("ACCEPTED", "RETRYING"):
+                    doc["state"], doc["updated_at"] = state, now
+                    emitted.append(step)
+            record["updated_at"] = now
+            return record
+
+        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
+        if stored is not None:
+            for step in emitted:
+                await self._emit(stored, version, step, state)
+
+    async def set_dead_letter_state(
+        self, tenant: str, return_id: str, dead_letter_id: int, state: str
+    ) -> None:
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            if record is None:
+                return None
+            record["dead_letters"][str(dead_letter_id)] = state
+            return record
+
+        await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
+
+    async def record_posted_amount(
+        self, tenant: str, return_id: str, document_id: str, amount: common_pb2.Money, erp_status: str
+    ) -> bool:
+        """Store an amount the ERP reports as posted on one of the return's documents (reconciliation)."""
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            if record is None:
+                return None
+            for doc in record["documents"].values():
+                if doc["erp_document_id"] == document_id:
+                    doc["posted_amount"] = {"amount": amount.amount, "currency": amount.currency}
+                    doc["erp_status"] = erp_status
+                    return record
+            return None
+
+        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
+        return stored is not None
+
+    async def _emit(self, record: JsonRecord, version: int, step: str, state: str) -> None:
+        doc = record["documents"][doc_key(version, step)]
+        event = sync_pb2.SyncEvent(
+            tenant_id=record["tenant_id"],
+            return_id=record["return_id"],
+            version=version,
+            step=step,
+            erp=doc["erp"],
+            document_type=doc["document_type"],
+            state=state_value(state),  # type: ignore[arg-type]
+            erp_document_id=doc["erp_document_id"],
+            attempt=doc["attempts"],
+            occurred_at=_ts(time.time()),
+            request_id=request_id(),
+        )
+        error = _error_proto(doc["last_error"]) if state in ("RETRYING", "DEAD_LETTERED") else None
+        if error is not None:
+            event.error.CopyFrom(error)
+        await self._publisher.publish_event(subjects.status(record["tenant_id"]), event.SerializeToString())
+
+
+def to_proto(record: JsonRecord) -> sync_pb2.ReturnSyncStatus:
+    """The GetReturnStatus answer for one stored record."""
+    status = sync_pb2.ReturnSyncStatus(
+        tenant_id=record["tenant_id"],
+        return_id=record["return_id"],
+        rma_number=record["rma_number"],
+        latest_version=int(record["latest_version"]),
+        updated_at=_ts(record.get("updated_at")),
+    )
+    states = []
+    for key in sorted(record["versions"], key=int):
+        states.append(version_state(record, int(key)))
+        for step in record["versions"][key]["steps"]:
+            doc = record["documents"][doc_key(int(key), step)]
+            status.documents.append(
+                sync_pb2.DocumentSync(
+                    step=doc["step"],
+                    erp=doc["erp"],
+                    target=doc["target"],
+                    document_type=doc["document_type"],
+                    state=state_value(doc["state"]),  # type: ignore[arg-type]
+                    erp_document_id=doc["erp_document_id"],
+                    attempts=doc["attempts"],
+                    last_error=_error_proto(doc["last_error"]),
+                    version=doc["version"],
+                    created_at=_ts(doc["created_at"]),
+                    updated_at=_ts(doc["updated_at"]),
+                    delivered_at=_ts(doc["delivered_at"]),
+                )
+            )
+    if states:
+        status.state = state_value(max(states, key=lambda s: _SEVERITY[s]))  # type: ignore[assignment]
+    return status
+
+
+__all__ = [
+    "ERP_SYSTEMS",
+    "RESOLVED",
+    "SyncStateStore",
+    "blocking_versions",
+    "doc_key",
+    "source_document",
+    "state_name",
+    "state_value",
+    "to_proto",
+    "version_state",
+]

@@ -1,0 +1,319 @@
+"""A whole pipeline over a real nats-server and grpc.aio on port 0, with an in-test ERP connector double."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from nats.aio.client import Client as NatsClient
+
+from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2, returns_pb2_grpc
+from returnbridge.bus import subjects
+from returnbridge.bus.consumer import ConsumerSettings
+from returnbridge.bus.publisher import Publisher
+from returnbridge.bus.streams import StreamsConfig, ensure_streams
+from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.delivery.dlq import DeadLetterStore
+from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.delivery.worker import DeliverySettings, DeliveryWorker
+from returnbridge.errors import AmbiguousErpError, NotFoundError, PermanentErpError, TranslationError
+from returnbridge.gateway.context import Principal, set_principal
+from returnbridge.routing.router import Router
+from returnbridge.services.intake import Intake
+from returnbridge.services.returns import ReturnsServicer
+from returnbridge.sync.status import SyncStateStore
+
+TENANT_HEADER = "x-test-tenant"
+
+
+class FakeErp:
+    """Connector double: one document per (type, external reference); faults are queued per document type.
+
+    A queued fault is an exception raised instead of creating, or the string ``"ambiguous"``: the document
+    is created and then AmbiguousErpError raised (the answer was lost).
+    """
+
+    kind = "fake"
+    erp = "netsuite"
+
+    def __init__(self) -> None:
+        self.documents: dict[tuple[str, str], DocumentResult] = {}
+        self.requests: list[DocumentRequest] = []
+        self.faults: dict[str, list[Any]] = defaultdict(list)
+        self.fault_fn: Callable[[DocumentRequest], Any] | None = None
+        self.creates: Counter[tuple[str, str]] = Counter()
+        self._ids = itertools.count(1000)
+        self.inventory: list[bytes] = []
+        self.statuses: list[bytes] = []
+
+    async def create_document(self, request: DocumentRequest) -> DocumentResult:
+        self.requests.append(request)
+        await asyncio.sleep(0)
+        fault = self.faults[request.document_type].pop(0) if self.faults[request.document_type] else None
+        if fault is None and self.fault_fn is not None:
+            fault = self.fault_fn(request)
+        if isinstance(fault, Exception):
+            raise fault
+        key = (request.document_type, request.external_reference)
+        if key in self.documents:
+            return DocumentResult(request.document_type, self.documents[key].document_id, created=False)
+        result = DocumentResult(
+            request.document_type,
+            str(next(self._ids)),
+            external_reference=request.external_reference,
+            raw={"payload": request.payload.decode(), "source": request.source_document_id},
+        )
+        self.documents[key] = result
+        self.creates[key] += 1
+        if fault == "ambiguous":
+            raise AmbiguousErpError("connection dropped after the request was sent", erp=self.erp)
+        return result
+
+    async def find_document(self, document_type: str, external_reference: str) -> DocumentResult | None:
+        found = self.documents.get((document_type, external_reference))
+        return None if found is None else DocumentResult(document_type, found.document_id, created=False)
+
+    async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
+        for doc in self.documents.values():
+            if doc.document_id == document_id:
+                return doc
+        raise PermanentErpError("no such document", erp=self.erp, code="NOT_FOUND")
+
+    async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
+        start = int(cursor or 0)
+        records = self.inventory[start : start + limit]
+        return ChangeBatch(
+            records, str(start + len(records)), has_more=start + len(records) < len(self.inventory)
+        )
+
+    async def read_status_changes(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
+        start = int(cursor or 0)
+        records = self.statuses[start : start + limit]
+        return ChangeBatch(
+            records, str(start + len(records)), has_more=start + len(records) < len(self.statuses)
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+class EchoMapper:
+    """Mapping double: the JSON body names the return and version; ids in ``broken`` fail translation."""
+
+    def __init__(self, mapping_id: str, broken: set[str]) -> None:
+        self.id = mapping_id
+        self._broken = broken
+
+    def translate(self, document: bytes) -> bytes:
+        order = returns_pb2.ReturnOrder.FromString(document)
+        if order.return_id in self._broken:
+            raise TranslationError("unit price missing", rule="lines.rate", path="lines[0].unit_price")
+        refs = [ref.document_id for ref in order.erp_references]
+        return json.dumps(
+            {"mapping": self.id, "return": order.return_id, "v": order.version, "refs": refs}
+        ).encode()
+
+    def translate_batch(self, documents: Sequence[bytes]) -> list[bytes | TranslationError]:
+        out: list[bytes | TranslationError] = []
+        for document in documents:
+            try:
+                out.append(self.translate(document))
+            except TranslationError as exc:
+                out.append(exc)
+        return out
+
+
+class EchoMappers:
+    def __init__(self) -> None:
+        self.broken: set[str] = set()
+
+    def get(self, mapping_id: str) -> EchoMapper:
+        if "/" not in mapping_id:
+            raise NotFoundError(f"unknown mapping {mapping_id!r}")
+        return EchoMapper(mapping_id, self.broken)
+
+
+class TenantFromMetadata(grpc.aio.ServerInterceptor):
+    """Test stand-in for the gateway's auth interceptor: the principal's tenant comes from metadata."""
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        tenant = dict(handler_call_details.invocation_metadata or ()).get(TENANT_HEADER, "")
+        principal = Principal(name=f"rms@{tenant}", tenant_id=tenant, roles=frozenset({"admin", "submit"}))
+        if handler is None:
+            return None
+
+        def wrap_unary(fn: Any) -> Any:
+            async def call(request: Any, context: Any) -> Any:
+                set_principal(principal)
+                return await fn(request, context)
+
+            return call
+
+        def wrap_stream(fn: Any) -> Any:
+            async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+                set_principal(principal)
+                async for item in fn(request, context):
+                    yield item
+
+            return call
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                wrap_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                wrap_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+def fast_settings(**overrides: Any) -> DeliverySettings:
+    values: dict[str, Any] = {
+        "batch_size": 100,
+        "fetch_timeout_seconds": 0.2,
+        "erp_timeout_seconds": 5.0,
+        "retry": RetryPolicy(base_delay=0.05, max_delay=0.2, max_attempts=5),
+        "consumer": ConsumerSettings(ack_wait_seconds=10.0),
+        "waiting_delay_seconds": 0.05,
+        "waiting_on_dead_letter_delay_seconds": 0.2,
+    }
+    values.update(overrides)
+    return DeliverySettings(**values)
+
+
+class RecordingAlerter:
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+
+    async def alert(
+        self, *, kind: str, key: str, severity: str, summary: str, details: dict[str, str] | None = None
+    ) -> bool:
+        self.alerts.append(
+            {"kind": kind, "key": key, "severity": severity, "summary": summary, "details": details}
+        )
+        return True
+
+
+@dataclass
+class Pipeline:
+    nc: NatsClient
+    router: Router
+    status: SyncStateStore
+    intake: Intake
+    dead_letters: DeadLetterStore
+    publisher: Publisher
+    buckets: dict[str, Any]
+    erps: dict[str, FakeErp] = field(default_factory=dict)
+    mappers: EchoMappers = field(default_factory=EchoMappers)
+    alerter: RecordingAlerter = field(default_factory=RecordingAlerter)
+    workers: list[DeliveryWorker] = field(default_factory=list)
+    server: grpc.aio.Server | None = None
+    channel: grpc.aio.Channel | None = None
+
+    @classmethod
+    async def create(cls, nc: NatsClient, router: Router | None = None) -> Pipeline:
+        js = nc.jetstream()
+        buckets = await ensure_streams(js, StreamsConfig())
+        publisher = Publisher(nc, js)
+        status = SyncStateStore(buckets[subjects.SYNC_STATE_BUCKET], publisher)
+        router = router or Router()
+        intake = Intake(router, publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status)
+        return cls(nc, router, status, intake, DeadLetterStore(js, publisher, status), publisher, buckets)
+
+    async def start_worker(
+        self, target: str = "netsuite", settings: DeliverySettings | None = None
+    ) -> FakeErp:
+        erp = self.erps.setdefault(target, FakeErp())
+        worker = DeliveryWorker(
+            target,
+            erp,
+            self.mappers,
+            self.nc.jetstream(),
+            self.status,
+            self.dead_letters,
+            settings or fast_settings(),
+            alerter=self.alerter,
+        )
+        await worker.start()
+        self.workers.append(worker)
+        return erp
+
+    async def start_grpc(self, *servicers: Any) -> grpc.aio.Channel:
+        server = grpc.aio.server(interceptors=[TenantFromMetadata()])
+        for servicer in servicers:
+            if isinstance(servicer, ReturnsServicer):
+                returns_pb2_grpc.add_ReturnsServiceServicer_to_server(servicer, server)
+            elif isinstance(servicer, admin_pb2_grpc.AdminServiceServicer):
+                admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, server)
+            elif isinstance(servicer, inventory_pb2_grpc.InventoryServiceServicer):
+                inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        self.server = server
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        return self.channel
+
+    def returns_servicer(self) -> ReturnsServicer:
+        return ReturnsServicer(self.intake, self.status, self.nc.jetstream())
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
+        if self.channel is not None:
+            await self.channel.close()
+        if self.server is not None:
+            await self.server.stop(None)
+
+
+def md(tenant: str) -> tuple[tuple[str, str], ...]:
+    return ((TENANT_HEADER, tenant),)
+
+
+def make_order(
+    return_id: str,
+    version: int = 1,
+    event: int = returns_pb2.LIFECYCLE_EVENT_AUTHORIZED,
+    *,
+    site: str = "DAL1",
+    amount: str = "19.99",
+    refund_method: int = returns_pb2.REFUND_METHOD_STORE_CREDIT,
+    notes: str = "",
+) -> returns_pb2.ReturnOrder:
+    order = returns_pb2.ReturnOrder(
+        return_id=return_id,
+        rma_number=f"RMA-{return_id}",
+        version=version,
+        event=event,  # type: ignore[arg-type]
+        return_type=returns_pb2.RETURN_TYPE_REFUND,
+        currency="USD",
+        notes=notes,
+    )
+    order.customer.customer_id = "C1"
+    order.customer.tier = "standard"
+    line = order.lines.add(
+        line_id="1", sku="SKU-1", product_type="electronics", quantity="1", unit_of_measure="EA"
+    )
+    line.unit_price.amount, line.unit_price.currency = amount, "USD"
+    line.location.site = site
+    order.refund.method = refund_method  # type: ignore[assignment]
+    order.refund.amount.amount, order.refund.amount.currency = amount, "USD"
+    return order
+
+
+LIFECYCLE = [
+    returns_pb2.LIFECYCLE_EVENT_AUTHORIZED,
+    returns_pb2.LIFECYCLE_EVENT_RECEIVED,
+    returns_pb2.LIFECYCLE_EVENT_REFUNDED,
+]

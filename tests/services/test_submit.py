@@ -1,0 +1,145 @@
+"""SubmitReturn / SubmitReturns through a real grpc.aio server and JetStream."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from delivery.pipeline_harness import Pipeline, make_order, md
+from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
+from returnbridge.bus import subjects
+from returnbridge.services.intake import idempotency_kv_key
+
+
+async def _stream_messages(pipeline: Pipeline) -> int:
+    info = await pipeline.nc.jetstream().stream_info(subjects.DELIVER_STREAM)
+    return int(info.state.messages)
+
+
+async def test_accepts_after_puback_and_routes(pipeline: Pipeline) -> None:
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    response = await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=make_order("R1", site="FRA2"), client_reference="c-1"),
+        metadata=md("acme"),
+    )
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    assert (response.tenant_id, response.return_id, response.version) == ("acme", "R1", 1)
+    assert response.idempotency_key == "acme:R1:1:AUTHORIZED"
+    assert response.route.target == "sap" and response.route.rule == "eu-to-sap"
+    assert list(response.route.document_types) == ["A_CustomerReturn"]
+    assert response.client_reference == "c-1"
+    msg = await pipeline.nc.jetstream().get_msg(subjects.DELIVER_STREAM, seq=response.stream_sequence)
+    assert msg.subject == "rb.deliver.sap.acme"
+    assert msg.headers["Nats-Msg-Id"] == "acme:R1:1:AUTHORIZED"
+    stored = returns_pb2.ReturnOrder.FromString(msg.data)
+    assert stored.tenant_id == "acme" and stored.return_id == "R1"
+    status = await pipeline.status.get("acme", "R1")
+    assert status is not None and status["versions"]["1"]["state"] == "ACCEPTED"
+
+
+async def test_resubmission_is_duplicate_with_original_answer(pipeline: Pipeline) -> None:
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    request = returns_pb2.SubmitReturnRequest(return_order=make_order("R2"))
+    first = await stub.SubmitReturn(request, metadata=md("acme"))
+    second = await stub.SubmitReturn(request, metadata=md("acme"))
+    assert second.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+    assert second.stream_sequence == first.stream_sequence
+    assert second.accepted_at == first.accepted_at
+    assert second.route == first.route
+    assert await _stream_messages(pipeline) == 1
+    # Another tenant with the same return id is a different return, not a duplicate.
+    other = await stub.SubmitReturn(request, metadata=md("globex"))
+    assert other.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+
+
+async def test_same_key_other_payload_is_failed_precondition(pipeline: Pipeline) -> None:
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=make_order("R3")), metadata=md("acme")
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.SubmitReturn(
+            returns_pb2.SubmitReturnRequest(return_order=make_order("R3", amount="20.00")),
+            metadata=md("acme"),
+        )
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "different payload" in (info.value.details() or "")
+    assert await _stream_messages(pipeline) == 1
+
+
+async def test_invalid_input_writes_nothing(pipeline: Pipeline) -> None:
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    bad = make_order("R4")
+    bad.lines[0].quantity = "-1"
+    bad.version = 0
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=bad), metadata=md("acme"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = dict(info.value.trailing_metadata() or ()).get("grpc-status-details-bin")
+    status = status_pb2.Status.FromString(details)
+    bad_request = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad_request)
+    assert {v.field for v in bad_request.field_violations} == {
+        "return_order.version",
+        "return_order.lines[0].quantity",
+    }
+    other_tenant = make_order("R5")
+    other_tenant.tenant_id = "globex"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.SubmitReturn(
+            returns_pb2.SubmitReturnRequest(return_order=other_tenant), metadata=md("acme")
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert await _stream_messages(pipeline) == 0
+    assert await pipeline.status.get("acme", "R4") is None
+    kv = pipeline.buckets[subjects.IDEMPOTENCY_BUCKET]
+    assert (await kv.status()).values == 0
+
+
+async def test_pending_record_is_completed_by_resubmit(pipeline: Pipeline) -> None:
+    """A crash after the KV create but before the publish: the resubmit publishes and answers ACCEPTED."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    order = make_order("R6")
+    order.tenant_id = "acme"
+    kv = pipeline.buckets[subjects.IDEMPOTENCY_BUCKET]
+    real_publish = pipeline.publisher.publish_delivery
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("gateway lost its NATS connection")
+
+    pipeline.publisher.publish_delivery = crash  # type: ignore[method-assign]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme"))
+    entry = await kv.get(idempotency_kv_key(order))
+    assert b'"state":"pending"' in entry.value
+    pipeline.publisher.publish_delivery = real_publish  # type: ignore[method-assign]
+    response = await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme")
+    )
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    assert await _stream_messages(pipeline) == 1
+    again = await stub.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme"))
+    assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+
+
+async def test_bulk_stream_answers_every_item(pipeline: Pipeline) -> None:
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    bad = make_order("B-bad")
+    bad.lines[0].quantity = "zero"
+
+    async def requests():  # type: ignore[no-untyped-def]
+        for i in range(200):
+            yield returns_pb2.SubmitReturnRequest(return_order=make_order(f"B{i}"), client_reference=f"c{i}")
+        yield returns_pb2.SubmitReturnRequest(return_order=bad, client_reference="bad")
+        yield returns_pb2.SubmitReturnRequest(return_order=make_order("B0"), client_reference="dup")
+
+    results = [r async for r in stub.SubmitReturns(requests(), metadata=md("acme"))]
+    assert len(results) == 202
+    by_ref = {r.client_reference: r for r in results}
+    assert by_ref["bad"].WhichOneof("result") == "error"
+    assert by_ref["bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert by_ref["bad"].error.field_violations[0].field == "return_order.lines[0].quantity"
+    # The resubmitted B0 may race the first one; either way both answers name the one stored message.
+    assert by_ref["dup"].accepted.stream_sequence == by_ref["c0"].accepted.stream_sequence
+    assert await _stream_messages(pipeline) == 200
