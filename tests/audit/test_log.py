@@ -229,3 +229,25 @@ async def test_bad_query_names_the_field(
     with pytest.raises(ValidationError) as info:
         await log.query(**args)  # type: ignore[arg-type]
     assert [v.field for v in info.value.violations] == [field]
+
+
+async def test_admin_queries_scope_to_the_callers_tenant(nats_client: NatsClient) -> None:
+    from returnbridge.api.v1 import admin_pb2
+    from returnbridge.audit.service import AuditQueries
+    from returnbridge.errors import AuthError
+
+    log = await AuditLog.open(nats_client.jetstream())
+    for tenant in ("acme", "beta", "acme"):
+        await log.record(
+            action="return.submitted", object_type="return_order", object_id="RMA-1", tenant_id=tenant
+        )
+    queries = AuditQueries(log)
+    set_principal(None)
+    with pytest.raises(AuthError):
+        await queries.query(admin_pb2.QueryAuditRequest())
+    set_principal(Principal(name="auditor-1", tenant_id="beta", roles=frozenset({"auditor"})))
+    response = await queries.query(admin_pb2.QueryAuditRequest(page_size=10))
+    assert [(e.sequence, e.tenant_id) for e in response.entries] == [(2, "beta")]
+    assert response.entries[0].occurred_at.seconds > 0 and len(response.entries[0].hash) == 64
+    verified = await queries.verify(admin_pb2.VerifyAuditRequest())
+    assert verified.intact and verified.entries_checked == 3

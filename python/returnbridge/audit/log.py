@@ -16,13 +16,15 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 
 from returnbridge.audit.entry import GENESIS_HASH, AuditEntry, digest
 from returnbridge.audit.redact import redact_mapping, redact_text
+from returnbridge.bus import subjects
 from returnbridge.errors import ConfigError, ConflictError, FieldViolation, ValidationError
 from returnbridge.gateway.context import maybe_principal, request_id
 
 __all__ = ["DEFAULT_STREAM", "DEFAULT_SUBJECT_PREFIX", "AuditLog", "AuditPage", "StoredEntry"]
 
-DEFAULT_STREAM: Final = "RB_AUDIT"
-DEFAULT_SUBJECT_PREFIX: Final = "rb.audit"
+DEFAULT_STREAM: Final = subjects.AUDIT_STREAM
+# A second prefix exists only so a copy of the log (tests, forensics) can live in another stream.
+DEFAULT_SUBJECT_PREFIX: Final = subjects.AUDIT_ALL.removesuffix(".>")
 # Tenant-less (system / cross-tenant admin) entries still need a subject token.
 SYSTEM_TENANT_TOKEN: Final = "_system"
 _WRONG_LAST_SEQUENCE: Final = 10071
@@ -114,7 +116,10 @@ class AuditLog:
             raise ConfigError(f"stream {self.stream!r} does not carry subject {wanted!r}")
 
     def subject_for(self, tenant_id: str) -> str:
-        return f"{self.subject_prefix}.{tenant_id or SYSTEM_TENANT_TOKEN}"
+        tenant = tenant_id or SYSTEM_TENANT_TOKEN
+        if self.subject_prefix == DEFAULT_SUBJECT_PREFIX:
+            return subjects.audit(tenant)
+        return f"{self.subject_prefix}.{subjects.token(tenant, 'tenant')}"
 
     async def record(
         self,

@@ -18,6 +18,7 @@ from nats.errors import Error as NatsError
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.audit.redact import redact_mapping, redact_text
+from returnbridge.bus import subjects
 from returnbridge.observability.metrics import count_alert
 
 __all__ = ["ALERT_KINDS", "SEVERITIES", "AlertConfig", "Alerter"]
@@ -25,8 +26,7 @@ __all__ = ["ALERT_KINDS", "SEVERITIES", "AlertConfig", "Alerter"]
 log = logging.getLogger(__name__)
 
 ALERT_KINDS: Final = frozenset({"dead_letter", "erp_auth", "erp_unreachable", "backlog"})
-SEVERITIES: Final = frozenset({"info", "warning", "critical"})
-ALERT_SUBJECT_PREFIX: Final = "rb.alerts"
+SEVERITIES: Final = subjects.SEVERITIES
 
 
 class AlertConfig(BaseModel):
@@ -212,7 +212,7 @@ class Alerter:
                 log.warning("alert webhook failed: %s", redact_text(str(exc)))
         if self._nc is not None:
             try:
-                await self._nc.publish(f"{ALERT_SUBJECT_PREFIX}.{severity}", body)
+                await self._nc.publish(subjects.alerts(severity), body)
                 await self._nc.flush(timeout=max(1, int(self._config.webhook_timeout_s)))
                 delivered = True
             except (NatsError, TimeoutError) as exc:
