@@ -173,9 +173,9 @@ class RunningSimulator:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> RunningSimulator:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server
         if server is not None and server.sockets:  # port 0: read back the one the OS chose
