@@ -90,6 +90,8 @@ class DeliverySettings(BaseModel):
     # Recheck delay while an earlier version is still on its way, and while it sits in the DLQ.
     waiting_delay_seconds: float = Field(default=0.5, gt=0)
     waiting_on_dead_letter_delay_seconds: float = Field(default=30.0, gt=0)
+    # Versions are expected to be contiguous: version N waits this long for N-1 to arrive before going ahead.
+    version_gap_wait_seconds: float = Field(default=300.0, ge=0)
 
     def model_post_init(self, __context: Any) -> None:
         if self.consumer.ack_wait_seconds <= self.erp_timeout_seconds:
@@ -303,6 +305,13 @@ class DeliveryWorker:
             record = await self._status.get(tenant, return_id)
             assert record is not None
         blockers = blocking_versions(record, version)
+        entry = record["versions"][str(version)]
+        if (
+            version > 1
+            and str(version - 1) not in record["versions"]
+            and time.time() - float(entry["accepted_at"]) < self.settings.version_gap_wait_seconds
+        ):
+            blockers.append((version - 1, "MISSING"))
         if blockers:
             docs = [record["documents"][doc_key(version, s.step)] for s in work.steps]
             if any(doc["state"] in ("ACCEPTED", "RETRYING") for doc in docs) or not docs:

@@ -1,0 +1,203 @@
+"""Delivery worker: flows, exactly-once under faults, per-return ordering, dead letters and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+from delivery.pipeline_harness import LIFECYCLE, FakeErp, Pipeline, fast_settings, make_order
+from helpers.eventually import assert_eventually
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.errors import ErpAuthError, PermanentErpError, TransientErpError
+from returnbridge.gateway.context import Principal, set_principal
+
+
+def as_tenant(tenant: str) -> None:
+    set_principal(Principal(name="rms", tenant_id=tenant))
+
+
+async def submit(pipeline: Pipeline, order: returns_pb2.ReturnOrder) -> returns_pb2.SubmitReturnResponse:
+    return await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
+
+
+async def wait_state(pipeline: Pipeline, tenant: str, return_id: str, wanted: dict[str, str], timeout: float = 20) -> dict:
+    async def check() -> dict:
+        record = await pipeline.status.get(tenant, return_id)
+        assert record is not None
+        states = {key: doc["state"] for key, doc in record["documents"].items()}
+        assert states == wanted, states
+        return record
+
+    return await assert_eventually(check, timeout=timeout)
+
+
+async def test_full_netsuite_flow_uses_earlier_ids_as_source(pipeline: Pipeline) -> None:
+    as_tenant("acme")
+    erp = await pipeline.start_worker("netsuite")
+    for version, event in enumerate(LIFECYCLE, start=1):
+        await submit(pipeline, make_order("R1", version, event))
+    record = await wait_state(
+        pipeline,
+        "acme",
+        "R1",
+        {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED", "3:credit_memo": "DELIVERED"},
+    )
+    ra = record["documents"]["1:return_authorization"]["erp_document_id"]
+    by_type = {r.document_type: r for r in erp.requests}
+    assert by_type["itemReceipt"].source_document_id == ra
+    assert by_type["itemReceipt"].source_document_type == "returnAuthorization"
+    assert by_type["creditMemo"].source_document_id == ra
+    assert [r.external_reference for r in erp.requests] == ["RMA-R1-1", "RMA-R1-2", "RMA-R1-3"]
+    # The mapper saw the documents delivered before it (erp_references), e.g. the RA for the receipt.
+    assert json.loads(by_type["itemReceipt"].payload)["refs"] == [ra]
+    assert json.loads(by_type["creditMemo"].payload)["mapping"] == "netsuite/credit_memo"
+
+
+async def test_refund_method_selects_cash_refund(pipeline: Pipeline) -> None:
+    as_tenant("acme")
+    erp = await pipeline.start_worker("netsuite")
+    await submit(pipeline, make_order("R2", 1))
+    await submit(
+        pipeline, make_order("R2", 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED, refund_method=returns_pb2.REFUND_METHOD_CASH)
+    )
+    await wait_state(pipeline, "acme", "R2", {"1:return_authorization": "DELIVERED", "2:cash_refund": "DELIVERED"})
+    assert [r.document_type for r in erp.requests] == ["returnAuthorization", "cashRefund"]
+
+
+async def test_transient_and_ambiguous_faults_deliver_exactly_once(pipeline: Pipeline) -> None:
+    as_tenant("acme")
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    erp.faults["returnAuthorization"] = [
+        TransientErpError("503 from ERP", erp="netsuite", http_status=503),
+        "ambiguous",
+        TransientErpError("throttled", erp="netsuite", http_status=429, retry_after=0.1),
+    ]
+    await pipeline.start_worker("netsuite")
+    await submit(pipeline, make_order("R3"))
+    record = await wait_state(pipeline, "acme", "R3", {"1:return_authorization": "DELIVERED"})
+    assert erp.creates[("returnAuthorization", "RMA-R3-1")] == 1
+    doc = record["documents"]["1:return_authorization"]
+    # Attempt 1 failed, attempt 2 created then lost the answer, then the lookup found it: no third create.
+    assert doc["attempts"] == 2
+    assert doc["erp_document_id"] == erp.documents[("returnAuthorization", "RMA-R3-1")].document_id
+
+
+async def test_ordering_under_concurrency_with_random_faults(pipeline: Pipeline) -> None:
+    """Many returns, three versions each, submitted newest first, random transient faults, two workers."""
+    as_tenant("acme")
+    rng = random.Random(7)
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    seen: list[tuple[str, int]] = []
+
+    def fault(request):  # type: ignore[no-untyped-def]
+        if rng.random() < 0.25:
+            return rng.choice([TransientErpError("timeout", erp="netsuite"), "ambiguous"])
+        return None
+
+    original = erp.create_document
+
+    async def tracking(request):  # type: ignore[no-untyped-def]
+        result = await original(request)
+        seen.append((request.return_id, int(request.external_reference.rsplit("-", 1)[1])))
+        return result
+
+    erp.fault_fn = fault
+    erp.create_document = tracking  # type: ignore[method-assign]
+    settings = fast_settings(retry=RetryPolicy(base_delay=0.02, max_delay=0.1, max_attempts=50))
+    await pipeline.start_worker("netsuite", settings)
+    await pipeline.start_worker("netsuite", settings)
+    returns = [f"O{i}" for i in range(25)]
+    submissions = [
+        submit(pipeline, make_order(rid, version, LIFECYCLE[version - 1]))
+        for version in (3, 2, 1)
+        for rid in returns
+    ]
+    await asyncio.gather(*submissions)
+
+    async def all_delivered() -> None:
+        for rid in returns:
+            record = await pipeline.status.get("acme", rid)
+            assert record is not None
+            assert all(doc["state"] == "DELIVERED" for doc in record["documents"].values()), rid
+
+    await assert_eventually(all_delivered, timeout=60)
+    assert all(count == 1 for count in erp.creates.values())
+    assert len(erp.creates) == 75
+    for rid in returns:
+        versions = [v for r, v in seen if r == rid]
+        assert versions == sorted(versions), (rid, versions)
+
+
+async def test_permanent_fault_dead_letters_alerts_and_replay_delivers_once(pipeline: Pipeline) -> None:
+    as_tenant("acme")
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    erp.faults["returnAuthorization"] = [PermanentErpError("customer 42 does not exist", erp="netsuite", code="USER_ERROR")]
+    await pipeline.start_worker("netsuite")
+    await submit(pipeline, make_order("R4", 1))
+    await submit(pipeline, make_order("R4", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED))
+    record = await wait_state(
+        pipeline, "acme", "R4", {"1:return_authorization": "DEAD_LETTERED", "2:item_receipt": "WAITING"}
+    )
+    dead_letter_id = record["documents"]["1:return_authorization"]["dead_letter_id"]
+    letter = await pipeline.dead_letters.get("acme", dead_letter_id)
+    assert letter.step == "return_authorization" and letter.error.code == "USER_ERROR"
+    assert [a["kind"] for a in pipeline.alerter.alerts] == ["dead_letter"]
+    assert erp.creates == {}
+    _, sequence = await pipeline.dead_letters.replay("acme", dead_letter_id)
+    assert sequence > 0
+    await wait_state(pipeline, "acme", "R4", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED"})
+    assert erp.creates[("returnAuthorization", "RMA-R4-1")] == 1
+    assert erp.creates[("itemReceipt", "RMA-R4-2")] == 1
+
+
+async def test_mapping_fix_then_replay(pipeline: Pipeline) -> None:
+    as_tenant("acme")
+    pipeline.mappers.broken.add("R5")
+    erp = await pipeline.start_worker("netsuite")
+    await submit(pipeline, make_order("R5"))
+    record = await wait_state(pipeline, "acme", "R5", {"1:return_authorization": "DEAD_LETTERED"})
+    doc = record["documents"]["1:return_authorization"]
+    assert doc["last_error"]["code"] == "TranslationError:lines.rate"
+    pipeline.mappers.broken.clear()
+    await pipeline.dead_letters.replay("acme", doc["dead_letter_id"])
+    await wait_state(pipeline, "acme", "R5", {"1:return_authorization": "DELIVERED"})
+    assert len(erp.requests) == 1
+
+
+async def test_exhausted_retries_and_auth_errors_dead_letter(pipeline: Pipeline) -> None:
+    as_tenant("acme")
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    erp.faults["returnAuthorization"] = [TransientErpError("down", erp="netsuite")] * 5
+    erp.faults["itemReceipt"] = [ErpAuthError("token expired", erp="netsuite", http_status=401)]
+    await pipeline.start_worker("netsuite")
+    await submit(pipeline, make_order("R6"))
+    record = await wait_state(pipeline, "acme", "R6", {"1:return_authorization": "DEAD_LETTERED"})
+    assert record["documents"]["1:return_authorization"]["attempts"] == 5
+    await submit(pipeline, make_order("R7"))
+    await submit(pipeline, make_order("R7", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED))
+    await wait_state(pipeline, "acme", "R7", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DEAD_LETTERED"})
+    assert {a["kind"] for a in pipeline.alerter.alerts} == {"dead_letter", "erp_auth"}
+
+
+async def test_discard_releases_later_versions(pipeline: Pipeline) -> None:
+    as_tenant("acme")
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    erp.faults["returnAuthorization"] = [PermanentErpError("bad", erp="netsuite")]
+    await pipeline.start_worker("netsuite")
+    await submit(pipeline, make_order("R8", 1))
+    await submit(pipeline, make_order("R8", 2, returns_pb2.LIFECYCLE_EVENT_INSPECTED))
+    record = await wait_state(pipeline, "acme", "R8", {"1:return_authorization": "DEAD_LETTERED"})
+    await pipeline.dead_letters.discard("acme", record["documents"]["1:return_authorization"]["dead_letter_id"])
+
+    async def released() -> None:
+        current = await pipeline.status.get("acme", "R8")
+        assert current is not None and current["versions"]["2"]["state"] == "DELIVERED"
+
+    await assert_eventually(released, timeout=10)
