@@ -22,7 +22,9 @@ async def submit(pipeline: Pipeline, order: returns_pb2.ReturnOrder) -> returns_
     return await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
 
 
-async def wait_state(pipeline: Pipeline, tenant: str, return_id: str, wanted: dict[str, str], timeout: float = 20) -> dict:
+async def wait_state(
+    pipeline: Pipeline, tenant: str, return_id: str, wanted: dict[str, str], within: float = 20
+) -> dict:
     async def check() -> dict:
         record = await pipeline.status.get(tenant, return_id)
         assert record is not None
@@ -30,7 +32,7 @@ async def wait_state(pipeline: Pipeline, tenant: str, return_id: str, wanted: di
         assert states == wanted, states
         return record
 
-    return await assert_eventually(check, timeout=timeout)
+    return await assert_eventually(check, timeout=within)
 
 
 async def test_full_netsuite_flow_uses_earlier_ids_as_source(pipeline: Pipeline) -> None:
@@ -60,9 +62,14 @@ async def test_refund_method_selects_cash_refund(pipeline: Pipeline) -> None:
     erp = await pipeline.start_worker("netsuite")
     await submit(pipeline, make_order("R2", 1))
     await submit(
-        pipeline, make_order("R2", 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED, refund_method=returns_pb2.REFUND_METHOD_CASH)
+        pipeline,
+        make_order(
+            "R2", 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED, refund_method=returns_pb2.REFUND_METHOD_CASH
+        ),
     )
-    await wait_state(pipeline, "acme", "R2", {"1:return_authorization": "DELIVERED", "2:cash_refund": "DELIVERED"})
+    await wait_state(
+        pipeline, "acme", "R2", {"1:return_authorization": "DELIVERED", "2:cash_refund": "DELIVERED"}
+    )
     assert [r.document_type for r in erp.requests] == ["returnAuthorization", "cashRefund"]
 
 
@@ -136,7 +143,9 @@ async def test_permanent_fault_dead_letters_alerts_and_replay_delivers_once(pipe
     as_tenant("acme")
     erp = FakeErp()
     pipeline.erps["netsuite"] = erp
-    erp.faults["returnAuthorization"] = [PermanentErpError("customer 42 does not exist", erp="netsuite", code="USER_ERROR")]
+    erp.faults["returnAuthorization"] = [
+        PermanentErpError("customer 42 does not exist", erp="netsuite", code="USER_ERROR")
+    ]
     await pipeline.start_worker("netsuite")
     await submit(pipeline, make_order("R4", 1))
     await submit(pipeline, make_order("R4", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED))
@@ -150,7 +159,9 @@ async def test_permanent_fault_dead_letters_alerts_and_replay_delivers_once(pipe
     assert erp.creates == {}
     _, sequence = await pipeline.dead_letters.replay("acme", dead_letter_id)
     assert sequence > 0
-    await wait_state(pipeline, "acme", "R4", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED"})
+    await wait_state(
+        pipeline, "acme", "R4", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED"}
+    )
     assert erp.creates[("returnAuthorization", "RMA-R4-1")] == 1
     assert erp.creates[("itemReceipt", "RMA-R4-2")] == 1
 
@@ -181,7 +192,9 @@ async def test_exhausted_retries_and_auth_errors_dead_letter(pipeline: Pipeline)
     assert record["documents"]["1:return_authorization"]["attempts"] == 5
     await submit(pipeline, make_order("R7"))
     await submit(pipeline, make_order("R7", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED))
-    await wait_state(pipeline, "acme", "R7", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DEAD_LETTERED"})
+    await wait_state(
+        pipeline, "acme", "R7", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DEAD_LETTERED"}
+    )
     assert {a["kind"] for a in pipeline.alerter.alerts} == {"dead_letter", "erp_auth"}
 
 
@@ -194,7 +207,9 @@ async def test_discard_releases_later_versions(pipeline: Pipeline) -> None:
     await submit(pipeline, make_order("R8", 1))
     await submit(pipeline, make_order("R8", 2, returns_pb2.LIFECYCLE_EVENT_INSPECTED))
     record = await wait_state(pipeline, "acme", "R8", {"1:return_authorization": "DEAD_LETTERED"})
-    await pipeline.dead_letters.discard("acme", record["documents"]["1:return_authorization"]["dead_letter_id"])
+    await pipeline.dead_letters.discard(
+        "acme", record["documents"]["1:return_authorization"]["dead_letter_id"]
+    )
 
     async def released() -> None:
         current = await pipeline.status.get("acme", "R8")
