@@ -227,18 +227,6 @@ class _Counters:
     lines: int = 0
 
 
-class OracleKit(SimulatorKit):
-    """SimulatorKit that re-seeds Oracle master data and stock after a reset."""
-
-    def __init__(self, name: str, seed: Callable[[], None]) -> None:
-        super().__init__(name)
-        self._seed = seed
-
-    def reset(self) -> None:
-        super().reset()
-        self._seed()
-
-
 @dataclass
 class OracleSimulator:
     """The simulated Oracle pod: Fusion REST routes plus the state the EBS stand-in shares."""
@@ -246,7 +234,8 @@ class OracleSimulator:
     config: OracleSimConfig = field(default_factory=OracleSimConfig)
 
     def __post_init__(self) -> None:
-        self.kit = OracleKit("oracle", self._seed)
+        self.kit = SimulatorKit("oracle")
+        self.kit.on_reset.append(lambda _state: self._seed())
         self.stock_updated: dict[tuple[str, str, str], str] = {}
         self.counters = _Counters()
         self._last_ts: datetime | None = None
