@@ -1,0 +1,351 @@
+"""grpc.aio server interceptors: request id + error mapping + metrics, authentication, rate limits, RBAC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Final
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from returnbridge.audit.log import AuditLog
+from returnbridge.audit.redact import redact_text
+from returnbridge.errors import (
+    PermissionDeniedError,
+    RateLimitedError,
+    ReturnBridgeError,
+    TranslationError,
+    ValidationError,
+)
+from returnbridge.gateway.auth import Authenticator
+from returnbridge.gateway.context import (
+    maybe_principal,
+    new_request_id,
+    set_principal,
+    set_request_id,
+)
+from returnbridge.gateway.ratelimit import RateLimiter
+from returnbridge.gateway.rbac import authorize
+from returnbridge.gateway.security_config import SecurityConfig
+from returnbridge.observability.metrics import count_api_call
+
+__all__ = [
+    "AuthInterceptor",
+    "ErrorsInterceptor",
+    "RateLimitInterceptor",
+    "RbacInterceptor",
+    "build_interceptors",
+    "remaining_timeout",
+    "status_for_error",
+]
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER: Final = "x-request-id"
+_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+
+
+def _reset(token: contextvars.Token[Any]) -> None:
+    try:
+        token.var.reset(token)
+    except ValueError:
+        # A stream closed from another context (e.g. cancelled by the runtime): that context is going away.
+        pass
+
+
+def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
+    """The same handler with every call run inside ``around(method, context)``, for all four RPC shapes."""
+
+    def unary_response(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with around(method, context):
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
+
+        return run
+
+    def stream_response(behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+        async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with around(method, context):
+                result = behavior(request, context)
+                if hasattr(result, "__aiter__"):
+                    async for item in result:
+                        yield item
+                elif inspect.isawaitable(result):
+                    # Handlers that write with context.write() and return None.
+                    await result
+
+        return run
+
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **kwargs)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kwargs)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **kwargs)
+    return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)
+
+
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _wrap_handler(handler, handler_call_details.method, self.around)  # type: ignore[attr-defined]
+
+    def around(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Status:
+    """The rich gRPC status for one of our errors (BadRequest / RetryInfo + QuotaFailure details)."""
+    code: grpc.StatusCode = exc.grpc_status
+    message = str(exc)
+    details: list[any_pb2.Any] = []
+    if isinstance(exc, ValidationError) and exc.violations:
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        for v in exc.violations
+                    ]
+                )
+            )
+        )
+    elif isinstance(exc, TranslationError):
+        field = exc.path or exc.rule or "document"
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
+                    ]
+                )
+            )
+        )
+    elif isinstance(exc, RateLimitedError):
+        seconds = max(exc.retry_after, 0.0)
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(round(seconds * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+        details.append(
+            _pack(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(subject=exc.quota, description=message)
+                    ]
+                )
+            )
+        )
+    if request_id:
+        details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+    return rpc_status.to_status(status)
+
+
+def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
+    try:
+        code = context.code()
+    except (NotImplementedError, AttributeError):
+        return default
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):
+        for candidate in grpc.StatusCode:
+            if candidate.value[0] == code:
+                return candidate.name
+    return default
+
+
+class ErrorsInterceptor(_WrappingInterceptor):
+    """Outermost: request id in, request id out, our errors -> their status, anything else -> INTERNAL, metrics."""
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        incoming = ""
+        for key, value in context.invocation_metadata() or ():
+            if key.lower() == REQUEST_ID_HEADER:
+                incoming = value if isinstance(value, str) else value.decode(errors="replace")
+        rid = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
+        rid_token = set_request_id(rid)
+        # Clear anything a previous call left in this task's context.
+        principal_token = set_principal(None)
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
+        code = "OK"
+        try:
+            yield
+        except grpc.aio.AbortError:
+            # The servicer aborted with its own status; keep it.
+            code = _code_name(context, "UNKNOWN")
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except ReturnBridgeError as exc:
+            code = exc.grpc_status.name
+            status = status_for_error(exc, rid)
+            if code == "INTERNAL":
+                log.error("request %s %s failed: %s", rid, method, redact_text(str(exc)))
+            await context.abort(
+                status.code,
+                status.details,
+                trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, rid)),
+            )
+        except NotImplementedError:
+            # Generated base servicers raise this for RPCs nobody implemented yet.
+            code = "UNIMPLEMENTED"
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{method} is not implemented",
+                trailing_metadata=((REQUEST_ID_HEADER, rid),),
+            )
+        except Exception:
+            code = "INTERNAL"
+            log.exception("request %s %s failed unexpectedly", rid, method)
+            await context.abort(
+                grpc.StatusCode.INTERNAL,
+                f"internal error (request id {rid})",
+                trailing_metadata=((REQUEST_ID_HEADER, rid),),
+            )
+        finally:
+            count_api_call(method, code)
+            _reset(principal_token)
+            _reset(rid_token)
+
+
+class AuthInterceptor(_WrappingInterceptor):
+    """Authenticates every call except open methods and puts the principal in the call context."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        if self._authenticator.is_open(method):
+            yield
+            return
+        principal = self._authenticator.authenticate(context.invocation_metadata(), context.auth_context())
+        token = set_principal(principal)
+        try:
+            yield
+        finally:
+            _reset(token)
+
+
+class RateLimitInterceptor(_WrappingInterceptor):
+    """Charges the caller's buckets and holds a concurrency slot for the length of the call."""
+
+    def __init__(self, limiter: RateLimiter, authenticator: Authenticator) -> None:
+        self._limiter = limiter
+        self._authenticator = authenticator
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        if self._authenticator.is_open(method):
+            yield
+            return
+        principal = maybe_principal()
+        if principal is not None:
+            self._limiter.check_rate(principal)
+        with self._limiter.concurrency_slot(method):
+            yield
+
+
+class RbacInterceptor(_WrappingInterceptor):
+    """Refuses calls outside the principal's permissions (and unknown RPCs); audits each refusal."""
+
+    def __init__(self, authenticator: Authenticator, *, audit: AuditLog | None = None) -> None:
+        self._authenticator = authenticator
+        self._audit = audit
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        if self._authenticator.is_open(method):
+            yield
+            return
+        principal = maybe_principal()
+        if principal is None:
+            raise PermissionDeniedError(f"{method} needs an authenticated caller")
+        try:
+            authorize(principal, method)
+        except PermissionDeniedError as exc:
+            await self._record_denial(method, principal.tenant_id, str(exc))
+            raise
+        yield
+
+    async def _record_denial(self, method: str, tenant_id: str, reason: str) -> None:
+        if self._audit is None:
+            return
+        try:
+            await self._audit.record(
+                action="access.denied",
+                object_type="rpc",
+                object_id=method,
+                tenant_id=tenant_id,
+                details={"reason": reason},
+            )
+        except Exception:
+            # A failing audit store must not turn a clean PERMISSION_DENIED into INTERNAL.
+            log.exception("could not audit denied call to %s", method)
+
+
+def build_interceptors(
+    config: SecurityConfig,
+    *,
+    authenticator: Authenticator | None = None,
+    limiter: RateLimiter | None = None,
+    audit: AuditLog | None = None,
+) -> list[grpc.aio.ServerInterceptor]:
+    """Interceptors for ``grpc.aio.server(interceptors=...)``, outermost first.
+
+    Order: errors/request id/metrics, authentication, rate limits, RBAC. Rate limits run before RBAC so a
+    principal hammering a forbidden RPC is still throttled.
+
+    Raises:
+        ConfigError: JWT or TLS key material in ``config`` cannot be loaded.
+    """
+    authenticator = authenticator or Authenticator(config)
+    limiter = limiter or RateLimiter(config.rate_limits)
+    return [
+        ErrorsInterceptor(),
+        AuthInterceptor(authenticator),
+        RateLimitInterceptor(limiter, authenticator),
+        RbacInterceptor(authenticator, audit=audit),
+    ]
+
+
+def remaining_timeout(context: grpc.aio.ServicerContext) -> float | None:
+    """Seconds left before the caller's deadline (never negative), or None when the caller set none.
+
+    Pass it on to downstream calls (NATS requests, ERP HTTP timeouts) so work stops when nobody waits for it.
+    """
+    remaining = context.time_remaining()
+    if remaining is None or math.isinf(remaining) or remaining > 1e8:
+        return None
+    return max(0.0, float(remaining))

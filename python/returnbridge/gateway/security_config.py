@@ -1,0 +1,223 @@
+"""Configuration models of the gateway's security section: principals, JWT, TLS/mTLS, rate limits, reference data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ApiKeyConfig",
+    "JwtConfig",
+    "MtlsPrincipalConfig",
+    "RateLimitConfig",
+    "ReferenceDataConfig",
+    "SecurityConfig",
+    "TlsConfig",
+]
+
+_HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
+_NAME: Final = re.compile(r"^[A-Za-z0-9_.@:/-]{1,128}$")
+_TENANT: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS: Final = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_roles(roles: list[str]) -> list[str]:
+    # Imported here: rbac imports nothing from this module, but keeping config importable on its own is cheap.
+    from returnbridge.gateway.rbac import ROLES
+
+    if "system" in roles:
+        raise ValueError("role 'system' is reserved for in-process work and cannot be given to a caller")
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}; known roles are {sorted(ROLES)}")
+    if not roles:
+        raise ValueError("a principal needs at least one role")
+    return roles
+
+
+def _check_tenant(tenant: str) -> str:
+    if not _TENANT.match(tenant):
+        raise ValueError("tenant id must be 1-64 characters of [A-Za-z0-9_-]")
+    return tenant
+
+
+class ApiKeyConfig(_Model):
+    """One API key, stored only as the SHA-256 hex digest of the key, bound to a principal."""
+
+    name: str
+    tenant_id: str
+    roles: list[str]
+    sha256: str = Field(description="lower-case hex SHA-256 of the raw key (see docs/security.md)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("principal name must be 1-128 characters of [A-Za-z0-9_.@:/-]")
+        return value
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        return _check_tenant(value)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        return _check_roles(value)
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        if not _HEX64.match(value):
+            raise ValueError("sha256 must be 64 lower-case hex characters (the digest, never the key itself)")
+        return value
+
+
+class JwtConfig(_Model):
+    """Bearer JWT validation. Exactly one key source: an HMAC secret from the environment, a PEM file or a JWKS file."""
+
+    algorithms: list[str] = Field(min_length=1, description="explicit allow-list, e.g. [RS256]; never 'none'")
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    hmac_secret_env: str | None = Field(
+        default=None, description="environment variable holding the HMAC secret"
+    )
+    public_key_file: Path | None = None
+    jwks_file: Path | None = None
+    leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    # Claims beyond exp/iat/iss/aud that must be present.
+    tenant_claim: str = "tenant_id"
+    roles_claim: str = "roles"
+    name_claim: str = "sub"
+    max_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        known = HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS
+        bad = [a for a in value if a not in known]
+        if bad:
+            raise ValueError(
+                f"unsupported JWT algorithms {bad} ('none' is never allowed); use {sorted(known)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> JwtConfig:
+        sources = [s for s in (self.hmac_secret_env, self.public_key_file, self.jwks_file) if s]
+        if len(sources) != 1:
+            raise ValueError("configure exactly one of hmac_secret_env, public_key_file, jwks_file")
+        hmac_algs = set(self.algorithms) & HMAC_ALGORITHMS
+        asym_algs = set(self.algorithms) & ASYMMETRIC_ALGORITHMS
+        # Mixing families invites algorithm confusion (a public key used as an HMAC secret).
+        if self.hmac_secret_env and asym_algs:
+            raise ValueError(f"an HMAC secret cannot verify {sorted(asym_algs)}")
+        if not self.hmac_secret_env and hmac_algs:
+            raise ValueError(f"{sorted(hmac_algs)} need hmac_secret_env, not a public key")
+        return self
+
+
+class MtlsPrincipalConfig(_Model):
+    """Maps a client certificate identity (subject CN or a SAN entry) to a principal."""
+
+    identity: str = Field(min_length=1, description="certificate common name or subject alternative name")
+    name: str
+    tenant_id: str
+    roles: list[str]
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant(cls, value: str) -> str:
+        return _check_tenant(value)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        return _check_roles(value)
+
+
+class TlsConfig(_Model):
+    """Server TLS; with ``client_ca_file`` and ``require_client_cert`` it is mutual TLS."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    require_client_cert: bool = True
+    principals: list[MtlsPrincipalConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _mtls_needs_ca(self) -> TlsConfig:
+        if self.require_client_cert and self.client_ca_file is None:
+            raise ValueError("require_client_cert needs client_ca_file")
+        identities = [p.identity for p in self.principals]
+        if len(identities) != len(set(identities)):
+            raise ValueError("each certificate identity may map to one principal only")
+        return self
+
+
+class RateLimitConfig(_Model):
+    """Token buckets per principal and per tenant, plus a cap on concurrent RPCs for the whole server."""
+
+    enabled: bool = True
+    principal_rate_per_second: float = Field(default=50.0, gt=0)
+    principal_burst: int = Field(default=100, ge=1)
+    tenant_rate_per_second: float = Field(default=200.0, gt=0)
+    tenant_burst: int = Field(default=400, ge=1)
+    max_concurrent_rpcs: int = Field(default=512, ge=1)
+    # Long-lived watch streams would otherwise hold concurrency slots for hours.
+    concurrency_exempt_methods: list[str] = Field(
+        default_factory=lambda: [
+            "/returnbridge.api.v1.ReturnsService/WatchSyncEvents",
+            "/returnbridge.api.v1.InventoryService/WatchInventory",
+        ]
+    )
+    # Bound on remembered buckets; the least recently used are forgotten (they refill to full anyway).
+    max_tracked_keys: int = Field(default=10_000, ge=10)
+
+
+class ReferenceDataConfig(_Model):
+    """Where known locations, cost centers, vendor codes and SKUs come from (YAML); empty sets are not checked."""
+
+    file: Path | None = None
+    locations: list[str] = Field(default_factory=list)
+    cost_centers: list[str] = Field(default_factory=list)
+    vendor_codes: list[str] = Field(default_factory=list)
+    skus: list[str] = Field(default_factory=list)
+
+
+class SecurityConfig(_Model):
+    """``security:`` section: how callers authenticate and how fast they may call."""
+
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list)
+    jwt: JwtConfig | None = None
+    tls: TlsConfig | None = None
+    rate_limits: RateLimitConfig = RateLimitConfig()
+    # Reachable without credentials: health checks and reflection.
+    open_methods: list[str] = Field(
+        default_factory=lambda: [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> SecurityConfig:
+        digests = [k.sha256 for k in self.api_keys]
+        if len(digests) != len(set(digests)):
+            raise ValueError("the same API key digest is configured twice")
+        # One principal may hold several keys at once: that is how keys are rotated.
+        return self
