@@ -131,3 +131,8 @@ def inventory_tenant_filter(tenant: str) -> str:
 
 def cursor_key(target: str, kind: str) -> str:
     return f"{kv_token(target)}.{kv_token(kind)}"
+
+
+def posted_key(tenant: str, document_type: str, document_id: str) -> str:
+    """Latest ERP-reported status of one document (``rb_sync_state``), read by reconciliation."""
+    return f"posted.{kv_token(tenant)}.{kv_token(document_type)}.{kv_token(document_id)}"

@@ -96,7 +96,7 @@ class DeadLetterStore:
         return msg
 
     async def _decode(
-        self, msg: Any, states: dict[str, dict[str, str]] | None = None
+        self, msg: Any, seq: int, states: dict[str, dict[str, str]] | None = None
     ) -> admin_pb2.DeadLetter:
         headers = msg.headers or {}
         order = returns_pb2.ReturnOrder.FromString(msg.data or b"")
@@ -109,11 +109,11 @@ class DeadLetterStore:
             dead_letters = record["dead_letters"] if record else {}
             if states is not None:
                 states[order.return_id] = dead_letters
-        state = dead_letters.get(str(msg.seq), state)
+        state = dead_letters.get(str(seq), state)
         at = Timestamp()
         at.FromNanoseconds(int(float(headers.get(H_AT, "0")) * 1e9))
         letter = admin_pb2.DeadLetter(
-            id=msg.seq,
+            id=seq,
             tenant_id=tenant,
             return_id=order.return_id,
             version=order.version,
@@ -134,7 +134,7 @@ class DeadLetterStore:
         return letter
 
     async def get(self, tenant: str, dead_letter_id: int) -> admin_pb2.DeadLetter:
-        return await self._decode(await self._raw(tenant, dead_letter_id))
+        return await self._decode(await self._raw(tenant, dead_letter_id), dead_letter_id)
 
     async def list(
         self,
@@ -175,7 +175,7 @@ class DeadLetterStore:
                     break
                 last = msg.metadata.sequence.stream
                 pending = msg.metadata.num_pending
-                letter = await self._decode(msg, states)
+                letter = await self._decode(msg, last, states)
                 if (
                     (not erp or letter.erp == erp)
                     and (not return_id or letter.return_id == return_id)
@@ -194,7 +194,7 @@ class DeadLetterStore:
     async def replay(self, tenant: str, dead_letter_id: int) -> tuple[admin_pb2.DeadLetter, int]:
         """Re-publish a pending dead letter for delivery; the worker will look the document up before creating."""
         msg = await self._raw(tenant, dead_letter_id)
-        letter = await self._decode(msg)
+        letter = await self._decode(msg, dead_letter_id)
         if letter.state != admin_pb2.DEAD_LETTER_STATE_PENDING:
             raise ConflictError(
                 f"dead letter {dead_letter_id} is already {admin_pb2.DeadLetterState.Name(letter.state)}"
@@ -220,7 +220,7 @@ class DeadLetterStore:
     async def discard(self, tenant: str, dead_letter_id: int) -> admin_pb2.DeadLetter:
         """Give up on a dead letter; the return's later versions stop waiting for it."""
         msg = await self._raw(tenant, dead_letter_id)
-        letter = await self._decode(msg)
+        letter = await self._decode(msg, dead_letter_id)
         if letter.state != admin_pb2.DEAD_LETTER_STATE_PENDING:
             raise ConflictError(
                 f"dead letter {dead_letter_id} is already {admin_pb2.DeadLetterState.Name(letter.state)}"

@@ -281,24 +281,6 @@ class SyncStateStore:
 
         await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
 
-    async def record_posted_amount(
-        self, tenant: str, return_id: str, document_id: str, amount: common_pb2.Money, erp_status: str
-    ) -> bool:
-        """Store an amount the ERP reports as posted on one of the return's documents (reconciliation)."""
-
-        def change(record: JsonRecord | None) -> JsonRecord | None:
-            if record is None:
-                return None
-            for doc in record["documents"].values():
-                if doc["erp_document_id"] == document_id:
-                    doc["posted_amount"] = {"amount": amount.amount, "currency": amount.currency}
-                    doc["erp_status"] = erp_status
-                    return record
-            return None
-
-        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
-        return stored is not None
-
     async def _emit(self, record: JsonRecord, version: int, step: str, state: str) -> None:
         doc = record["documents"][doc_key(version, step)]
         event = sync_pb2.SyncEvent(

@@ -1,0 +1,226 @@
+"""ERP -> RMS: polls each connector for inventory and document status changes since a KV cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from returnbridge.api.v1 import inventory_pb2
+from returnbridge.bus import subjects
+from returnbridge.bus.kv import dumps, get_json
+from returnbridge.bus.publisher import Publisher
+from returnbridge.connectors.base import ChangeBatch, Connector
+from returnbridge.delivery.worker import MapperSource
+from returnbridge.errors import (
+    ErpAuthError,
+    ErpError,
+    NotFoundError,
+    PermanentErpError,
+    ReturnBridgeError,
+    TranslationError,
+)
+from returnbridge.observability.metrics import count_erp_call, count_processing
+from returnbridge.routing.flows import ERP_SYSTEMS
+from returnbridge.sync.inventory import InventoryStore
+
+log = logging.getLogger(__name__)
+
+# Inbound mapping ids per ERP family (contract table).
+INBOUND_MAPPINGS: dict[str, tuple[str, str]] = {
+    "netsuite": ("netsuite/inventory_level", "netsuite/document_status"),
+    "sap_s4hana": ("sap/material_stock", "sap/document_status"),
+    "oracle_fusion": ("oracle/onhand", "oracle/document_status"),
+}
+
+Kind = Literal["inventory", "status"]
+
+
+class PollTargetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    tenant: str
+    # Empty = the ERP family's contract mapping.
+    inventory_mapping: str = ""
+    status_mapping: str = ""
+    inventory: bool = True
+    status: bool = True
+
+
+class PollerSettings(BaseModel):
+    """The ``sync`` config section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_seconds: float = Field(default=2.0, gt=0)
+    page_size: int = Field(default=500, ge=1, le=5000)
+    # Pages read per target and kind in one tick, so one busy ERP cannot starve the others.
+    max_pages_per_tick: int = Field(default=20, ge=1)
+    targets: list[PollTargetConfig] = []
+
+
+@dataclass
+class PollTarget:
+    config: PollTargetConfig
+    connector: Connector
+    mappings: dict[str, str] = field(default_factory=dict)
+
+    def mapping(self, kind: Kind) -> str:
+        explicit = self.config.inventory_mapping if kind == "inventory" else self.config.status_mapping
+        if explicit:
+            return explicit
+        defaults = INBOUND_MAPPINGS.get(self.connector.erp)
+        if defaults is None:
+            raise NotFoundError(f"no inbound mappings known for ERP {self.connector.erp!r}")
+        return defaults[0] if kind == "inventory" else defaults[1]
+
+
+class Poller:
+    """Runs every ``interval_seconds``; the cursor only advances after the records were stored and published.
+
+    Args:
+        targets: connectors to poll with their tenant.
+        mappers: mapping registry (inbound specs).
+        cursors: the ``rb_cursors`` bucket.
+        inventory: inventory store.
+        sync_state: the ``rb_sync_state`` bucket (posted document statuses for reconciliation).
+        publisher: publishes ``rb.inventory.<tenant>`` / ``rb.docstatus.<tenant>``.
+    """
+
+    def __init__(
+        self,
+        targets: list[PollTarget],
+        mappers: MapperSource,
+        cursors: KeyValue,
+        inventory: InventoryStore,
+        sync_state: KeyValue,
+        publisher: Publisher,
+        settings: PollerSettings | None = None,
+    ) -> None:
+        self.targets = targets
+        self.settings = settings or PollerSettings()
+        self._mappers = mappers
+        self._cursors = cursors
+        self._inventory = inventory
+        self._sync_state = sync_state
+        self._publisher = publisher
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sync-poller")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            await self.poll_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.interval_seconds)
+
+    async def poll_once(self) -> dict[str, int]:
+        """One tick over all targets; returns records stored per ``<target>.<kind>``."""
+        counts: dict[str, int] = {}
+        results = await asyncio.gather(
+            *(self._poll(target, kind) for target in self.targets for kind in ("inventory", "status")),
+            return_exceptions=False,
+        )
+        index = 0
+        for target in self.targets:
+            for kind in ("inventory", "status"):
+                counts[f"{target.config.target}.{kind}"] = results[index]
+                index += 1
+        return counts
+
+    async def _poll(self, target: PollTarget, kind: Kind) -> int:
+        enabled = target.config.inventory if kind == "inventory" else target.config.status
+        if not enabled:
+            return 0
+        key = subjects.cursor_key(target.config.target, kind)
+        stored = 0
+        try:
+            mapper = self._mappers.get(target.mapping(kind))
+            for _ in range(self.settings.max_pages_per_tick):
+                cursor = await self._cursor(key)
+                batch = await self._read(target, kind, cursor)
+                stored += await self._apply(target, kind, mapper.translate_batch(batch.records))
+                if batch.cursor != (cursor or ""):
+                    await self._cursors.put(key, dumps({"cursor": batch.cursor}))
+                if not batch.has_more:
+                    break
+        except ErpError as exc:
+            log.warning("polling %s %s failed: %s", target.config.target, kind, exc)
+        except ReturnBridgeError as exc:
+            log.error("polling %s %s cannot run: %s", target.config.target, kind, exc)
+        return stored
+
+    async def _cursor(self, key: str) -> str | None:
+        record, _ = await get_json(self._cursors, key)
+        return None if record is None else str(record["cursor"])
+
+    async def _read(self, target: PollTarget, kind: Kind, cursor: str | None) -> ChangeBatch:
+        operation = "read_inventory" if kind == "inventory" else "read_status_changes"
+        call = (
+            target.connector.read_inventory if kind == "inventory" else target.connector.read_status_changes
+        )
+        try:
+            batch = await call(cursor, self.settings.page_size)
+        except ErpError as exc:
+            error_class = (
+                "auth"
+                if isinstance(exc, ErpAuthError)
+                else "permanent"
+                if isinstance(exc, PermanentErpError)
+                else "transient"
+            )
+            count_erp_call(target.connector.erp, operation, "error", error_class)
+            raise
+        count_erp_call(target.connector.erp, operation, "ok")
+        return batch
+
+    async def _apply(self, target: PollTarget, kind: Kind, outputs: list[bytes | TranslationError]) -> int:
+        tenant = target.config.tenant
+        stored = 0
+        for output in outputs:
+            if isinstance(output, TranslationError):
+                # A record we cannot map must not stall the cursor for every other record.
+                count_processing("translation_failed")
+                log.error("inbound %s record of %s not mapped: %s", kind, target.config.target, output)
+                continue
+            if kind == "inventory":
+                level = inventory_pb2.InventoryLevel.FromString(output)
+                level.tenant_id = tenant
+                level.target = target.config.target
+                level.source_erp = ERP_SYSTEMS.get(target.connector.erp, 0)  # type: ignore[assignment]
+                await self._inventory.put(level)
+                await self._publisher.publish_event(subjects.inventory(tenant), level.SerializeToString())
+            else:
+                status = inventory_pb2.DocumentStatus.FromString(output)
+                status.tenant_id = tenant
+                status.erp = ERP_SYSTEMS.get(target.connector.erp, 0)  # type: ignore[assignment]
+                if status.document_id:
+                    await self._sync_state.put(
+                        subjects.posted_key(tenant, status.document_type, status.document_id),
+                        dumps(
+                            {
+                                "status": status.status,
+                                "erp_status": status.erp_status,
+                                "amount": status.amount.amount,
+                                "currency": status.amount.currency,
+                                "external_reference": status.external_reference,
+                            }
+                        ),
+                    )
+                await self._publisher.publish_event(subjects.docstatus(tenant), status.SerializeToString())
+            stored += 1
+        return stored
