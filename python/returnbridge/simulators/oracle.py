@@ -377,7 +377,7 @@ class OracleSimulator:
         for name, value in item.items():
             if name in children:
                 if "all" in expand or name in expand:
-                    out[name] = [dict(c) for c in value]
+                    out[name] = [{k: v for k, v in c.items() if not k.startswith("_")} for c in value]
                 continue
             if name.startswith("_"):
                 continue
@@ -517,7 +517,7 @@ class OracleSimulator:
             customer = next((c for c in CUSTOMERS.values() if c["name"] == party_name), None)
             if customer is None:
                 errors.append(("DOO_INVALID_CUSTOMER", f"The buying party {party_name} isn't valid."))
-        else:
+        elif not body.get("BuyingPartyNumber") and not body.get("BuyingPartyName"):
             errors.append(("DOO_MISSING_ATTRIBUTE", "The attribute BuyingPartyNumber is required."))
         if system and number:
             for existing in self.state.documents[ORDERS].values():
@@ -586,7 +586,7 @@ class OracleSimulator:
         uom = v.string(raw, "OrderedUOMCode", 3, required=True, where=where)
         if uom is not None and uom not in UOMS:
             v.errors.append(("DOO_INVALID_UOM", f"{where}: the unit of measure {uom} isn't valid."))
-        v.decimal(raw, "UnitListPrice", where=where)
+        price = v.decimal(raw, "UnitListPrice", where=where)
         line_type = raw.get("TransactionLineTypeCode", LINE_TYPE_CREDIT_AND_RETURN)
         if line_type not in (LINE_TYPE_CREDIT_AND_RETURN, LINE_TYPE_CREDIT_ONLY):
             v.errors.append(("DOO_INVALID_LINE_TYPE", f"{where}: the line type {line_type} isn't valid."))
@@ -649,6 +649,7 @@ class OracleSimulator:
                 "linesUniqID": hashlib.sha1(str(line_id).encode()).hexdigest()[:24].upper(),
                 "TransactionLineTypeCode": line_type,
                 "OrderedQuantity": qty,
+                **({"UnitListPrice": price} if price is not None else {}),
                 "ReceivedQuantity": Decimal(0),
                 "StatusCode": "AWAIT_RECEIVING"
                 if line_type == LINE_TYPE_CREDIT_AND_RETURN
