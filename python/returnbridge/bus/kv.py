@@ -59,3 +59,23 @@ async def modify_json(
             continue
         return updated
     raise ContendedKeyError(f"KV key {key!r} changed concurrently {attempts} times in a row")
+
+
+async def keys_matching(kv: KeyValue, pattern: str) -> list[str]:
+    """Keys matching a subject pattern (``a.*``, ``a.>``), filtered by the server.
+
+    ``KeyValue.keys(filters=...)`` in nats.py watches the whole bucket and substring-matches client side.
+    """
+    watcher = await kv.watch(pattern, ignore_deletes=True, meta_only=True)
+    keys: list[str] = []
+    try:
+        while True:
+            entry = await watcher.updates(timeout=5.0)
+            if entry is None:
+                break
+            keys.append(entry.key)
+            if not entry.delta:
+                break
+    finally:
+        await watcher.stop()
+    return keys

@@ -1,8 +1,7 @@
-"""Calls the gateway's return validation when present, else a minimal structural check of our own."""
+"""Validation seam of the submit path: the gateway's validation when wired, plus the checks the pipeline relies on."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -41,17 +40,16 @@ def minimal_validate(order: returns_pb2.ReturnOrder) -> None:
 
 
 def default_validator() -> Validator:
-    """``returnbridge.gateway.validation.validate_return_order`` once it exists, else ``minimal_validate``."""
-    try:
-        module = importlib.import_module("returnbridge.gateway.validation")
-    except ImportError:
-        return minimal_validate
-    found = getattr(module, "validate_return_order", None)
-    if not callable(found):
-        return minimal_validate
+    """The structural checks only; ``serve`` passes ``gateway_validator(reference_data)`` instead."""
+    return minimal_validate
+
+
+def gateway_validator(reference: object) -> Validator:
+    """The gateway's complete validation (every violation at once), then the pipeline's own invariants."""
+    from returnbridge.gateway.validation import validate_return_order  # type: ignore[import-not-found,unused-ignore]
 
     def validate(order: returns_pb2.ReturnOrder) -> None:
+        validate_return_order(order, reference, tenant_id=order.tenant_id)  # type: ignore[arg-type,unused-ignore]
         minimal_validate(order)
-        found(order)
 
     return validate

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from returnbridge.api.v1 import inventory_pb2
 from returnbridge.bus import subjects
+from returnbridge.bus.kv import keys_matching
 from returnbridge.errors import NotFoundError, ValidationError
 
 MAX_PAGE = 1000
@@ -57,10 +58,7 @@ class InventoryStore:
         if page_size < 0 or page_size > MAX_PAGE:
             raise ValidationError(f"page_size must be between 0 and {MAX_PAGE}")
         page_size = page_size or DEFAULT_PAGE
-        try:
-            keys = sorted(await self.kv.keys(filters=[subjects.inventory_tenant_filter(tenant)]))
-        except NoKeysError:
-            return [], ""
+        keys = sorted(await keys_matching(self.kv, subjects.inventory_tenant_filter(tenant)))
         levels: list[inventory_pb2.InventoryLevel] = []
         last = ""
         for key in keys:

@@ -8,11 +8,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.js.errors import NoKeysError
 
 from returnbridge.api.v1 import admin_pb2, common_pb2
 from returnbridge.bus import subjects
-from returnbridge.bus.kv import get_json
+from returnbridge.bus.kv import get_json, keys_matching
 from returnbridge.sync.status import SyncStateStore
 
 
@@ -38,10 +37,7 @@ async def reconciliation_report(
     status: SyncStateStore, tenant: str, *, erp: int = 0, since: float = 0.0
 ) -> admin_pb2.ReconciliationReport:
     """One line per credit/refund document of the tenant's returns (optionally one ERP, created since)."""
-    try:
-        keys = await status.kv.keys(filters=[subjects.sync_state_tenant_filter(tenant)])
-    except NoKeysError:
-        keys = []
+    keys = await keys_matching(status.kv, subjects.sync_state_tenant_filter(tenant))
     lines: list[admin_pb2.ReconciliationLine] = []
     expected_totals: dict[str, Decimal] = defaultdict(Decimal)
     posted_totals: dict[str, Decimal] = defaultdict(Decimal)

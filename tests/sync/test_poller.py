@@ -1,0 +1,163 @@
+"""ERP -> RMS: poller cursors, inventory KV and InventoryService, document statuses and reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import grpc
+import pytest
+
+from delivery.pipeline_harness import FakeErp, Pipeline, make_order, md
+from helpers.eventually import assert_eventually
+from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc, inventory_pb2, inventory_pb2_grpc, returns_pb2
+from returnbridge.bus import subjects
+from returnbridge.errors import TranslationError
+from returnbridge.gateway.context import Principal, set_principal
+from returnbridge.services.admin import AdminServicer
+from returnbridge.services.inventory import InventoryServicer
+from returnbridge.sync.inventory import InventoryStore
+from returnbridge.sync.poller import Poller, PollerSettings, PollTarget, PollTargetConfig
+
+
+class InboundMapper:
+    """Stands in for the netsuite inbound packs: a small JSON record -> InventoryLevel / DocumentStatus."""
+
+    def __init__(self, mapping_id: str) -> None:
+        self.id = mapping_id
+
+    def _one(self, document: bytes) -> bytes:
+        record = json.loads(document)
+        if "bad" in record:
+            raise TranslationError("missing item", rule="sku", path="item")
+        if self.id.endswith("inventory_level"):
+            level = inventory_pb2.InventoryLevel(
+                sku=record["item"], on_hand=record["qty"], available=record["qty"]
+            )
+            level.location.site = record["loc"]
+            return level.SerializeToString()
+        status = inventory_pb2.DocumentStatus(
+            document_type=record["type"], document_id=record["id"], status=record["status"]
+        )
+        status.amount.amount, status.amount.currency = record["amount"], "USD"
+        return status.SerializeToString()
+
+    def translate(self, document: bytes) -> bytes:
+        return self._one(document)
+
+    def translate_batch(self, documents: Sequence[bytes]) -> list[bytes | TranslationError]:
+        out: list[bytes | TranslationError] = []
+        for document in documents:
+            try:
+                out.append(self._one(document))
+            except TranslationError as exc:
+                out.append(exc)
+        return out
+
+
+class InboundMappers:
+    def get(self, mapping_id: str) -> InboundMapper:
+        return InboundMapper(mapping_id)
+
+
+def _poller(pipeline: Pipeline, erp: FakeErp, tenant: str = "acme", page_size: int = 2) -> Poller:
+    return Poller(
+        [PollTarget(PollTargetConfig(target="netsuite", tenant=tenant), erp)],
+        InboundMappers(),
+        pipeline.buckets[subjects.CURSORS_BUCKET],
+        InventoryStore(pipeline.buckets[subjects.INVENTORY_BUCKET]),
+        pipeline.buckets[subjects.SYNC_STATE_BUCKET],
+        pipeline.publisher,
+        PollerSettings(interval_seconds=0.05, page_size=page_size),
+    )
+
+
+def stock(item: str, loc: str, qty: str) -> bytes:
+    return json.dumps({"item": item, "loc": loc, "qty": qty}).encode()
+
+
+async def test_inventory_polled_into_kv_and_served_per_tenant(pipeline: Pipeline) -> None:
+    erp = FakeErp()
+    erp.inventory = [
+        stock("SKU-1", "DAL1", "5"),
+        json.dumps({"bad": 1}).encode(),
+        stock("SKU-2", "DAL1", "7.5"),
+    ]
+    poller = _poller(pipeline, erp)
+    assert await poller.poll_once() == {"netsuite.inventory": 2, "netsuite.status": 0}
+    # The cursor is kept: nothing new means nothing read again.
+    assert await poller.poll_once() == {"netsuite.inventory": 0, "netsuite.status": 0}
+    store = InventoryStore(pipeline.buckets[subjects.INVENTORY_BUCKET])
+    stub = inventory_pb2_grpc.InventoryServiceStub(await pipeline.start_grpc(InventoryServicer(store)))
+    level = await stub.GetInventory(
+        inventory_pb2.GetInventoryRequest(sku="SKU-2", location={"site": "DAL1"}), metadata=md("acme")
+    )
+    assert (level.on_hand, level.tenant_id, level.target) == ("7.5", "acme", "netsuite")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.GetInventory(
+            inventory_pb2.GetInventoryRequest(sku="SKU-2", location={"site": "DAL1"}), metadata=md("globex")
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    page = await stub.ListInventory(inventory_pb2.ListInventoryRequest(page_size=1), metadata=md("acme"))
+    assert [lv.sku for lv in page.levels] == ["SKU-1"] and page.next_page_token
+    page2 = await stub.ListInventory(
+        inventory_pb2.ListInventoryRequest(page_size=1, page_token=page.next_page_token), metadata=md("acme")
+    )
+    assert [lv.sku for lv in page2.levels] == ["SKU-2"] and not page2.next_page_token
+    assert not (await stub.ListInventory(inventory_pb2.ListInventoryRequest(), metadata=md("globex"))).levels
+
+    watch = stub.WatchInventory(
+        inventory_pb2.WatchInventoryRequest(include_snapshot=True, skus=["SKU-1"]), metadata=md("acme")
+    )
+    first = await asyncio.wait_for(watch.read(), timeout=10)
+    assert first.level.on_hand == "5"
+    await poller.start()
+    erp.inventory.append(stock("SKU-1", "DAL1", "4"))
+    changed = await asyncio.wait_for(watch.read(), timeout=10)
+    assert changed.level.on_hand == "4" and changed.sequence > first.sequence
+    watch.cancel()
+    await poller.stop()
+
+
+async def test_posted_amounts_reconcile_against_sync_state(pipeline: Pipeline) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    erp = await pipeline.start_worker("netsuite")
+    await pipeline.intake.submit(
+        returns_pb2.SubmitReturnRequest(return_order=make_order("M1", amount="30.00"))
+    )
+    for rid, amount in (("M1", "30.00"), ("M2", "12.50")):
+        order = make_order(rid, 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED, amount=amount)
+        if rid == "M2":
+            await pipeline.intake.submit(
+                returns_pb2.SubmitReturnRequest(return_order=make_order(rid, amount=amount))
+            )
+        await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
+
+    async def credits() -> dict[str, str]:
+        ids = {}
+        for rid in ("M1", "M2"):
+            record = await pipeline.status.get("acme", rid)
+            assert record is not None and record["documents"]["2:credit_memo"]["state"] == "DELIVERED"
+            ids[rid] = record["documents"]["2:credit_memo"]["erp_document_id"]
+        return ids
+
+    ids = await assert_eventually(credits)
+    erp.statuses = [
+        json.dumps({"type": "creditMemo", "id": ids["M1"], "status": "posted", "amount": "-30.00"}).encode(),
+        json.dumps({"type": "creditMemo", "id": ids["M2"], "status": "posted", "amount": "12.00"}).encode(),
+    ]
+    await _poller(pipeline, erp).poll_once()
+    admin = AdminServicer(pipeline.dead_letters, pipeline.status)
+    stub = admin_pb2_grpc.AdminServiceStub(await pipeline.start_grpc(admin))
+    report = await stub.GetReconciliationReport(admin_pb2.ReconciliationRequest(), metadata=md("acme"))
+    statuses = {line.return_id: line.status for line in report.lines}
+    assert statuses == {
+        "M1": admin_pb2.RECONCILIATION_STATUS_MATCHED,
+        "M2": admin_pb2.RECONCILIATION_STATUS_AMOUNT_MISMATCH,
+    }
+    assert not report.balanced
+    assert [(m.amount, m.currency) for m in report.expected_totals] == [("42.50", "USD")]
+    assert [(m.amount, m.currency) for m in report.posted_totals] == [("42.00", "USD")]
+    other = await stub.GetReconciliationReport(admin_pb2.ReconciliationRequest(), metadata=md("globex"))
+    assert list(other.lines) == [] and other.balanced
