@@ -1,0 +1,386 @@
+"""Request validation before anything is written: every violation of a ReturnOrder, reported at once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+from returnbridge.api.v1 import common_pb2, returns_pb2
+from returnbridge.errors import FieldViolation, ValidationError
+from returnbridge.gateway.context import current_principal, maybe_principal
+from returnbridge.gateway.reference_data import ReferenceData
+
+__all__ = [
+    "MAX_EXTERNAL_REFERENCE",
+    "MAX_LINES",
+    "QUANTITY_DECIMALS",
+    "refuse_server_owned",
+    "validate_return_order",
+    "validate_submit_request",
+]
+
+MAX_LINES: Final = 2000
+MAX_ID_LENGTH: Final = 64
+MAX_TEXT_LENGTH: Final = 2000
+# The ERP documents carry "<rma_number>-<version>" as their external reference, and SAP/NetSuite cap it at 35.
+MAX_EXTERNAL_REFERENCE: Final = 35
+QUANTITY_DECIMALS: Final = 3
+_DECIMAL: Final = re.compile(r"^-?\d{1,18}(\.\d{1,12})?$")
+_CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+RT = returns_pb2.ReturnType
+EV = returns_pb2.LifecycleEvent
+_EXCHANGE_TYPES: Final = frozenset({RT.RETURN_TYPE_EXCHANGE, RT.RETURN_TYPE_REPLACEMENT})
+_REFUND_TYPES: Final = frozenset(
+    {RT.RETURN_TYPE_REFUND, RT.RETURN_TYPE_CREDIT_MEMO, RT.RETURN_TYPE_STORE_CREDIT}
+)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.violations.append(FieldViolation(field, description))
+
+
+def _decimal(text: str) -> Decimal | None:
+    return Decimal(text) if _DECIMAL.match(text) else None
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _check_id(
+    out: _Collector, path: str, value: str, *, required: bool = True, max_length: int = MAX_ID_LENGTH
+) -> None:
+    if not value:
+        if required:
+            out.add(path, "required")
+        return
+    if len(value) > max_length:
+        out.add(path, f"at most {max_length} characters")
+    if _CONTROL.search(value) or value != value.strip():
+        out.add(path, "must not contain control characters or surrounding whitespace")
+
+
+def _check_code(out: _Collector, path: str, value: str, known: frozenset[str], what: str) -> None:
+    if value and known and value not in known:
+        out.add(path, f"unknown {what} {value!r}")
+
+
+def _check_money(
+    out: _Collector,
+    path: str,
+    money: common_pb2.Money,
+    currency: str,
+    minor_units: int | None,
+    *,
+    allow_negative: bool = False,
+    positive: bool = False,
+) -> Decimal | None:
+    """Validate one Money; returns its amount when it is valid (None otherwise, so totals skip it)."""
+    amount = _decimal(money.amount)
+    if amount is None:
+        out.add(f"{path}.amount", "required decimal string such as '12.50'" if not money.amount else
+                f"{money.amount!r} is not a decimal string such as '12.50'")  # fmt: skip
+    else:
+        problems = len(out.violations)
+        if minor_units is not None and _places(amount) > minor_units:
+            out.add(f"{path}.amount", f"{currency} allows at most {minor_units} decimal places")
+        if positive and amount <= 0:
+            out.add(f"{path}.amount", "must be greater than 0")
+        elif not allow_negative and amount < 0:
+            out.add(f"{path}.amount", "must not be negative")
+        if len(out.violations) > problems:
+            amount = None
+    if money.currency and money.currency != currency:
+        out.add(f"{path}.currency", f"must be the order currency {currency!r} (or empty)")
+    return amount
+
+
+def _check_quantity(out: _Collector, path: str, text: str) -> Decimal | None:
+    if not text:
+        out.add(path, "required")
+        return None
+    quantity = _decimal(text)
+    if quantity is None:
+        out.add(path, f"{text!r} is not a decimal string such as '2' or '1.5'")
+        return None
+    if quantity <= 0:
+        out.add(path, "must be greater than 0")
+        return None
+    if _places(quantity) > QUANTITY_DECIMALS:
+        out.add(path, f"at most {QUANTITY_DECIMALS} decimal places")
+        return None
+    return quantity
+
+
+def _check_custom(out: _Collector, path: str, fields: Iterable[tuple[str, common_pb2.CustomValue]]) -> None:
+    for key, value in fields:
+        kind = value.WhichOneof("kind")
+        here = f"{path}[{key!r}]"
+        if kind == "decimal_value" and _decimal(value.decimal_value) is None:
+            out.add(here, f"{value.decimal_value!r} is not a decimal string")
+        elif kind == "list_value":
+            _check_custom(out, here, ((str(i), v) for i, v in enumerate(value.list_value.values)))
+        elif kind == "struct_value":
+            _check_custom(out, here, value.struct_value.fields.items())
+
+
+def validate_return_order(
+    order: returns_pb2.ReturnOrder,
+    reference: ReferenceData,
+    *,
+    prefix: str = "return_order",
+    tenant_id: str | None = None,
+) -> None:
+    """Check a return event completely and raise once with every violation.
+
+    Money: amounts are decimal strings with at most the currency's minor units; every Money's currency is empty or
+    the order currency. Totals: when ``total_amount`` is set it must equal the sum over lines of
+    quantity x unit price (each rounded half-up to the currency's minor units), plus tax (``tax_total``, or the sum
+    of line taxes when ``tax_total`` is unset), minus ``restocking_fee``.
+
+    Reference sets are those of ``tenant_id`` (default: the caller's tenant, else the body's).
+
+    Raises:
+        ValidationError: with one ``FieldViolation`` per problem, paths such as ``return_order.lines[2].quantity``.
+    """
+    out = _Collector()
+    p = prefix
+    principal = maybe_principal()
+    tenant = tenant_id or (principal.tenant_id if principal is not None else "") or order.tenant_id
+    ref = reference.for_tenant(tenant)
+    _check_id(out, f"{p}.return_id", order.return_id)
+    _check_id(out, f"{p}.rma_number", order.rma_number)
+    if order.version <= 0:
+        out.add(f"{p}.version", "must be greater than 0")
+    if order.rma_number and len(f"{order.rma_number}-{order.version}") > MAX_EXTERNAL_REFERENCE:
+        out.add(
+            f"{p}.rma_number",
+            f"'<rma_number>-<version>' must fit the ERP external reference ({MAX_EXTERNAL_REFERENCE} characters)",
+        )
+    if order.return_type == RT.RETURN_TYPE_UNSPECIFIED:
+        out.add(f"{p}.return_type", "required")
+    elif order.return_type not in RT.values():
+        out.add(f"{p}.return_type", f"unknown value {order.return_type}")
+    if order.event == EV.LIFECYCLE_EVENT_UNSPECIFIED:
+        out.add(f"{p}.event", "required")
+    elif order.event not in EV.values():
+        out.add(f"{p}.event", f"unknown value {order.event}")
+    _check_id(out, f"{p}.notes", order.notes, required=False, max_length=MAX_TEXT_LENGTH)
+
+    currency = order.currency
+    minor: int | None = None
+    if not currency:
+        out.add(f"{p}.currency", "required (ISO 4217 code such as 'EUR')")
+    elif not _CURRENCY.match(currency) or currency not in ref.currencies:
+        out.add(f"{p}.currency", f"{currency!r} is not an ISO 4217 currency code")
+    else:
+        minor = ref.currencies[currency]
+
+    cancel = order.event == EV.LIFECYCLE_EVENT_CANCELLED
+    if not order.lines and not cancel:
+        out.add(f"{p}.lines", "at least one line required")
+    if len(order.lines) > MAX_LINES:
+        out.add(f"{p}.lines", f"at most {MAX_LINES} lines per return")
+
+    line_ids: dict[str, int] = {}
+    serial_owner: dict[str, int] = {}
+    line_total = Decimal(0)
+    line_tax = Decimal(0)
+    # Invalid amounts already carry their own violation; the total is then not checked at all.
+    totals_computable = True
+    unpriced: list[int] = []
+    any_line_tax = False
+    for index, line in enumerate(order.lines):
+        lp = f"{p}.lines[{index}]"
+        _check_id(out, f"{lp}.line_id", line.line_id)
+        if line.line_id:
+            if line.line_id in line_ids:
+                out.add(f"{lp}.line_id", f"duplicate of lines[{line_ids[line.line_id]}].line_id")
+            else:
+                line_ids[line.line_id] = index
+        _check_id(out, f"{lp}.sku", line.sku)
+        _check_code(out, f"{lp}.sku", line.sku, ref.skus, "SKU")
+        quantity = _check_quantity(out, f"{lp}.quantity", line.quantity)
+        if not line.unit_of_measure:
+            out.add(f"{lp}.unit_of_measure", "required")
+
+        price: Decimal | None = None
+        if line.HasField("unit_price"):
+            price = _check_money(out, f"{lp}.unit_price", line.unit_price, currency, minor)
+        if line.HasField("tax_amount"):
+            any_line_tax = True
+            tax = _check_money(out, f"{lp}.tax_amount", line.tax_amount, currency, minor)
+            if tax is None:
+                totals_computable = False
+            else:
+                line_tax += tax
+        if quantity is None or (line.HasField("unit_price") and price is None):
+            totals_computable = False
+        elif price is None:
+            unpriced.append(index)
+        else:
+            step = Decimal(1).scaleb(-(minor or 0))
+            line_total += (quantity * price).quantize(step, rounding=ROUND_HALF_UP)
+
+        serials = list(line.serial_numbers)
+        if line.serialized:
+            if quantity is not None and quantity != quantity.to_integral_value():
+                out.add(f"{lp}.quantity", "a serialized product needs a whole quantity")
+            elif quantity is not None and len(serials) != int(quantity):
+                out.add(
+                    f"{lp}.serial_numbers",
+                    f"serialized product: {len(serials)} serial numbers for quantity {line.quantity}",
+                )
+        elif serials and quantity is not None and len(serials) > quantity:
+            out.add(
+                f"{lp}.serial_numbers", f"more serial numbers ({len(serials)}) than quantity {line.quantity}"
+            )
+        for s_index, serial in enumerate(serials):
+            sp = f"{lp}.serial_numbers[{s_index}]"
+            if not serial or serial != serial.strip() or _CONTROL.search(serial):
+                out.add(sp, "empty or malformed serial number")
+            elif serial in serial_owner:
+                out.add(sp, f"duplicate serial number {serial!r} (also on lines[{serial_owner[serial]}])")
+            else:
+                serial_owner[serial] = index
+
+        if line.HasField("location"):
+            if not line.location.site:
+                out.add(f"{lp}.location.site", "required when a location is given")
+            _check_code(out, f"{lp}.location.site", line.location.site, ref.locations, "location")
+        _check_code(out, f"{lp}.cost_center", line.cost_center, ref.cost_centers, "cost center")
+        _check_code(out, f"{lp}.vendor_code", line.vendor_code, ref.vendor_codes, "vendor code")
+        if line.disposition == returns_pb2.DISPOSITION_RETURN_TO_VENDOR and not line.vendor_code:
+            out.add(f"{lp}.vendor_code", "required for return-to-vendor")
+        if (
+            order.event == EV.LIFECYCLE_EVENT_DISPOSITIONED
+            and line.disposition == returns_pb2.DISPOSITION_UNSPECIFIED
+        ):
+            out.add(f"{lp}.disposition", "required for a DISPOSITIONED event")
+        _check_custom(out, f"{lp}.custom_fields", line.custom_fields.items())
+
+    _check_custom(out, f"{p}.custom_fields", order.custom_fields.items())
+
+    fee = Decimal(0)
+    if order.HasField("restocking_fee"):
+        checked = _check_money(out, f"{p}.restocking_fee", order.restocking_fee, currency, minor)
+        fee = checked if checked is not None else fee
+        totals_computable = totals_computable and checked is not None
+    tax_total: Decimal | None = None
+    if order.HasField("tax_total"):
+        tax_total = _check_money(out, f"{p}.tax_total", order.tax_total, currency, minor)
+        totals_computable = totals_computable and tax_total is not None
+        if tax_total is not None and any_line_tax and tax_total != line_tax:
+            out.add(f"{p}.tax_total", f"{tax_total} differs from the sum of line taxes {line_tax}")
+    if order.HasField("total_amount"):
+        total = _check_money(out, f"{p}.total_amount", order.total_amount, currency, minor)
+        if total is not None and minor is not None:
+            if unpriced:
+                out.add(
+                    f"{p}.total_amount", f"set, but lines{unpriced} have no unit_price to check it against"
+                )
+            elif totals_computable:
+                expected = line_total + (tax_total if tax_total is not None else line_tax) - fee
+                if total != expected:
+                    out.add(
+                        f"{p}.total_amount",
+                        f"{total} does not match lines {line_total} + tax "
+                        f"{tax_total if tax_total is not None else line_tax} - restocking fee {fee} = {expected}",
+                    )
+
+    _check_event_consistency(out, p, order, currency, minor, ref)
+    if out.violations:
+        raise ValidationError(f"invalid {p}: {len(out.violations)} problem(s)", out.violations)
+
+
+def _check_event_consistency(
+    out: _Collector,
+    p: str,
+    order: returns_pb2.ReturnOrder,
+    currency: str,
+    minor: int | None,
+    ref: ReferenceData,
+) -> None:
+    if order.event == EV.LIFECYCLE_EVENT_EXCHANGED:
+        if order.return_type not in _EXCHANGE_TYPES:
+            out.add(
+                f"{p}.return_type", "an EXCHANGED event needs RETURN_TYPE_EXCHANGE or RETURN_TYPE_REPLACEMENT"
+            )
+        if not order.exchange.items:
+            out.add(f"{p}.exchange.items", "an EXCHANGED event needs exchange items")
+    if order.event == EV.LIFECYCLE_EVENT_REFUNDED:
+        if order.return_type not in _REFUND_TYPES:
+            out.add(
+                f"{p}.return_type", "a REFUNDED event needs a refund, credit memo or store credit return type"
+            )
+        if not order.HasField("refund"):
+            out.add(f"{p}.refund", "a REFUNDED event needs refund details")
+        elif order.refund.method == returns_pb2.REFUND_METHOD_UNSPECIFIED:
+            out.add(f"{p}.refund.method", "required")
+        if order.HasField("refund") and not order.refund.HasField("amount"):
+            out.add(f"{p}.refund.amount", "required")
+    if order.HasField("refund") and order.refund.HasField("amount"):
+        _check_money(out, f"{p}.refund.amount", order.refund.amount, currency, minor, positive=True)
+    if order.HasField("exchange"):
+        for index, item in enumerate(order.exchange.items):
+            ip = f"{p}.exchange.items[{index}]"
+            _check_id(out, f"{ip}.sku", item.sku)
+            _check_code(out, f"{ip}.sku", item.sku, ref.skus, "SKU")
+            _check_quantity(out, f"{ip}.quantity", item.quantity)
+            if not item.unit_of_measure:
+                out.add(f"{ip}.unit_of_measure", "required")
+            if item.HasField("unit_price"):
+                _check_money(out, f"{ip}.unit_price", item.unit_price, currency, minor)
+            if item.HasField("ship_from"):
+                _check_code(out, f"{ip}.ship_from.site", item.ship_from.site, ref.locations, "location")
+        if order.exchange.HasField("price_difference"):
+            _check_money(
+                out, f"{p}.exchange.price_difference", order.exchange.price_difference, currency, minor,
+                allow_negative=True,
+            )  # fmt: skip
+
+
+def refuse_server_owned(order: returns_pb2.ReturnOrder, *, prefix: str = "return_order") -> None:
+    """Refuse fields only the server may set: ``erp_references``, and a tenant other than the caller's.
+
+    Raises:
+        AuthError: the call is not authenticated.
+        ValidationError: one violation per server-owned field the client set.
+    """
+    principal = current_principal()
+    out = _Collector()
+    if order.erp_references:
+        out.add(f"{prefix}.erp_references", "owned by the server; must be empty in requests")
+    system_call = "system" in principal.roles and not principal.tenant_id
+    if order.tenant_id and order.tenant_id != principal.tenant_id and not system_call:
+        out.add(f"{prefix}.tenant_id", "owned by the server: leave empty or set to the credential's tenant")
+    if out.violations:
+        raise ValidationError(f"server-owned fields set on {prefix}", out.violations)
+
+
+def validate_submit_request(request: returns_pb2.SubmitReturnRequest, reference: ReferenceData) -> None:
+    """Everything SubmitReturn checks before writing, with server-owned and content violations together."""
+    violations: list[FieldViolation] = []
+    if not request.HasField("return_order"):
+        raise ValidationError("return_order is required", [FieldViolation("return_order", "required")])
+    for check in (
+        lambda: refuse_server_owned(request.return_order),
+        lambda: validate_return_order(request.return_order, reference),
+    ):
+        try:
+            check()
+        except ValidationError as exc:
+            violations.extend(exc.violations)
+    if len(request.client_reference) > 128:
+        violations.append(FieldViolation("client_reference", "at most 128 characters"))
+    if violations:
+        raise ValidationError(f"invalid return_order: {len(violations)} problem(s)", violations)
