@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -270,6 +271,8 @@ class SapBackend:
         self.config = config
         self._last_change_ms = 0
         self._pending_numbers: set[str] = set()
+        # The RFC stand-in calls in from worker threads; it holds this lock around each function module.
+        self.lock = threading.RLock()
         if config.seed:
             self.seed(kit.state)
 

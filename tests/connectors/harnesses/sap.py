@@ -12,14 +12,17 @@ from connectors.harness import (
     ALL_CAPABILITIES,
     CAP_AUTH,
     CAP_COMMIT_THEN_DROP,
+    CAP_HANG,
     CAP_INVENTORY,
     CAP_STATUS_CHANGES,
 )
 from returnbridge.connectors.base import Connector, DocumentRequest
 from returnbridge.connectors.sap_odata import SapODataConfig, SapODataConnector
+from returnbridge.connectors.sap_rfc import SapRfcConfig, SapRfcConnector
 from returnbridge.simulators.faults import FaultPlan
 from returnbridge.simulators.kit import RunningSimulator
 from returnbridge.simulators.sap import SapSimulator, SapSimulatorConfig, build_simulator
+from returnbridge.simulators.sap_rfc import Connection
 
 USER, PASSWORD = "RB_API_USER", "Welcome1!"
 
@@ -163,6 +166,89 @@ class SapODataHarness(_SapHarnessBase):
         return DocumentRequest(self.document_type, external_reference, json.dumps(payload).encode())
 
 
-HARNESSES: list[Any] = [SapODataHarness]
+def rfc_customer_return_payload(
+    *, material: str = "SKU-1001", quantity: Decimal = Decimal("2"), unit_price: Decimal = Decimal("19.99")
+) -> dict[str, Any]:
+    header = {
+        "DOC_TYPE": "CBAR",
+        "SALES_ORG": "1710",
+        "DISTR_CHAN": "10",
+        "DIVISION": "00",
+        "ORD_REASON": "R01",
+        "CURRENCY": "USD",
+    }
+    item = {
+        "ITM_NUMBER": "000010",
+        "MATERIAL": material,
+        "PLANT": "DAL1",
+        "STORE_LOC": "RET1",
+        "TARGET_QTY": str(quantity),
+        "TARGET_QU": "EA",
+    }
+    return {
+        "RETURN_HEADER_IN": header,
+        "RETURN_HEADER_INX": {"UPDATEFLAG": "I", **dict.fromkeys(header, "X")},
+        "RETURN_ITEMS_IN": [item],
+        "RETURN_ITEMS_INX": [{"UPDATEFLAG": "I", **dict.fromkeys(item, "X"), "ITM_NUMBER": "000010"}],
+        "RETURN_PARTNERS": [{"PARTN_ROLE": "AG", "PARTN_NUMB": "10100001"}],
+        "RETURN_SCHEDULES_IN": [{"ITM_NUMBER": "000010", "SCHED_LINE": "0001", "REQ_QTY": str(quantity)}],
+        "RETURN_CONDITIONS_IN": [
+            {"ITM_NUMBER": "000010", "COND_TYPE": "PR00", "COND_VALUE": str(unit_price), "CURRENCY": "USD"}
+        ],
+    }
 
-__all__ = ["CAP_AUTH", "CAP_COMMIT_THEN_DROP", "CAP_INVENTORY", "CAP_STATUS_CHANGES", "HARNESSES"]
+
+class SapRfcHarness(_SapHarnessBase):
+    """``sap_rfc`` through the pyrfc stand-in, which works on the same simulator state (no HTTP, no pyrfc)."""
+
+    name = "sap_rfc"
+    document_type = "BAPI_CUSTOMERRETURN_CREATE"
+    capabilities = frozenset({CAP_AUTH, CAP_COMMIT_THEN_DROP, CAP_INVENTORY, CAP_STATUS_CHANGES, CAP_HANG})
+    write_path_pattern = r"^BAPI_TRANSACTION_COMMIT$"
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self._close_connectors()
+
+    def connector(self, *, timeout: float | None = None, bad_credentials: bool = False) -> Connector:
+        config = SapRfcConfig(
+            ashost="127.0.0.1",
+            client="100",
+            user=USER,
+            password=SecretStr("wrong" if bad_credentials else PASSWORD),
+            timeout=timeout or 5.0,
+        )
+        logon = {"user": USER, "passwd": "wrong" if bad_credentials else PASSWORD, "client": "100"}
+        connector = SapRfcConnector(
+            config, connection_factory=lambda: Connection(backend=self.sim.backend, **logon)
+        )
+        self._connectors.append(connector)
+        return connector
+
+    async def count_documents(self, document_type: str, external_reference: str) -> int:
+        return await super().count_documents("A_CustomerReturn", external_reference)
+
+    async def stored_lines(self, document_type: str, document_id: str) -> list[tuple[Decimal, Decimal]]:
+        return await super().stored_lines("A_CustomerReturn", document_id)
+
+    def request(
+        self,
+        external_reference: str,
+        *,
+        quantity: Decimal = Decimal("2"),
+        unit_price: Decimal = Decimal("19.99"),
+        timeout: float | None = None,
+    ) -> DocumentRequest:
+        payload = rfc_customer_return_payload(quantity=quantity, unit_price=unit_price)
+        return DocumentRequest(
+            self.document_type, external_reference, json.dumps(payload).encode(), timeout=timeout
+        )
+
+    def invalid_request(self, external_reference: str) -> DocumentRequest:
+        payload = rfc_customer_return_payload(material="SKU-9999")
+        return DocumentRequest(self.document_type, external_reference, json.dumps(payload).encode())
+
+
+HARNESSES: list[Any] = [SapODataHarness, SapRfcHarness]
