@@ -144,7 +144,10 @@ class TenantFromMetadata(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = await continuation(handler_call_details)
-        tenant = dict(handler_call_details.invocation_metadata or ()).get(TENANT_HEADER, "")
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        tenant = metadata.get(TENANT_HEADER, "") or metadata.get("authorization", "").removeprefix(
+            "Bearer tenant-"
+        )
         principal = Principal(name=f"rms@{tenant}", tenant_id=tenant, roles=frozenset({"admin", "submit"}))
         if handler is None:
             return None
@@ -221,6 +224,7 @@ class Pipeline:
     workers: list[DeliveryWorker] = field(default_factory=list)
     server: grpc.aio.Server | None = None
     channel: grpc.aio.Channel | None = None
+    address: str = ""
 
     @classmethod
     async def create(cls, nc: NatsClient, router: Router | None = None) -> Pipeline:
@@ -262,7 +266,8 @@ class Pipeline:
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         self.server = server
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.address = f"127.0.0.1:{port}"
+        self.channel = grpc.aio.insecure_channel(self.address)
         return self.channel
 
     def returns_servicer(self) -> ReturnsServicer:

@@ -1,0 +1,66 @@
+"""``returnbridge dlq`` against a real grpc.aio server: list, show, replay, discard, tenant scoping."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+import pytest
+
+from delivery.pipeline_harness import Pipeline, make_order
+from helpers.eventually import assert_eventually
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.delivery.dlq_cli import add_dlq_commands
+from returnbridge.errors import ConfigError, NotFoundError
+from returnbridge.gateway.context import Principal, set_principal
+from returnbridge.services.admin import AdminServicer
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    add_dlq_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+async def test_cli_lists_shows_replays_and_discards(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    pipeline.mappers.broken.update({"C1", "C2"})
+    erp = await pipeline.start_worker("netsuite")
+    for rid in ("C1", "C2"):
+        await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order(rid)))
+
+    async def two() -> list[int]:
+        letters, _ = await pipeline.dead_letters.list("acme")
+        assert len(letters) == 2
+        return [letter.id for letter in letters]
+
+    ids = await assert_eventually(two)
+    await pipeline.start_grpc(AdminServicer(pipeline.dead_letters, pipeline.status))
+    base = ["dlq", "--server", pipeline.address]
+
+    monkeypatch.delenv("RETURNBRIDGE_TOKEN", raising=False)
+    with pytest.raises(ConfigError):
+        await asyncio.to_thread(run, [*base, "list"])
+    monkeypatch.setenv("RETURNBRIDGE_TOKEN", "tenant-acme")
+    assert await asyncio.to_thread(run, [*base, "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "C1" in out[0] and "translation failed" in out[0]
+    await asyncio.to_thread(run, [*base, "show", str(ids[0])])
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["return_id"] == "C1" and "payload" not in shown
+    pipeline.mappers.broken.clear()
+    await asyncio.to_thread(run, [*base, "replay", str(ids[0]), "--comment", "mapping fixed"])
+    assert f"replayed dead letter {ids[0]}" in capsys.readouterr().out
+    await asyncio.to_thread(run, [*base, "discard", str(ids[1])])
+    monkeypatch.setenv("RETURNBRIDGE_TOKEN", "tenant-globex")
+    with pytest.raises(NotFoundError):
+        await asyncio.to_thread(run, [*base, "show", str(ids[0])])
+
+    async def delivered() -> None:
+        assert sum(erp.creates.values()) == 1
+
+    await assert_eventually(delivered)
