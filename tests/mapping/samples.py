@@ -13,17 +13,27 @@ from returnbridge.api.v1 import common_pb2, returns_pb2
 
 # Demo master data; the pack lookup tables, the simulators and the end-to-end demo use the same codes.
 SITES: tuple[str, ...] = ("DAL1", "RNO2", "LHR1")
+# RMS sub-locations: "RTN" returns area, "MAIN" main stock; packs map them to storage locations / subinventories.
 SUB_LOCATIONS: dict[str, tuple[str, ...]] = {
-    "DAL1": ("RTN", "QA"),
-    "RNO2": ("RTN", "QA"),
-    "LHR1": ("RTN", "QA"),
+    "DAL1": ("RTN", "MAIN"),
+    "RNO2": ("RTN", "MAIN"),
+    "LHR1": ("RTN", "MAIN"),
 }
 SKUS: tuple[str, ...] = tuple(f"SKU-{n}" for n in range(1001, 1011))
 COST_CENTERS: tuple[str, ...] = tuple(f"CC-{n}" for n in range(100, 105))
 VENDORS: tuple[str, ...] = tuple(f"V-{n}" for n in range(200, 205))
 REASONS: tuple[str, ...] = ("DEFECTIVE", "DAMAGED", "WRONG_ITEM", "NOT_AS_DESCRIBED", "NO_LONGER_NEEDED")
 UOMS: tuple[str, ...] = ("EA", "PK", "BOX")
-CUSTOMERS: tuple[tuple[str, str], ...] = (("CUST-0001", "1001"), ("CUST-0002", "1002"), ("CUST-0003", "1003"))
+CUSTOMERS: tuple[str, ...] = ("CUST-0001", "CUST-0002", "CUST-0003")
+# The customer's id in each target ERP (simulator seed data): NetSuite entity, SAP SoldToParty, Oracle party.
+ERP_CUSTOMER_REFS: dict[str, tuple[str, ...]] = {
+    "netsuite": ("101", "102", "103"),
+    "sap": ("10100001", "10100002", "10100003"),
+    "oracle": ("1001", "1002", "1003"),
+    "oracle_ebs": ("1001", "1002", "1003"),
+}
+# The original order's id in each target ERP (simulator seed data where there is one).
+ERP_ORDER_REFS: dict[str, str] = {"netsuite": "9001", "sap": "5000001", "oracle": "520001", "oracle_ebs": "94001"}
 
 # Longest values every pack accepts: the tightest ERP field among NetSuite, SAP, Oracle and EBS wins.
 MAX_LEN: dict[str, int] = {
@@ -166,15 +176,18 @@ def build_return(
     original_order: bool = True,
     line_specs: Sequence[LineSpec] = (),
     version: int = 1,
+    erp: str = "netsuite",
 ) -> returns_pb2.ReturnOrder:
     """A realistic canonical return with ``lines`` lines (1..500); the same seed gives the same bytes.
 
     Every ``serialized_every``-th line is serialized (0 = none). ``line_specs`` override the first lines.
+    ``erp`` picks the ERP-side customer and original order ids (each ERP's simulator seed data).
     """
     if not 1 <= lines <= 500:
         raise ValueError(f"lines must be 1..500, got {lines}")
     rng = random.Random(seed)
-    customer_id, erp_customer = CUSTOMERS[seed % len(CUSTOMERS)]
+    customer_id = CUSTOMERS[seed % len(CUSTOMERS)]
+    erp_customer = ERP_CUSTOMER_REFS[erp][seed % len(CUSTOMERS)]
     rma = f"RMA-{seed:08d}"
     if max_length:
         rma = ("RMA-" + str(seed).rjust(8, "0") + "-" + "M" * MAX_LEN["rma_number"])[: MAX_LEN["rma_number"]]
@@ -227,7 +240,7 @@ def build_return(
         order.original_order.CopyFrom(
             returns_pb2.OriginalOrder(
                 order_id=f"SO-{seed:06d}",
-                erp_order_ref=str(5000000 + seed)[: MAX_LEN["erp_order_ref"]],
+                erp_order_ref=ERP_ORDER_REFS[erp],
                 order_date="2026-11-01",
             )
         )
