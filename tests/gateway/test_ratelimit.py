@@ -1,0 +1,152 @@
+"""Rate limits: token buckets per principal and tenant, the concurrency cap, and RESOURCE_EXHAUSTED details."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+
+from gateway.support import KEYS, bearer, detail, rich_status, security_config, start, stop
+from helpers.eventually import assert_eventually
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.errors import RateLimitedError
+from returnbridge.gateway.context import Principal
+from returnbridge.gateway.ratelimit import RateLimiter
+from returnbridge.gateway.security_config import RateLimitConfig
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _principal(name: str = "rms", tenant: str = "acme") -> Principal:
+    return Principal(name=name, tenant_id=tenant, roles=frozenset({"submitter"}))
+
+
+def test_principal_bucket_burst_then_refill() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(
+        RateLimitConfig(
+            principal_rate_per_second=2, principal_burst=3, tenant_rate_per_second=100, tenant_burst=100
+        ),
+        clock=clock,
+    )
+    for _ in range(3):
+        limiter.check_rate(_principal())
+    with pytest.raises(RateLimitedError) as info:
+        limiter.check_rate(_principal())
+    assert info.value.retry_after == 0.5 and info.value.quota == "principal:acme/rms"
+    # Another principal of the same tenant has its own bucket.
+    limiter.check_rate(_principal("other"))
+    clock.now += 0.5
+    limiter.check_rate(_principal())
+    with pytest.raises(RateLimitedError):
+        limiter.check_rate(_principal())
+
+
+def test_tenant_bucket_is_shared_and_refusal_charges_nothing() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(
+        RateLimitConfig(
+            principal_rate_per_second=1, principal_burst=5, tenant_rate_per_second=1, tenant_burst=4
+        ),
+        clock=clock,
+    )
+    for name in ("a", "b", "c", "d"):
+        limiter.check_rate(_principal(name))
+    with pytest.raises(RateLimitedError) as info:
+        limiter.check_rate(_principal("e"))
+    assert info.value.quota == "tenant:acme" and info.value.retry_after == 1.0
+    limiter.check_rate(_principal("x", tenant="beta"))
+    clock.now += 1.0
+    limiter.check_rate(_principal("e"))
+
+
+def test_disabled_limiter_admits_everything() -> None:
+    limiter = RateLimiter(RateLimitConfig(enabled=False, principal_burst=1, max_concurrent_rpcs=1))
+    for _ in range(10):
+        limiter.check_rate(_principal())
+    with limiter.concurrency_slot("/m"), limiter.concurrency_slot("/m"):
+        pass
+
+
+def test_bucket_memory_is_bounded() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(
+        RateLimitConfig(principal_burst=1, tenant_burst=10_000, max_tracked_keys=10), clock=clock
+    )
+    limiter.check_rate(_principal("first"))
+    with pytest.raises(RateLimitedError):
+        limiter.check_rate(_principal("first"))
+    for index in range(20):
+        limiter.check_rate(_principal(f"p{index}"))
+    # "first" was evicted: it starts again with a full bucket.
+    limiter.check_rate(_principal("first"))
+
+
+async def test_rate_limit_returns_resource_exhausted_with_retry_info() -> None:
+    config = security_config(
+        rate_limits={"principal_rate_per_second": 0.5, "principal_burst": 2, "tenant_burst": 100}
+    )
+    running = await start(config)
+    try:
+        request = returns_pb2.SubmitReturnRequest()
+        for _ in range(2):
+            await running.returns.SubmitReturn(request, metadata=bearer(KEYS["submitter"]))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await running.returns.SubmitReturn(request, metadata=bearer(KEYS["submitter"]))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        status = rich_status(info.value)
+        retry = detail(status, error_details_pb2.RetryInfo)
+        assert 1.9 <= retry.retry_delay.ToTimedelta().total_seconds() <= 2.0
+        quota = detail(status, error_details_pb2.QuotaFailure)
+        assert [v.subject for v in quota.violations] == ["principal:acme/submitter-svc"]
+        # Other principals are unaffected.
+        await running.returns.SubmitReturn(request, metadata=bearer(KEYS["beta_submitter"]))
+    finally:
+        await stop(running)
+
+
+async def test_concurrency_cap_refuses_while_slots_are_taken() -> None:
+    config = security_config(rate_limits={"max_concurrent_rpcs": 2})
+    running = await start(config)
+    try:
+        held = [
+            asyncio.ensure_future(
+                running.returns.SubmitReturn(
+                    returns_pb2.SubmitReturnRequest(client_reference="hold"),
+                    metadata=bearer(KEYS["submitter"]),
+                )
+            )
+            for _ in range(2)
+        ]
+
+        async def both_inside() -> None:
+            assert running.servicer.entered == 2
+
+        await assert_eventually(both_inside)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await running.returns.SubmitReturn(
+                returns_pb2.SubmitReturnRequest(), metadata=bearer(KEYS["submitter"])
+            )
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        quota = detail(rich_status(info.value), error_details_pb2.QuotaFailure)
+        assert quota.violations[0].subject == "server:concurrent_rpcs"
+        # Watch streams are exempt by default, health is open: both still work at the cap.
+        events = running.returns.WatchSyncEvents(
+            returns_pb2.WatchSyncEventsRequest(), metadata=bearer(KEYS["reader"])
+        )
+        assert [e.sequence async for e in events] == [1, 2, 3]
+        running.servicer.release.set()
+        await asyncio.gather(*held)
+        await running.returns.SubmitReturn(
+            returns_pb2.SubmitReturnRequest(), metadata=bearer(KEYS["submitter"])
+        )
+    finally:
+        await stop(running)
