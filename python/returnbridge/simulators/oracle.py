@@ -405,7 +405,7 @@ class OracleSimulator:
             rows = [(k, v) for k, v in rows if _matches(v, conditions)]
         for spec in reversed([s for s in q.get("orderBy", "").split(",") if s.strip()]):
             name, _, direction = spec.strip().partition(":")
-            rows.sort(key=lambda kv, n=name: _sort_key(kv[1].get(n)), reverse=direction.lower() == "desc")
+            rows.sort(key=_field_key(name), reverse=direction.lower() == "desc")
         try:
             limit = int(q.get("limit", self.config.default_limit))
             offset = int(q.get("offset", 0))
@@ -979,6 +979,10 @@ _CHILDREN: dict[str, tuple[str, ...]] = {
     RECEIPTS: ("lines",),
     CREDIT_MEMOS: ("receivablesCreditMemoLines",),
 }
+
+
+def _field_key(name: str) -> Callable[[tuple[str, dict[str, Any]]], tuple[int, Any]]:
+    return lambda row: _sort_key(row[1].get(name))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

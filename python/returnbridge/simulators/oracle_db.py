@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 from returnbridge.simulators.faults import FaultPlan
 from returnbridge.simulators.oracle import (
@@ -81,7 +81,7 @@ class ProgrammingError(DatabaseError):
     pass
 
 
-def _raise(cls: type[Error], full_code: str, message: str, *, recoverable: bool = False) -> None:
+def _raise(cls: type[Error], full_code: str, message: str, *, recoverable: bool = False) -> NoReturn:
     raise cls(_Error(full_code, message, isrecoverable=recoverable))
 
 
@@ -449,7 +449,7 @@ class Connection:
         self._pending: list[Callable[[], None]] = []
         self._dead = False
         self._released = False
-        self.policy_org: int | None = None
+        self.policy_org: Decimal | None = None
 
     def __enter__(self) -> Connection:
         return self
@@ -677,7 +677,7 @@ def _num(value: Any) -> Decimal | None:
     return number
 
 
-def _typed(record: dict[str, Any], spec: dict[str, Any], where: str, messages: list[str]) -> dict[str, Any]:
+def _typed(record: dict[str, Any], spec: dict[str, Any], where: str) -> dict[str, Any]:
     """Check a record against its PL/SQL type: known fields, numbers, VARCHAR2 lengths."""
     out: dict[str, Any] = {}
     for name, value in record.items():
@@ -708,16 +708,14 @@ def _typed(record: dict[str, Any], spec: dict[str, Any], where: str, messages: l
 def _process_order(conn: Connection, records: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     db = conn.database
     messages: list[str] = []
-    header = _typed(records["header"], _HEADER_FIELDS, "l_header_rec", messages)
-    lines = {
-        i: _typed(r, _LINE_FIELDS, f"l_line_tbl({i})", messages) for i, r in sorted(records["line"].items())
-    }
+    header = _typed(records["header"], _HEADER_FIELDS, "l_header_rec")
+    lines = {i: _typed(r, _LINE_FIELDS, f"l_line_tbl({i})") for i, r in sorted(records["line"].items())}
     lots = {
-        i: _typed(r, _LOT_SERIAL_FIELDS, f"l_lot_serial_tbl({i})", messages)
+        i: _typed(r, _LOT_SERIAL_FIELDS, f"l_lot_serial_tbl({i})")
         for i, r in sorted(records["lot_serial"].items())
     }
     actions = {
-        i: _typed(r, _ACTION_FIELDS, f"l_action_request_tbl({i})", messages)
+        i: _typed(r, _ACTION_FIELDS, f"l_action_request_tbl({i})")
         for i, r in sorted(records["action_request"].items())
     }
     if db.unexpected_errors > 0:
@@ -873,14 +871,11 @@ def _process_order(conn: Connection, records: dict[str, Any], args: dict[str, An
 def _create_cm_request(conn: Connection, records: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     db = conn.database
     messages: list[str] = []
-    params = _typed(
-        {k: v for k, v in args.items() if k.startswith("p_")}, _CM_PARAMS, "CREATE_REQUEST", messages
-    )
+    params = _typed({k: v for k, v in args.items() if k.startswith("p_")}, _CM_PARAMS, "CREATE_REQUEST")
     cm_lines = {
-        i: _typed(r, _CM_LINE_FIELDS, f"l_cm_line_tbl({i})", messages)
-        for i, r in sorted(records["cm_line"].items())
+        i: _typed(r, _CM_LINE_FIELDS, f"l_cm_line_tbl({i})") for i, r in sorted(records["cm_line"].items())
     }
-    attrs = _typed(records["attr"], _ATTR_FIELDS, "l_attr_rec", messages)
+    attrs = _typed(records["attr"], _ATTR_FIELDS, "l_attr_rec")
     if db.unexpected_errors > 0:
         with db.lock:
             db.unexpected_errors -= 1
