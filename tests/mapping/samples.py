@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from google.protobuf import json_format
+
 from returnbridge.api.v1 import common_pb2, returns_pb2
 
 # Demo master data; the pack lookup tables, the simulators and the end-to-end demo use the same codes.
@@ -20,6 +21,10 @@ SUB_LOCATIONS: dict[str, tuple[str, ...]] = {
     "LHR1": ("RTN", "MAIN"),
 }
 SKUS: tuple[str, ...] = tuple(f"SKU-{n}" for n in range(1001, 1011))
+# Items every simulator knows and can take back: SAP seeds SKU-1001..1005, Oracle refuses SKU-1009/1010 on
+# returns, NetSuite tracks serials for SKU-1003/1004 only.
+SERIALIZED_SKUS: tuple[str, ...] = ("SKU-1003", "SKU-1004")
+PLAIN_SKUS: tuple[str, ...] = ("SKU-1001", "SKU-1002", "SKU-1005")
 COST_CENTERS: tuple[str, ...] = tuple(f"CC-{n}" for n in range(100, 105))
 VENDORS: tuple[str, ...] = tuple(f"V-{n}" for n in range(200, 205))
 REASONS: tuple[str, ...] = ("DEFECTIVE", "DAMAGED", "WRONG_ITEM", "NOT_AS_DESCRIBED", "NO_LONGER_NEEDED")
@@ -33,7 +38,12 @@ ERP_CUSTOMER_REFS: dict[str, tuple[str, ...]] = {
     "oracle_ebs": ("1001", "1002", "1003"),
 }
 # The original order's id in each target ERP (simulator seed data where there is one).
-ERP_ORDER_REFS: dict[str, str] = {"netsuite": "9001", "sap": "5000001", "oracle": "520001", "oracle_ebs": "94001"}
+ERP_ORDER_REFS: dict[str, str] = {
+    "netsuite": "9001",
+    "sap": "5000001",
+    "oracle": "520001",
+    "oracle_ebs": "94001",
+}
 
 # Longest values every pack accepts: the tightest ERP field among NetSuite, SAP, Oracle and EBS wins.
 MAX_LEN: dict[str, int] = {
@@ -96,7 +106,8 @@ def build_line(
     """One realistic return line; ``index`` is 1-based and keeps line ids and serials unique."""
     spec = spec or LineSpec()
     site = spec.site or SITES[(index - 1) % len(SITES)]
-    sku = spec.sku or SKUS[rng.randrange(len(SKUS))]
+    pool = SERIALIZED_SKUS if serialized or spec.serials else PLAIN_SKUS
+    sku = spec.sku or pool[rng.randrange(len(pool))]
     if max_length:
         sku = (sku + "-" + "L" * MAX_LEN["sku"])[: MAX_LEN["sku"]]
     if spec.serials is not None:
@@ -186,8 +197,9 @@ def build_return(
     if not 1 <= lines <= 500:
         raise ValueError(f"lines must be 1..500, got {lines}")
     rng = random.Random(seed)
-    customer_id = CUSTOMERS[seed % len(CUSTOMERS)]
-    erp_customer = ERP_CUSTOMER_REFS[erp][seed % len(CUSTOMERS)]
+    # Seed 1 gets the first customer, the one who placed the seeded original orders.
+    customer_id = CUSTOMERS[(seed - 1) % len(CUSTOMERS)]
+    erp_customer = ERP_CUSTOMER_REFS[erp][(seed - 1) % len(CUSTOMERS)]
     rma = f"RMA-{seed:08d}"
     if max_length:
         rma = ("RMA-" + str(seed).rjust(8, "0") + "-" + "M" * MAX_LEN["rma_number"])[: MAX_LEN["rma_number"]]
