@@ -6,7 +6,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from returnbridge.bus import subjects
 
@@ -37,6 +37,14 @@ class StreamsConfig(BaseModel):
     dlq: StreamLimits = StreamLimits(max_age_seconds=30 * _DAY, max_msgs=1_000_000)
     idempotency_ttl_seconds: float = Field(default=30 * _DAY, gt=0)
     kv_max_bytes: int = Field(default=1 << 30, gt=0)
+
+    @model_validator(mode="after")
+    def _window(self) -> StreamsConfig:
+        for name in ("deliver", "events", "dlq"):
+            limits: StreamLimits = getattr(self, name)
+            if limits.max_age_seconds < self.duplicate_window_seconds:
+                raise ValueError(f"streams.{name}.max_age_seconds must be >= duplicate_window_seconds")
+        return self
 
 
 def _stream(name: str, subject_list: list[str], limits: StreamLimits, config: StreamsConfig) -> StreamConfig:
@@ -71,14 +79,21 @@ def stream_configs(config: StreamsConfig) -> list[StreamConfig]:
 
 
 def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
-    common = {"storage": StorageType.FILE, "replicas": config.replicas, "max_bytes": config.kv_max_bytes}
+    def bucket(name: str, history: int, ttl: float | None = None) -> KeyValueConfig:
+        return KeyValueConfig(
+            bucket=name,
+            history=history,
+            ttl=ttl,
+            storage=StorageType.FILE,
+            replicas=config.replicas,
+            max_bytes=config.kv_max_bytes,
+        )
+
     return [
-        KeyValueConfig(
-            bucket=subjects.IDEMPOTENCY_BUCKET, ttl=config.idempotency_ttl_seconds, history=1, **common
-        ),
-        KeyValueConfig(bucket=subjects.SYNC_STATE_BUCKET, history=5, **common),
-        KeyValueConfig(bucket=subjects.INVENTORY_BUCKET, history=1, **common),
-        KeyValueConfig(bucket=subjects.CURSORS_BUCKET, history=5, **common),
+        bucket(subjects.IDEMPOTENCY_BUCKET, 1, config.idempotency_ttl_seconds),
+        bucket(subjects.SYNC_STATE_BUCKET, 5),
+        bucket(subjects.INVENTORY_BUCKET, 1),
+        bucket(subjects.CURSORS_BUCKET, 5),
     ]
 
 

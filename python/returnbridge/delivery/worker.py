@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
+from returnbridge.audit.log import AuditLog
 from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
 from returnbridge.delivery.dlq import DeadLetterStore
@@ -139,6 +140,7 @@ class DeliveryWorker:
         dead_letters: DLQ store.
         settings: delivery settings.
         alerter: dead-letter and ERP-auth alerts.
+        audit: when set, each ERP document created and each dead letter is recorded.
     """
 
     def __init__(
@@ -151,8 +153,10 @@ class DeliveryWorker:
         dead_letters: DeadLetterStore,
         settings: DeliverySettings | None = None,
         alerter: AlerterLike | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.target = target
+        self._audit = audit
         self.connector = connector
         self.mappers = mappers
         self.settings = settings or DeliverySettings()
@@ -440,6 +444,22 @@ class DeliveryWorker:
             tenant, return_id, version, step.step, "DELIVERED", erp_document_id=result.document_id
         )
         count_processing("delivered")
+        if self._audit is not None:
+            await self._audit.record(
+                action="erp.document_created" if result.created else "erp.document_found",
+                object_type="return",
+                object_id=f"{return_id}:{version}",
+                tenant_id=tenant,
+                actor="system",
+                after=body if isinstance(body := work.translations.get(step.mapping), bytes) else None,
+                details={
+                    "target": self.target,
+                    "step": step.step,
+                    "document_type": step.document_type,
+                    "erp_document_id": result.document_id,
+                    "external_reference": reference,
+                },
+            )
         accepted_at = float(work.headers.get(H_ACCEPTED_AT, "0") or 0)
         if accepted_at:
             observe_sync_latency(erp, step.document_type, max(time.time() - accepted_at, 0.0))
@@ -511,6 +531,20 @@ class DeliveryWorker:
             dead_letter_id=dead_letter_id,
         )
         count_processing("dead_lettered")
+        if self._audit is not None:
+            await self._audit.record(
+                action="dlq.dead_lettered",
+                object_type="dead_letter",
+                object_id=str(dead_letter_id),
+                tenant_id=order.tenant_id,
+                actor="system",
+                details={
+                    "return_id": order.return_id,
+                    "version": str(order.version),
+                    "step": step.step,
+                    "reason": reason[:500],
+                },
+            )
         with contextlib.suppress(Exception):
             set_dlq_size(await self._dlq.count())
         if self._alerter is not None:

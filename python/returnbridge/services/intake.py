@@ -6,6 +6,7 @@ import base64
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js.errors import KeyWrongLastSequenceError
@@ -101,7 +102,7 @@ class Intake:
         key = idempotency_key(order)
         kv_key = idempotency_kv_key(order)
         now = time.time()
-        record = {
+        record: dict[str, Any] = {
             "key": key,
             "digest": digest,
             "state": "pending",
@@ -158,8 +159,8 @@ class Intake:
     @staticmethod
     def _response(
         order: returns_pb2.ReturnOrder,
-        record: dict[str, object],
-        outcome: returns_pb2.SubmitOutcome.ValueType,
+        record: dict[str, Any],
+        outcome: int,
         request: returns_pb2.SubmitReturnRequest,
     ) -> returns_pb2.SubmitReturnResponse:
         accepted_at = Timestamp()
@@ -169,7 +170,7 @@ class Intake:
             tenant_id=order.tenant_id,
             return_id=order.return_id,
             version=order.version,
-            outcome=outcome,
+            outcome=outcome,  # type: ignore[arg-type]
             stream_sequence=int(record["stream_sequence"]),  # type: ignore[call-overload]
             accepted_at=accepted_at,
             route=route,

@@ -67,14 +67,15 @@ async def reconciliation_report(
                 if want is not None:
                     expected_totals[expected["currency"]] += want
                 got = _decimal(posted["amount"]) if posted else None
-                if got is not None:
+                if got is not None and posted:
                     # ERPs post credits with either sign; the magnitude is what must agree.
                     posted_totals[posted["currency"]] += abs(got)
                 if not posted:
                     line.status = admin_pb2.RECONCILIATION_STATUS_MISSING_IN_ERP
                     balanced = False
                 elif (
-                    got is None
+                    not posted
+                    or got is None
                     or want is None
                     or abs(got) != want
                     or posted["currency"] != expected["currency"]
