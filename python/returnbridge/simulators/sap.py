@@ -70,6 +70,9 @@ class SapSimulatorConfig(BaseModel):
     password: str = "Welcome1!"
     # OAuth 2.0 bearer tokens accepted in addition to basic auth.
     bearer_tokens: list[str] = Field(default_factory=list)
+    # OAuth 2.0 clients (client_id -> secret) for the client-credentials token endpoint.
+    oauth_clients: dict[str, str] = Field(default_factory=lambda: {"RB_OAUTH_CLIENT": "oauth-secret"})
+    oauth_token_lifetime: int = 3600
     sap_client: str = "100"
     # Real SAP accepts a repeated customer PO number with warning V4/115; refusing it surfaces idempotency bugs.
     reject_duplicate_po: bool = True
@@ -787,12 +790,49 @@ class SapODataApp:
         self.config = config
         # session id -> (user, csrf token)
         self.sessions: dict[str, tuple[str, str]] = {}
+        # access token -> (client id, expiry epoch seconds)
+        self.tokens: dict[str, tuple[str, float]] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.route("*", ODATA_ROOT + "{tail:.*}", self.handle),
+            web.post("/sap/bc/sec/oauth2/token", self._token),
             web.post("/_sim/sap/csrf/expire", self._expire_csrf),
+            web.post("/_sim/sap/oauth/revoke", self._revoke_tokens),
         ]
+
+    async def _token(self, request: web.Request) -> web.Response:
+        """SAP's OAuth 2.0 endpoint, client-credentials grant with client id/secret as basic auth."""
+        form = await request.post()
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+        if scheme.lower() == "basic":
+            try:
+                client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                client_id = secret = ""
+        expected = self.config.oauth_clients.get(client_id)
+        if expected is None or not hmac.compare_digest(secret, expected):
+            return web.json_response(
+                {"error": "invalid_client", "error_description": "Client authentication failed"}, status=401
+            )
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = (client_id, time.time() + self.config.oauth_token_lifetime)
+        return web.json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.config.oauth_token_lifetime,
+                "scope": str(form.get("scope", "API_CUSTOMER_RETURN_SRV_0001")),
+            }
+        )
+
+    async def _revoke_tokens(self, request: web.Request) -> web.Response:
+        count = len(self.tokens)
+        self.tokens.clear()
+        return web.json_response({"revoked": count})
 
     async def _expire_csrf(self, request: web.Request) -> web.Response:
         count = len(self.sessions)
@@ -819,6 +859,9 @@ class SapODataApp:
             for token in self.config.bearer_tokens:
                 if hmac.compare_digest(value, token):
                     return "OAUTH_CLIENT"
+            issued = self.tokens.get(value)
+            if issued is not None and issued[1] > time.time():
+                return issued[0][:12]
         return None
 
     def _unauthorized(self) -> web.Response:
@@ -1071,8 +1114,9 @@ class SapODataApp:
             if value is None and prop.type not in (DATETIME, DATETIMEOFFSET, INT64):
                 value = "0" if prop.type == DECIMAL else ""
             out[prop.name] = value
+        expanded = {e.split("/", 1)[0] for e in expand}  # expanding a/b expands a as well
         for nav in et.navs:
-            if nav.name in expand:
+            if nav.name in expanded:
                 child_et = service.type(nav.target)
                 child_set = next(s for s, t in service.sets.items() if t == nav.target)
                 sub = {e.split("/", 1)[1] for e in expand if e.startswith(nav.name + "/")}
