@@ -288,3 +288,18 @@ def test_dumps_exact_refuses_floats() -> None:
     assert dumps_exact({"a": Decimal("1.10"), "b": [1, None, True]}) == '{"a":1.10,"b":[1,null,true]}'
     with pytest.raises(TypeError):
         dumps_exact({"a": 0.1})
+
+
+async def test_decimal_strings_become_exact_numbers(
+    fusion: tuple[OracleFusionConnector, OracleSimulator, str],
+) -> None:
+    connector, sim, _ = fusion
+    payload = return_order_payload()
+    payload["lines"][0]["OrderedQuantity"] = "2.500"
+    payload["lines"][0]["UnitListPrice"] = "0.30"
+    order = await connector.create_document(req(ORDERS, "RMA-84-1", payload))
+    line = sim.state.documents[ORDERS][order.document_id]["lines"][0]
+    assert (line["OrderedQuantity"], line["UnitListPrice"]) == (Decimal("2.500"), Decimal("0.30"))
+    payload["lines"][0]["OrderedQuantity"] = "lots"
+    with pytest.raises(PermanentErpError, match="OrderedQuantity must be a decimal"):
+        await connector.create_document(req(ORDERS, "RMA-84-2", payload))

@@ -6,7 +6,7 @@ import base64
 import json
 import os
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +36,21 @@ _DUPLICATE_CODES = frozenset(
     {"DOO_DUPLICATE_SOURCE_ORDER", "RCV_DUPLICATE_SHIPMENT", "AR_DUPLICATE_REFERENCE"}
 )
 _DUPLICATE_TEXT = "already exists"
+# Number attributes of the payloads we send: decimal strings from the mapper become exact JSON numbers.
+_NUMERIC_FIELDS = frozenset(
+    {
+        "OrderedQuantity",
+        "UnitListPrice",
+        "UnitSellingPrice",
+        "Quantity",
+        "TransactionQuantity",
+        "LineQuantityCredit",
+        "LineAmountCredit",
+        "LineNumber",
+        "BusinessUnitId",
+        "BuyingPartyId",
+    }
+)
 
 
 class OracleFusionConfig(BaseModel):
@@ -203,6 +218,7 @@ class OracleFusionConnector:
         ref = request.external_reference
         if not ref:
             raise PermanentErpError("external_reference is required", erp=ERP, code="PAYLOAD")
+        _numbers(body)
         if doc_type == ORDERS:
             body["SourceTransactionNumber"] = ref
             body["SourceTransactionId"] = ref
@@ -412,6 +428,29 @@ class OracleFusionConnector:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _numbers(node: Any) -> None:
+    """Turn decimal strings in known number attributes into Decimals, in place (refusing non-numbers)."""
+    if isinstance(node, list):
+        for item in node:
+            _numbers(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in _NUMERIC_FIELDS and isinstance(value, str):
+                try:
+                    number = Decimal(value.strip())
+                except InvalidOperation:
+                    raise PermanentErpError(
+                        f"{key} must be a decimal number, got {value!r}", erp=ERP, code="PAYLOAD"
+                    ) from None
+                if not number.is_finite():
+                    raise PermanentErpError(
+                        f"{key} must be a finite number, got {value!r}", erp=ERP, code="PAYLOAD"
+                    )
+                node[key] = number
+            else:
+                _numbers(value)
 
 
 def _str(value: Any) -> str:
