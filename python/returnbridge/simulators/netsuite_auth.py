@@ -238,7 +238,8 @@ class OAuth2Issuer:
                 options={"require": ["exp", "iat", "iss", "aud"]},
                 leeway=5,
             )
-        except jwt.InvalidSignatureError:
+        except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
+            # Signed with another key, or with an algorithm that does not fit the certificate's key.
             raise AuthFailure("invalid_client: assertion signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise AuthFailure(f"invalid_grant: {exc}") from None
