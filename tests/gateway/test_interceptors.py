@@ -25,6 +25,7 @@ from gateway.support import (
     unsigned_jwt,
 )
 from returnbridge.api.v1 import admin_pb2, returns_pb2
+from returnbridge.audit.redact import RedactingFilter
 
 SUBMIT = "/returnbridge.api.v1.ReturnsService/SubmitReturn"
 
@@ -176,6 +177,7 @@ async def test_request_id_is_propagated_and_returned(gw: Running) -> None:
 async def test_errors_map_to_status_without_leaking_internals(
     gw: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.handler.addFilter(RedactingFilter())
     md = (*bearer(KEYS["submitter"]), ("x-request-id", "req-boom"))
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await gw.returns.SubmitReturn(_submit(ref="boom"), metadata=md)
@@ -183,6 +185,8 @@ async def test_errors_map_to_status_without_leaking_internals(
     assert info.value.details() == "internal error (request id req-boom)"
     assert "hunter2" not in str(info.value.debug_error_string())
     assert any("req-boom" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    # The traceback is logged for operators, with the secret in the exception message redacted.
+    assert "RuntimeError" in caplog.text and "hunter2" not in caplog.text
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await gw.returns.SubmitReturn(_submit(ref="missing"), metadata=md)

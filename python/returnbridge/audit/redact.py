@@ -11,6 +11,7 @@ from typing import Final
 __all__ = [
     "REDACTED",
     "RedactingFilter",
+    "install_log_redaction",
     "is_sensitive_key",
     "redact_mapping",
     "redact_text",
@@ -115,12 +116,41 @@ def redact_mapping(values: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+_TRACEBACK_FORMATTER = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
-    """Logging filter that redacts the formatted message, so secrets never reach a handler."""
+    """Handler filter that redacts the message and any traceback text, so secrets never reach the output.
+
+    Attach it to handlers (``handler.addFilter(RedactingFilter())``): logger filters do not see records
+    propagated from child loggers.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set, so the raw exception text is never rendered.
+            record.exc_text = _TRACEBACK_FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
+    """Add one ``RedactingFilter`` to every handler of ``logger`` (default: the root logger); idempotent."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        for existing in handler.filters:
+            if isinstance(existing, RedactingFilter):
+                break
+        else:
+            handler.addFilter(_SHARED_FILTER)
+    return _SHARED_FILTER
+
+
+_SHARED_FILTER = RedactingFilter()
