@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentR
 from returnbridge.connectors.sap_odata import read_secret
 from returnbridge.errors import (
     AmbiguousErpError,
+    ConfigError,
     ErpAuthError,
     ErpError,
     PermanentErpError,
@@ -110,6 +113,13 @@ class SapRfcConfig(BaseModel):
             self.password, self.password_env, self.password_file, "sap_rfc password"
         ).get_secret_value()
         return params
+
+
+def _pyrfc_available() -> bool:
+    try:
+        return importlib.util.find_spec("pyrfc") is not None
+    except ValueError:  # present in sys.modules without a spec (None = import blocked)
+        return sys.modules.get("pyrfc") is not None
 
 
 def _class_names(exc: BaseException) -> set[str]:
@@ -211,6 +221,10 @@ class SapRfcConnector:
     def __init__(self, config: SapRfcConfig, *, connection_factory: ConnectionFactory | None = None) -> None:
         self.config = config
         if connection_factory is None:
+            if not _pyrfc_available():
+                raise ConfigError(
+                    "connector kind 'sap_rfc' needs pyrfc: install returnbridge[sap] and the SAP NW RFC SDK"
+                )
             params = config.logon_params()
 
             def connect() -> Any:
