@@ -301,3 +301,18 @@ async def test_permission_denials_are_audited(nats_client: NatsClient) -> None:
         ("access.denied", "reader-svc", "acme", "/returnbridge.api.v1.AdminService/VerifyAudit")
     ]
     assert entries[0].request_id and "audit.read" in entries[0].details["reason"]
+
+
+def test_security_doc_table_matches_roles() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
+    roles = ["submitter", "reader", "integration_admin", "auditor"]
+    rows = {}
+    for line in doc.splitlines():
+        if line.startswith("| `") and line.count("|") == 7:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0].strip("`")] = (cells[1], [c == "yes" for c in cells[2:]])
+    assert set(rows) == set(PERMISSIONS)
+    for permission, (rpcs, grants) in rows.items():
+        expected_rpcs = sorted(m.split("/", 2)[2] for m, p in METHOD_PERMISSIONS.items() if p == permission)
+        assert sorted(r.split(".")[-1] for r in rpcs.split(", ")) == expected_rpcs, permission
+        assert grants == [permission in ROLES[r] for r in roles], permission
