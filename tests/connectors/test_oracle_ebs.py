@@ -376,3 +376,15 @@ async def test_password_from_env_never_in_repr(db: EbsDatabase, monkeypatch: pyt
     with pytest.raises(ErpAuthError, match="ORA-01017"):
         await bad.find_document(RMA, "none")
     await bad.aclose()
+
+
+async def test_same_reference_in_parallel_creates_one_rma(ebs: OracleEbsConnector, db: EbsDatabase) -> None:
+    # Slow statements make the sessions overlap: without serialization every lookup would miss.
+    db.set_faults({"latency_ms_min": 30, "latency_ms_max": 30})
+    results = await asyncio.gather(
+        *(ebs.create_document(req(RMA, "RMA-99-1", rma_payload())) for _ in range(4))
+    )
+    assert sorted(r.created for r in results) == [False, False, False, True]
+    assert len({r.document_id for r in results}) == 1
+    assert len(db.state.documents[ORDERS_TABLE]) == 1
+    assert ebs._ref_locks == {}

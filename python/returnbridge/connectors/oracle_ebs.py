@@ -216,6 +216,9 @@ class OracleEbsConnector:
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
         self._limit = asyncio.Semaphore(config.max_concurrency)
+        # EBS enforces no unique key on orig_sys_document_ref: same-reference creates from this process
+        # are serialized so the lookup-then-create in one session cannot race itself.
+        self._ref_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     # -- plumbing --
 
@@ -330,7 +333,18 @@ class OracleEbsConnector:
                 )
             raise AssertionError("unreachable")
 
-        return await self._run(work, request.timeout)
+        key = (doc_type, ref)
+        lock, users = self._ref_locks.get(key, (asyncio.Lock(), 0))
+        self._ref_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._run(work, request.timeout)
+        finally:
+            lock, users = self._ref_locks[key]
+            if users <= 1:
+                del self._ref_locks[key]
+            else:
+                self._ref_locks[key] = (lock, users - 1)
 
     # -- reads --
 
@@ -671,7 +685,7 @@ def build_credit_memo_block(payload: dict[str, Any], reference: str, config: Ora
         [
             "DECLARE",
             "  l_cm_line_tbl AR_CREDIT_MEMO_API_PUB.Cm_Line_Tbl_Type_Cover%TYPE;",
-            "  l_attr_rec AR_CREDIT_MEMO_API_PUB.Pq_Attribute_Rec_Type;",
+            "  l_attr_rec ARW_CMREQ_COVER.Pq_Attribute_Rec_Type;",
             "  l_msg_count NUMBER;",
             "  l_messages VARCHAR2(32767);",
             "BEGIN",

@@ -8,7 +8,7 @@ x_header_rec.header_id;``), then runs a simulated ``OE_ORDER_PUB.PROCESS_ORDER``
 a literal in an assignment is refused (ORA-06550), as is a missing bind (ORA-01008) or an extra one
 (DPY-4008). Writes stay in the connection's transaction until ``commit()``.
 
-Faults use ``FaultPlan`` fields: ``error_rate``/``error_statuses`` (500 -> DPY-4011 dead session,
+Faults use ``FaultPlan`` fields: ``latency_ms_min``/``latency_ms_max`` (per statement), ``error_rate``/``error_statuses`` (500 -> DPY-4011 dead session,
 503 -> ORA-12514 listener, 429 -> ORA-00018 sessions exceeded), ``outage`` (DPY-6005 on acquire),
 ``hang`` (the call blocks until ``call_timeout``, then DPY-4024), ``commit_then_drop_rate`` (commit
 applies, then DPY-4011), ``path_pattern`` (regex on the SQL text), ``remaining``.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -280,6 +281,14 @@ class EbsDatabase:
         # Wake any call blocked by an earlier hang plan.
         self._released.set()
         self._released = threading.Event()
+
+    def _latency(self, sql: str) -> float:
+        """Seconds this statement takes (``latency_ms_min``/``max`` of the plan, for matching SQL)."""
+        with self.lock:
+            plan = self.plan
+            if plan.latency_ms_max <= 0 or (self._pattern is not None and not self._pattern.search(sql)):
+                return 0.0
+            return self._rng.uniform(plan.latency_ms_min, plan.latency_ms_max) / 1000
 
     def _fault(self, sql: str) -> str | None:
         """The fault to inject for this statement (None = run normally); counts against ``remaining``."""
@@ -555,6 +564,9 @@ class Cursor:
         binds = dict(parameters or {}, **kwargs)
         with self.database.lock:
             self.database.executed.append((statement, dict(binds)))
+        delay = self.database._latency(statement)
+        if delay:
+            time.sleep(delay)  # a blocking driver call, as the real one is
         fault = self.database._fault(statement)
         self.connection._interfere(fault, phase="execute")
         placeholders = {m.lower() for m in re.findall(r"(?<![\w:]):([A-Za-z]\w*)", _strip_strings(statement))}
@@ -886,7 +898,9 @@ def _create_cm_request(conn: Connection, records: dict[str, Any], args: dict[str
     trx_id = params.get("p_customer_trx_id")
     invoice = db.invoices.get(int(trx_id)) if trx_id is not None else None
     if invoice is None:
-        return _outputs("E", [f"AR_RAXTRX_INV_TRX_ID: Transaction {trx_id} does not exist."])
+        return _outputs("E", [f"AR_TAPI_TRANS_NOT_EXIST: Transaction {trx_id} does not exist."])
+    if not params.get("p_cm_reason_code"):
+        messages.append("AR_RAXTRX_INV_CM_REASON: p_cm_reason_code is required.")
     if invoice.org_id != int(org_id):
         messages.append(f"Transaction {trx_id} does not belong to operating unit {org_id}.")
     flag = params.get("p_line_credit_flag")
