@@ -1,0 +1,300 @@
+"""The SAP simulator as a standard OData client sees it: pyodata, auth, CSRF, envelopes, query options, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pyodata
+import pytest
+import requests
+
+from returnbridge.simulators.kit import RunningSimulator
+from returnbridge.simulators.sap import SapSimulator, SapSimulatorConfig, build_simulator
+from returnbridge.simulators.sap_odata_query import QueryError, parse_filter
+
+USER, PASSWORD = "RB_API_USER", "Welcome1!"
+CR_SRV = "/sap/opu/odata/sap/API_CUSTOMER_RETURN_SRV"
+
+
+async def _start(config: SapSimulatorConfig) -> tuple[SapSimulator, RunningSimulator]:
+    simulator = build_simulator(config)
+    return simulator, await RunningSimulator(simulator.app).start()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[SapSimulator, RunningSimulator]]:
+    simulator, running = await _start(SapSimulatorConfig())
+    yield simulator, running
+    await running.stop()
+
+
+@pytest.fixture
+async def client(sim: tuple[SapSimulator, RunningSimulator]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=sim[1].url, auth=(USER, PASSWORD)) as c:
+        yield c
+
+
+async def _token(client: httpx.AsyncClient) -> str:
+    response = await client.get(CR_SRV + "/", headers={"X-CSRF-Token": "Fetch"})
+    assert response.status_code == 200
+    return response.headers["x-csrf-token"]
+
+
+def _return_body(po: str = "RMA-1-1", **header: Any) -> dict[str, Any]:
+    return {
+        "SalesOrganization": "1710",
+        "DistributionChannel": "10",
+        "OrganizationDivision": "00",
+        "SoldToParty": "10100002",
+        "PurchaseOrderByCustomer": po,
+        **header,
+        "to_Item": {
+            "results": [{"Material": "SKU-1002", "RequestedQuantity": "1.500", "ProductionPlant": "RNO2"}]
+        },
+    }
+
+
+def _pyodata_create(url: str) -> dict[str, Any]:
+    session = requests.Session()
+    session.auth = (USER, PASSWORD)
+    fetched = session.head(url + "/", headers={"X-CSRF-Token": "Fetch"}, timeout=10)
+    session.headers.update({"X-CSRF-Token": fetched.headers["x-csrf-token"]})
+    service = pyodata.Client(url, session)
+    entity = (
+        service.entity_sets.A_CustomerReturn.create_entity()
+        .set(
+            SalesOrganization="1710",
+            DistributionChannel="10",
+            OrganizationDivision="00",
+            SoldToParty="10100001",
+            PurchaseOrderByCustomer="RMA-PYODATA-1",
+            TransactionCurrency="USD",
+            to_Item=[
+                {
+                    "CustomerReturnItem": "10",
+                    "Material": "SKU-1003",
+                    "RequestedQuantity": "4",
+                    "ProductionPlant": "LHR1",
+                    "StorageLocation": "RET1",
+                    "to_SerialNumber": [{"SerialNumber": "SN-PY-1"}],
+                }
+            ],
+        )
+        .execute()
+    )
+    fetched_back = service.entity_sets.A_CustomerReturn.get_entity(entity.CustomerReturn).execute()
+    listed = (
+        service.entity_sets.A_CustomerReturn.get_entities()
+        .filter("PurchaseOrderByCustomer eq 'RMA-PYODATA-1'")
+        .execute()
+    )
+    session.close()
+    return {
+        "number": entity.CustomerReturn,
+        "net": fetched_back.TotalNetAmount,
+        "status": fetched_back.OverallSDProcessStatus,
+        "listed": [e.CustomerReturn for e in listed],
+    }
+
+
+async def test_sap_client_library_pyodata_creates_a_customer_return(
+    sim: tuple[SapSimulator, RunningSimulator],
+) -> None:
+    simulator, running = sim
+    result = await asyncio.to_thread(_pyodata_create, running.url + CR_SRV)
+    assert result["number"] == "60000001"
+    assert Decimal(result["net"]) == Decimal("21.00")
+    assert result["status"] == "A"
+    assert result["listed"] == ["60000001"]
+    doc = simulator.kit.state.documents["A_CustomerReturn"]["60000001"]
+    assert doc["to_Item"][0]["to_SerialNumber"][0]["SerialNumber"] == "SN-PY-1"
+
+
+async def test_metadata_is_edmx(client: httpx.AsyncClient) -> None:
+    response = await client.get(CR_SRV + "/$metadata")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/xml")
+    assert '<EntitySet Name="A_CustomerReturn"' in response.text
+    assert (
+        '<Property Name="PurchaseOrderByCustomer" Type="Edm.String" Nullable="true" MaxLength="35"/>'
+        in response.text
+    )
+
+
+async def test_basic_auth_is_required(sim: tuple[SapSimulator, RunningSimulator]) -> None:
+    async with httpx.AsyncClient(base_url=sim[1].url) as anonymous:
+        response = await anonymous.get(CR_SRV + "/A_CustomerReturn")
+        assert response.status_code == 401 and "Basic realm" in response.headers["WWW-Authenticate"]
+        wrong = await anonymous.get(CR_SRV + "/A_CustomerReturn", auth=(USER, "nope"))
+        assert wrong.status_code == 401
+
+
+async def test_writes_need_token_and_session_cookie(
+    sim: tuple[SapSimulator, RunningSimulator], client: httpx.AsyncClient
+) -> None:
+    refused = await client.post(CR_SRV + "/A_CustomerReturn", json=_return_body())
+    assert refused.status_code == 403 and refused.headers["x-csrf-token"] == "Required"
+    assert refused.text == "CSRF token validation failed"
+    token = await _token(client)
+    async with httpx.AsyncClient(base_url=sim[1].url, auth=(USER, PASSWORD)) as no_cookie:
+        stolen = await no_cookie.post(
+            CR_SRV + "/A_CustomerReturn", json=_return_body(), headers={"X-CSRF-Token": token}
+        )
+        assert stolen.status_code == 403, "a token is only valid with its session cookie"
+    ok = await client.post(CR_SRV + "/A_CustomerReturn", json=_return_body(), headers={"X-CSRF-Token": token})
+    assert ok.status_code == 201
+    assert (await client.post("/_sim/sap/csrf/expire")).json() == {"expired": 1}
+    expired = await client.post(
+        CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-2-1"), headers={"X-CSRF-Token": token}
+    )
+    assert expired.status_code == 403 and expired.headers["x-csrf-token"] == "Required"
+
+
+async def test_entity_envelope_decimals_dates_and_deferred_links(client: httpx.AsyncClient) -> None:
+    token = await _token(client)
+    created = await client.post(
+        CR_SRV + "/A_CustomerReturn", json=_return_body(), headers={"X-CSRF-Token": token}
+    )
+    d = created.json()["d"]
+    assert created.headers["Location"].endswith("/A_CustomerReturn('60000001')")
+    assert d["__metadata"]["type"] == "API_CUSTOMER_RETURN_SRV.A_CustomerReturnType"
+    assert d["TotalNetAmount"] == "74.25" and d["to_Item"]["results"][0]["RequestedQuantity"] == "1.500"
+    assert d["CreationDate"].startswith("/Date(") and d["LastChangeDateTime"].endswith("+0000)/")
+    single = (await client.get(CR_SRV + "/A_CustomerReturn('60000001')")).json()["d"]
+    assert single["to_Item"] == {"__deferred": {"uri": d["__metadata"]["uri"] + "/to_Item"}}
+    items = (await client.get(CR_SRV + "/A_CustomerReturn('60000001')/to_Item")).json()["d"]["results"]
+    assert [i["CustomerReturnItem"] for i in items] == ["10"]
+
+
+async def test_collection_paging_count_and_filters(client: httpx.AsyncClient) -> None:
+    stock = "/sap/opu/odata/sap/API_MATERIAL_STOCK_SRV/A_MatlStkInAcctMod"
+    page = (
+        await client.get(
+            stock,
+            params={"$top": "2", "$skip": "1", "$inlinecount": "allpages", "$orderby": "Plant desc,Material"},
+        )
+    ).json()["d"]
+    assert page["__count"] == "15"
+    assert [(r["Plant"], r["Material"]) for r in page["results"]] == [
+        ("RNO2", "SKU-1002"),
+        ("RNO2", "SKU-1003"),
+    ]
+    token = await _token(client)
+    await client.post(
+        CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-A"), headers={"X-CSRF-Token": token}
+    )
+    rows = (
+        await client.get(
+            CR_SRV + "/A_CustomerReturn",
+            params={
+                "$filter": "(PurchaseOrderByCustomer eq 'RMA-A' or SoldToParty eq 'X') and LastChangeDateTime ge datetimeoffset'2020-01-01T00:00:00Z'"
+            },
+        )
+    ).json()["d"]["results"]
+    assert [r["PurchaseOrderByCustomer"] for r in rows] == ["RMA-A"]
+    bad = await client.get(CR_SRV + "/A_CustomerReturn", params={"$filter": "Nonsense eq 1"})
+    assert (
+        bad.status_code == 400 and bad.json()["error"]["message"]["value"] == "Property 'Nonsense' not found"
+    )
+
+
+async def test_validation_errors_list_every_field(client: httpx.AsyncClient) -> None:
+    token = await _token(client)
+    body = _return_body(SoldToParty="99999999", SDDocumentReason="TOOLONG")
+    body["to_Item"]["results"][0]["RequestedQuantity"] = 1.5
+    response = await client.post(CR_SRV + "/A_CustomerReturn", json=body, headers={"X-CSRF-Token": token})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    details = {(d["code"], d["target"]) for d in error["innererror"]["errordetails"]}
+    assert ("/IWBEP/CM_MGW_RT/020", "SDDocumentReason") in details
+    assert ("/IWBEP/CM_MGW_RT/022", "RequestedQuantity") in details
+    assert ("V1/302", "SoldToParty") in details
+    assert error["innererror"]["application"]["service_id"] == "API_CUSTOMER_RETURN_SRV"
+
+
+async def test_duplicate_reference_refused_or_warned_per_config(client: httpx.AsyncClient) -> None:
+    token = await _token(client)
+    first = await client.post(
+        CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
+    )
+    second = await client.post(
+        CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
+    )
+    assert first.status_code == 201 and second.status_code == 400
+    assert second.json()["error"]["code"] == "V4/115"
+
+    simulator, running = await _start(SapSimulatorConfig(reject_duplicate_po=False))
+    try:
+        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as lenient:
+            token = await _token(lenient)
+            await lenient.post(
+                CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
+            )
+            dup = await lenient.post(
+                CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
+            )
+            assert dup.status_code == 201 and '"V4/115"' in dup.headers["sap-message"]
+        assert len(simulator.kit.state.documents["A_CustomerReturn"]) == 2
+    finally:
+        await running.stop()
+
+
+async def test_goods_receipt_raises_stock_once(
+    sim: tuple[SapSimulator, RunningSimulator], client: httpx.AsyncClient
+) -> None:
+    simulator = sim[0]
+    token = await _token(client)
+    await client.post(CR_SRV + "/A_CustomerReturn", json=_return_body(), headers={"X-CSRF-Token": token})
+    dlv = "/sap/opu/odata/sap/API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
+    patch = await client.patch(
+        dlv + "/A_ReturnsDeliveryItem(DeliveryDocument='80000001',DeliveryDocumentItem='000010')",
+        json={"ActualDeliveryQuantity": "2.000"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert patch.status_code == 400 and patch.json()["error"]["code"] == "VL/363", "more than was returned"
+    url = (
+        dlv
+        + "/PostGoodsReceipt?DeliveryDocument='80000001'&ActualGoodsMovementDate=datetime'2026-11-27T00:00'"
+    )
+    posted = await client.post(url, headers={"X-CSRF-Token": token})
+    assert posted.status_code == 200 and posted.json()["d"]["OverallGoodsMovementStatus"] == "C"
+    assert posted.json()["d"]["ActualGoodsMovementDate"] == "/Date(1795737600000)/"  # 2026-11-27
+    assert simulator.kit.state.stock[("SKU-1002", "RNO2", "RET1")] == Decimal("1.500")
+    twice = await client.post(url, headers={"X-CSRF-Token": token})
+    assert twice.status_code == 400 and twice.json()["error"]["code"] == "VL/609"
+    assert simulator.kit.state.stock[("SKU-1002", "RNO2", "RET1")] == Decimal("1.500")
+
+
+async def test_reset_reseeds_stock(
+    sim: tuple[SapSimulator, RunningSimulator], client: httpx.AsyncClient
+) -> None:
+    simulator = sim[0]
+    simulator.kit.state.adjust_stock("SKU-1001", "DAL1", "0001", Decimal("-40"))
+    assert (await client.post("/_sim/reset")).json() == {"reset": True}
+    assert simulator.kit.state.stock[("SKU-1001", "DAL1", "0001")] == Decimal("100")
+    assert len(simulator.kit.state.stock) == 15
+
+
+@pytest.mark.parametrize(
+    ("expression", "matches"),
+    [
+        ("A eq 'x'", True),
+        ("A eq 'it''s'", False),
+        ("A ne 'x' or B gt 5", True),
+        ("not (A eq 'x') and B le 10", False),
+        ("C ge datetime'2024-01-01T00:00'", True),
+        ("C lt datetimeoffset'2024-01-01T00:00:00.000Z'", False),
+    ],
+)
+def test_filter_expressions(expression: str, matches: bool) -> None:
+    row = {"A": "x", "B": "7.5", "C": "/Date(1717113600000)/"}
+    assert parse_filter(expression, {"A", "B", "C"})(row) is matches
+
+
+@pytest.mark.parametrize("expression", ["A eq", "A zz 'x'", "(A eq 'x'", "A eq 'x' B", "D eq 'x'"])
+def test_bad_filters_are_refused(expression: str) -> None:
+    with pytest.raises(QueryError):
+        parse_filter(expression, {"A"})
