@@ -145,7 +145,7 @@ def build_line(
         product_type="electronics" if serialized else "apparel",
         description=description,
         quantity=quantity,
-        unit_of_measure=UOMS[0] if serialized else UOMS[index % len(UOMS)],
+        unit_of_measure="EA",
         unit_price=_money(unit_price, currency),
         serialized=serialized,
         serial_numbers=serials,
@@ -259,6 +259,11 @@ def build_return(
     order.created_at.FromDatetime(_EVENT_TIME)
     order.updated_at.FromDatetime(_EVENT_TIME)
     order.event_time.FromDatetime(_EVENT_TIME)
+    if erp == "oracle_ebs":
+        # EBS credits an invoice: the simulator seeds invoice 10001 with lines 100011, 100012.
+        order.custom_fields["ebs_customer_trx_id"].int_value = 10001
+        for index, line in enumerate(order.lines, start=1):
+            line.custom_fields["ebs_customer_trx_line_id"].int_value = 100010 + index
     order.custom_fields["channel"].string_value = "web"
     order.custom_fields["manual_review"].bool_value = False
     order.custom_fields["promised_refund_date"].date_value = "2026-11-30"
