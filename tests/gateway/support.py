@@ -177,12 +177,15 @@ async def start(
     *,
     limiter: RateLimiter | None = None,
     audit: Any = None,
+    alerter: Any = None,
     credentials: grpc.ServerCredentials | None = None,
     channel_credentials: grpc.ChannelCredentials | None = None,
 ) -> Running:
     authenticator = Authenticator(config, env={HMAC_ENV: HMAC_SECRET})
     server = grpc.aio.server(
-        interceptors=build_interceptors(config, authenticator=authenticator, limiter=limiter, audit=audit)
+        interceptors=build_interceptors(
+            config, authenticator=authenticator, limiter=limiter, audit=audit, alerter=alerter
+        )
     )
     servicer = ReturnsServicer()
     returns_pb2_grpc.add_ReturnsServiceServicer_to_server(servicer, server)

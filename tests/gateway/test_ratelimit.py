@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from gateway.support import KEYS, bearer, detail, rich_status, security_config, start, stop
 from helpers.eventually import assert_eventually
@@ -15,6 +18,7 @@ from returnbridge.errors import RateLimitedError
 from returnbridge.gateway.context import Principal
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.security_config import RateLimitConfig
+from returnbridge.observability.alerts import AlertConfig, Alerter
 
 
 class FakeClock:
@@ -113,9 +117,16 @@ async def test_rate_limit_returns_resource_exhausted_with_retry_info() -> None:
         await stop(running)
 
 
-async def test_concurrency_cap_refuses_while_slots_are_taken() -> None:
+async def test_concurrency_cap_refuses_while_slots_are_taken(nats_client: NatsClient) -> None:
+    alerts: list[dict[str, object]] = []
+
+    async def on_alert(msg: Msg) -> None:
+        alerts.append(json.loads(msg.data))
+
+    await nats_client.subscribe("rb.alerts.>", cb=on_alert)
+    await nats_client.flush()
     config = security_config(rate_limits={"max_concurrent_rpcs": 2})
-    running = await start(config)
+    running = await start(config, alerter=Alerter(AlertConfig(), nc=nats_client))
     try:
         held = [
             asyncio.ensure_future(
@@ -148,5 +159,13 @@ async def test_concurrency_cap_refuses_while_slots_are_taken() -> None:
         await running.returns.SubmitReturn(
             returns_pb2.SubmitReturnRequest(), metadata=bearer(KEYS["submitter"])
         )
+
+        async def backlog_fired_and_resolved() -> None:
+            assert [(a["kind"], a["key"], a["status"]) for a in alerts] == [
+                ("backlog", "grpc:concurrent_rpcs", "firing"),
+                ("backlog", "grpc:concurrent_rpcs", "resolved"),
+            ]
+
+        await assert_eventually(backlog_fired_and_resolved)
     finally:
         await stop(running)

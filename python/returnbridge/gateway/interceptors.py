@@ -36,6 +36,7 @@ from returnbridge.gateway.context import (
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.rbac import authorize
 from returnbridge.gateway.security_config import SecurityConfig
+from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import count_api_call
 
 __all__ = [
@@ -259,11 +260,34 @@ class AuthInterceptor(_WrappingInterceptor):
 
 
 class RateLimitInterceptor(_WrappingInterceptor):
-    """Charges the caller's buckets and holds a concurrency slot for the length of the call."""
+    """Charges the caller's buckets and holds a concurrency slot for the length of the call.
 
-    def __init__(self, limiter: RateLimiter, authenticator: Authenticator) -> None:
+    With an ``alerter``, refusals at the concurrency cap raise a ``backlog`` alert (the server is saturated),
+    resolved once in-flight calls fall back to half the cap. Alerts are sent in the background so a refusal is
+    never slowed down by a webhook.
+    """
+
+    BACKLOG_KEY: Final = "grpc:concurrent_rpcs"
+
+    def __init__(
+        self, limiter: RateLimiter, authenticator: Authenticator, *, alerter: Alerter | None = None
+    ) -> None:
         self._limiter = limiter
         self._authenticator = authenticator
+        self._alerter = alerter
+        self._saturated = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("backlog alert failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @asynccontextmanager
     async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
@@ -273,8 +297,30 @@ class RateLimitInterceptor(_WrappingInterceptor):
         principal = maybe_principal()
         if principal is not None:
             self._limiter.check_rate(principal)
-        with self._limiter.concurrency_slot(method):
+        try:
+            held = self._limiter.acquire_slot(method)
+        except RateLimitedError as exc:
+            if self._alerter is not None and not self._saturated:
+                self._saturated = True
+                self._background(
+                    self._alerter.alert(
+                        kind="backlog",
+                        key=self.BACKLOG_KEY,
+                        severity="warning",
+                        summary=str(exc),
+                        details={"max_concurrent_rpcs": str(self._limiter.config.max_concurrent_rpcs)},
+                    )
+                )
+            raise
+        try:
             yield
+        finally:
+            if held:
+                self._limiter.release_slot()
+            if self._saturated and self._limiter.in_flight <= self._limiter.config.max_concurrent_rpcs // 2:
+                self._saturated = False
+                if self._alerter is not None:
+                    self._background(self._alerter.resolve(kind="backlog", key=self.BACKLOG_KEY))
 
 
 class RbacInterceptor(_WrappingInterceptor):
@@ -321,11 +367,13 @@ def build_interceptors(
     authenticator: Authenticator | None = None,
     limiter: RateLimiter | None = None,
     audit: AuditLog | None = None,
+    alerter: Alerter | None = None,
 ) -> list[grpc.aio.ServerInterceptor]:
     """Interceptors for ``grpc.aio.server(interceptors=...)``, outermost first.
 
     Order: errors/request id/metrics, authentication, rate limits, RBAC. Rate limits run before RBAC so a
-    principal hammering a forbidden RPC is still throttled.
+    principal hammering a forbidden RPC is still throttled. ``audit`` records permission denials; ``alerter``
+    raises a ``backlog`` alert while the concurrency cap refuses calls.
 
     Raises:
         ConfigError: JWT or TLS key material in ``config`` cannot be loaded.
@@ -335,7 +383,7 @@ def build_interceptors(
     return [
         ErrorsInterceptor(),
         AuthInterceptor(authenticator),
-        RateLimitInterceptor(limiter, authenticator),
+        RateLimitInterceptor(limiter, authenticator, alerter=alerter),
         RbacInterceptor(authenticator, audit=audit),
     ]
 

@@ -110,16 +110,14 @@ class RateLimiter:
         tenant.take(now)
         own.take(now)
 
-    @contextmanager
-    def concurrency_slot(self, method: str) -> Iterator[None]:
-        """Hold one of ``max_concurrent_rpcs`` slots while the call runs (exempt methods hold none).
+    def acquire_slot(self, method: str) -> bool:
+        """Take a concurrency slot for ``method``; False when none is needed (exempt method or limits off).
 
         Raises:
             RateLimitedError: every slot is taken.
         """
         if not self.config.enabled or method in self._exempt:
-            yield
-            return
+            return False
         if self.in_flight >= self.config.max_concurrent_rpcs:
             raise RateLimitedError(
                 f"server is at its limit of {self.config.max_concurrent_rpcs} concurrent calls",
@@ -127,7 +125,17 @@ class RateLimiter:
                 quota="server:concurrent_rpcs",
             )
         self.in_flight += 1
+        return True
+
+    def release_slot(self) -> None:
+        self.in_flight -= 1
+
+    @contextmanager
+    def concurrency_slot(self, method: str) -> Iterator[None]:
+        """Hold one of ``max_concurrent_rpcs`` slots while the block runs (exempt methods hold none)."""
+        held = self.acquire_slot(method)
         try:
             yield
         finally:
-            self.in_flight -= 1
+            if held:
+                self.release_slot()
