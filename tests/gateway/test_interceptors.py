@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from gateway.support import (
+    HMAC_ENV,
     HMAC_SECRET,
     KEYS,
     Running,
@@ -26,6 +27,8 @@ from gateway.support import (
 )
 from returnbridge.api.v1 import admin_pb2, returns_pb2
 from returnbridge.audit.redact import RedactingFilter
+from returnbridge.gateway.auth import Authenticator
+from returnbridge.gateway.interceptors import build_interceptors
 
 SUBMIT = "/returnbridge.api.v1.ReturnsService/SubmitReturn"
 
@@ -37,6 +40,10 @@ async def gw() -> AsyncIterator[Running]:
         yield running
     finally:
         await stop(running)
+
+
+def _authenticator() -> Authenticator:
+    return Authenticator(security_config(), env={HMAC_ENV: HMAC_SECRET})
 
 
 def _submit(tenant: str = "", ref: str = "") -> returns_pb2.SubmitReturnRequest:
@@ -265,3 +272,26 @@ async def test_deadline_propagation_helper(gw: Running) -> None:
     )
     # grpc pads the propagated deadline slightly.
     assert 25.0 < float(with_deadline.return_id) <= 31.0
+
+
+async def test_reflection_is_open() -> None:
+    from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+
+    server = grpc.aio.server(
+        interceptors=build_interceptors(security_config(), authenticator=_authenticator())
+    )
+    reflection.enable_server_reflection((reflection.SERVICE_NAME,), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+            async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+                yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+            replies = [r async for r in stub.ServerReflectionInfo(ask())]
+        names = [s.name for s in replies[0].list_services_response.service]
+        assert reflection.SERVICE_NAME in names
+    finally:
+        await server.stop(None)
