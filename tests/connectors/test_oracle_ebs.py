@@ -199,7 +199,7 @@ async def test_credit_memo_request_posts_and_resolves_duplicates(
     assert (again.created, again.document_id) == (False, memo.document_id)
     assert len(db.state.documents[CM_TABLE]) == 1
     with pytest.raises(PermanentErpError, match="exceed the invoiced quantity"):
-        await ebs.create_document(req(CREDIT_MEMO, "RMA-95-4", cm_payload(qty="-4", amount="-79.96")))
+        await ebs.create_document(req(CREDIT_MEMO, "RMA-95-4", cm_payload(qty="-999", amount="-19970.01")))
     pending = await ebs.create_document(
         req(CREDIT_MEMO, "RMA-95-5", cm_payload(qty="-1", amount="-19.99", p_skip_workflow_flag="N"))
     )

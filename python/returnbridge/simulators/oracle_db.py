@@ -212,21 +212,12 @@ class Invoice:
 
 
 def _seed_invoices() -> dict[int, Invoice]:
+    # Invoice 10001 has enough lines for any canonical return (lines 100011.. in return-line order).
+    skus = [f"SKU-{n}" for n in range(1001, 1009)]
+    big = {100010 + i: (skus[(i - 1) % len(skus)], Decimal(1000), Decimal("19.99")) for i in range(1, 501)}
     return {
-        10001: Invoice(
-            10001,
-            "INV-10001",
-            "1001",
-            204,
-            "USD",
-            {
-                100011: ("SKU-1001", Decimal(5), Decimal("19.99")),
-                100012: ("SKU-1002", Decimal(3), Decimal("45.50")),
-            },
-        ),
-        10002: Invoice(
-            10002, "INV-10002", "1002", 204, "USD", {100021: ("SKU-1003", Decimal(10), Decimal("7.25"))}
-        ),
+        10001: Invoice(10001, "INV-10001", "1001", 204, "USD", big),
+        10002: Invoice(10002, "INV-10002", "1002", 204, "USD", {100021: ("SKU-1003", Decimal(10), Decimal("7.25"))}),
     }
 
 
