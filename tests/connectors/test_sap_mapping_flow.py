@@ -14,9 +14,11 @@ from mapping.samples import build_return
 from returnbridge.api.v1 import inventory_pb2
 from returnbridge.connectors.base import DocumentRequest
 from returnbridge.connectors.sap_odata import SapODataConfig, SapODataConnector
+from returnbridge.connectors.sap_rfc import SapRfcConfig, SapRfcConnector
 from returnbridge.mapping import MappingRegistry
 from returnbridge.simulators.kit import RunningSimulator
 from returnbridge.simulators.sap import SapSimulator, build_simulator
+from returnbridge.simulators.sap_rfc import Connection
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +97,38 @@ async def test_return_receipt_credit_and_inbound_records(
     assert Decimal(levels[(first.sku, first.location.site, first.location.sub_location)]) == Decimal(
         sap_row["MatlWrhsStkQtyInMatlBaseUnit"]
     )
+
+
+async def test_rfc_pack_through_the_rfc_connector(registry: MappingRegistry) -> None:
+    simulator = build_simulator()
+    config = SapRfcConfig(ashost="127.0.0.1", user=USER, password=SecretStr(PASSWORD))
+    connector = SapRfcConnector(
+        config,
+        connection_factory=lambda: Connection(
+            backend=simulator.backend, user=USER, passwd=PASSWORD, client="100"
+        ),
+    )
+    order = build_return(3, erp="sap")
+    body = registry.get("sap/rfc_customer_return").translate(order.SerializeToString())
+    ref = f"{order.rma_number}-{order.version}"
+    try:
+        created = await connector.create_document(DocumentRequest("BAPI_CUSTOMERRETURN_CREATE", ref, body))
+        doc = simulator.kit.state.documents["A_CustomerReturn"][created.document_id]
+        assert [(i["Material"], Decimal(i["RequestedQuantity"])) for i in doc["to_Item"]] == [
+            (line.sku, Decimal(line.quantity)) for line in order.lines
+        ]
+        expected = sum(
+            (Decimal(line.unit_price.amount) * Decimal(line.quantity) for line in order.lines), Decimal(0)
+        )
+        assert Decimal(doc["TotalNetAmount"]) == expected.quantize(Decimal("0.01"))
+        batch = await connector.read_status_changes(None, 10)
+        status = inventory_pb2.DocumentStatus.FromString(
+            registry.get("sap/document_status").translate(batch.records[0])
+        )
+        assert (status.document_id, status.external_reference, status.erp_status) == (
+            created.document_id,
+            ref,
+            "A",
+        )
+    finally:
+        await connector.aclose()
