@@ -367,13 +367,13 @@ async def test_inventory_shows_received_stock_exactly(make: Factory) -> None:
         "Material", "Plant", "StorageLocation", "Batch", "Supplier", "Customer", "WBSElementInternalID", "SDDocument",
         "SDDocumentItem", "InventorySpecialStockType", "InventoryStockType", "MaterialBaseUnit", "MatlWrhsStkQtyInMatlBaseUnit",
     }  # fmt: skip
-    assert len(records) == 16  # 5 materials x 3 plants in 0001, plus the receipt in RET1
+    assert len(records) == 31  # 10 materials x 3 plants in 0001, plus the receipt in RET1
 
 
 async def test_stock_filter_narrows_the_read(make: Factory) -> None:
     batch = await make(stock_filter="Plant eq 'LHR1'").read_inventory(None, 100)
     assert {json.loads(r)["Plant"] for r in batch.records} == {"LHR1"}
-    assert len(batch.records) == 5
+    assert len(batch.records) == 10
 
 
 def test_odata_error_parser_keeps_innererror_details() -> None:

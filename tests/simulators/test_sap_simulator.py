@@ -177,7 +177,7 @@ async def test_collection_paging_count_and_filters(client: httpx.AsyncClient) ->
             params={"$top": "2", "$skip": "1", "$inlinecount": "allpages", "$orderby": "Plant desc,Material"},
         )
     ).json()["d"]
-    assert page["__count"] == "15"
+    assert page["__count"] == "30"
     assert [(r["Plant"], r["Material"]) for r in page["results"]] == [
         ("RNO2", "SKU-1002"),
         ("RNO2", "SKU-1003"),
@@ -275,7 +275,7 @@ async def test_reset_reseeds_stock(
     simulator.kit.state.adjust_stock("SKU-1001", "DAL1", "0001", Decimal("-40"))
     assert (await client.post("/_sim/reset")).json() == {"reset": True}
     assert simulator.kit.state.stock[("SKU-1001", "DAL1", "0001")] == Decimal("100")
-    assert len(simulator.kit.state.stock) == 15
+    assert len(simulator.kit.state.stock) == 30
 
 
 @pytest.mark.parametrize(

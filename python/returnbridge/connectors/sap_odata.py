@@ -316,7 +316,10 @@ class SapODataConnector:
             response = await self._http.send(method, self._url(service, path), **kwargs)
             if (
                 response.status_code == 403
-                and response.headers.get("x-csrf-token", "").lower() == "required"
+                and (
+                    response.headers.get("x-csrf-token", "").lower() == "required"
+                    or "csrf token validation failed" in response.text.lower()
+                )
                 and write
                 and not refreshed_csrf
             ):

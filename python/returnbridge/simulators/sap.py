@@ -56,6 +56,11 @@ MATERIALS: dict[str, tuple[str, str, Decimal]] = {
     "SKU-1003": ("Gizmo", "EA", Decimal("5.25")),
     "SKU-1004": ("Sprocket", "EA", Decimal("120.00")),
     "SKU-1005": ("Cable 2m", "EA", Decimal("7.10")),
+    "SKU-1006": ("Adapter", "EA", Decimal("12.49")),
+    "SKU-1007": ("Charger", "EA", Decimal("29.00")),
+    "SKU-1008": ("Headset", "EA", Decimal("89.90")),
+    "SKU-1009": ("Battery pack", "EA", Decimal("39.95")),
+    "SKU-1010": ("Mounting kit", "EA", Decimal("15.00")),
 }
 PLANTS = {"DAL1": ("0001", "RET1"), "RNO2": ("0001", "RET1"), "LHR1": ("0001", "RET1")}
 SALES_AREAS = {("1710", "10", "00")}
