@@ -15,6 +15,7 @@ from returnbridge.connectors.registry import (
     ConnectorConfig,
     ConnectorKind,
     build_connector,
+    connector_config_union,
     kind_info,
     kinds,
     parse_connector_config,
@@ -161,3 +162,31 @@ def test_package_exports() -> None:
         "kinds",
         "parse_connector_config",
     ]
+
+
+@pytest.mark.parametrize("kind", ["netsuite", "sap_odata", "sap_rfc", "oracle_fusion", "oracle_ebs"])
+def test_contract_kinds_resolve_to_real_classes(kind: str) -> None:
+    info = kind_info(kind)
+    model = info.config_model()
+    assert model.model_fields["kind"].default == kind or kind in str(model.model_fields["kind"].annotation)
+    assert isinstance(info.connector_type(), type)
+
+
+def test_config_union_discriminates_on_kind() -> None:
+    adapter = pydantic.TypeAdapter(connector_config_union())
+    netsuite = adapter.validate_python(
+        {
+            "kind": "netsuite",
+            "account_id": "1",
+            "auth": {
+                "method": "tba",
+                "consumer_key": "k",
+                "consumer_secret": "s",
+                "token_id": "t",
+                "token_secret": "s",
+            },
+        }
+    )
+    assert type(netsuite).__name__ == "NetSuiteConfig"
+    with pytest.raises(pydantic.ValidationError):
+        adapter.validate_python({"kind": "nope"})
