@@ -315,6 +315,7 @@ async def test_receipt_raises_onhand_and_closes_receiving(
     assert (await client.get(f"salesOrdersForOrderHub/{created['HeaderId']}")).json()[
         "StatusCode"
     ] == "RECEIVED"
+    assert (await client.get("rmaLinesForReceiving", params={"q": f"RMA='{number}'"})).json()["items"] == []
     closed = await post(client, "receivingReceiptRequests", receipt(number, qty=1))
     assert "RCV_RMA_NOT_OPEN" in details(closed)
     onhand = await client.get(

@@ -22,6 +22,7 @@ ORDERS = "salesOrdersForOrderHub"
 RECEIPTS = "receivingReceiptRequests"
 CREDIT_MEMOS = "receivablesCreditMemos"
 ONHAND = "onhandQuantityDetails"
+RMA_LINES = "rmaLinesForReceiving"
 
 # Fusion answers with this media type for a single item and for collections.
 ITEM_CT = "application/vnd.oracle.adf.resourceitem+json"
@@ -291,6 +292,7 @@ class OracleSimulator:
                 f"{r}/{CREDIT_MEMOS}/{{key}}/child/receivablesCreditMemoLines", self._guard(self._memo_lines)
             ),
             web.get(f"{r}/{ONHAND}", self._guard(self._onhand)),
+            web.get(f"{r}/{RMA_LINES}", self._guard(self._rma_lines)),
         ]
 
     def _guard(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
@@ -938,6 +940,39 @@ class OracleSimulator:
             status=201,
             headers={"Location": self._href(request, f"{CREDIT_MEMOS}/{trx_id}")},
         )
+
+    # -- RMA lines open for receiving --
+
+    async def _rma_lines(self, request: web.Request) -> web.Response:
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for order in self.state.documents[ORDERS].values():
+            if order["StatusCode"] not in ("OPEN", "PARTIALLY_RECEIVED"):
+                continue
+            for line in order["lines"]:
+                if (
+                    line.get("TransactionCategoryCode") != "RETURN"
+                    or line["TransactionLineTypeCode"] != LINE_TYPE_CREDIT_AND_RETURN
+                ):
+                    continue
+                expected = line["OrderedQuantity"] - line["ReceivedQuantity"]
+                if expected <= 0:
+                    continue
+                rows.append(
+                    (
+                        str(line["LineId"]),
+                        {
+                            "RMA": order["OrderNumber"],
+                            "RMALineNumber": line["LineNumber"],
+                            "OrganizationCode": line.get("RequestedFulfillmentOrganizationCode"),
+                            "CustomerPartyNumber": order.get("BuyingPartyNumber"),
+                            "ItemNumber": line["ProductNumber"],
+                            "QuantityExpected": expected,
+                            "UOMCode": line.get("OrderedUOMCode"),
+                            "SourceTransactionLineId": line.get("SourceTransactionLineId"),
+                        },
+                    )
+                )
+        return self._page(request, RMA_LINES, rows, ())
 
     # -- on-hand --
 
