@@ -108,7 +108,7 @@ def build_line(
     site = spec.site or SITES[(index - 1) % len(SITES)]
     pool = SERIALIZED_SKUS if serialized or spec.serials else PLAIN_SKUS
     sku = spec.sku or pool[rng.randrange(len(pool))]
-    if max_length:
+    if max_length and spec.sku is None:
         sku = (sku + "-" + "L" * MAX_LEN["sku"])[: MAX_LEN["sku"]]
     if spec.serials is not None:
         serials = list(spec.serials)
