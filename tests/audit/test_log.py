@@ -169,7 +169,8 @@ async def test_bad_record_input_names_the_field(
 
 
 async def test_query_is_tenant_scoped_filtered_and_paged(nats_client: NatsClient) -> None:
-    start = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    # Near the server's clock: scans are bounded by server storage time within CLOCK_SKEW.
+    start = datetime.now(UTC).replace(microsecond=0)
     log = await AuditLog.open(nats_client.jetstream(), clock=StepClock(start))
     for i in range(7):
         await log.record(
@@ -251,3 +252,22 @@ async def test_admin_queries_scope_to_the_callers_tenant(nats_client: NatsClient
     assert response.entries[0].occurred_at.seconds > 0 and len(response.entries[0].hash) == 64
     verified = await queries.verify(admin_pb2.VerifyAuditRequest())
     assert verified.intact and verified.entries_checked == 3
+
+
+async def test_time_seek_uses_server_storage_time(nats_client: NatsClient) -> None:
+    log = await AuditLog.open(nats_client.jetstream())
+    for i in range(5):
+        await log.record(
+            action="return.submitted", object_type="return_order", object_id=f"A{i}", tenant_id="acme"
+        )
+    middle = datetime.now(UTC)
+    for i in range(5):
+        await log.record(
+            action="return.submitted", object_type="return_order", object_id=f"B{i}", tenant_id="acme"
+        )
+    assert await log._first_seq_stored_at(middle) == 6
+    assert await log._first_seq_stored_at(middle - timedelta(days=1)) == 1
+    assert await log._first_seq_stored_at(middle + timedelta(days=1)) == 11
+    recent = await log.query(tenant_id="acme", since=middle, page_size=100)
+    assert [e.object_id for e in recent.entries] == [f"B{i}" for i in range(5)]
+    assert (await log.query(tenant_id="acme", until=middle - timedelta(hours=1))).entries == []

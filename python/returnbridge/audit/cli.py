@@ -16,7 +16,8 @@ from returnbridge.errors import ConfigError
 
 __all__ = ["add_audit_commands", "run_export", "run_verify"]
 
-NATS_URL_ENV = "RETURNBRIDGE_NATS_URL"
+# The same variable the service configuration reads for nats.url.
+NATS_URL_ENV = "RETURNBRIDGE_NATS__URL"
 
 
 def add_audit_commands(subparsers: Any) -> argparse.ArgumentParser:

@@ -7,12 +7,20 @@ import hashlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from nats import errors as nats_errors
 from nats.js import JetStreamContext
 from nats.js import errors as js_errors
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from returnbridge.audit.entry import GENESIS_HASH, AuditEntry, digest
 from returnbridge.audit.redact import redact_mapping, redact_text
@@ -28,6 +36,10 @@ DEFAULT_SUBJECT_PREFIX: Final = subjects.AUDIT_ALL.removesuffix(".>")
 # Tenant-less (system / cross-tenant admin) entries still need a subject token.
 SYSTEM_TENANT_TOKEN: Final = "_system"
 _WRONG_LAST_SEQUENCE: Final = 10071
+# How long a reader waits for the next message before treating the rest of a range as absent.
+_READ_TIMEOUT: Final = 5.0
+# Writer clocks may differ from the NATS server's by this much; time-range scans widen their bounds by it.
+CLOCK_SKEW: Final = timedelta(minutes=15)
 _MAX_APPEND_ATTEMPTS: Final = 50
 _ACTION_RE: Final = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 _TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -221,18 +233,58 @@ class AuditLog:
     async def raw_entries(self, start_seq: int = 1, end_seq: int | None = None) -> AsyncIterator[StoredEntry]:
         """Every stored message from ``start_seq`` to ``end_seq`` (default: the current tail), in order.
 
-        A sequence the stream no longer holds is yielded with empty subject and data, so a walker sees the gap.
+        Streams through an ordered consumer (one round trip per batch, not per entry). A sequence the stream no
+        longer holds is yielded with empty subject and data, so a walker sees the gap.
         """
         info = await self._js.stream_info(self.stream)
         first = max(start_seq, 1)
         last = int(info.state.last_seq or 0) if end_seq is None else end_seq
-        for seq in range(first, last + 1):
+        if last < first:
+            return
+        sub = await self._js.subscribe(
+            f"{self.subject_prefix}.>",
+            stream=self.stream,
+            ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first),
+        )
+        expected = first
+        try:
+            while expected <= last:
+                try:
+                    msg = await sub.next_msg(timeout=_READ_TIMEOUT)
+                except nats_errors.TimeoutError:
+                    # Nothing more arrives: the rest of the range is gone (or the stream is unreachable).
+                    break
+                seq = msg.metadata.sequence.stream
+                while expected < min(seq, last + 1):
+                    yield StoredEntry(seq=expected, subject="", data=b"")
+                    expected += 1
+                if seq > last:
+                    break
+                yield StoredEntry(seq=seq, subject=msg.subject, data=msg.data)
+                expected = seq + 1
+        finally:
+            await sub.unsubscribe()
+        while expected <= last:
+            yield StoredEntry(seq=expected, subject="", data=b"")
+            expected += 1
+
+    async def _first_seq_stored_at(self, moment: datetime) -> int:
+        """Lowest sequence the server stored at or after ``moment`` (binary search over server timestamps)."""
+        info = await self._js.stream_info(self.stream)
+        low, high = int(info.state.first_seq or 1), int(info.state.last_seq or 0) + 1
+        while low < high:
+            middle = (low + high) // 2
             try:
-                raw = await self._js.get_msg(self.stream, seq=seq)
+                raw = await self._js.get_msg(self.stream, seq=middle)
             except js_errors.NotFoundError:
-                yield StoredEntry(seq=seq, subject="", data=b"")
-                continue
-            yield StoredEntry(seq=seq, subject=raw.subject or "", data=raw.data or b"")
+                # A hole cannot be ordered; fall back to scanning from the low end.
+                return low
+            if raw.time is not None and raw.time < moment:
+                low = middle + 1
+            else:
+                high = middle
+        return low
 
     async def query(
         self,
@@ -247,6 +299,9 @@ class AuditLog:
         page_token: str = "",
     ) -> AuditPage:
         """Entries of one tenant, oldest first, filtered by time range [since, until), action and object.
+
+        The range applies to the entries' own timestamps; the scan is bounded with the server's storage time,
+        which assumes writer clocks within ``CLOCK_SKEW`` of the NATS server.
 
         Raises:
             ValidationError: bad page size or page token, or a naive datetime.
@@ -264,7 +319,12 @@ class AuditLog:
         if violations:
             raise ValidationError("invalid audit query", violations)
         subject = self.subject_for(tenant_id)
-        seq = int(page_token) if page_token else 1
+        if page_token:
+            seq = int(page_token)
+        elif since is not None:
+            seq = await self._first_seq_stored_at(since - CLOCK_SKEW)
+        else:
+            seq = 1
         found: list[AuditEntry] = []
         while True:
             try:
@@ -272,6 +332,9 @@ class AuditLog:
             except js_errors.NotFoundError:
                 return AuditPage(found, "")
             seq = int(raw.seq or seq) + 1
+            if until is not None and raw.time is not None and raw.time > until + CLOCK_SKEW:
+                # Stored (server clock) well after the range: nothing later can fall inside it.
+                return AuditPage(found, "")
             try:
                 entry = AuditEntry.from_json(raw.data or b"")
             except ValueError:
