@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from returnbridge.simulators.sap import (
+from returnbridge.simulators.sap_backend import (
     CMR,
     CR,
     MATERIALS,
