@@ -175,6 +175,12 @@ BAD_INPUTS: list[tuple[str, Callable[[R.ReturnOrder], None], list[str]]] = [
         "return_order.lines[0].disposition", "return_order.lines[1].disposition",
     ]),
     ("control characters", _attr(return_id="ret\n1"), ["return_order.return_id"]),
+    ("bad order date", lambda o: setattr(o.original_order, "order_date", "2026-13-01"), [
+        "return_order.original_order.order_date",
+    ]),
+    ("compact order date", lambda o: setattr(o.original_order, "order_date", "20261101"), [
+        "return_order.original_order.order_date",
+    ]),
     ("bad custom decimal", lambda o: o.custom_fields["weight"].CopyFrom(common_pb2.CustomValue(decimal_value="1,5")), [
         "return_order.custom_fields['weight']",
     ]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
@@ -175,6 +176,14 @@ def validate_return_order(
     elif order.event not in EV.values():
         out.add(f"{p}.event", f"unknown value {order.event}")
     _check_id(out, f"{p}.notes", order.notes, required=False, max_length=MAX_TEXT_LENGTH)
+    if order.original_order.order_date:
+        try:
+            date.fromisoformat(order.original_order.order_date)
+            well_formed = len(order.original_order.order_date) == 10
+        except ValueError:
+            well_formed = False
+        if not well_formed:
+            out.add(f"{p}.original_order.order_date", "must be an ISO 8601 date 'YYYY-MM-DD'")
 
     currency = order.currency
     minor: int | None = None
