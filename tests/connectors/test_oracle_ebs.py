@@ -388,3 +388,20 @@ async def test_same_reference_in_parallel_creates_one_rma(ebs: OracleEbsConnecto
     assert len({r.document_id for r in results}) == 1
     assert len(db.state.documents[ORDERS_TABLE]) == 1
     assert ebs._ref_locks == {}
+
+
+async def test_standin_driver_shares_one_database_per_simulator() -> None:
+    simulator = OracleSimulator()
+    first, second = oracle_db.standin_driver(simulator), oracle_db.standin_driver(simulator)
+    assert first.database is second.database is oracle_db.shared_database(simulator)
+    connector = OracleEbsConnector(OracleEbsConfig(dsn=DSN, user="apps", password="apps"), driver=first)
+    try:
+        created = await connector.create_document(req(RMA, "RMA-100-1", rma_payload()))
+    finally:
+        await connector.aclose()
+    other = OracleEbsConnector(OracleEbsConfig(dsn=DSN, user="apps", password="apps"), driver=second)
+    try:
+        found = await other.find_document(RMA, "RMA-100-1")
+    finally:
+        await other.aclose()
+    assert found is not None and found.document_id == created.document_id

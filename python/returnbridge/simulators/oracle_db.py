@@ -217,7 +217,9 @@ def _seed_invoices() -> dict[int, Invoice]:
     big = {100010 + i: (skus[(i - 1) % len(skus)], Decimal(1000), Decimal("19.99")) for i in range(1, 501)}
     return {
         10001: Invoice(10001, "INV-10001", "1001", 204, "USD", big),
-        10002: Invoice(10002, "INV-10002", "1002", 204, "USD", {100021: ("SKU-1003", Decimal(10), Decimal("7.25"))}),
+        10002: Invoice(
+            10002, "INV-10002", "1002", 204, "USD", {100021: ("SKU-1003", Decimal(10), Decimal("7.25"))}
+        ),
     }
 
 
@@ -315,6 +317,20 @@ class EbsDatabase:
 
     def now(self) -> datetime:
         return datetime.fromisoformat(self.simulator.now())
+
+
+def shared_database(simulator: OracleSimulator) -> EbsDatabase:
+    """The one EbsDatabase over ``simulator`` (created on first use), so every stand-in driver sees one EBS."""
+    database = getattr(simulator, "_ebs_database", None)
+    if not isinstance(database, EbsDatabase):
+        database = EbsDatabase(simulator)
+        setattr(simulator, "_ebs_database", database)  # noqa: B010 - not a declared dataclass field
+    return database
+
+
+def standin_driver(simulator: OracleSimulator) -> StandInDriver:
+    """A python-oracledb-shaped driver for ``OracleEbsConnector(config, driver=...)`` over the simulator."""
+    return StandInDriver(shared_database(simulator))
 
 
 # -- pool, connection, cursor ------------------------------------------------------------------------
