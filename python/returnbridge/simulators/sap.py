@@ -203,8 +203,12 @@ class SapODataApp:
                 ),
                 "",
             )
+        # Read the body first: the dispatch then never suspends, so it can hold the back end's lock, which the
+        # RFC stand-in takes from its worker threads.
+        await request.read()
         try:
-            response = await self._dispatch(request, service, rest, user)
+            with self.backend.lock:
+                response = await self._dispatch(request, service, rest, user)
         except ODataError as exc:
             response = self._error(exc, service.name)
         except QueryError as exc:
