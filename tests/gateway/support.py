@@ -124,6 +124,16 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
             )
         if ref == "abort":
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "servicer's own status")
+        if ref == "set-code":
+            context.set_code(grpc.StatusCode.FAILED_PRECONDITION)
+            context.set_details("set by the servicer")
+            return returns_pb2.SubmitReturnResponse()
+        if ref == "erp":
+            from returnbridge.errors import PermanentErpError
+
+            raise PermanentErpError(
+                "customer jane.doe@example.com blocked", erp="netsuite", code="USER_ERROR"
+            )
         if ref == "hold":
             self.entered += 1
             await self.release.wait()

@@ -214,6 +214,11 @@ async def test_errors_map_to_status_without_leaking_internals(
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert info.value.details() == "servicer's own status"
 
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gw.returns.SubmitReturn(_submit(ref="erp"), metadata=md)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.details() == "customer [REDACTED] blocked"
+
 
 def _count(method: str, code: str) -> float:
     return REGISTRY.get_sample_value("rb_api_calls_total", {"method": method, "code": code}) or 0.0
@@ -225,6 +230,12 @@ async def test_api_calls_are_counted_per_method_and_code(gw: Running) -> None:
         _count(SUBMIT, "UNAUTHENTICATED"),
         _count(SUBMIT, "PERMISSION_DENIED"),
     )
+    aborted, set_code = _count(SUBMIT, "ALREADY_EXISTS"), _count(SUBMIT, "FAILED_PRECONDITION")
+    for ref in ("abort", "set-code"):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await gw.returns.SubmitReturn(_submit(ref=ref), metadata=bearer(KEYS["submitter"]))
+    assert _count(SUBMIT, "ALREADY_EXISTS") == aborted + 1
+    assert _count(SUBMIT, "FAILED_PRECONDITION") == set_code + 1
     await gw.returns.SubmitReturn(_submit(), metadata=bearer(KEYS["submitter"]))
     for metadata in ((), bearer(KEYS["reader"])):
         with pytest.raises(grpc.aio.AioRpcError):

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.redact import redact_text
 from returnbridge.errors import (
+    ErpError,
     PermissionDeniedError,
     RateLimitedError,
     ReturnBridgeError,
@@ -126,7 +127,8 @@ def _pack(message: Any) -> any_pb2.Any:
 def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Status:
     """The rich gRPC status for one of our errors (BadRequest / RetryInfo + QuotaFailure details)."""
     code: grpc.StatusCode = exc.grpc_status
-    message = str(exc)
+    # ERP messages can echo document content (names, e-mails) back at us; never pass those on verbatim.
+    message = redact_text(str(exc)) if isinstance(exc, ErpError) else str(exc)
     details: list[any_pb2.Any] = []
     if isinstance(exc, ValidationError) and exc.violations:
         details.append(
@@ -175,6 +177,8 @@ def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
         code = context.code()
     except (NotImplementedError, AttributeError):
         return default
+    if code is None:
+        return default
     if isinstance(code, grpc.StatusCode):
         return code.name
     if isinstance(code, int):
@@ -201,6 +205,8 @@ class ErrorsInterceptor(_WrappingInterceptor):
         code = "OK"
         try:
             yield
+            # A servicer may also end a call with context.set_code() and a normal return.
+            code = _code_name(context, "OK")
         except grpc.aio.AbortError:
             # The servicer aborted with its own status; keep it.
             code = _code_name(context, "UNKNOWN")
