@@ -239,11 +239,11 @@ async def test_transform_sales_order_into_return_authorization(sim: Sim) -> None
         (1, Decimal("19.99"), Decimal("19.99"))
     ]
     whole = await sim.create(f"{RECORD}/salesOrder/9001/!transform/returnAuthorization", {})
-    assert len(sim.record("returnAuthorization", whole)["item"]) == 2
+    assert len(sim.record("returnAuthorization", whole)["item"]) == 10
     too_many = await sim.send(
         "POST",
         f"{RECORD}/salesOrder/9001/!transform/returnAuthorization",
-        {"item": {"items": [{"orderLine": 1, "quantity": 3}]}},
+        {"item": {"items": [{"orderLine": 1, "quantity": 101}]}},
     )
     assert too_many.status_code == 400 and error_of(too_many)["o:errorPath"] == "item.items[0].quantity"
     other_customer = await sim.send(

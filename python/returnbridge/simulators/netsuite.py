@@ -271,9 +271,12 @@ class NetSuiteSimulator:
             for m, (loc_id, site) in enumerate(self.ref.locations.items()):
                 self.kit.state.adjust_stock(item.sku, site, "", Decimal(10 + (n + m * 7) % 31))
                 self.modified[(item.id, loc_id)] = self.clock()
+        # 9001 holds every item in bulk, so demo returns of any SKU can reference it.
+        bulk = [(item.id, "100", str(item.base_price), "1") for item in list(self.ref.items.values())[2:]]
         for so_id, customer, lines in (
-            ("9001", "101", [("501", "2", "19.99", "1"), ("502", "1", "5.00", "1")]),
+            ("9001", "101", [("501", "100", "19.99", "1"), ("502", "100", "5.00", "1"), *bulk]),
             ("9002", "102", [("503", "1", "249.00", "2")]),
+            ("9003", "103", [(item.id, "100", str(item.base_price), "3") for item in self.ref.items.values()]),
         ):
             record = self._new_record("salesOrder", so_id)
             record["entity"] = {"id": customer}
