@@ -367,7 +367,7 @@ class OracleEbsConnector:
         return await self._run(work, None)
 
     async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
-        records, next_cursor, more = await self._feed(_ONHAND_SQL, cursor, limit)
+        records, next_cursor, more = await self._feed(_ONHAND_SQL, "last_update_date", cursor, limit)
         return ChangeBatch(
             records=[dumps_exact(r).encode() for r in records], cursor=next_cursor, has_more=more
         )
@@ -380,8 +380,8 @@ class OracleEbsConnector:
         fetched: list[tuple[str, dict[str, Any]]] = []
         more = False
         for doc_type in DOCUMENT_TYPES:
-            sql = _STATUS_SQL[doc_type] + " WHERE last_update_date >= :since"
-            records, _, has_more = await self._feed(sql, cursors.get(doc_type), limit)
+            sql = f"{_STATUS_SQL[doc_type]} WHERE {_TS_COLUMN[doc_type]} >= :since"
+            records, _, has_more = await self._feed(sql, _TS_COLUMN[doc_type], cursors.get(doc_type), limit)
             more = more or has_more
             fetched.extend((doc_type, r) for r in records)
         fetched.sort(key=lambda tr: str(tr[1]["LAST_UPDATE_DATE"]))
@@ -395,13 +395,12 @@ class OracleEbsConnector:
         )
 
     async def _feed(
-        self, base_sql: str, cursor: str | None, limit: int
+        self, filtered_sql: str, order_column: str, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str, bool]:
+        """Rows of ``filtered_sql`` (which filters on ``:since``) after ``cursor``, in timestamp order."""
         since, skip = _split_cursor(cursor)
         limit = max(1, limit)
-        if " :since" not in base_sql:
-            raise AssertionError("feed SQL must filter on :since")
-        sql = base_sql + " ORDER BY last_update_date, 1 OFFSET :skip ROWS FETCH NEXT :limit ROWS ONLY"
+        sql = f"{filtered_sql} ORDER BY {order_column}, 1 OFFSET :skip ROWS FETCH NEXT :limit ROWS ONLY"
         binds = {
             "since": datetime.fromisoformat(since) if since else _EPOCH,
             "skip": skip,
@@ -714,16 +713,21 @@ def build_credit_memo_block(payload: dict[str, Any], reference: str, config: Ora
 
 _STATUS_SQL = {
     RMA: (
-        "SELECT header_id, order_number, orig_sys_document_ref, flow_status_code, transactional_curr_code,"
-        " last_update_date FROM oe_order_headers_all"
+        "SELECT h.header_id, h.order_number, h.orig_sys_document_ref, h.flow_status_code,"
+        " h.transactional_curr_code, h.last_update_date AS last_update_date FROM oe_order_headers_all h"
     ),
+    # The credit memo's number lives on its RA_CUSTOMER_TRX_ALL row (none while the request is pending);
+    # the currency on the credited invoice.
     CREDIT_MEMO: (
-        "SELECT request_id, trx_number, attribute15, status, total_amount, invoice_currency_code, last_update_date"
-        " FROM ra_cm_requests_all"
+        "SELECT r.request_id, cm.trx_number, r.attribute15, r.status, r.total_amount, inv.invoice_currency_code,"
+        " r.last_update_date AS last_update_date FROM ra_cm_requests_all r"
+        " JOIN ra_customer_trx_all inv ON inv.customer_trx_id = r.customer_trx_id"
+        " LEFT JOIN ra_customer_trx_all cm ON cm.customer_trx_id = r.cm_customer_trx_id"
     ),
 }
-_ID_COLUMN = {RMA: "header_id", CREDIT_MEMO: "request_id"}
-_REF_COLUMN = {RMA: "orig_sys_document_ref", CREDIT_MEMO: "attribute15"}
+_ID_COLUMN = {RMA: "h.header_id", CREDIT_MEMO: "r.request_id"}
+_REF_COLUMN = {RMA: "h.orig_sys_document_ref", CREDIT_MEMO: "r.attribute15"}
+_TS_COLUMN = {RMA: "h.last_update_date", CREDIT_MEMO: "r.last_update_date"}
 _ONHAND_SQL = (
     "SELECT moqd.inventory_item_id, msi.segment1 AS item_number, moqd.organization_id, mp.organization_code,"
     " moqd.subinventory_code, moqd.lot_number, msi.primary_uom_code,"
@@ -775,12 +779,13 @@ def _created(doc_type: str, reference: str, outs: dict[str, Any], cursor: Any) -
             raw={k: v for k, v in outs.items() if k != "x_messages"},
         )
     # The request's credit memo number and status are only in RA_CM_REQUESTS_ALL: read them back.
-    cursor.execute(_STATUS_SQL[doc_type] + " WHERE request_id = :id", {"id": outs.get("x_request_id")})
+    cursor.execute(
+        _STATUS_SQL[doc_type] + f" WHERE {_ID_COLUMN[doc_type]} = :id", {"id": outs.get("x_request_id")}
+    )
     rows = _rows(cursor)
     if not rows:
         return DocumentResult(doc_type, _str(outs.get("x_request_id")), reference, created=True)
-    result = _status_result(doc_type, rows[0], created=True)
-    return result
+    return _status_result(doc_type, rows[0], created=True)
 
 
 def _status_result(doc_type: str, row: dict[str, Any], *, created: bool) -> DocumentResult:
