@@ -248,7 +248,10 @@ def build_return(
         total_amount=_money(net + tax - fee, currency),
         notes=("Kunde wünscht Rückerstattung — 返金" if unicode else "Customer requests refund"),
     )
-    if original_order:
+    if not original_order:
+        for line in order.lines:
+            line.ClearField("original_order_line_id")
+    else:
         order.original_order.CopyFrom(
             returns_pb2.OriginalOrder(
                 order_id=f"SO-{seed:06d}",
