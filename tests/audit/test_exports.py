@@ -18,7 +18,7 @@ def test_audit_exports() -> None:
 
 def test_observability_exports() -> None:
     assert sorted(returnbridge.observability.__all__) == [
-        "AlertConfig", "Alerter", "count_api_call", "count_erp_call", "count_processing", "observe_sync_latency",
+        "AlertConfig", "Alerter", "MonitorConfig", "QueueMonitor", "count_api_call", "count_erp_call", "count_processing", "observe_sync_latency",
         "set_dlq_size", "set_queue_depth", "start_metrics_server",
     ]  # fmt: skip
     for name in returnbridge.observability.__all__:

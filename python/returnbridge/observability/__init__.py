@@ -10,10 +10,13 @@ from returnbridge.observability.metrics import (
     set_queue_depth,
     start_metrics_server,
 )
+from returnbridge.observability.monitor import MonitorConfig, QueueMonitor
 
 __all__ = [
     "AlertConfig",
     "Alerter",
+    "MonitorConfig",
+    "QueueMonitor",
     "count_api_call",
     "count_erp_call",
     "count_processing",
