@@ -316,3 +316,21 @@ def test_security_doc_table_matches_roles() -> None:
         expected_rpcs = sorted(m.split("/", 2)[2] for m, p in METHOD_PERMISSIONS.items() if p == permission)
         assert sorted(r.split(".")[-1] for r in rpcs.split(", ")) == expected_rpcs, permission
         assert grants == [permission in ROLES[r] for r in roles], permission
+
+
+def test_parse_section_names_each_bad_key() -> None:
+    from returnbridge.gateway.security_config import ReferenceDataConfig, parse_section
+    from returnbridge.observability.alerts import AlertConfig
+
+    with pytest.raises(ConfigError) as info:
+        parse_section(
+            SecurityConfig,
+            {"api_keys": [{"name": "x", "tenant_id": "acme", "roles": ["reader"], "sha256": "nope"}],
+             "rate_limits": {"tenant_burst": 0}},
+            "security",
+        )  # fmt: skip
+    message = str(info.value)
+    assert "security.api_keys.0.sha256:" in message and "security.rate_limits.tenant_burst:" in message
+    with pytest.raises(ConfigError, match=r"alerts\.backlog_threshold"):
+        parse_section(AlertConfig, {"backlog_threshold": 0}, "alerts")
+    assert parse_section(ReferenceDataConfig, None, "reference_data") == ReferenceDataConfig()

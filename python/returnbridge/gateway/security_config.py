@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from returnbridge.errors import ConfigError
 
 __all__ = [
     "ApiKeyConfig",
@@ -16,7 +20,10 @@ __all__ = [
     "ReferenceDataConfig",
     "SecurityConfig",
     "TlsConfig",
+    "parse_section",
 ]
+
+M = TypeVar("M", bound=BaseModel)
 
 _HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 _NAME: Final = re.compile(r"^[A-Za-z0-9_.@:/-]{1,128}$")
@@ -26,6 +33,22 @@ HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS: Final = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+
+
+def parse_section(model: type[M], data: Mapping[str, Any] | None, section: str) -> M:
+    """Validate one configuration section, turning pydantic's errors into a ConfigError naming each key.
+
+    Raises:
+        ConfigError: e.g. ``security.jwt.algorithms.0: unsupported JWT algorithms ['none'] …``.
+    """
+    try:
+        return model.model_validate(dict(data or {}))
+    except PydanticValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join([section, *(str(part) for part in error["loc"])])
+            problems.append(f"{where}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
 
 
 class _Model(BaseModel):
