@@ -367,7 +367,9 @@ class OracleEbsConnector:
         return await self._run(work, None)
 
     async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
-        records, next_cursor, more = await self._feed(_ONHAND_SQL, "last_update_date", cursor, limit)
+        records, next_cursor, more = await self._feed(
+            _ONHAND_SQL, "last_update_date, 1, 3, 5, 6", cursor, limit
+        )
         return ChangeBatch(
             records=[dumps_exact(r).encode() for r in records], cursor=next_cursor, has_more=more
         )
@@ -381,7 +383,9 @@ class OracleEbsConnector:
         more = False
         for doc_type in DOCUMENT_TYPES:
             sql = f"{_STATUS_SQL[doc_type]} WHERE {_TS_COLUMN[doc_type]} >= :since"
-            records, _, has_more = await self._feed(sql, _TS_COLUMN[doc_type], cursors.get(doc_type), limit)
+            records, _, has_more = await self._feed(
+                sql, f"{_TS_COLUMN[doc_type]}, 1", cursors.get(doc_type), limit
+            )
             more = more or has_more
             fetched.extend((doc_type, r) for r in records)
         fetched.sort(key=lambda tr: str(tr[1]["LAST_UPDATE_DATE"]))
@@ -395,12 +399,13 @@ class OracleEbsConnector:
         )
 
     async def _feed(
-        self, filtered_sql: str, order_column: str, cursor: str | None, limit: int
+        self, filtered_sql: str, order_by: str, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str, bool]:
-        """Rows of ``filtered_sql`` (which filters on ``:since``) after ``cursor``, in timestamp order."""
+        """Rows of ``filtered_sql`` (which filters on ``:since``) after ``cursor``; ``order_by`` starts with the
+        timestamp and makes the order total, so OFFSET paging within one timestamp is stable."""
         since, skip = _split_cursor(cursor)
         limit = max(1, limit)
-        sql = f"{filtered_sql} ORDER BY {order_column}, 1 OFFSET :skip ROWS FETCH NEXT :limit ROWS ONLY"
+        sql = f"{filtered_sql} ORDER BY {order_by} OFFSET :skip ROWS FETCH NEXT :limit ROWS ONLY"
         binds = {
             "since": datetime.fromisoformat(since) if since else _EPOCH,
             "skip": skip,
