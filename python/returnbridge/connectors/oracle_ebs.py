@@ -401,8 +401,11 @@ class OracleEbsConnector:
     async def _feed(
         self, filtered_sql: str, order_by: str, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str, bool]:
-        """Rows of ``filtered_sql`` (which filters on ``:since``) after ``cursor``; ``order_by`` starts with the
-        timestamp and makes the order total, so OFFSET paging within one timestamp is stable."""
+        """Rows of ``filtered_sql`` (which filters on ``:since``) after ``cursor``.
+
+        ``order_by`` starts with the timestamp and makes the order total, so OFFSET paging within one
+        timestamp is stable.
+        """
         since, skip = _split_cursor(cursor)
         limit = max(1, limit)
         sql = f"{filtered_sql} ORDER BY {order_by} OFFSET :skip ROWS FETCH NEXT :limit ROWS ONLY"
