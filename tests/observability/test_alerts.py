@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -257,3 +258,36 @@ async def test_bad_alert_input_is_refused(kwargs: dict[str, str], message: str) 
     alerter = Alerter(AlertConfig(), clock=FakeClock())
     with pytest.raises(ValueError, match=message):
         await alerter.alert(summary="s", **kwargs)
+
+
+async def test_slow_webhook_neither_duplicates_nor_blocks_other_alerts() -> None:
+    gate = asyncio.Event()
+    hook_entered = asyncio.Event()
+    received: list[str] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        received.append(f"{body['kind']}:{body['key']}:{body['status']}")
+        if body["key"] == "slow":
+            hook_entered.set()
+            await gate.wait()
+        return httpx.Response(204)
+
+    alerter = Alerter(
+        AlertConfig(webhook_url="http://127.0.0.1:9/alerts", publish_nats=False),
+        http=httpx.AsyncClient(transport=httpx.MockTransport(slow)),
+        clock=FakeClock(),
+    )
+    try:
+        first = asyncio.ensure_future(
+            alerter.alert(kind="dead_letter", key="slow", severity="critical", summary="a")
+        )
+        await hook_entered.wait()
+        # While the first delivery hangs: the same incident is deduplicated, another goes straight through.
+        assert not await alerter.alert(kind="dead_letter", key="slow", severity="critical", summary="a")
+        assert await alerter.alert(kind="erp_auth", key="fast", severity="warning", summary="b")
+        gate.set()
+        assert await first
+        assert received == ["dead_letter:slow:firing", "erp_auth:fast:firing"]
+    finally:
+        await alerter.aclose()

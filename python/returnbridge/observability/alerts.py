@@ -138,12 +138,22 @@ class Alerter:
                 log.warning("alert rate limit reached; dropped %s alert for %s", kind, redact_text(key))
                 return False
             opened_at = incident.opened_at if incident else datetime.now(UTC).isoformat(timespec="seconds")
-            payload = self._payload("firing", kind, key, severity, summary, details, opened_at)
-            sent = await self._deliver(payload, severity)
-            if sent:
-                self._incidents[(kind, key)] = _Incident(severity, redact_text(summary), opened_at, now)
-            count_alert(kind, "sent" if sent else "failed")
-            return sent
+            # Reserve the incident before sending, so concurrent callers dedup against it while the lock is free.
+            reserved = _Incident(severity, redact_text(summary), opened_at, now)
+            self._incidents[(kind, key)] = reserved
+        # Deliver outside the lock: a slow webhook must not hold up every other alert and resolution.
+        payload = self._payload("firing", kind, key, severity, summary, details, opened_at)
+        sent = await self._deliver(payload, severity)
+        if not sent:
+            async with self._lock:
+                # Nothing accepted it: undo the reservation so the next call tries again.
+                if self._incidents.get((kind, key)) is reserved:
+                    if incident is None:
+                        del self._incidents[(kind, key)]
+                    else:
+                        self._incidents[(kind, key)] = incident
+        count_alert(kind, "sent" if sent else "failed")
+        return sent
 
     async def resolve(self, *, kind: str, key: str) -> None:
         """Close an incident; a resolution notice goes out only if the incident had alerted."""
@@ -151,13 +161,13 @@ class Alerter:
             if kind == "erp_unreachable":
                 self._unreachable_since.pop(key, None)
             incident = self._incidents.pop((kind, key), None)
-            if incident is None:
-                return
-            payload = self._payload(
-                "resolved", kind, key, incident.severity, incident.summary, None, incident.opened_at
-            )
-            await self._deliver(payload, incident.severity)
-            count_alert(kind, "resolved")
+        if incident is None:
+            return
+        payload = self._payload(
+            "resolved", kind, key, incident.severity, incident.summary, None, incident.opened_at
+        )
+        await self._deliver(payload, incident.severity)
+        count_alert(kind, "resolved")
 
     async def check_backlog(self, *, key: str, depth: int, severity: str = "warning") -> bool:
         """Alert when ``depth`` exceeds the backlog threshold, resolve once it is back at or below it."""
