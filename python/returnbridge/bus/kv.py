@@ -39,14 +39,19 @@ async def modify_json(
     change: Callable[[JsonRecord | None], JsonRecord | None],
     *,
     attempts: int = 50,
+    known: tuple[JsonRecord | None, int] | None = None,
 ) -> JsonRecord | None:
     """Apply ``change`` to the current record and write it only if nobody wrote in between (CAS loop).
 
     ``change`` gets a copy of the record (None when absent) and returns the new record, or None to
     leave the key untouched. Returns the record as stored (or the unchanged current one).
+    ``known`` is a ``(record, revision)`` the caller read moments ago: the first attempt skips the read.
     """
-    for _ in range(attempts):
-        current, revision = await get_json(kv, key)
+    for attempt in range(attempts):
+        if attempt == 0 and known is not None:
+            current, revision = known
+        else:
+            current, revision = await get_json(kv, key)
         updated = change(json.loads(json.dumps(current)) if current is not None else None)
         if updated is None:
             return current

@@ -216,7 +216,7 @@ class DeliveryWorker:
                     "terminating malformed delivery message seq=%s: %s", msg.metadata.sequence.stream, exc
                 )
                 await msg.term()
-        await self._prefill_references(works)
+        known = await self._prefill_references(works)
         self._translate(works)
         groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
         for work in works:
@@ -224,9 +224,14 @@ class DeliveryWorker:
 
         async def run_group(group: list[_Work]) -> None:
             async with self._slots:
+                # The batch read is fresh for the group's first message; later ones re-read what it wrote.
+                first: tuple[dict[str, Any] | None, int] | None = known.get(
+                    (group[0].order.tenant_id, group[0].order.return_id)
+                )
                 for work in sorted(group, key=lambda w: w.order.version):
                     try:
-                        await self._handle(work)
+                        await self._handle(work, first)
+                        first = None
                     except Exception:
                         # Unknown failure (KV down, bug): leave the message to be redelivered after AckWait.
                         log.exception("delivery of %s failed unexpectedly", work.order.return_id)
@@ -235,14 +240,16 @@ class DeliveryWorker:
 
         await asyncio.gather(*(run_group(group) for group in groups.values()))
 
-    async def _prefill_references(self, works: list[_Work]) -> None:
+    async def _prefill_references(
+        self, works: list[_Work]
+    ) -> dict[tuple[str, str], tuple[dict[str, Any] | None, int]]:
         """Give mappings the ERP documents delivered so far (``erp_references``), read once per return."""
-        keys = {(w.order.tenant_id, w.order.return_id) for w in works}
-        records = dict(
-            zip(keys, await asyncio.gather(*(self._status.get(t, r) for t, r in keys)), strict=True)
-        )
+        keys = list({(w.order.tenant_id, w.order.return_id) for w in works})
+        reads = await asyncio.gather(*(self._status.get_versioned(t, r) for t, r in keys))
+        records = dict(zip(keys, reads, strict=True))
         for work in works:
-            self._set_references(work, records.get((work.order.tenant_id, work.order.return_id)))
+            self._set_references(work, records[(work.order.tenant_id, work.order.return_id)][0])
+        return records
 
     @staticmethod
     def _set_references(work: _Work, record: dict[str, Any] | None) -> bool:
@@ -287,10 +294,10 @@ class DeliveryWorker:
             work.translations[mapping_id] = exc
 
     # ----------------------------------------------------------------- one message
-    async def _handle(self, work: _Work) -> None:
+    async def _handle(self, work: _Work, known: tuple[dict[str, Any] | None, int] | None = None) -> None:
         order, msg = work.order, work.msg
         tenant, return_id, version = order.tenant_id, order.return_id, int(order.version)
-        record = await self._status.get(tenant, return_id)
+        record, revision = known if known is not None else await self._status.get_versioned(tenant, return_id)
         if record is None or str(version) not in record["versions"]:
             # The gateway stopped between the PubAck and registering the version: register it here.
             decision = returns_pb2.RouteDecision(
@@ -306,7 +313,7 @@ class DeliveryWorker:
                 stream_sequence=msg.metadata.sequence.stream,
                 accepted_at=float(work.headers.get(H_ACCEPTED_AT, time.time())),
             )
-            record = await self._status.get(tenant, return_id)
+            record, revision = await self._status.get_versioned(tenant, return_id)
             assert record is not None
         blockers = blocking_versions(record, version)
         entry = record["versions"][str(version)]
@@ -342,22 +349,29 @@ class DeliveryWorker:
                 # A stale redelivery of a message already dead-lettered: the DLQ copy is authoritative.
                 await msg.term()
                 return
-            done = await self._deliver_step(work, step, record)
+            done = await self._deliver_step(work, step, record, revision)
             if not done:
                 return
-            refreshed = await self._status.get(tenant, return_id)
-            assert refreshed is not None
-            record = refreshed
+            record, revision = await self._status.get_versioned(tenant, return_id)
+            assert record is not None
         await msg.ack()
 
     def _external_reference(self, order: returns_pb2.ReturnOrder) -> str:
         return f"{order.rma_number or order.return_id}-{order.version}"
 
-    async def _deliver_step(self, work: _Work, step: PlannedStep, record: dict[str, Any]) -> bool:
-        """Deliver one document; True when confirmed (False: the message was nak'ed or dead-lettered)."""
+    async def _deliver_step(
+        self, work: _Work, step: PlannedStep, record: dict[str, Any], revision: int
+    ) -> bool:
+        """Deliver one document; True when confirmed (False: the message was nak'ed or dead-lettered).
+
+        Only outcomes are stored (DELIVERED, RETRYING, DEAD_LETTERED) so the happy path costs one KV write;
+        IN_PROGRESS is announced as an event. Any redelivery, earlier attempt or replay looks the document up
+        by its external reference before creating, which covers a crash between the ERP call and the write.
+        """
         order, msg = work.order, work.msg
         tenant, return_id, version = order.tenant_id, order.return_id, int(order.version)
-        doc = record["documents"][doc_key(version, step.step)]
+        # A copy: local attempt counting must not leak into ``record``, the CAS base of the next write.
+        doc = dict(record["documents"][doc_key(version, step.step)])
         erp_value = int(doc["erp"])
         erp = ERP_NAMES.get(erp_value, self.connector.erp)
         reference = self._external_reference(order)
@@ -379,9 +393,15 @@ class DeliveryWorker:
                 )
                 return False
             source_id = source["erp_document_id"]
+        attempted = False
         try:
             result: DocumentResult | None = None
-            if doc["attempts"] > 0 or doc["state"] == "IN_PROGRESS":
+            if (
+                doc["attempts"] > 0
+                or doc["state"] in ("IN_PROGRESS", "RETRYING")
+                or msg.metadata.num_delivered > 1
+                or H_REPLAY_OF in work.headers
+            ):
                 # An earlier attempt may have reached the ERP (ambiguous failure or a crash): look before creating.
                 result = await self._call(
                     erp, "find_document", self.connector.find_document(step.document_type, reference)
@@ -394,10 +414,11 @@ class DeliveryWorker:
                         work, step, doc, f"translation failed: {translation}", translation
                     )
                     return False
-                await self._status.transition(
-                    tenant, return_id, version, step.step, "IN_PROGRESS", attempt=True
-                )
                 doc["attempts"] += 1
+                attempted = True
+                await self._status.announce(
+                    record, version, step.step, "IN_PROGRESS", attempt=doc["attempts"]
+                )
                 request = DocumentRequest(
                     document_type=step.document_type,
                     external_reference=reference,
@@ -427,21 +448,35 @@ class DeliveryWorker:
                     severity="critical",
                     summary=f"{erp} refused our credentials: {exc.erp_message}",
                 )
-            await self._dead_letter(work, step, doc, str(exc), exc)
+            await self._dead_letter(work, step, doc, str(exc), exc, attempted=attempted)
             return False
         except TransientErpError as exc:
             attempts = max(int(doc["attempts"]), 1)
             error = _error_proto(exc, erp_value, "transient")
             if self.settings.retry.exhausted(attempts):
                 await self._dead_letter(
-                    work, step, doc, f"retries exhausted after {attempts} attempts: {exc}", exc
+                    work,
+                    step,
+                    doc,
+                    f"retries exhausted after {attempts} attempts: {exc}",
+                    exc,
+                    attempted=attempted,
                 )
                 return False
-            await self._status.transition(tenant, return_id, version, step.step, "RETRYING", error=error)
+            await self._status.transition(
+                tenant, return_id, version, step.step, "RETRYING", error=error, attempt=attempted
+            )
             await msg.nak(delay=self.settings.retry.delay(attempts, exc.retry_after))
             return False
         await self._status.transition(
-            tenant, return_id, version, step.step, "DELIVERED", erp_document_id=result.document_id
+            tenant,
+            return_id,
+            version,
+            step.step,
+            "DELIVERED",
+            erp_document_id=result.document_id,
+            attempt=attempted,
+            known=(record, revision),
         )
         count_processing("delivered")
         if self._audit is not None:
@@ -502,7 +537,14 @@ class DeliveryWorker:
             task.cancel()
 
     async def _dead_letter(
-        self, work: _Work, step: PlannedStep, doc: dict[str, Any], reason: str, exc: Exception | None
+        self,
+        work: _Work,
+        step: PlannedStep,
+        doc: dict[str, Any],
+        reason: str,
+        exc: Exception | None,
+        *,
+        attempted: bool = False,
     ) -> None:
         """DLQ copy first, then term: a crash in between leaves a duplicate DLQ entry, never a lost message."""
         order = work.order
@@ -529,6 +571,7 @@ class DeliveryWorker:
             "DEAD_LETTERED",
             error=error,
             dead_letter_id=dead_letter_id,
+            attempt=attempted,
         )
         count_processing("dead_lettered")
         if self._audit is not None:

@@ -125,6 +125,10 @@ class SyncStateStore:
         record, _ = await get_json(self.kv, subjects.sync_state_key(tenant, return_id))
         return record
 
+    async def get_versioned(self, tenant: str, return_id: str) -> tuple[JsonRecord | None, int]:
+        """The record and its KV revision, to pass as ``known`` to the next transition."""
+        return await get_json(self.kv, subjects.sync_state_key(tenant, return_id))
+
     async def register(
         self,
         order: returns_pb2.ReturnOrder,
@@ -191,7 +195,13 @@ class SyncStateStore:
             record["updated_at"] = accepted_at
             return record
 
-        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, order.return_id), change)
+        # Most registrations are a return's first version: try a plain create before the read-modify loop.
+        stored = await modify_json(
+            self.kv,
+            subjects.sync_state_key(tenant, order.return_id),
+            change,
+            known=(None, 0) if version == 1 else None,
+        )
         if stored is not None and created:
             for step in created:
                 await self._emit(stored, version, step.step, "ACCEPTED")
@@ -209,8 +219,12 @@ class SyncStateStore:
         attempt: bool = False,
         dead_letter_id: int = 0,
         only_from: frozenset[str] | None = None,
+        known: tuple[JsonRecord | None, int] | None = None,
     ) -> JsonRecord | None:
-        """Move one document to ``state``; ``only_from`` skips the write unless the current state is in it."""
+        """Move one document to ``state``; ``only_from`` skips the write unless the current state is in it.
+
+        ``known`` is a recently read ``(record, revision)`` that saves the read when nobody wrote since.
+        """
         now = time.time()
         changed = False
 
@@ -239,10 +253,16 @@ class SyncStateStore:
             changed = True
             return record
 
-        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
+        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change, known=known)
         if stored is not None and changed:
             await self._emit(stored, version, step, state)
         return stored
+
+    async def announce(
+        self, record: JsonRecord, version: int, step: str, state: str, *, attempt: int = 0
+    ) -> None:
+        """Publish a SyncEvent without storing the state (IN_PROGRESS: recovery relies on redelivery lookups)."""
+        await self._emit(record, version, step, state, attempt=attempt)
 
     async def set_version_state(self, tenant: str, return_id: str, version: int, state: str) -> None:
         """For versions without documents (nothing to create) and WAITING marks on their documents."""
@@ -281,7 +301,9 @@ class SyncStateStore:
 
         await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
 
-    async def _emit(self, record: JsonRecord, version: int, step: str, state: str) -> None:
+    async def _emit(
+        self, record: JsonRecord, version: int, step: str, state: str, *, attempt: int = 0
+    ) -> None:
         doc = record["documents"][doc_key(version, step)]
         event = sync_pb2.SyncEvent(
             tenant_id=record["tenant_id"],
@@ -292,7 +314,7 @@ class SyncStateStore:
             document_type=doc["document_type"],
             state=state_value(state),  # type: ignore[arg-type]
             erp_document_id=doc["erp_document_id"],
-            attempt=doc["attempts"],
+            attempt=attempt or doc["attempts"],
             occurred_at=_ts(time.time()),
             request_id=request_id(),
         )
