@@ -179,3 +179,13 @@ def test_explain_lists_rule_and_input_per_output(order_file: Path) -> None:
     kind = next(r for r in rows if r[0] == "CustomerReturnType")
     assert kind[1:] == ["<-", "(constant)", "[header.type]"]
     assert any(r[-1] == "[items.serial]" and "serial_numbers" in r[2] for r in rows)
+
+
+def test_test_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    record = b'{"itemid": "SKU-1002", "location": "2", "quantityonhand": "7", "lastmodified": "2026-11-27 08:00:00"}'
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(record)))
+    code, out, err = run("test", "netsuite/inventory_level", "--input", "-")
+    assert (code, err) == (0, "")
+    level = json.loads(out)
+    assert (level["sku"], level["location"]["site"], level["on_hand"]) == ("SKU-1002", "RNO2", "7")
+    assert level["as_of"] == "2026-11-27T08:00:00Z"

@@ -655,3 +655,13 @@ def test_override_of_unknown_rule_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         MappingRegistry.load(overrides=[override])
     assert caught.value.file == str(override) and "header.nope" in str(caught.value)
+
+
+def test_override_removing_a_missing_table_entry_names_the_file(tmp_path: Path) -> None:
+    override = tmp_path / "tenant.yaml"
+    override.write_text(
+        "override: sap/customer_return\ntables:\n  plants: {remove: [SFO9]}\n", encoding="utf-8"
+    )
+    with pytest.raises(SpecError) as caught:
+        MappingRegistry.load(overrides=[override])
+    assert caught.value.file == str(override) and "SFO9" in str(caught.value)
