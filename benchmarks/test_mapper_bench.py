@@ -50,10 +50,10 @@ def _json_equivalent(document: bytes) -> bytes:
 
 @pytest.fixture(scope="session")
 def reference_translate(mapper: Mapper) -> Callable[[bytes], bytes]:
-    reference = pytest.importorskip(
-        "returnbridge.mapping.reference", reason="the Python reference interpreter is not in the tree yet"
-    )
-    return reference.compile_mapper(mapper.normalized_spec).translate  # type: ignore[no-any-return]
+    from returnbridge.mapping.reference import ReferenceMapper
+    from returnbridge.mapping.registry import descriptor_set
+
+    return ReferenceMapper(mapper.normalized_spec, descriptor_set()).translate
 
 
 def _record(benchmark: Any, kind: str, documents: int, matches: bool) -> None:

@@ -11,7 +11,9 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.errors import TranslationError
-from returnbridge.mapping import MappingRegistry
+from returnbridge.mapping import Mapper, MappingRegistry
+from returnbridge.mapping.reference import ReferenceMapper
+from returnbridge.mapping.registry import descriptor_set
 
 CASES_ROOT = Path(__file__).resolve().parent / "cases"
 PACKS = ("netsuite", "sap", "oracle", "oracle_ebs")
@@ -23,6 +25,11 @@ CASES = sorted(
 @pytest.fixture(scope="module")
 def registry() -> MappingRegistry:
     return MappingRegistry.load()
+
+
+def _reference(mapper: Mapper) -> ReferenceMapper:
+    """The pure-Python interpreter of the same normalized spec (differential check of the pack)."""
+    return ReferenceMapper(mapper.normalized_spec, descriptor_set())
 
 
 def _exact(text: str | bytes) -> Any:
@@ -51,12 +58,14 @@ def test_golden_case(case: Path, registry: MappingRegistry) -> None:
     error_file = case / "expected_error.txt"
     if error_file.exists():
         rule, path, message = error_file.read_text(encoding="utf-8").rstrip("\n").split("|", 2)
-        with pytest.raises(TranslationError) as caught:
-            mapper.translate(document)
-        assert (caught.value.rule, caught.value.path) == (rule, path)
-        assert message in str(caught.value)
+        for engine in (mapper, _reference(mapper)):
+            with pytest.raises(TranslationError) as caught:
+                engine.translate(document)
+            assert (caught.value.rule, caught.value.path) == (rule, path)
+            assert message in str(caught.value)
         return
     output = mapper.translate(document)
+    assert _reference(mapper).translate(document) == output, "reference interpreter and Rust engine differ"
     expected = (case / "expected.json").read_text(encoding="utf-8")
     if mapper.direction == "outbound":
         assert _exact(output) == _exact(expected)

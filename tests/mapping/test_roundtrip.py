@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.mapping import MappingRegistry
+from returnbridge.mapping.reference import ReferenceMapper
+from returnbridge.mapping.registry import descriptor_set
 
 RTV = returns_pb2.DISPOSITION_RETURN_TO_VENDOR
 
@@ -210,6 +212,14 @@ def test_round_trip_samples(registry: MappingRegistry, mapping_id: str, variant:
         for index, line in enumerate(order.lines):
             line.sku = (samples.SERIALIZED_SKUS if line.serialized else samples.PLAIN_SKUS)[index % 2]
     _round_trip(registry, mapping_id, order)
+    # The pure-Python reference interpreter must agree byte for byte on the pack's specs.
+    document = order.SerializeToString(deterministic=True)
+    payload = registry.get(mapping_id).translate(document)
+    for spec_id, data in ((mapping_id, document), (f"{mapping_id}_in", payload)):
+        mapper = registry.get(spec_id)
+        assert ReferenceMapper(mapper.normalized_spec, descriptor_set()).translate(data) == mapper.translate(
+            data
+        )
 
 
 # Values every ERP field on the way accepts: printable letters/digits (any script) and a few separators.
