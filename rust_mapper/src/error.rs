@@ -11,10 +11,7 @@ pub struct SpecError {
 
 impl SpecError {
     pub fn new(rule: &str, message: impl Into<String>) -> Self {
-        SpecError {
-            rule: rule.to_owned(),
-            message: message.into(),
-        }
+        SpecError { rule: rule.to_owned(), message: message.into() }
     }
 }
 

@@ -11,11 +11,7 @@ pub const MAX_DEPTH: usize = 128;
 /// Parse one JSON document. Numbers without fraction/exponent that fit i64 become `Int`, others `Dec`.
 pub fn parse(input: &[u8]) -> Result<Value<'_>, String> {
     let text = std::str::from_utf8(input).map_err(|e| format!("input is not UTF-8 ({e})"))?;
-    let mut p = Parser {
-        s: text,
-        b: text.as_bytes(),
-        i: 0,
-    };
+    let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -173,10 +169,7 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
-        let h = self
-            .s
-            .get(self.i..self.i + 4)
-            .ok_or_else(|| self.err("bad \\u escape"))?;
+        let h = self.s.get(self.i..self.i + 4).ok_or_else(|| self.err("bad \\u escape"))?;
         let v = u32::from_str_radix(h, 16).map_err(|_| self.err("bad \\u escape"))?;
         if !h.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(self.err("bad \\u escape"));
@@ -210,10 +203,7 @@ impl<'a> Parser<'a> {
                 }
                 b'\\' => {
                     self.i += 1;
-                    let e = *self
-                        .b
-                        .get(self.i)
-                        .ok_or_else(|| self.err("unexpected end"))?;
+                    let e = *self.b.get(self.i).ok_or_else(|| self.err("unexpected end"))?;
                     self.i += 1;
                     match e {
                         b'"' => out.push('"'),
@@ -227,9 +217,7 @@ impl<'a> Parser<'a> {
                         b'u' => {
                             let hi = self.hex4()?;
                             let cp = if (0xD800..0xDC00).contains(&hi) {
-                                if self.b.get(self.i) != Some(&b'\\')
-                                    || self.b.get(self.i + 1) != Some(&b'u')
-                                {
+                                if self.b.get(self.i) != Some(&b'\\') || self.b.get(self.i + 1) != Some(&b'u') {
                                     return Err(self.err("lone surrogate"));
                                 }
                                 self.i += 2;
@@ -272,6 +260,11 @@ fn utf8_len(first: u8) -> usize {
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -303,13 +296,13 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) -> Result<(), String> {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Int(i) => write_int(out, *i as i128),
         Value::Dec(d) => {
             out.push(b'"');
-            out.extend_from_slice(d.to_plain().as_bytes());
+            d.write_bytes(out);
             out.push(b'"');
         }
-        Value::Num(d) => out.extend_from_slice(d.to_plain().as_bytes()),
+        Value::Num(d) => d.write_bytes(out),
         Value::Str(s) => write_str(out, s),
         Value::List(items) => {
             out.push(b'[');
@@ -333,9 +326,26 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) -> Result<(), String> {
             }
             out.push(b'}');
         }
-        Value::Msg(_) => {
-            return Err("cannot write a protobuf message object as JSON; copy its fields".into())
-        }
+        Value::Msg(_) => return Err("cannot write a protobuf message object as JSON; copy its fields".into()),
     }
     Ok(())
+}
+
+/// Append an integer in decimal without allocating.
+pub fn write_int(out: &mut Vec<u8>, v: i128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
 }

@@ -18,11 +18,7 @@ pub use error::{SpecError, TranslateError};
 pub use program::{ExplainEntry, Program};
 
 /// Build profile, exported so benchmarks can refuse a debug build.
-pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
-    "debug"
-} else {
-    "release"
-};
+pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
 
 /// Compile a normalized spec (JSON) against a serialized `FileDescriptorSet`.
 pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Result<Program, SpecError> {

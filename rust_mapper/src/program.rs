@@ -66,15 +66,8 @@ pub enum Expr {
     Neg(Box<Expr>),
     Abs(Box<Expr>),
     Round(Box<Expr>, u32, Rounding),
-    Sum {
-        each: CPath,
-        value: Box<Expr>,
-        filter: Option<Box<Cond>>,
-    },
-    Count {
-        each: CPath,
-        filter: Option<Box<Cond>>,
-    },
+    Sum { each: CPath, value: Box<Expr>, filter: Option<Box<Cond>> },
+    Count { each: CPath, filter: Option<Box<Cond>> },
     If(Box<Cond>, Box<Expr>, Option<Box<Expr>>),
     Pipe(Vec<Step>, Box<Expr>),
 }
@@ -98,12 +91,7 @@ pub enum Cond {
     All(Vec<Cond>),
     Any(Vec<Cond>),
     Not(Box<Cond>),
-    Cmp {
-        subject: Expr,
-        op: CmpOp,
-        args: Vec<Value<'static>>,
-        re: Option<Regex>,
-    },
+    Cmp { subject: Expr, op: CmpOp, args: Vec<Value<'static>>, re: Option<Regex> },
 }
 
 /// Where a value lands in the protobuf output (inbound).
@@ -143,7 +131,7 @@ pub struct FieldRule {
 #[derive(Debug)]
 pub enum EachBody {
     Objects(Vec<Node>),
-    Scalars(FieldRule),
+    Scalars(Box<FieldRule>),
 }
 
 #[derive(Debug)]
@@ -159,13 +147,15 @@ pub struct EachRule {
 #[derive(Debug)]
 pub enum NodeKind {
     Object(Vec<Node>),
-    Field(FieldRule),
-    List(EachRule),
+    Field(Box<FieldRule>),
+    List(Box<EachRule>),
 }
 
 #[derive(Debug)]
 pub struct Node {
     pub key: String,
+    /// `"key":` already escaped, written as is (JSON output).
+    pub key_json: Vec<u8>,
     pub slot: Slot,
     pub kind: NodeKind,
 }
@@ -215,10 +205,7 @@ struct Fail {
 
 impl From<String> for Fail {
     fn from(message: String) -> Self {
-        Fail {
-            message,
-            path: None,
-        }
+        Fail { message, path: None }
     }
 }
 
@@ -240,21 +227,10 @@ impl Program {
         self.run(input, true)
     }
 
-    fn run(
-        &self,
-        input: &[u8],
-        explain: bool,
-    ) -> Result<(Vec<u8>, Vec<ExplainEntry>), TranslateError> {
-        let doc_err = |message: String| TranslateError {
-            rule: String::new(),
-            path: String::new(),
-            message,
-        };
+    fn run(&self, input: &[u8], explain: bool) -> Result<(Vec<u8>, Vec<ExplainEntry>), TranslateError> {
+        let doc_err = |message: String| TranslateError { rule: String::new(), path: String::new(), message };
         let tree = match self.input_msg {
-            Some(m) => self
-                .schema
-                .decode(m, input)
-                .map_err(|e| doc_err(format!("invalid protobuf input: {e}")))?,
+            Some(m) => self.schema.decode(m, input).map_err(|e| doc_err(format!("invalid protobuf input: {e}")))?,
             None => {
                 let v = json::parse(input).map_err(doc_err)?;
                 if !matches!(v, Value::Map(_)) {
@@ -265,13 +241,7 @@ impl Program {
         };
         let mut run = Run {
             prog: self,
-            scopes: vec![Scope {
-                value: &tree,
-                out_index: 0,
-                src_index: 0,
-                label: "",
-                base: 0,
-            }],
+            scopes: vec![Scope { value: &tree, out_index: 0, src_index: 0, label: "", base: 0 }],
             explain: explain.then(Vec::new),
             out_path: Vec::new(),
         };
@@ -355,18 +325,11 @@ impl<'t> Run<'t> {
     }
 
     /// Items of an `each` path with the intermediate scopes of flattened (`[*]`) levels.
-    fn items(&self, p: &'t CPath) -> R<Vec<(Vec<(&'t Value<'t>, usize, &'t str)>, &'t Value<'t>)>> {
+    fn items(&self, p: &'t CPath) -> R<Vec<(Chain<'t>, &'t Value<'t>)>> {
         let si = self.base_scope(p.base)?;
         let start: &'t Value<'t> = self.scopes[si].value;
         let mut out = Vec::new();
-        collect_items(
-            start,
-            &p.segs,
-            &p.labels,
-            &mut Vec::new(),
-            &mut out,
-            &p.text,
-        )?;
+        collect_items(start, &p.segs, &p.labels, &mut Vec::new(), &mut out, &p.text)?;
         Ok(out)
     }
 
@@ -384,9 +347,8 @@ impl<'t> Run<'t> {
                         TPart::Path(p) => {
                             let v = self.resolve(p)?;
                             if !v.is_null() {
-                                let t = crate::value::scalar_to_string(&v).ok_or_else(|| {
-                                    format!("template placeholder {{{}}} is a {}", p.text, v.kind())
-                                })?;
+                                let t = crate::value::scalar_to_string(&v)
+                                    .ok_or_else(|| format!("template placeholder {{{}}} is a {}", p.text, v.kind()))?;
                                 s.push_str(&t);
                             }
                         }
@@ -402,8 +364,8 @@ impl<'t> Run<'t> {
                     if v.is_null() {
                         continue;
                     }
-                    let t = crate::value::scalar_to_string(&v)
-                        .ok_or_else(|| format!("cannot concat a {}", v.kind()))?;
+                    let t =
+                        crate::value::scalar_to_string(&v).ok_or_else(|| format!("cannot concat a {}", v.kind()))?;
                     if !first {
                         s.push_str(sep);
                     }
@@ -476,11 +438,7 @@ impl<'t> Run<'t> {
                 }
                 convert::to_decimal(v, Some(*scale), *mode)?
             }
-            Expr::Sum {
-                each,
-                value,
-                filter,
-            } => {
+            Expr::Sum { each, value, filter } => {
                 let mut acc = Value::Int(0);
                 let items = self.items(each)?;
                 let mut n = 0usize;
@@ -539,21 +497,10 @@ impl<'t> Run<'t> {
     }
 
     /// Push the scopes of one item (intermediate flattened levels, then the item); returns how many.
-    fn push_chain(
-        &mut self,
-        chain: &[(&'t Value<'t>, usize, &'t str)],
-        out_index: usize,
-        base: Base,
-    ) -> usize {
+    fn push_chain(&mut self, chain: &[(&'t Value<'t>, usize, &'t str)], out_index: usize, base: Base) -> usize {
         let mut base = self.base_scope(base).unwrap_or(0);
         for (v, src, label) in chain {
-            self.scopes.push(Scope {
-                value: v,
-                out_index: *src,
-                src_index: *src,
-                label,
-                base,
-            });
+            self.scopes.push(Scope { value: v, out_index: *src, src_index: *src, label, base });
             base = self.scopes.len() - 1;
         }
         if let Some(s) = self.scopes.last_mut() {
@@ -589,12 +536,7 @@ impl<'t> Run<'t> {
                 false
             }
             Cond::Not(c) => !self.test(c)?,
-            Cond::Cmp {
-                subject,
-                op,
-                args,
-                re,
-            } => {
+            Cond::Cmp { subject, op, args, re } => {
                 let v = self.eval(subject)?;
                 if let Value::Null = v {
                     return Ok(match op {
@@ -659,28 +601,15 @@ impl<'t> Run<'t> {
                 Step::Number => convert::to_number(v)?,
                 Step::Bool => convert::to_bool(v)?,
                 Step::Date { from, to } => date::convert(v, *from, *to)?,
-                Step::MinorUnits {
-                    exponent,
-                    currency,
-                    inverse,
-                } => {
+                Step::MinorUnits { exponent, currency, inverse } => {
                     let exp = match (exponent, currency) {
                         (Some(e), _) => *e,
                         (None, Some(p)) => match self.resolve(p)? {
                             Value::Str(code) => money::currency_exponent(&code)?,
                             Value::Null => {
-                                return Err(Fail {
-                                    message: "currency is missing".into(),
-                                    path: Some(self.path_of(p)),
-                                })
+                                return Err(Fail { message: "currency is missing".into(), path: Some(self.path_of(p)) })
                             }
-                            other => {
-                                return Err(format!(
-                                    "expected a currency code, got {}",
-                                    other.kind()
-                                )
-                                .into())
-                            }
+                            other => return Err(format!("expected a currency code, got {}", other.kind()).into()),
                         },
                         (None, None) => 2,
                     };
@@ -694,11 +623,7 @@ impl<'t> Run<'t> {
                 Step::Upper => text::upper(v)?,
                 Step::Lower => text::lower(v)?,
                 Step::Pad { width, fill, left } => text::pad(v, *width, *fill, *left)?,
-                Step::MaxLength {
-                    length,
-                    truncate,
-                    label,
-                } => text::max_length(v, *length, *truncate, label)?,
+                Step::MaxLength { length, truncate, label } => text::max_length(v, *length, *truncate, label)?,
                 Step::Affix { text: t, prefix } => text::affix(v, t, *prefix)?,
                 Step::Split { separator, index } => text::split(v, separator, *index)?,
                 Step::Join { separator } => text::join(v, separator)?,
@@ -714,11 +639,9 @@ impl<'t> Run<'t> {
                     }
                 }
                 Step::Extract { re, group } => pattern::extract(v, re, *group)?,
-                Step::Lookup {
-                    table,
-                    field,
-                    on_missing,
-                } => lookup::lookup(v, &self.prog.tables[*table], field.as_deref(), *on_missing)?,
+                Step::Lookup { table, field, on_missing } => {
+                    lookup::lookup(v, &self.prog.tables[*table], field.as_deref(), *on_missing)?
+                }
                 Step::Negate => money::negate(v)?,
                 Step::Abs => money::abs(v)?,
                 Step::Default(_) | Step::Required => v,
@@ -738,11 +661,7 @@ impl<'t> Run<'t> {
             },
             _ => self.here(),
         });
-        TranslateError {
-            rule: rule.to_owned(),
-            path,
-            message: f.message,
-        }
+        TranslateError { rule: rule.to_owned(), path, message: f.message }
     }
 
     fn input_path(&self, value: &Expr) -> String {
@@ -820,18 +739,13 @@ impl<'t> Run<'t> {
         r: &'t EachRule,
         mut f: impl FnMut(&mut Self, usize) -> Result<bool, TranslateError>,
     ) -> Result<usize, TranslateError> {
-        let items = self.items(&r.each).map_err(|m| TranslateError {
-            rule: r.id.clone(),
-            path: self.here(),
-            message: m,
-        })?;
+        let items =
+            self.items(&r.each).map_err(|m| TranslateError { rule: r.id.clone(), path: self.here(), message: m })?;
         let mut emitted = 0usize;
         for (chain, _item) in items {
             let pushed = self.push_chain(&chain, emitted, r.each.base);
             let pass = match &r.filter {
-                Some(c) => self
-                    .test(c)
-                    .map_err(|f| self.fail(&r.id, &Expr::Const(Value::Null), f)),
+                Some(c) => self.test(c).map_err(|f| self.fail(&r.id, &Expr::Const(Value::Null), f)),
                 None => Ok(true),
             };
             let res = match pass {
@@ -862,19 +776,14 @@ impl<'t> Run<'t> {
 
     // ---- JSON output ----------------------------------------------------------------------------------------
 
-    fn write_members(
-        &mut self,
-        nodes: &'t [Node],
-        out: &mut Vec<u8>,
-    ) -> Result<bool, TranslateError> {
+    fn write_members(&mut self, nodes: &'t [Node], out: &mut Vec<u8>) -> Result<bool, TranslateError> {
         let mut wrote = false;
         for n in nodes {
             let mark = out.len();
             if wrote {
                 out.push(b',');
             }
-            json::write_str(out, &n.key);
-            out.push(b':');
+            out.extend_from_slice(&n.key_json);
             self.push_out(&n.key, None);
             let ok = self.write_node(n, out);
             self.pop_out();
@@ -923,12 +832,10 @@ impl<'t> Run<'t> {
                             r2.map(|_| true)
                         }
                         EachBody::Scalars(fr) => match run.field_value(fr) {
-                            Ok(Some(v)) => json::write_value(out, &v).map(|_| true).map_err(|m| {
-                                TranslateError {
-                                    rule: fr.id.clone(),
-                                    path: run.here(),
-                                    message: m,
-                                }
+                            Ok(Some(v)) => json::write_value(out, &v).map(|_| true).map_err(|m| TranslateError {
+                                rule: fr.id.clone(),
+                                path: run.here(),
+                                message: m,
                             }),
                             Ok(None) => Ok(false),
                             Err(e) => Err(e),
@@ -948,11 +855,7 @@ impl<'t> Run<'t> {
 
     // ---- protobuf output ------------------------------------------------------------------------------------
 
-    fn encode_members(
-        &mut self,
-        nodes: &'t [Node],
-        out: &mut Vec<u8>,
-    ) -> Result<(), TranslateError> {
+    fn encode_members(&mut self, nodes: &'t [Node], out: &mut Vec<u8>) -> Result<(), TranslateError> {
         for n in nodes {
             self.push_out(&n.key, None);
             let res = self.encode_node(n, out);
@@ -964,9 +867,7 @@ impl<'t> Run<'t> {
 
     fn encode_node(&mut self, n: &'t Node, out: &mut Vec<u8>) -> Result<(), TranslateError> {
         match &n.kind {
-            NodeKind::Object(children) if matches!(n.slot, Slot::Map { .. }) => {
-                self.encode_members(children, out)
-            }
+            NodeKind::Object(children) if matches!(n.slot, Slot::Map { .. }) => self.encode_members(children, out),
             NodeKind::Object(children) => {
                 let mut body = Vec::new();
                 self.encode_members(children, &mut body)?;
@@ -985,11 +886,7 @@ impl<'t> Run<'t> {
                     return Ok(());
                 }
                 let res = match &n.slot {
-                    Slot::MapKey {
-                        number,
-                        value_ty,
-                        special,
-                    } => encode_map_entry(
+                    Slot::MapKey { number, value_ty, special } => encode_map_entry(
                         &self.prog.schema,
                         *number,
                         &n.key,
@@ -1008,12 +905,7 @@ impl<'t> Run<'t> {
                 })
             }
             NodeKind::List(r) => {
-                let Slot::Field {
-                    number,
-                    ty,
-                    special,
-                } = n.slot.clone()
-                else {
+                let Slot::Field { number, ty, special } = n.slot.clone() else {
                     return Ok(());
                 };
                 let packed = proto::is_packable(ty);
@@ -1031,19 +923,11 @@ impl<'t> Run<'t> {
                         }
                         EachBody::Scalars(fr) => match run.field_value(fr) {
                             Ok(Some(v)) if !v.is_null() => {
-                                let slot = Slot::Field {
-                                    number,
-                                    ty,
-                                    special,
-                                };
+                                let slot = Slot::Field { number, ty, special };
                                 let target = if packed { &mut packed_body } else { &mut *out };
                                 run.encode_value(&slot, &v, fr.custom_date, target, true)
                                     .map(|_| true)
-                                    .map_err(|m| TranslateError {
-                                        rule: fr.id.clone(),
-                                        path: run.here(),
-                                        message: m,
-                                    })
+                                    .map_err(|m| TranslateError { rule: fr.id.clone(), path: run.here(), message: m })
                             }
                             Ok(_) => Ok(false),
                             Err(e) => Err(e),
@@ -1068,37 +952,14 @@ impl<'t> Run<'t> {
     }
 
     /// Encode one value into a field (or map entry). `in_list` keeps defaults (repeated elements always count).
-    fn encode_value(
-        &self,
-        slot: &Slot,
-        v: &Value<'_>,
-        custom_date: bool,
-        out: &mut Vec<u8>,
-        in_list: bool,
-    ) -> R<()> {
+    fn encode_value(&self, slot: &Slot, v: &Value<'_>, custom_date: bool, out: &mut Vec<u8>, in_list: bool) -> R<()> {
         match slot {
             Slot::Json => Ok(()),
-            Slot::Field {
-                number,
-                ty,
-                special,
-            } => {
+            Slot::Field { number, ty, special } => {
                 let packed_elem = in_list && proto::is_packable(*ty);
-                encode_typed(
-                    &self.prog.schema,
-                    *number,
-                    *ty,
-                    *special,
-                    v,
-                    custom_date,
-                    out,
-                    in_list,
-                    packed_elem,
-                )
+                encode_typed(&self.prog.schema, *number, *ty, *special, v, custom_date, out, in_list, packed_elem)
             }
-            Slot::MapKey { .. } | Slot::Map { .. } => {
-                Err("internal: map slot used as a field".into())
-            }
+            Slot::MapKey { .. } | Slot::Map { .. } => Err("internal: map slot used as a field".into()),
         }
     }
 }
@@ -1171,19 +1032,12 @@ fn numeric(v: Value<'_>) -> R<Value<'_>> {
 fn arith<'t>(a: Value<'t>, b: Value<'t>, add: bool) -> R<Value<'t>> {
     let b = numeric(b)?;
     if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
-        let r = if add {
-            x.checked_add(*y)
-        } else {
-            x.checked_mul(*y)
-        };
-        return r
-            .map(Value::Int)
-            .ok_or_else(|| "integer out of range".to_string());
+        let r = if add { x.checked_add(*y) } else { x.checked_mul(*y) };
+        return r.map(Value::Int).ok_or_else(|| "integer out of range".to_string());
     }
     let (x, y) = (convert::as_decimal(&a)?, convert::as_decimal(&b)?);
     let r = if add { x.add(&y) } else { x.mul(&y) };
-    r.map(Value::Dec)
-        .map_err(|_| "decimal out of range".to_string())
+    r.map(Value::Dec).map_err(|_| "decimal out of range".to_string())
 }
 
 /// `eq`/`in` semantics: strings exactly, numbers by value (numeric strings too), bools with bools.
@@ -1191,12 +1045,10 @@ pub fn values_equal(v: &Value<'_>, arg: &Value<'_>) -> bool {
     match (v, arg) {
         (Value::Bool(a), Value::Bool(b)) => a == b,
         (Value::Str(a), Value::Str(b)) => a == b,
-        (_, Value::Int(_) | Value::Dec(_) | Value::Num(_)) => {
-            match (v.as_decimal(), arg.as_decimal()) {
-                (Some(Ok(a)), Some(Ok(b))) => a.cmp_value(&b).is_eq(),
-                _ => false,
-            }
-        }
+        (_, Value::Int(_) | Value::Dec(_) | Value::Num(_)) => match (v.as_decimal(), arg.as_decimal()) {
+            (Some(Ok(a)), Some(Ok(b))) => a.cmp_value(&b).is_eq(),
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -1204,13 +1056,11 @@ pub fn values_equal(v: &Value<'_>, arg: &Value<'_>) -> bool {
 fn int_of(v: &Value<'_>) -> R<i64> {
     match v {
         Value::Int(i) => Ok(*i),
-        Value::Dec(d) | Value::Num(d) => d
-            .to_i64_exact()
-            .ok_or_else(|| format!("expected an integer, got {}", d.to_plain())),
+        Value::Dec(d) | Value::Num(d) => {
+            d.to_i64_exact().ok_or_else(|| format!("expected an integer, got {}", d.to_plain()))
+        }
         Value::Str(s) => match Decimal::parse(s) {
-            Some(Ok(d)) => d
-                .to_i64_exact()
-                .ok_or_else(|| format!("expected an integer, got {s:?}")),
+            Some(Ok(d)) => d.to_i64_exact().ok_or_else(|| format!("expected an integer, got {s:?}")),
             _ => Err(format!("expected an integer, got {s:?}")),
         },
         other => Err(format!("expected an integer, got {}", other.kind())),
@@ -1238,9 +1088,7 @@ fn encode_typed(
         FieldType::String => {
             let s = match v {
                 Value::Str(s) => s.clone(),
-                Value::Int(_) | Value::Dec(_) | Value::Num(_) => {
-                    crate::value::scalar_to_string(v).unwrap_or_default()
-                }
+                Value::Int(_) | Value::Dec(_) | Value::Num(_) => crate::value::scalar_to_string(v).unwrap_or_default(),
                 other => return Err(format!("expected a string, got {}", other.kind())),
             };
             if s.is_empty() && !keep_default {
@@ -1260,9 +1108,9 @@ fn encode_typed(
         FieldType::Enum(e) => {
             let desc = &schema.enums[e];
             let n: i32 = match v {
-                Value::Str(s) => desc
-                    .number_of(s)
-                    .ok_or_else(|| format!("unknown enum value {s:?} for {}", desc.full_name))?,
+                Value::Str(s) => {
+                    desc.number_of(s).ok_or_else(|| format!("unknown enum value {s:?} for {}", desc.full_name))?
+                }
                 other => {
                     let i = int_of(other)?;
                     i32::try_from(i).map_err(|_| format!("enum number {i} out of range"))?
@@ -1303,8 +1151,7 @@ fn encode_typed(
                 let Value::Str(s) = v else {
                     return Err(format!("expected a timestamp string, got {}", v.kind()));
                 };
-                let (secs, nanos) = date::parse_timestamp(s)
-                    .ok_or_else(|| format!("not a valid timestamp: {s:?}"))?;
+                let (secs, nanos) = date::parse_timestamp(s).ok_or_else(|| format!("not a valid timestamp: {s:?}"))?;
                 let mut body = Vec::new();
                 if secs != 0 {
                     proto::put_tag(&mut body, 1, 0);
@@ -1334,21 +1181,13 @@ fn encode_custom(v: &Value<'_>, custom_date: bool) -> R<Vec<u8>> {
     let mut body = Vec::new();
     match v {
         Value::Str(s) if custom_date => {
-            if date::convert(
-                Value::Str(Cow::Borrowed(s)),
-                date::Format::Date,
-                date::Format::Date,
-            )
-            .is_err()
-            {
+            if date::convert(Value::Str(Cow::Borrowed(s)), date::Format::Date, date::Format::Date).is_err() {
                 return Err(format!("expected a date YYYY-MM-DD, got {s:?}"));
             }
             proto::put_len_delimited(&mut body, 5, s.as_bytes());
         }
         Value::Str(s) => proto::put_len_delimited(&mut body, 1, s.as_bytes()),
-        Value::Dec(d) | Value::Num(d) => {
-            proto::put_len_delimited(&mut body, 2, d.to_plain().as_bytes())
-        }
+        Value::Dec(d) | Value::Num(d) => proto::put_len_delimited(&mut body, 2, d.to_plain().as_bytes()),
         Value::Int(i) => {
             proto::put_tag(&mut body, 3, 0);
             proto::put_varint(&mut body, *i as u64);
@@ -1363,6 +1202,7 @@ fn encode_custom(v: &Value<'_>, custom_date: bool) -> R<Vec<u8>> {
 }
 
 /// Encode a map entry `key -> value` of a `map<string, V>` field.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_map_entry(
     schema: &Schema,
     number: u32,
@@ -1375,17 +1215,7 @@ pub fn encode_map_entry(
 ) -> R<()> {
     let mut entry = Vec::new();
     proto::put_len_delimited(&mut entry, 1, key.as_bytes());
-    encode_typed(
-        schema,
-        2,
-        value_ty,
-        special,
-        v,
-        custom_date,
-        &mut entry,
-        true,
-        false,
-    )?;
+    encode_typed(schema, 2, value_ty, special, v, custom_date, &mut entry, true, false)?;
     proto::put_len_delimited(out, number, &entry);
     Ok(())
 }

@@ -60,9 +60,23 @@ pub struct MessageDesc {
     pub full_name: String,
     pub fields: Vec<FieldDesc>,
     pub by_number: HashMap<u32, usize>,
+    /// Dense index for small field numbers: `dense[number] = slot + 1` (0 = unknown); avoids hashing when decoding.
+    pub dense: Vec<u32>,
     pub by_name: HashMap<String, usize>,
     pub is_map_entry: bool,
     pub special: Special,
+}
+
+impl MessageDesc {
+    /// Slot of a field number, `None` for unknown fields.
+    #[inline]
+    pub fn slot_of(&self, number: u32) -> Option<usize> {
+        match self.dense.get(number as usize) {
+            Some(0) => None,
+            Some(i) => Some(*i as usize - 1),
+            None => self.by_number.get(&number).copied(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,10 +87,7 @@ pub struct EnumDesc {
 
 impl EnumDesc {
     pub fn name_of(&self, n: i32) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(_, v)| *v == n)
-            .map(|(k, _)| k.as_str())
+        self.values.iter().find(|(_, v)| *v == n).map(|(k, _)| k.as_str())
     }
     pub fn number_of(&self, name: &str) -> Option<i32> {
         self.values.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
@@ -138,14 +149,8 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self) -> Result<&'a [u8], String> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| "length too large")?;
-        let end = self
-            .pos
-            .checked_add(len)
-            .ok_or("truncated length-delimited field")?;
-        let out = self
-            .buf
-            .get(self.pos..end)
-            .ok_or("truncated length-delimited field")?;
+        let end = self.pos.checked_add(len).ok_or("truncated length-delimited field")?;
+        let out = self.buf.get(self.pos..end).ok_or("truncated length-delimited field")?;
         self.pos = end;
         Ok(out)
     }
@@ -188,9 +193,7 @@ struct RawMessage {
 }
 
 fn utf8(b: &[u8]) -> Result<String, String> {
-    std::str::from_utf8(b)
-        .map(str::to_owned)
-        .map_err(|_| "descriptor string is not UTF-8".to_string())
+    std::str::from_utf8(b).map(str::to_owned).map_err(|_| "descriptor string is not UTF-8".to_string())
 }
 
 fn parse_enum(buf: &[u8], prefix: &str, out: &mut Vec<EnumDesc>) -> Result<(), String> {
@@ -217,10 +220,7 @@ fn parse_enum(buf: &[u8], prefix: &str, out: &mut Vec<EnumDesc>) -> Result<(), S
             _ => r.skip(w)?,
         }
     }
-    out.push(EnumDesc {
-        full_name: format!("{prefix}{name}"),
-        values,
-    });
+    out.push(EnumDesc { full_name: format!("{prefix}{name}"), values });
     Ok(())
 }
 
@@ -242,13 +242,7 @@ fn parse_message(
             (1, 2) => name = utf8(r.bytes()?)?,
             (2, 2) => {
                 let mut fr = Reader::new(r.bytes()?);
-                let mut f = RawField {
-                    name: String::new(),
-                    number: 0,
-                    label: 1,
-                    ty: 0,
-                    type_name: String::new(),
-                };
+                let mut f = RawField { name: String::new(), number: 0, label: 1, ty: 0, type_name: String::new() };
                 while !fr.done() {
                     let (fnum, fw) = fr.tag()?;
                     match (fnum, fw) {
@@ -286,11 +280,7 @@ fn parse_message(
     for m in nested {
         parse_message(m, &inner, msgs, enums)?;
     }
-    msgs.push(RawMessage {
-        full_name: full,
-        fields,
-        map_entry,
-    });
+    msgs.push(RawMessage { full_name: full, fields, map_entry });
     Ok(())
 }
 
@@ -319,11 +309,7 @@ impl Schema {
                     _ => fr.skip(fw)?,
                 }
             }
-            let prefix = if package.is_empty() {
-                String::new()
-            } else {
-                format!("{package}.")
-            };
+            let prefix = if package.is_empty() { String::new() } else { format!("{package}.") };
             for e in file_enums {
                 parse_enum(e, &prefix, &mut enums)?;
             }
@@ -331,16 +317,10 @@ impl Schema {
                 parse_message(m, &prefix, &mut raw_msgs, &mut enums)?;
             }
         }
-        let msg_index: HashMap<String, usize> = raw_msgs
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.full_name.clone(), i))
-            .collect();
-        let enum_index: HashMap<String, usize> = enums
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.full_name.clone(), i))
-            .collect();
+        let msg_index: HashMap<String, usize> =
+            raw_msgs.iter().enumerate().map(|(i, m)| (m.full_name.clone(), i)).collect();
+        let enum_index: HashMap<String, usize> =
+            enums.iter().enumerate().map(|(i, e)| (e.full_name.clone(), i)).collect();
         let mut messages = Vec::with_capacity(raw_msgs.len());
         for m in &raw_msgs {
             let mut fields = Vec::with_capacity(m.fields.len());
@@ -357,27 +337,18 @@ impl Schema {
                     8 => FieldType::Bool,
                     9 => FieldType::String,
                     11 => FieldType::Message(
-                        *msg_index
-                            .get(tn)
-                            .ok_or_else(|| format!("unknown message type {tn} in descriptors"))?,
+                        *msg_index.get(tn).ok_or_else(|| format!("unknown message type {tn} in descriptors"))?,
                     ),
                     12 => FieldType::Bytes,
                     13 => FieldType::Uint32,
                     14 => FieldType::Enum(
-                        *enum_index
-                            .get(tn)
-                            .ok_or_else(|| format!("unknown enum type {tn} in descriptors"))?,
+                        *enum_index.get(tn).ok_or_else(|| format!("unknown enum type {tn} in descriptors"))?,
                     ),
                     15 => FieldType::Sfixed32,
                     16 => FieldType::Sfixed64,
                     17 => FieldType::Sint32,
                     18 => FieldType::Sint64,
-                    other => {
-                        return Err(format!(
-                            "unsupported field type {other} ({}.{})",
-                            m.full_name, f.name
-                        ))
-                    }
+                    other => return Err(format!("unsupported field type {other} ({}.{})", m.full_name, f.name)),
                 };
                 let map_entry = match ty {
                     FieldType::Message(i) if raw_msgs[i].map_entry && f.label == 3 => Some(i),
@@ -398,29 +369,24 @@ impl Schema {
                 CUSTOM_STRUCT => Special::CustomStruct,
                 _ => Special::None,
             };
+            let max = fields.iter().map(|f| f.number).filter(|n| *n < 1024).max().unwrap_or(0) as usize;
+            let mut dense = vec![0u32; max + 1];
+            for (i, f) in fields.iter().enumerate() {
+                if (f.number as usize) < dense.len() {
+                    dense[f.number as usize] = i as u32 + 1;
+                }
+            }
             messages.push(MessageDesc {
+                dense,
                 full_name: m.full_name.clone(),
-                by_number: fields
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.number, i))
-                    .collect(),
-                by_name: fields
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.name.clone(), i))
-                    .collect(),
+                by_number: fields.iter().enumerate().map(|(i, f)| (f.number, i)).collect(),
+                by_name: fields.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect(),
                 fields,
                 is_map_entry: m.map_entry,
                 special,
             });
         }
-        Ok(Schema {
-            messages,
-            enums,
-            msg_index,
-            enum_index,
-        })
+        Ok(Schema { messages, enums, msg_index, enum_index })
     }
 
     pub fn message(&self, full_name: &str) -> Option<usize> {
@@ -436,12 +402,7 @@ impl Schema {
         self.decode_msg(msg, buf, 0)
     }
 
-    fn decode_msg<'a>(
-        &'a self,
-        msg: usize,
-        buf: &'a [u8],
-        depth: usize,
-    ) -> Result<Value<'a>, String> {
+    fn decode_msg<'a>(&'a self, msg: usize, buf: &'a [u8], depth: usize) -> Result<Value<'a>, String> {
         if depth > MAX_DEPTH {
             return Err("message nested too deeply".into());
         }
@@ -467,7 +428,7 @@ impl Schema {
         let mut r = Reader::new(buf);
         while !r.done() {
             let (number, wire) = r.tag()?;
-            let Some(&idx) = desc.by_number.get(&number) else {
+            let Some(idx) = desc.slot_of(number) else {
                 r.skip(wire)?;
                 continue;
             };
@@ -490,10 +451,7 @@ impl Schema {
                 continue;
             }
             if wire != wire_of(f.ty) {
-                return Err(format!(
-                    "field {}.{}: wire type {wire} does not match its type",
-                    desc.full_name, f.name
-                ));
+                return Err(format!("field {}.{}: wire type {wire} does not match its type", desc.full_name, f.name));
             }
             let v = self.read_scalar(f, &mut r, wire, depth)?;
             if f.repeated {
@@ -543,11 +501,9 @@ impl Schema {
                 key = match v {
                     Value::Str(s) => s,
                     Value::Null => Cow::Borrowed(""),
-                    other => Cow::Owned(
-                        crate::value::scalar_to_string(&other)
-                            .map(Cow::into_owned)
-                            .unwrap_or_default(),
-                    ),
+                    other => {
+                        Cow::Owned(crate::value::scalar_to_string(&other).map(Cow::into_owned).unwrap_or_default())
+                    }
                 };
             } else {
                 val = Some(v);
@@ -582,9 +538,7 @@ impl Schema {
                 let v = r.varint()?;
                 match i64::try_from(v) {
                     Ok(i) => Value::Int(i),
-                    Err(_) => {
-                        Value::Dec(Decimal::new(v as i128, 0).map_err(|_| "uint64 out of range")?)
-                    }
+                    Err(_) => Value::Dec(Decimal::new(v as i128, 0).map_err(|_| "uint64 out of range")?),
                 }
             }
             FieldType::Sint32 => {
@@ -607,9 +561,7 @@ impl Schema {
                     }
                 }
             }
-            FieldType::Fixed64 => Value::Dec(
-                Decimal::new(r.fixed(8)? as i128, 0).map_err(|_| "fixed64 out of range")?,
-            ),
+            FieldType::Fixed64 => Value::Dec(Decimal::new(r.fixed(8)? as i128, 0).map_err(|_| "fixed64 out of range")?),
             FieldType::Sfixed64 => Value::Int(r.fixed(8)? as i64),
             FieldType::Fixed32 => Value::Int(r.fixed(4)? as u32 as i64),
             FieldType::Sfixed32 => Value::Int(r.fixed(4)? as u32 as i32 as i64),
@@ -624,8 +576,7 @@ impl Schema {
             }
             FieldType::String => {
                 let b = r.bytes()?;
-                let s = std::str::from_utf8(b)
-                    .map_err(|_| format!("field {}: string is not UTF-8", f.name))?;
+                let s = std::str::from_utf8(b).map_err(|_| format!("field {}: string is not UTF-8", f.name))?;
                 if s.is_empty() {
                     Value::Null
                 } else {
@@ -656,12 +607,7 @@ impl Schema {
         Ok(Value::Str(Cow::Owned(text)))
     }
 
-    fn decode_custom<'a>(
-        &'a self,
-        msg: usize,
-        buf: &'a [u8],
-        depth: usize,
-    ) -> Result<Value<'a>, String> {
+    fn decode_custom<'a>(&'a self, msg: usize, buf: &'a [u8], depth: usize) -> Result<Value<'a>, String> {
         let desc = &self.messages[msg];
         let mut r = Reader::new(buf);
         let mut out = Value::Null;
@@ -681,9 +627,7 @@ impl Schema {
                     Some(Ok(d)) => Value::Dec(d),
                     _ => return Err(format!("custom field decimal_value {s:?} is not a decimal")),
                 },
-                ("decimal_value", Value::Null) => {
-                    return Err("custom field decimal_value \"\" is not a decimal".into())
-                }
+                ("decimal_value", Value::Null) => return Err("custom field decimal_value \"\" is not a decimal".into()),
                 (_, v) => v,
             };
         }
@@ -694,19 +638,14 @@ impl Schema {
 fn default_of(ty: FieldType) -> Value<'static> {
     match ty {
         FieldType::Bool => Value::Bool(false),
-        FieldType::String | FieldType::Bytes | FieldType::Enum(_) | FieldType::Message(_) => {
-            Value::Null
-        }
+        FieldType::String | FieldType::Bytes | FieldType::Enum(_) | FieldType::Message(_) => Value::Null,
         FieldType::Double | FieldType::Float => Value::Null,
         _ => Value::Int(0),
     }
 }
 
 pub fn is_packable(ty: FieldType) -> bool {
-    !matches!(
-        ty,
-        FieldType::String | FieldType::Bytes | FieldType::Message(_)
-    )
+    !matches!(ty, FieldType::String | FieldType::Bytes | FieldType::Message(_))
 }
 
 pub fn wire_of(ty: FieldType) -> u8 {

@@ -7,12 +7,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use crate::program::{Direction, Program};
 
-create_exception!(
-    _mapper,
-    SpecCompileError,
-    PyValueError,
-    "A spec failed to compile: args (rule, message)."
-);
+create_exception!(_mapper, SpecCompileError, PyValueError, "A spec failed to compile: args (rule, message).");
 create_exception!(
     _mapper,
     TranslateFailure,
@@ -95,13 +90,7 @@ impl Mapper {
         document: &[u8],
     ) -> PyResult<(Bound<'py, PyBytes>, Vec<(String, String, String)>)> {
         let (out, entries) = self.prog.explain(document).map_err(failure)?;
-        Ok((
-            PyBytes::new(py, &out),
-            entries
-                .into_iter()
-                .map(|e| (e.output_path, e.rule, e.input_path))
-                .collect(),
-        ))
+        Ok((PyBytes::new(py, &out), entries.into_iter().map(|e| (e.output_path, e.rule, e.input_path)).collect()))
     }
 }
 

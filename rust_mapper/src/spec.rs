@@ -11,8 +11,8 @@ use crate::json;
 use crate::ops::lookup::{OnMissing, Table};
 use crate::ops::{date, Step};
 use crate::program::{
-    Base, CPath, CmpOp, Cond, Direction, EachBody, EachRule, Expr, FieldRule, Marker, Node,
-    NodeKind, Program, Seg, Slot, TPart,
+    Base, CPath, CmpOp, Cond, Direction, EachBody, EachRule, Expr, FieldRule, Marker, Node, NodeKind, Program, Seg,
+    Slot, TPart,
 };
 use crate::proto::{FieldType, Schema, Special};
 use crate::value::Value;
@@ -35,11 +35,7 @@ enum Ty {
 enum OutCtx {
     Json,
     Msg(usize),
-    Map {
-        number: u32,
-        value_ty: FieldType,
-        special: Special,
-    },
+    Map { number: u32, value_ty: FieldType, special: Special },
 }
 
 struct Compiler<'s> {
@@ -79,37 +75,31 @@ fn list<'v, 'a>(v: Option<&'v V<'a>>) -> &'v [V<'a>] {
 
 /// Compile a normalized spec against the descriptor set.
 pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
-    let schema = Schema::from_descriptor_set(descriptors)
-        .map_err(|e| SpecError::new("", format!("bad descriptors: {e}")))?;
-    let spec =
-        json::parse(spec_json).map_err(|e| SpecError::new("", format!("bad spec JSON: {e}")))?;
+    let schema =
+        Schema::from_descriptor_set(descriptors).map_err(|e| SpecError::new("", format!("bad descriptors: {e}")))?;
+    let spec = json::parse(spec_json).map_err(|e| SpecError::new("", format!("bad spec JSON: {e}")))?;
     let id = get_str(&spec, "id").unwrap_or("").to_owned();
     let direction = match get_str(&spec, "direction") {
         Some("outbound") => Direction::Outbound,
         Some("inbound") => Direction::Inbound,
-        other => {
-            return Err(SpecError::new(
-                "",
-                format!("direction must be outbound or inbound, got {other:?}"),
-            ))
-        }
+        other => return Err(SpecError::new("", format!("direction must be outbound or inbound, got {other:?}"))),
     };
     let input = get_str(&spec, "input").unwrap_or("");
     let output = get_str(&spec, "output").unwrap_or("");
     let (input_msg, output_msg, root_ty, out_ctx) = match direction {
         Direction::Outbound => {
-            let m = schema.message(input).ok_or_else(|| {
-                SpecError::new("", format!("unknown input message type {input:?}"))
-            })?;
+            let m = schema
+                .message(input)
+                .ok_or_else(|| SpecError::new("", format!("unknown input message type {input:?}")))?;
             if output != "json" {
                 return Err(SpecError::new("", "an outbound spec writes json"));
             }
             (Some(m), None, Ty::Msg(m), OutCtx::Json)
         }
         Direction::Inbound => {
-            let m = schema.message(output).ok_or_else(|| {
-                SpecError::new("", format!("unknown output message type {output:?}"))
-            })?;
+            let m = schema
+                .message(output)
+                .ok_or_else(|| SpecError::new("", format!("unknown output message type {output:?}")))?;
             if input != "json" {
                 return Err(SpecError::new("", "an inbound spec reads json"));
             }
@@ -126,25 +116,12 @@ pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
                     map.insert(k.to_string(), v.clone().into_static());
                 }
             }
-            let fallback = get(t, "fallback").map(|f| {
-                f.get_key("value")
-                    .cloned()
-                    .unwrap_or(Value::Null)
-                    .into_static()
-            });
+            let fallback = get(t, "fallback").map(|f| f.get_key("value").cloned().unwrap_or(Value::Null).into_static());
             table_index.insert(name.to_string(), tables.len());
-            tables.push(Table {
-                name: name.to_string(),
-                entries: map,
-                fallback,
-            });
+            tables.push(Table { name: name.to_string(), entries: map, fallback });
         }
     }
-    let mut c = Compiler {
-        schema: &schema,
-        tables: table_index,
-        rule: String::new(),
-    };
+    let mut c = Compiler { schema: &schema, tables: table_index, rule: String::new() };
     let mut root = Vec::new();
     let mut scopes = vec![root_ty];
     for r in list(get(&spec, "rules")) {
@@ -153,24 +130,12 @@ pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
     if direction == Direction::Inbound {
         sort_nodes(&mut root);
     }
-    Ok(Program {
-        id,
-        direction,
-        input_msg,
-        output_msg,
-        output_name: output.to_owned(),
-        tables,
-        root,
-        schema,
-    })
+    Ok(Program { id, direction, input_msg, output_msg, output_name: output.to_owned(), tables, root, schema })
 }
 
 fn sort_nodes(nodes: &mut [Node]) {
-    nodes.sort_by(|a, b| {
-        slot_key(&a.slot)
-            .cmp(&slot_key(&b.slot))
-            .then_with(|| a.key.as_bytes().cmp(b.key.as_bytes()))
-    });
+    nodes
+        .sort_by(|a, b| slot_key(&a.slot).cmp(&slot_key(&b.slot)).then_with(|| a.key.as_bytes().cmp(b.key.as_bytes())));
     for n in nodes.iter_mut() {
         match &mut n.kind {
             NodeKind::Object(children) => sort_nodes(children),
@@ -198,10 +163,7 @@ impl Compiler<'_> {
 
     fn field_ty(&self, ty: FieldType, repeated: bool, map_entry: Option<usize>) -> Ty {
         if let Some(entry) = map_entry {
-            let value = self.schema.messages[entry]
-                .fields
-                .get(1)
-                .map(|f| self.field_ty(f.ty, false, f.map_entry));
+            let value = self.schema.messages[entry].fields.get(1).map(|f| self.field_ty(f.ty, false, f.map_entry));
             return Ty::Map(Box::new(value.unwrap_or(Ty::Dyn)));
         }
         let single = match ty {
@@ -235,9 +197,10 @@ impl Compiler<'_> {
         };
         let start = match base {
             Base::Root => 0,
-            Base::Up(n) => scopes.len().checked_sub(n + 1).ok_or_else(|| {
-                self.err(format!("path {text:?}: '^' goes above the document root"))
-            })?,
+            Base::Up(n) => scopes
+                .len()
+                .checked_sub(n + 1)
+                .ok_or_else(|| self.err(format!("path {text:?}: '^' goes above the document root")))?,
             Base::Current => scopes.len() - 1,
         };
         let marker = match get_str(p, "special") {
@@ -248,9 +211,7 @@ impl Compiler<'_> {
             Some(other) => return Err(self.err(format!("unknown path marker {other:?}"))),
         };
         if matches!(marker, Marker::Index | Marker::Number) && start == 0 {
-            return Err(self.err(format!(
-                "path {text:?}: @index/@number only exist inside `each`"
-            )));
+            return Err(self.err(format!("path {text:?}: @index/@number only exist inside `each`")));
         }
         let mut ty = scopes[start].clone();
         let mut segs = Vec::new();
@@ -262,13 +223,14 @@ impl Compiler<'_> {
                 let (seg, next) = match &ty {
                     Ty::Msg(m) => {
                         let desc = &self.schema.messages[*m];
-                        let i = *desc
-                            .by_name
-                            .get(name)
-                            .ok_or_else(|| self.err(format!("path {text:?}: {} has no field {name:?}", desc.full_name)))?;
+                        let i = *desc.by_name.get(name).ok_or_else(|| {
+                            self.err(format!("path {text:?}: {} has no field {name:?}", desc.full_name))
+                        })?;
                         let f = &desc.fields[i];
                         if matches!(f.ty, FieldType::Double | FieldType::Float | FieldType::Bytes) {
-                            return Err(self.err(format!("path {text:?}: field {name:?} is a float/bytes field, which mappings cannot read")));
+                            return Err(self.err(format!(
+                                "path {text:?}: field {name:?} is a float/bytes field, which mappings cannot read"
+                            )));
                         }
                         (Seg::Slot(i, name.to_owned()), self.field_ty(f.ty, f.repeated, f.map_entry))
                     }
@@ -291,25 +253,15 @@ impl Compiler<'_> {
                 ty = match ty {
                     Ty::List(e) => *e,
                     Ty::Dyn => Ty::Dyn,
-                    _ => {
-                        return Err(self.err(format!(
-                            "path {text:?}: index on something that is not a list"
-                        )))
-                    }
+                    _ => return Err(self.err(format!("path {text:?}: index on something that is not a list"))),
                 };
                 label.push_str(&format!("[{i}]"));
-                segs.push(Seg::Index(
-                    usize::try_from(*i).map_err(|_| self.err("bad index"))?,
-                ));
+                segs.push(Seg::Index(usize::try_from(*i).map_err(|_| self.err("bad index"))?));
             } else if get_bool(s, "all") {
                 ty = match ty {
                     Ty::List(e) => *e,
                     Ty::Dyn => Ty::Dyn,
-                    _ => {
-                        return Err(self.err(format!(
-                            "path {text:?}: [*] on something that is not a list"
-                        )))
-                    }
+                    _ => return Err(self.err(format!("path {text:?}: [*] on something that is not a list"))),
                 };
                 levels.push(ty.clone());
                 labels.push(std::mem::take(&mut label));
@@ -322,27 +274,14 @@ impl Compiler<'_> {
         if marker == Marker::Index || marker == Marker::Number {
             ty = Ty::Scalar;
         }
-        Ok((
-            CPath {
-                text,
-                labels,
-                base,
-                marker,
-                segs,
-            },
-            ty,
-            levels,
-        ))
+        Ok((CPath { text, labels, base, marker, segs }, ty, levels))
     }
 
     /// An `each` path: returns the path and the scope types pushed per item (flattened levels + item).
     fn each_path(&self, p: &V<'_>, scopes: &[Ty]) -> Res<(CPath, Vec<Ty>)> {
         let (path, ty, mut levels) = self.path(p, scopes)?;
         if path.marker != Marker::None {
-            return Err(self.err(format!(
-                "each {:?}: iterate a list field, not a marker",
-                path.text
-            )));
+            return Err(self.err(format!("each {:?}: iterate a list field, not a marker", path.text)));
         }
         let item = match ty {
             Ty::List(e) => *e,
@@ -377,10 +316,7 @@ impl Compiler<'_> {
                 }
                 Expr::Template(parts)
             }
-            "concat" => Expr::Concat(
-                many(self, scopes)?,
-                get_str(e, "separator").unwrap_or("").to_owned(),
-            ),
+            "concat" => Expr::Concat(many(self, scopes)?, get_str(e, "separator").unwrap_or("").to_owned()),
             "coalesce" => Expr::Coalesce(many(self, scopes)?),
             "add" => Expr::Add(many(self, scopes)?),
             "mul" => Expr::Mul(many(self, scopes)?),
@@ -399,16 +335,10 @@ impl Compiler<'_> {
             }
             "neg" => Expr::Neg(Box::new(self.expr(arg, scopes)?)),
             "abs" => Expr::Abs(Box::new(self.expr(arg, scopes)?)),
-            "round" => Expr::Round(
-                Box::new(self.expr(arg, scopes)?),
-                self.scale(e)?,
-                self.rounding(e)?,
-            ),
+            "round" => Expr::Round(Box::new(self.expr(arg, scopes)?), self.scale(e)?, self.rounding(e)?),
             "sum" | "count" => {
-                let (each, levels) = self.each_path(
-                    get(arg, "each").ok_or_else(|| self.err("sum/count needs each"))?,
-                    scopes,
-                )?;
+                let (each, levels) =
+                    self.each_path(get(arg, "each").ok_or_else(|| self.err("sum/count needs each"))?, scopes)?;
                 let n = levels.len();
                 scopes.extend(levels);
                 let filter = match get(arg, "where") {
@@ -422,20 +352,13 @@ impl Compiler<'_> {
                 };
                 scopes.truncate(scopes.len() - n);
                 match value {
-                    Some(v) => Expr::Sum {
-                        each,
-                        value: Box::new(v),
-                        filter,
-                    },
+                    Some(v) => Expr::Sum { each, value: Box::new(v), filter },
                     None => Expr::Count { each, filter },
                 }
             }
             "if" => {
                 let c = self.cond(arg, scopes)?;
-                let then = self.expr(
-                    get(e, "then").ok_or_else(|| self.err("if needs then"))?,
-                    scopes,
-                )?;
+                let then = self.expr(get(e, "then").ok_or_else(|| self.err("if needs then"))?, scopes)?;
                 let otherwise = match get(e, "else") {
                     Some(x) => Some(Box::new(self.expr(x, scopes)?)),
                     None => None,
@@ -444,10 +367,8 @@ impl Compiler<'_> {
             }
             "pipe" => {
                 let steps = self.pipe(arg, scopes)?;
-                let value = self.expr(
-                    get(e, "value").ok_or_else(|| self.err("pipe expression needs value"))?,
-                    scopes,
-                )?;
+                let value =
+                    self.expr(get(e, "value").ok_or_else(|| self.err("pipe expression needs value"))?, scopes)?;
                 Expr::Pipe(steps, Box::new(value))
             }
             other => return Err(self.err(format!("unknown expression {other:?}"))),
@@ -455,9 +376,7 @@ impl Compiler<'_> {
     }
 
     fn scale(&self, e: &V<'_>) -> Res<u32> {
-        get_u32(e, "scale")
-            .filter(|s| *s <= 38)
-            .ok_or_else(|| self.err("scale must be 0..38"))
+        get_u32(e, "scale").filter(|s| *s <= 38).ok_or_else(|| self.err("scale must be 0..38"))
     }
 
     fn rounding(&self, e: &V<'_>) -> Res<Rounding> {
@@ -471,28 +390,15 @@ impl Compiler<'_> {
 
     fn cond(&self, c: &V<'_>, scopes: &mut Vec<Ty>) -> Res<Cond> {
         if let Some(items) = get(c, "all") {
-            return Ok(Cond::All(
-                list(Some(items))
-                    .iter()
-                    .map(|x| self.cond(x, scopes))
-                    .collect::<Res<_>>()?,
-            ));
+            return Ok(Cond::All(list(Some(items)).iter().map(|x| self.cond(x, scopes)).collect::<Res<_>>()?));
         }
         if let Some(items) = get(c, "any") {
-            return Ok(Cond::Any(
-                list(Some(items))
-                    .iter()
-                    .map(|x| self.cond(x, scopes))
-                    .collect::<Res<_>>()?,
-            ));
+            return Ok(Cond::Any(list(Some(items)).iter().map(|x| self.cond(x, scopes)).collect::<Res<_>>()?));
         }
         if let Some(inner) = get(c, "not") {
             return Ok(Cond::Not(Box::new(self.cond(inner, scopes)?)));
         }
-        let subject = self.expr(
-            get(c, "subject").ok_or_else(|| self.err("condition needs a subject"))?,
-            scopes,
-        )?;
+        let subject = self.expr(get(c, "subject").ok_or_else(|| self.err("condition needs a subject"))?, scopes)?;
         let op = match get_str(c, "op") {
             Some("eq") => CmpOp::Eq,
             Some("ne") => CmpOp::Ne,
@@ -506,11 +412,7 @@ impl Compiler<'_> {
             Some("matches") => CmpOp::Matches,
             other => return Err(self.err(format!("unknown condition operator {other:?}"))),
         };
-        let arg = c
-            .get_key("arg")
-            .cloned()
-            .unwrap_or(Value::Null)
-            .into_static();
+        let arg = c.get_key("arg").cloned().unwrap_or(Value::Null).into_static();
         let mut re = None;
         if op == CmpOp::Matches {
             match &arg {
@@ -522,54 +424,35 @@ impl Compiler<'_> {
             Value::List(items) if matches!(op, CmpOp::In | CmpOp::NotIn) => items,
             other => vec![other],
         };
-        Ok(Cond::Cmp {
-            subject,
-            op,
-            args,
-            re,
-        })
+        Ok(Cond::Cmp { subject, op, args, re })
     }
 
-    fn pipe(&self, steps: &V<'_>, scopes: &mut Vec<Ty>) -> Res<Vec<Step>> {
-        list(Some(steps))
-            .iter()
-            .map(|s| self.step(s, scopes))
-            .collect()
+    fn pipe(&self, steps: &V<'_>, scopes: &mut [Ty]) -> Res<Vec<Step>> {
+        list(Some(steps)).iter().map(|s| self.step(s, scopes)).collect()
     }
 
-    fn step(&self, s: &V<'_>, scopes: &mut Vec<Ty>) -> Res<Step> {
+    fn step(&self, s: &V<'_>, scopes: &mut [Ty]) -> Res<Step> {
         let op = get_str(s, "op").unwrap_or("");
         let text = |k: &str| get_str(s, k).unwrap_or("").to_owned();
         Ok(match op {
             "string" => Step::String,
             "integer" => Step::Integer,
-            "decimal" => Step::Decimal {
-                scale: get_u32(s, "scale"),
-                rounding: self.rounding(s)?,
-            },
+            "decimal" => Step::Decimal { scale: get_u32(s, "scale"), rounding: self.rounding(s)? },
             "number" => Step::Number,
             "bool" => Step::Bool,
             "date" => {
                 let f = |k: &str, d: &str| {
                     let name = get_str(s, k).unwrap_or(d);
-                    date::Format::parse(name)
-                        .ok_or_else(|| self.err(format!("unknown date format {name:?}")))
+                    date::Format::parse(name).ok_or_else(|| self.err(format!("unknown date format {name:?}")))
                 };
-                Step::Date {
-                    from: f("from", "auto")?,
-                    to: f("to", "datetime")?,
-                }
+                Step::Date { from: f("from", "auto")?, to: f("to", "datetime")? }
             }
             "minor_units" | "from_minor_units" => {
                 let currency = match get(s, "currency") {
                     Some(p) => Some(self.path(p, scopes)?.0),
                     None => None,
                 };
-                Step::MinorUnits {
-                    exponent: get_u32(s, "exponent"),
-                    currency,
-                    inverse: op == "from_minor_units",
-                }
+                Step::MinorUnits { exponent: get_u32(s, "exponent"), currency, inverse: op == "from_minor_units" }
             }
             "trim" => Step::Trim,
             "upper" => Step::Upper,
@@ -584,25 +467,13 @@ impl Compiler<'_> {
                 truncate: get_str(s, "on_overflow") == Some("truncate"),
                 label: text("label"),
             },
-            "prefix" | "suffix" => Step::Affix {
-                text: text("text"),
-                prefix: op == "prefix",
-            },
-            "split" => Step::Split {
-                separator: text("separator"),
-                index: get_u32(s, "index").map(|i| i as usize),
-            },
-            "join" => Step::Join {
-                separator: text("separator"),
-            },
-            "replace" => Step::Replace {
-                re: self.regex(&text("pattern"))?,
-                with: text("with"),
-            },
-            "match" => Step::Match {
-                re: self.regex(&text("pattern"))?,
-                reject: get_str(s, "on_mismatch") != Some("omit"),
-            },
+            "prefix" | "suffix" => Step::Affix { text: text("text"), prefix: op == "prefix" },
+            "split" => Step::Split { separator: text("separator"), index: get_u32(s, "index").map(|i| i as usize) },
+            "join" => Step::Join { separator: text("separator") },
+            "replace" => Step::Replace { re: self.regex(&text("pattern"))?, with: text("with") },
+            "match" => {
+                Step::Match { re: self.regex(&text("pattern"))?, reject: get_str(s, "on_mismatch") != Some("omit") }
+            }
             "extract" => {
                 let re = self.regex(&text("pattern"))?;
                 let group = get_u32(s, "group").unwrap_or(0) as usize;
@@ -613,10 +484,7 @@ impl Compiler<'_> {
             }
             "lookup" => {
                 let name = text("table");
-                let table = *self
-                    .tables
-                    .get(&name)
-                    .ok_or_else(|| self.err(format!("unknown table {name:?}")))?;
+                let table = *self.tables.get(&name).ok_or_else(|| self.err(format!("unknown table {name:?}")))?;
                 let on_missing = match get_str(s, "on_missing") {
                     None => OnMissing::Fallback,
                     Some("error") => OnMissing::Error,
@@ -625,20 +493,11 @@ impl Compiler<'_> {
                     Some("omit") => OnMissing::Omit,
                     Some(other) => return Err(self.err(format!("unknown on_missing {other:?}"))),
                 };
-                Step::Lookup {
-                    table,
-                    field: get_str(s, "field").map(str::to_owned),
-                    on_missing,
-                }
+                Step::Lookup { table, field: get_str(s, "field").map(str::to_owned), on_missing }
             }
             "negate" => Step::Negate,
             "abs" => Step::Abs,
-            "default" => Step::Default(
-                s.get_key("value")
-                    .cloned()
-                    .unwrap_or(Value::Null)
-                    .into_static(),
-            ),
+            "default" => Step::Default(s.get_key("value").cloned().unwrap_or(Value::Null).into_static()),
             "required" => Step::Required,
             other => return Err(self.err(format!("unknown pipe step {other:?}"))),
         })
@@ -672,11 +531,7 @@ impl Compiler<'_> {
     }
 
     /// Resolve the slots of a target path in `ctx`: (key, slot, context for children) per segment.
-    fn target_slots(
-        &self,
-        target: &[String],
-        ctx: &OutCtx,
-    ) -> Res<Vec<(String, Slot, OutCtx, Option<FieldInfo>)>> {
+    fn target_slots(&self, target: &[String], ctx: &OutCtx) -> Res<Vec<TargetSlot>> {
         let mut out = Vec::new();
         let mut ctx = ctx.clone();
         for key in target {
@@ -684,36 +539,25 @@ impl Compiler<'_> {
                 OutCtx::Json => (Slot::Json, OutCtx::Json, None),
                 OutCtx::Msg(m) => {
                     let desc = &self.schema.messages[*m];
-                    let i = *desc.by_name.get(key.as_str()).ok_or_else(|| {
-                        self.err(format!("target: {} has no field {key:?}", desc.full_name))
-                    })?;
+                    let i = *desc
+                        .by_name
+                        .get(key.as_str())
+                        .ok_or_else(|| self.err(format!("target: {} has no field {key:?}", desc.full_name)))?;
                     let f = &desc.fields[i];
                     let special = match f.ty {
                         FieldType::Message(mm) => self.schema.messages[mm].special,
                         _ => Special::None,
                     };
                     if let Some(entry) = f.map_entry {
-                        let vf = self.schema.messages[entry]
-                            .fields
-                            .get(1)
-                            .ok_or_else(|| self.err("bad map entry"))?;
+                        let vf = self.schema.messages[entry].fields.get(1).ok_or_else(|| self.err("bad map entry"))?;
                         let vspecial = match vf.ty {
                             FieldType::Message(mm) => self.schema.messages[mm].special,
                             _ => Special::None,
                         };
                         (
                             Slot::Map { number: f.number },
-                            OutCtx::Map {
-                                number: f.number,
-                                value_ty: vf.ty,
-                                special: vspecial,
-                            },
-                            Some(FieldInfo {
-                                repeated: false,
-                                is_map: true,
-                                ty: f.ty,
-                                special,
-                            }),
+                            OutCtx::Map { number: f.number, value_ty: vf.ty, special: vspecial },
+                            Some(FieldInfo { repeated: false, is_map: true, ty: f.ty, special }),
                         )
                     } else {
                         let next = match f.ty {
@@ -721,38 +565,16 @@ impl Compiler<'_> {
                             _ => OutCtx::Json,
                         };
                         (
-                            Slot::Field {
-                                number: f.number,
-                                ty: f.ty,
-                                special,
-                            },
+                            Slot::Field { number: f.number, ty: f.ty, special },
                             next,
-                            Some(FieldInfo {
-                                repeated: f.repeated,
-                                is_map: false,
-                                ty: f.ty,
-                                special,
-                            }),
+                            Some(FieldInfo { repeated: f.repeated, is_map: false, ty: f.ty, special }),
                         )
                     }
                 }
-                OutCtx::Map {
-                    number,
-                    value_ty,
-                    special,
-                } => (
-                    Slot::MapKey {
-                        number: *number,
-                        value_ty: *value_ty,
-                        special: *special,
-                    },
+                OutCtx::Map { number, value_ty, special } => (
+                    Slot::MapKey { number: *number, value_ty: *value_ty, special: *special },
                     OutCtx::Json,
-                    Some(FieldInfo {
-                        repeated: false,
-                        is_map: false,
-                        ty: *value_ty,
-                        special: *special,
-                    }),
+                    Some(FieldInfo { repeated: false, is_map: false, ty: *value_ty, special: *special }),
                 ),
             };
             out.push((key.clone(), slot, next.clone(), info));
@@ -761,13 +583,7 @@ impl Compiler<'_> {
         Ok(out)
     }
 
-    fn rule_into(
-        &mut self,
-        r: &V<'_>,
-        nodes: &mut Vec<Node>,
-        ctx: &OutCtx,
-        scopes: &mut Vec<Ty>,
-    ) -> Res<()> {
+    fn rule_into(&mut self, r: &V<'_>, nodes: &mut Vec<Node>, ctx: &OutCtx, scopes: &mut Vec<Ty>) -> Res<()> {
         self.rule = get_str(r, "id").unwrap_or("").to_owned();
         let target: Vec<String> = list(get(r, "target"))
             .iter()
@@ -784,9 +600,8 @@ impl Compiler<'_> {
         // Intermediate segments must be plain (non-repeated) messages or maps.
         for (key, _, _, info) in &slots[..slots.len() - 1] {
             if let Some(info) = info {
-                let plain_msg = matches!(info.ty, FieldType::Message(_))
-                    && info.special == Special::None
-                    && !info.repeated;
+                let plain_msg =
+                    matches!(info.ty, FieldType::Message(_)) && info.special == Special::None && !info.repeated;
                 if !(plain_msg || info.is_map) {
                     return Err(self.err(format!(
                         "target: {key:?} is not a message field, so it cannot hold {:?}",
@@ -795,10 +610,8 @@ impl Compiler<'_> {
                 }
             }
         }
-        let (last_key, last_slot, last_ctx, last_info) = slots
-            .last()
-            .cloned()
-            .ok_or_else(|| self.err("empty target"))?;
+        let (last_key, last_slot, last_ctx, last_info) =
+            slots.last().cloned().ok_or_else(|| self.err("empty target"))?;
         let kind = if let Some(each) = get(r, "each") {
             let (each_path, levels) = self.each_path(each, scopes)?;
             let n = levels.len();
@@ -813,10 +626,9 @@ impl Compiler<'_> {
                     if inbound {
                         let ok = matches!(&last_info, Some(i) if i.repeated && matches!(i.ty, FieldType::Message(_)) && i.special == Special::None);
                         if !ok {
-                            return Err(self.err(format!(
-                                "target {:?} must be a repeated message field",
-                                target.join(".")
-                            )));
+                            return Err(
+                                self.err(format!("target {:?} must be a repeated message field", target.join(".")))
+                            );
                         }
                     }
                     let mut kids = Vec::new();
@@ -829,50 +641,39 @@ impl Compiler<'_> {
                     if inbound {
                         let ok = matches!(&last_info, Some(i) if i.repeated && (!matches!(i.ty, FieldType::Message(_)) || i.special != Special::None));
                         if !ok {
-                            return Err(self.err(format!(
-                                "target {:?} must be a repeated scalar field",
-                                target.join(".")
-                            )));
+                            return Err(
+                                self.err(format!("target {:?} must be a repeated scalar field", target.join(".")))
+                            );
                         }
                     }
-                    EachBody::Scalars(self.field_rule(r, scopes)?)
+                    EachBody::Scalars(Box::new(self.field_rule(r, scopes)?))
                 };
-                Ok(NodeKind::List(EachRule {
+                Ok(NodeKind::List(Box::new(EachRule {
                     id,
                     each: each_path,
                     filter,
                     keep_empty: get_bool(r, "keep_empty"),
                     required: get_bool(r, "required"),
                     body,
-                }))
+                })))
             })();
             scopes.truncate(scopes.len() - n);
             result?
         } else {
             if let Some(info) = &last_info {
                 if info.repeated || info.is_map {
-                    return Err(self.err(format!(
-                        "target {:?} is a repeated/map field: use `each`",
-                        target.join(".")
-                    )));
+                    return Err(self.err(format!("target {:?} is a repeated/map field: use `each`", target.join("."))));
                 }
                 if matches!(info.ty, FieldType::Message(_)) && info.special == Special::None {
-                    return Err(self.err(format!(
-                        "target {:?} is a message: map its fields",
-                        target.join(".")
-                    )));
+                    return Err(self.err(format!("target {:?} is a message: map its fields", target.join("."))));
                 }
-                if matches!(
-                    info.ty,
-                    FieldType::Double | FieldType::Float | FieldType::Bytes
-                ) {
-                    return Err(self.err(format!(
-                        "target {:?}: float/bytes fields are not supported",
-                        target.join(".")
-                    )));
+                if matches!(info.ty, FieldType::Double | FieldType::Float | FieldType::Bytes) {
+                    return Err(
+                        self.err(format!("target {:?}: float/bytes fields are not supported", target.join(".")))
+                    );
                 }
             }
-            NodeKind::Field(self.field_rule(r, scopes)?)
+            NodeKind::Field(Box::new(self.field_rule(r, scopes)?))
         };
         // Insert into the tree, creating intermediate objects.
         let mut level = nodes;
@@ -890,6 +691,7 @@ impl Compiler<'_> {
                 }
                 None => {
                     level.push(Node {
+                        key_json: key_json(key),
                         key: key.clone(),
                         slot: slot.clone(),
                         kind: NodeKind::Object(Vec::new()),
@@ -903,19 +705,14 @@ impl Compiler<'_> {
             };
         }
         if level.iter().any(|n| n.key == last_key) {
-            return Err(self.err(format!(
-                "target {:?} is written by another rule too",
-                target.join(".")
-            )));
+            return Err(self.err(format!("target {:?} is written by another rule too", target.join("."))));
         }
-        level.push(Node {
-            key: last_key,
-            slot: last_slot,
-            kind,
-        });
+        level.push(Node { key_json: key_json(&last_key), key: last_key, slot: last_slot, kind });
         Ok(())
     }
 }
+
+type TargetSlot = (String, Slot, OutCtx, Option<FieldInfo>);
 
 #[derive(Debug, Clone)]
 struct FieldInfo {
@@ -923,4 +720,11 @@ struct FieldInfo {
     is_map: bool,
     ty: FieldType,
     special: Special,
+}
+
+fn key_json(key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 3);
+    json::write_str(&mut out, key);
+    out.push(b':');
+    out
 }

@@ -70,12 +70,9 @@ impl<'a> Value<'a> {
             Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
             Value::List(items) => Value::List(items.into_iter().map(Value::into_static).collect()),
             Value::Msg(items) => Value::Msg(items.into_iter().map(Value::into_static).collect()),
-            Value::Map(entries) => Value::Map(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_static()))
-                    .collect(),
-            ),
+            Value::Map(entries) => {
+                Value::Map(entries.into_iter().map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_static())).collect())
+            }
         }
     }
 }
@@ -102,11 +99,6 @@ pub fn view<'t>(v: &'t Value<'_>) -> Value<'t> {
         Value::Str(s) => Value::Str(Cow::Borrowed(s.as_ref())),
         Value::List(items) => Value::List(items.iter().map(view).collect()),
         Value::Msg(items) => Value::Msg(items.iter().map(view).collect()),
-        Value::Map(entries) => Value::Map(
-            entries
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_ref()), view(v)))
-                .collect(),
-        ),
+        Value::Map(entries) => Value::Map(entries.iter().map(|(k, v)| (Cow::Borrowed(k.as_ref()), view(v))).collect()),
     }
 }

@@ -15,15 +15,11 @@ pub fn to_string(v: Value<'_>) -> Result<Value<'_>, String> {
 pub fn to_integer(v: Value<'_>) -> Result<Value<'_>, String> {
     match &v {
         Value::Int(_) => Ok(v),
-        Value::Dec(d) | Value::Num(d) => d
-            .to_i64_exact()
-            .map(Value::Int)
-            .ok_or_else(|| format!("expected an integer, got {}", d.to_plain())),
+        Value::Dec(d) | Value::Num(d) => {
+            d.to_i64_exact().map(Value::Int).ok_or_else(|| format!("expected an integer, got {}", d.to_plain()))
+        }
         Value::Str(s) => match Decimal::parse(s) {
-            Some(Ok(d)) => d
-                .to_i64_exact()
-                .map(Value::Int)
-                .ok_or_else(|| format!("expected an integer, got {s:?}")),
+            Some(Ok(d)) => d.to_i64_exact().map(Value::Int).ok_or_else(|| format!("expected an integer, got {s:?}")),
             _ => Err(format!("expected an integer, got {s:?}")),
         },
         other => Err(format!("expected an integer, got {}", other.kind())),
@@ -44,9 +40,7 @@ pub fn as_decimal(v: &Value<'_>) -> Result<Decimal, String> {
 pub fn to_decimal(v: Value<'_>, scale: Option<u32>, mode: Rounding) -> Result<Value<'_>, String> {
     let d = as_decimal(&v)?;
     let d = match scale {
-        Some(s) => d
-            .rescale(s, mode)
-            .map_err(|_| "decimal out of range".to_string())?,
+        Some(s) => d.rescale(s, mode).map_err(|_| "decimal out of range".to_string())?,
         None => d,
     };
     Ok(Value::Dec(d))

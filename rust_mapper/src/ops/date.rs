@@ -76,12 +76,7 @@ pub fn format_rfc3339(secs: i64, nanos: i64) -> Option<String> {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
+    let mut s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
     if nanos != 0 {
         if nanos % 1_000_000 == 0 {
             s.push_str(&format!(".{:03}", nanos / 1_000_000));
@@ -100,10 +95,7 @@ fn digits(b: &[u8], from: usize, n: usize) -> Option<i64> {
     if !part.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(
-        part.iter()
-            .fold(0i64, |acc, c| acc * 10 + (c - b'0') as i64),
-    )
+    Some(part.iter().fold(0i64, |acc, c| acc * 10 + (c - b'0') as i64))
 }
 
 fn ymd(y: i64, m: i64, d: i64) -> Option<i64> {
@@ -118,10 +110,7 @@ fn parse_date(s: &str) -> Option<(i64, i64)> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    Some((
-        ymd(digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?)?,
-        0,
-    ))
+    Some((ymd(digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?)?, 0))
 }
 
 fn parse_yyyymmdd(s: &str) -> Option<(i64, i64)> {
@@ -129,10 +118,7 @@ fn parse_yyyymmdd(s: &str) -> Option<(i64, i64)> {
     if b.len() != 8 {
         return None;
     }
-    Some((
-        ymd(digits(b, 0, 4)?, digits(b, 4, 2)?, digits(b, 6, 2)?)?,
-        0,
-    ))
+    Some((ymd(digits(b, 0, 4)?, digits(b, 4, 2)?, digits(b, 6, 2)?)?, 0))
 }
 
 fn parse_datetime(s: &str) -> Option<(i64, i64)> {
@@ -188,11 +174,11 @@ fn parse_sap(s: &str) -> Option<(i64, i64)> {
     }
     let rest = &inner[end..];
     // The optional offset (+hhmm) only says which zone to display; the milliseconds are UTC already.
-    if !rest.is_empty()
-        && !(rest.len() == 5
+    let offset_ok = rest.is_empty()
+        || (rest.len() == 5
             && matches!(rest.as_bytes()[0], b'+' | b'-')
-            && rest[1..].bytes().all(|c| c.is_ascii_digit()))
-    {
+            && rest[1..].bytes().all(|c| c.is_ascii_digit()));
+    if !offset_ok {
         return None;
     }
     let ms: i64 = inner[..end].parse().ok()?;
@@ -204,9 +190,7 @@ fn from_ms(ms: i64) -> Option<(i64, i64)> {
 }
 
 fn in_range(secs: i64, nanos: i64) -> Option<(i64, i64)> {
-    (MIN_SECS..=MAX_SECS)
-        .contains(&secs)
-        .then_some((secs, nanos))
+    (MIN_SECS..=MAX_SECS).contains(&secs).then_some((secs, nanos))
 }
 
 fn as_int(v: &Value<'_>) -> Option<i64> {
@@ -222,13 +206,8 @@ fn as_int(v: &Value<'_>) -> Option<i64> {
 pub fn convert<'a>(v: Value<'a>, from: Format, to: Format) -> Result<Value<'a>, String> {
     let instant = match from {
         Format::EpochMs | Format::EpochS => {
-            let n =
-                as_int(&v).ok_or_else(|| format!("expected an integer epoch, got {}", v.kind()))?;
-            let r = if from == Format::EpochMs {
-                from_ms(n)
-            } else {
-                in_range(n, 0)
-            };
+            let n = as_int(&v).ok_or_else(|| format!("expected an integer epoch, got {}", v.kind()))?;
+            let r = if from == Format::EpochMs { from_ms(n) } else { in_range(n, 0) };
             r.ok_or_else(|| format!("epoch {n} outside years 1..9999"))?
         }
         _ => {
@@ -240,10 +219,7 @@ pub fn convert<'a>(v: Value<'a>, from: Format, to: Format) -> Result<Value<'a>, 
                 Format::DateTime => parse_datetime(s),
                 Format::Sap => parse_sap(s),
                 Format::Yyyymmdd => parse_yyyymmdd(s),
-                _ => parse_datetime(s)
-                    .or_else(|| parse_date(s))
-                    .or_else(|| parse_sap(s))
-                    .or_else(|| parse_yyyymmdd(s)),
+                _ => parse_datetime(s).or_else(|| parse_date(s)).or_else(|| parse_sap(s)).or_else(|| parse_yyyymmdd(s)),
             };
             parsed.ok_or_else(|| format!("not a valid date ({}): {s:?}", format_name(from)))?
         }
@@ -252,13 +228,10 @@ pub fn convert<'a>(v: Value<'a>, from: Format, to: Format) -> Result<Value<'a>, 
     Ok(match to {
         Format::EpochMs => Value::Int(secs * 1000 + nanos / 1_000_000),
         Format::EpochS => Value::Int(secs),
-        Format::Sap => Value::Str(Cow::Owned(format!(
-            "/Date({})/",
-            secs * 1000 + nanos / 1_000_000
-        ))),
-        Format::DateTime | Format::Auto => Value::Str(Cow::Owned(
-            format_rfc3339(secs, nanos).ok_or("date out of range")?,
-        )),
+        Format::Sap => Value::Str(Cow::Owned(format!("/Date({})/", secs * 1000 + nanos / 1_000_000))),
+        Format::DateTime | Format::Auto => {
+            Value::Str(Cow::Owned(format_rfc3339(secs, nanos).ok_or("date out of range")?))
+        }
         Format::Date | Format::Yyyymmdd => {
             let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
             Value::Str(Cow::Owned(if to == Format::Date {
@@ -293,34 +266,14 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let v = convert(
-            Value::Str("2026-11-27T15:22:05.120Z".into()),
-            Format::Auto,
-            Format::Sap,
-        )
-        .unwrap();
+        let v = convert(Value::Str("2026-11-27T15:22:05.120Z".into()), Format::Auto, Format::Sap).unwrap();
         assert_eq!(v, Value::Str("/Date(1795792925120)/".into()));
         let back = convert(v, Format::Sap, Format::DateTime).unwrap();
         assert_eq!(back, Value::Str("2026-11-27T15:22:05.120Z".into()));
-        let d = convert(
-            Value::Str("20240229".into()),
-            Format::Yyyymmdd,
-            Format::Date,
-        )
-        .unwrap();
+        let d = convert(Value::Str("20240229".into()), Format::Yyyymmdd, Format::Date).unwrap();
         assert_eq!(d, Value::Str("2024-02-29".into()));
-        assert!(convert(
-            Value::Str("20230229".into()),
-            Format::Yyyymmdd,
-            Format::Date
-        )
-        .is_err());
-        let o = convert(
-            Value::Str("2026-01-01T01:00:00+02:00".into()),
-            Format::Auto,
-            Format::DateTime,
-        )
-        .unwrap();
+        assert!(convert(Value::Str("20230229".into()), Format::Yyyymmdd, Format::Date).is_err());
+        let o = convert(Value::Str("2026-01-01T01:00:00+02:00".into()), Format::Auto, Format::DateTime).unwrap();
         assert_eq!(o, Value::Str("2025-12-31T23:00:00Z".into()));
     }
 }

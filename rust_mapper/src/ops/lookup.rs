@@ -36,16 +36,12 @@ pub fn lookup<'t>(
                 Some(fb) => fb,
                 None => return Err(format!("no entry for {key:?} in table {}", table.name)),
             },
-            OnMissing::Error => {
-                return Err(format!("no entry for {key:?} in table {}", table.name))
-            }
+            OnMissing::Error => return Err(format!("no entry for {key:?} in table {}", table.name)),
         },
     };
     let hit = match field {
         None => hit,
-        Some(f) => hit
-            .get_key(f)
-            .ok_or_else(|| format!("entry {key:?} of table {} has no field {f:?}", table.name))?,
+        Some(f) => hit.get_key(f).ok_or_else(|| format!("entry {key:?} of table {} has no field {f:?}", table.name))?,
     };
     Ok(crate::value::view(hit))
 }

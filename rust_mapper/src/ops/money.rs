@@ -10,8 +10,8 @@ pub fn currency_exponent(code: &str) -> Result<u32, String> {
         return Err(format!("not an ISO 4217 currency code: {code:?}"));
     }
     Ok(match code {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
+        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
         "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
         "CLF" | "UYW" => 4,
         _ => 2,
@@ -32,13 +32,9 @@ pub fn to_minor(v: Value<'_>, exponent: u32) -> Result<Value<'_>, String> {
 pub fn from_minor(v: Value<'_>, exponent: u32) -> Result<Value<'_>, String> {
     let d = as_decimal(&v)?;
     let Some(i) = d.to_i64_exact() else {
-        return Err(format!(
-            "expected integer minor units, got {}",
-            d.to_plain()
-        ));
+        return Err(format!("expected integer minor units, got {}", d.to_plain()));
     };
-    let p =
-        Decimal::new(10i128.pow(exponent), 0).map_err(|_| "decimal out of range".to_string())?;
+    let p = Decimal::new(10i128.pow(exponent), 0).map_err(|_| "decimal out of range".to_string())?;
     let out = Decimal::from_i64(i)
         .div(&p, exponent, Rounding::HalfEven)
         .ok_or("division by zero")?
@@ -48,10 +44,7 @@ pub fn from_minor(v: Value<'_>, exponent: u32) -> Result<Value<'_>, String> {
 
 pub fn negate(v: Value<'_>) -> Result<Value<'_>, String> {
     match v {
-        Value::Int(i) => i
-            .checked_neg()
-            .map(Value::Int)
-            .ok_or_else(|| "integer out of range".into()),
+        Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| "integer out of range".into()),
         Value::Num(d) => Ok(Value::Num(d.neg())),
         other => Ok(Value::Dec(as_decimal(&other)?.neg())),
     }
@@ -59,10 +52,7 @@ pub fn negate(v: Value<'_>) -> Result<Value<'_>, String> {
 
 pub fn abs(v: Value<'_>) -> Result<Value<'_>, String> {
     match v {
-        Value::Int(i) => i
-            .checked_abs()
-            .map(Value::Int)
-            .ok_or_else(|| "integer out of range".into()),
+        Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| "integer out of range".into()),
         Value::Num(d) => Ok(Value::Num(d.abs())),
         other => Ok(Value::Dec(as_decimal(&other)?.abs())),
     }

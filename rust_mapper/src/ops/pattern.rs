@@ -12,9 +12,7 @@ fn text<'a>(v: &Value<'a>) -> Result<Cow<'a, str>, String> {
 
 pub fn replace<'a>(v: Value<'a>, re: &Regex, with: &str) -> Result<Value<'a>, String> {
     let s = text(&v)?;
-    Ok(Value::Str(Cow::Owned(
-        re.replace_all(&s, with).into_owned(),
-    )))
+    Ok(Value::Str(Cow::Owned(re.replace_all(&s, with).into_owned())))
 }
 
 pub fn is_match(v: &Value<'_>, re: &Regex) -> Result<bool, String> {

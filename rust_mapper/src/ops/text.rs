@@ -22,24 +22,12 @@ pub fn trim(v: Value<'_>) -> Result<Value<'_>, String> {
 
 pub fn upper(v: Value<'_>) -> Result<Value<'_>, String> {
     let s = text(v)?;
-    Ok(Value::Str(
-        if s.chars().any(|c| c.is_lowercase() || !c.is_ascii()) {
-            Cow::Owned(s.to_uppercase())
-        } else {
-            s
-        },
-    ))
+    Ok(Value::Str(if s.chars().any(|c| c.is_lowercase() || !c.is_ascii()) { Cow::Owned(s.to_uppercase()) } else { s }))
 }
 
 pub fn lower(v: Value<'_>) -> Result<Value<'_>, String> {
     let s = text(v)?;
-    Ok(Value::Str(
-        if s.chars().any(|c| c.is_uppercase() || !c.is_ascii()) {
-            Cow::Owned(s.to_lowercase())
-        } else {
-            s
-        },
-    ))
+    Ok(Value::Str(if s.chars().any(|c| c.is_uppercase() || !c.is_ascii()) { Cow::Owned(s.to_lowercase()) } else { s }))
 }
 
 pub fn pad(v: Value<'_>, width: usize, fill: char, left: bool) -> Result<Value<'_>, String> {
@@ -48,20 +36,11 @@ pub fn pad(v: Value<'_>, width: usize, fill: char, left: bool) -> Result<Value<'
     if n >= width {
         return Ok(Value::Str(s));
     }
-    let fill: String = std::iter::repeat_n(fill, width - n).collect();
-    Ok(Value::Str(Cow::Owned(if left {
-        fill + &s
-    } else {
-        s.into_owned() + &fill
-    })))
+    let fill: String = std::iter::repeat(fill).take(width - n).collect();
+    Ok(Value::Str(Cow::Owned(if left { fill + &s } else { s.into_owned() + &fill })))
 }
 
-pub fn max_length<'a>(
-    v: Value<'a>,
-    length: usize,
-    truncate: bool,
-    label: &str,
-) -> Result<Value<'a>, String> {
+pub fn max_length<'a>(v: Value<'a>, length: usize, truncate: bool, label: &str) -> Result<Value<'a>, String> {
     let s = text(v)?;
     match s.char_indices().nth(length) {
         None => Ok(Value::Str(s)),
@@ -79,22 +58,16 @@ pub fn max_length<'a>(
 
 pub fn affix<'a>(v: Value<'a>, affix: &str, prefix: bool) -> Result<Value<'a>, String> {
     let s = text(v)?;
-    Ok(Value::Str(Cow::Owned(if prefix {
-        format!("{affix}{s}")
-    } else {
-        format!("{s}{affix}")
-    })))
+    Ok(Value::Str(Cow::Owned(if prefix { format!("{affix}{s}") } else { format!("{s}{affix}") })))
 }
 
 pub fn split<'a>(v: Value<'a>, sep: &str, index: Option<usize>) -> Result<Value<'a>, String> {
     let s = text(v)?;
     let owned = |p: &str| -> Value<'a> { Value::Str(Cow::Owned(p.to_owned())) };
     match (index, &s) {
-        (Some(i), Cow::Borrowed(b)) => Ok(b
-            .split(sep)
-            .nth(i)
-            .map(|p| Value::Str(Cow::Borrowed(p)))
-            .unwrap_or(Value::Null)),
+        (Some(i), Cow::Borrowed(b)) => {
+            Ok(b.split(sep).nth(i).map(|p| Value::Str(Cow::Borrowed(p))).unwrap_or(Value::Null))
+        }
         (Some(i), Cow::Owned(o)) => Ok(o.split(sep).nth(i).map(owned).unwrap_or(Value::Null)),
         (None, _) => Ok(Value::List(s.split(sep).map(owned).collect())),
     }
@@ -107,8 +80,7 @@ pub fn join<'a>(v: Value<'a>, sep: &str) -> Result<Value<'a>, String> {
     let mut out = String::new();
     let mut first = true;
     for item in items.iter().filter(|i| !i.is_null()) {
-        let s = scalar_to_string(item)
-            .ok_or_else(|| format!("cannot join a list containing {}", item.kind()))?;
+        let s = scalar_to_string(item).ok_or_else(|| format!("cannot join a list containing {}", item.kind()))?;
         if !first {
             out.push_str(sep);
         }
