@@ -343,3 +343,19 @@ async def test_oauth2_with_rsa_pss_certificate() -> None:
             await connector.aclose()
     finally:
         await harness.stop()
+
+
+async def test_request_timeout_bounds_the_whole_create(tba: NetSuiteTbaHarness) -> None:
+    connector = tba.connector()
+    ref = new_reference()
+    await tba.set_faults({"latency_ms_min": 400, "latency_ms_max": 400})
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(AmbiguousErpError):
+        # lookup (0.4 s) + write (0.4 s) + read-back would take 1.2 s; the deadline stops the write at 0.6 s.
+        await connector.create_document(tba.request(ref, timeout=0.6))
+    assert asyncio.get_running_loop().time() - started < 1.0
+    await tba.clear_faults()
+
+    # Whether the simulator applied the cut-off write or not, the worker's sequence ends with one RA.
+    await worker_style_create(connector, tba.request(ref))
+    assert await tba.count_documents("returnAuthorization", ref) == 1

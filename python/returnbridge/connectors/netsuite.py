@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Literal
@@ -265,8 +266,10 @@ class NetSuiteConnector:
             )
         body = self._payload(request)
         source_type, source_id = self._source(request, body)
+        # request.timeout bounds the whole call (lookup, write, read-back), not each request.
+        budget = _Budget(request.timeout)
 
-        existing = await self.find_document(doc_type, ref, deadline=request.timeout)
+        existing = await self.find_document(doc_type, ref, deadline=budget.left())
         if existing is not None:
             return replace(existing, created=False)
 
@@ -277,12 +280,12 @@ class NetSuiteConnector:
                     f"{RECORD_PATH}/{source_type}/{_path_id(source_id)}/!transform/{doc_type}",
                     content=encode_json(body),
                     headers={"Content-Type": "application/json"},
-                    deadline=request.timeout,
+                    deadline=budget.left(),
                 )
             except PermanentErpError:
                 # A transform cannot upsert: NetSuite refuses a second record with our externalId. If that
                 # is what happened, the earlier attempt's document is the answer.
-                again = await self.find_document(doc_type, ref, deadline=request.timeout)
+                again = await self.find_document(doc_type, ref, deadline=budget.left(minimum=1.0))
                 if again is not None:
                     return replace(again, created=False)
                 raise
@@ -292,10 +295,12 @@ class NetSuiteConnector:
                 f"{RECORD_PATH}/{doc_type}/eid:{_path_id(ref)}",
                 content=encode_json(body),
                 headers={"Content-Type": "application/json"},
-                deadline=request.timeout,
+                deadline=budget.left(),
             )
         document_id = _id_from_location(response)
-        return await self._read_back(doc_type, document_id, ref, request.timeout)
+        if budget.expired():
+            return DocumentResult(doc_type, document_id, ref, created=True)
+        return await self._read_back(doc_type, document_id, ref, budget.left())
 
     async def find_document(
         self, document_type: str, external_reference: str, *, deadline: float | None = None
@@ -499,6 +504,28 @@ class NetSuiteConnector:
             keys |= seen
         records = [encode_json(_with_document_type(r)) for r in page]
         return ChangeBatch(records=records, cursor=_encode_cursor(last, keys), has_more=has_more)
+
+
+class _Budget:
+    """What is left of a call's deadline; None means no deadline beyond the transport's own timeout."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._end = None if seconds is None else time.monotonic() + seconds
+
+    def expired(self) -> bool:
+        return self._end is not None and time.monotonic() >= self._end
+
+    def left(self, *, minimum: float = 0.0) -> float | None:
+        """Seconds left (at least ``minimum``); raises before sending when nothing is left."""
+        if self._end is None:
+            return None
+        remaining = self._end - time.monotonic()
+        if remaining <= 0 and minimum <= 0:
+            # Nothing was sent for this step, so nothing can have been applied by it.
+            raise TransientErpError(
+                "the call's deadline passed before the next NetSuite request", erp=ERP, code="DEADLINE"
+            )
+        return max(remaining, minimum)
 
 
 def _as_text(value: Any) -> str:
