@@ -15,8 +15,14 @@ from pydantic import SecretStr
 from connectors.harnesses.netsuite import CONSUMER_KEY, CONSUMER_SECRET, TOKEN_ID, TOKEN_SECRET
 from returnbridge.connectors.netsuite import encode_json, parse_json
 from returnbridge.connectors.netsuite_auth import TbaAuth
+from returnbridge.connectors.registry import build_connector
 from returnbridge.simulators.kit import RunningSimulator
-from returnbridge.simulators.netsuite import NetSuiteSimulator, NetSuiteSimulatorConfig, create_app
+from returnbridge.simulators.netsuite import (
+    NetSuiteSimulator,
+    NetSuiteSimulatorConfig,
+    create_app,
+    embedded_connector_config,
+)
 
 RECORD = "/services/rest/record/v1"
 
@@ -429,3 +435,17 @@ def test_create_app_factory_returns_app_and_kit() -> None:
         r.resource is not None and r.resource.canonical == "/services/rest/query/v1/suiteql"
         for r in app.router.routes()
     )
+
+
+async def test_embedded_connector_config_talks_to_the_simulator() -> None:
+    app, _ = create_app()
+    running = await RunningSimulator(app).start()
+    try:
+        connector = build_connector(embedded_connector_config(running.url))
+        try:
+            batch = await connector.read_inventory(None, 3)
+            assert len(batch.records) == 3 and batch.has_more
+        finally:
+            await connector.aclose()
+    finally:
+        await running.stop()

@@ -485,3 +485,26 @@ def create_app(config: NetSuiteSimulatorConfig | None = None) -> tuple[web.Appli
     """The simulator as an aiohttp app plus its kit (``returnbridge serve`` runs it on embedded defaults)."""
     simulator = NetSuiteSimulator(config)
     return simulator.app, simulator.kit
+
+
+def embedded_connector_config(base_url: str, config: NetSuiteSimulatorConfig | None = None) -> dict[str, Any]:
+    """The ``kind: netsuite`` connector section that talks to a running simulator (TBA, first token).
+
+    For ``returnbridge serve`` embedded defaults: the lead passes it to ``parse_connector_config``.
+    """
+    cfg = config or NetSuiteSimulatorConfig()
+    token_id, grant = next(iter(cfg.tokens.items()))
+    return {
+        "kind": "netsuite",
+        "account_id": cfg.account_id,
+        "realm": cfg.resolved_realm(),
+        "base_url": base_url,
+        "max_concurrency": max(1, cfg.concurrency_limit) if cfg.concurrency_limit else 5,
+        "auth": {
+            "method": "tba",
+            "consumer_key": grant.consumer_key,
+            "consumer_secret": cfg.consumers[grant.consumer_key],
+            "token_id": token_id,
+            "token_secret": grant.secret,
+        },
+    }
