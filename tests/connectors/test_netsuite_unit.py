@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from returnbridge.connectors.base import DocumentRequest
@@ -301,3 +303,39 @@ async def test_auth_refusal_is_auth_error_with_netsuite_code() -> None:
         await connector.get_document_status("returnAuthorization", "1")
     assert (info.value.code, info.value.http_status) == ("INVALID_LOGIN", 401)
     await connector.aclose()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text()
+        | st.decimals(allow_nan=False, allow_infinity=False),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
+def test_encode_then_parse_is_exact(value: Any) -> None:
+    decoded = parse_json(encode_json(value))
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, Decimal):
+            # Integral decimals come back as ints, fractional ones as the same Decimal.
+            if isinstance(b, int) and not isinstance(b, bool):
+                return Decimal(b) == a and a == a.to_integral_value()
+            return isinstance(b, Decimal) and format(b, "f") == format(a, "f")
+        if isinstance(a, list):
+            return (
+                isinstance(b, list)
+                and len(a) == len(b)
+                and all(same(x, y) for x, y in zip(a, b, strict=True))
+            )
+        if isinstance(a, dict):
+            return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return type(a) is type(b) and a == b
+
+    assert same(value, decoded)

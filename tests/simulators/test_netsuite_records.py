@@ -449,3 +449,20 @@ async def test_embedded_connector_config_talks_to_the_simulator() -> None:
             await connector.aclose()
     finally:
         await running.stop()
+
+
+async def test_patch_updates_header_fields_with_the_same_checks(sim: Sim) -> None:
+    ra_id = await sim.create(f"{RECORD}/returnAuthorization", ra_body(memo="before"))
+    stamp = sim.record("returnAuthorization", ra_id)["lastModifiedDate"]
+    patched = await sim.send(
+        "PATCH", f"{RECORD}/returnAuthorization/{ra_id}", {"memo": "after", "status": {"id": "H"}}
+    )
+    assert patched.status_code == 204
+    record = sim.record("returnAuthorization", ra_id)
+    assert record["memo"] == "after"
+    assert record["status"]["id"] == "B", "status is read-only"
+    assert record["lastModifiedDate"] >= stamp
+    too_long = await sim.send("PATCH", f"{RECORD}/returnAuthorization/{ra_id}", {"memo": "m" * 1000})
+    assert too_long.status_code == 400 and error_of(too_long)["o:errorPath"] == "memo"
+    missing = await sim.send("PATCH", f"{RECORD}/returnAuthorization/31337", {"memo": "x"})
+    assert missing.status_code == 404
