@@ -216,3 +216,31 @@ async def test_discard_releases_later_versions(pipeline: Pipeline) -> None:
         assert current is not None and current["versions"]["2"]["state"] == "DELIVERED"
 
     await assert_eventually(released, timeout=10)
+
+
+async def test_queue_depth_gauge_and_backlog_check(pipeline: Pipeline) -> None:
+    from prometheus_client import REGISTRY
+
+    as_tenant("acme")
+    checks: list[tuple[str, int]] = []
+
+    async def check_backlog(*, key: str, depth: int, severity: str = "warning") -> bool:
+        checks.append((key, depth))
+        return False
+
+    pipeline.alerter.check_backlog = check_backlog  # type: ignore[attr-defined]
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    erp.fault_fn = lambda request: TransientErpError("down", erp="netsuite", retry_after=5)
+    for i in range(3):
+        await submit(pipeline, make_order(f"Q{i}"))
+    await pipeline.start_worker("netsuite", fast_settings(depth_check_seconds=0.1))
+
+    async def reported() -> None:
+        assert ("RB_DELIVER/rb-deliver-netsuite", 3) in checks
+        value = REGISTRY.get_sample_value(
+            "rb_queue_depth", {"stream": "RB_DELIVER", "consumer": "rb-deliver-netsuite"}
+        )
+        assert value == 3
+
+    await assert_eventually(reported)

@@ -37,6 +37,7 @@ from returnbridge.observability.metrics import (
     count_processing,
     observe_sync_latency,
     set_dlq_size,
+    set_queue_depth,
 )
 from returnbridge.routing.flows import ERP_NAMES, PlannedStep, decode_steps
 from returnbridge.services.intake import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE, H_STEPS
@@ -93,6 +94,8 @@ class DeliverySettings(BaseModel):
     waiting_on_dead_letter_delay_seconds: float = Field(default=30.0, gt=0)
     # Versions are expected to be contiguous: version N waits this long for N-1 to arrive before going ahead.
     version_gap_wait_seconds: float = Field(default=300.0, ge=0)
+    # How often a worker reports its consumer's depth (gauge + backlog alert).
+    depth_check_seconds: float = Field(default=10.0, gt=0)
 
     def model_post_init(self, __context: Any) -> None:
         if self.consumer.ack_wait_seconds <= self.erp_timeout_seconds:
@@ -181,8 +184,12 @@ class DeliveryWorker:
                 await self._task
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
+        next_depth_check = 0.0
         try:
             while not self._stopping.is_set():
+                if time.monotonic() >= next_depth_check:
+                    next_depth_check = time.monotonic() + self.settings.depth_check_seconds
+                    await self._report_depth(sub)
                 try:
                     msgs = await sub.fetch(
                         self.settings.batch_size, timeout=self.settings.fetch_timeout_seconds
@@ -193,6 +200,19 @@ class DeliveryWorker:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _report_depth(self, sub: JetStreamContext.PullSubscription) -> None:
+        """Queue depth gauge and the backlog alert (undelivered + unacknowledged messages of the consumer)."""
+        try:
+            info = await sub.consumer_info()
+        except Exception as exc:  # noqa: BLE001 - a metrics probe must never stop delivery
+            log.warning("consumer info for %s unavailable: %s", self.target, exc)
+            return
+        depth = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        set_queue_depth(info.stream_name, info.name, depth)
+        check = getattr(self._alerter, "check_backlog", None)
+        if check is not None:
+            await check(key=f"{info.stream_name}/{info.name}", depth=depth)
 
     # ----------------------------------------------------------------- batch
     async def process_batch(self, msgs: list[Msg]) -> None:
