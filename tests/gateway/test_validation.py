@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
 from returnbridge.errors import AuthError, ConfigError, ValidationError
@@ -328,3 +331,37 @@ def test_shared_canonical_samples_are_valid() -> None:
     ):
         order = build_return(**kwargs)  # type: ignore[arg-type]
         assert _violations(order, ReferenceData()) == [], kwargs
+
+
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.decimals(min_value=Decimal("0.001"), max_value=Decimal("999"), places=3),
+            st.decimals(min_value=Decimal("0"), max_value=Decimal("99999"), places=2),
+            st.decimals(min_value=Decimal("0"), max_value=Decimal("999"), places=2),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    fee=st.decimals(min_value=Decimal("0"), max_value=Decimal("50"), places=2),
+)
+@settings(max_examples=60, deadline=None)
+def test_total_rule_property(lines: list[tuple[Decimal, Decimal, Decimal]], fee: Decimal) -> None:
+    """A total computed with the documented rule passes; one minor unit off fails on total_amount only."""
+    order = R.ReturnOrder(
+        return_id="r", rma_number="RMA-1", version=1, return_type=R.RETURN_TYPE_REFUND,
+        event=R.LIFECYCLE_EVENT_AUTHORIZED, currency="EUR", restocking_fee=money(str(fee)),
+    )  # fmt: skip
+    expected = -fee
+    for index, (quantity, price, tax) in enumerate(lines):
+        order.lines.add(
+            line_id=str(index), sku="SKU-1", quantity=str(quantity), unit_of_measure="KG",
+            unit_price=money(str(price)), tax_amount=money(str(tax)),
+        )  # fmt: skip
+        expected += (quantity * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) + tax
+    # A fee above the goods value would make a negative total, which is refused on its own.
+    assume(expected >= 0)
+    order.total_amount.CopyFrom(money(str(expected)))
+    assert _violations(order, ReferenceData()) == []
+    order.total_amount.amount = str(expected + Decimal("0.01"))
+    assert [f for f, _ in _violations(order, ReferenceData())] == ["return_order.total_amount"]
