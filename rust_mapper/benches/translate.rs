@@ -1,20 +1,19 @@
 //! `cargo bench` micro-benchmark: translate one document many times (no criterion, to keep CI builds small).
 //!
-//! Inputs: `RB_BENCH_DIR` with `spec.json`, `desc.bin`, `input.bin` (defaults to the golden case
-//! `tests/mapping/cases/engine/bench_return_authorization/compiled`).
+//! Inputs: `RB_BENCH_DIR` with `spec.json`, `input.bin` and optionally `desc.bin` (defaults to the golden case
+//! `tests/mapping/cases/ops/return_authorization/compiled` and `cases/ops/descriptors.bin`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() {
     let dir = std::env::var_os("RB_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/mapping/cases/engine/bench_return_authorization/compiled")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops/return_authorization/compiled")
     });
     let read =
         |name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()));
     let desc = std::fs::read(dir.join("desc.bin"))
-        .or_else(|_| std::fs::read(dir.join("../../../descriptors.bin")))
+        .or_else(|_| std::fs::read(dir.join("../../descriptors.bin")))
         .expect("descriptors");
     let prog = rust_mapper::compile(&read("spec.json"), &desc).expect("spec compiles");
     let input = read("input.bin");

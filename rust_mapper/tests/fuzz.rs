@@ -1,0 +1,113 @@
+//! Property tests: malformed input of any kind (random bytes, random specs, deep nesting) is an error, never a panic.
+
+use std::fs;
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+
+fn descriptors() -> Vec<u8> {
+    fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops/descriptors.bin"))
+        .expect("descriptors")
+}
+
+fn program(case: &str) -> rust_mapper::Program {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops").join(case).join("compiled");
+    rust_mapper::compile(&fs::read(dir.join("spec.json")).unwrap(), &descriptors()).unwrap()
+}
+
+const STEPS: &[&str] = &[
+    r#"{"op":"string"}"#,
+    r#"{"op":"integer"}"#,
+    r#"{"op":"decimal","scale":2,"rounding":"half_even"}"#,
+    r#"{"op":"number"}"#,
+    r#"{"op":"bool"}"#,
+    r#"{"op":"date","from":"auto","to":"sap"}"#,
+    r#"{"op":"minor_units","exponent":2,"currency":null}"#,
+    r#"{"op":"trim"}"#,
+    r#"{"op":"upper"}"#,
+    r#"{"op":"pad_left","width":5,"char":"0"}"#,
+    r#"{"op":"max_length","length":3,"on_overflow":"truncate","label":""}"#,
+    r#"{"op":"split","separator":"-","index":1}"#,
+    r#"{"op":"replace","pattern":"[0-9]","with":"N"}"#,
+    r#"{"op":"extract","pattern":"([A-Z]+)","group":1}"#,
+    r#"{"op":"negate"}"#,
+    r#"{"op":"default","value":"x"}"#,
+];
+
+const SOURCES: &[&str] = &[
+    r#"{"path":{"text":"rma_number","up":0,"root":false,"special":null,"segs":[{"f":"rma_number"}]}}"#,
+    r#"{"path":{"text":"version","up":0,"root":false,"special":null,"segs":[{"f":"version"}]}}"#,
+    r#"{"path":{"text":"event_time","up":0,"root":false,"special":null,"segs":[{"f":"event_time"}]}}"#,
+    r#"{"path":{"text":"lines[0].quantity","up":0,"root":false,"special":null,"segs":[{"f":"lines"},{"i":0},{"f":"quantity"}]}}"#,
+    r#"{"const":"12.5"}"#,
+    r#"{"const":-7}"#,
+    r#"{"mul":[{"const":"1.5"},{"path":{"text":"version","up":0,"root":false,"special":null,"segs":[{"f":"version"}]}}]}"#,
+];
+
+fn spec_with(source: &str, steps: &[usize]) -> Vec<u8> {
+    let pipe: Vec<&str> = steps.iter().map(|i| STEPS[*i % STEPS.len()]).collect();
+    format!(
+        r#"{{"id":"fuzz/x","direction":"outbound","input":"returnbridge.api.v1.ReturnOrder","output":"json","tables":{{}},"rules":[{{"id":"r","target":["out"],"value":{source},"pipe":[{}],"required":false}}]}}"#,
+        pipe.join(",")
+    )
+    .into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic_outbound(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let prog = program("return_authorization");
+        let _ = prog.translate(&bytes);
+    }
+
+    #[test]
+    fn random_bytes_never_panic_inbound(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let prog = program("inventory_level");
+        let _ = prog.translate(&bytes);
+    }
+
+    #[test]
+    fn random_json_text_never_panics(text in r#"[\[\]{}",:0-9a-z.eE+\- ]{0,200}"#) {
+        let prog = program("inventory_level");
+        let _ = prog.translate(text.as_bytes());
+    }
+
+    #[test]
+    fn random_spec_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = rust_mapper::compile(&bytes, &descriptors());
+    }
+
+    #[test]
+    fn random_pipelines_never_panic(source in 0..SOURCES.len(), steps in proptest::collection::vec(0..64usize, 0..6)) {
+        let spec = spec_with(SOURCES[source], &steps);
+        let prog = rust_mapper::compile(&spec, &descriptors()).expect("generated spec compiles");
+        let input = fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops/return_authorization/compiled/input.bin")).unwrap();
+        let _ = prog.translate(&input);
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error() {
+    let prog = program("inventory_level");
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(prog.translate(deep.as_bytes()).is_err());
+    // A protobuf message nested 100k levels deep through field 11 (lines) of ReturnOrder is rejected too.
+    let mut msg = Vec::new();
+    for _ in 0..100_000 {
+        let mut outer = vec![0x5a];
+        let mut len = msg.len();
+        while len >= 0x80 {
+            outer.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        outer.push(len as u8);
+        outer.extend_from_slice(&msg);
+        msg = outer;
+        if msg.len() > 2_000_000 {
+            break;
+        }
+    }
+    let _ = program("return_authorization").translate(&msg);
+}
