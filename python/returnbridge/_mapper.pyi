@@ -1,5 +1,9 @@
 """Type stub for the Rust extension ``returnbridge._mapper`` (checked by mypy.stubtest in the tests)."""
 
+from typing import final
+
+__all__ = ["Mapper", "SpecCompileError", "TranslateFailure", "build_profile"]
+
 build_profile: str
 
 class SpecCompileError(ValueError):
@@ -8,6 +12,7 @@ class SpecCompileError(ValueError):
 class TranslateFailure(ValueError):
     """A document failed to translate: ``args == (rule, path, message)``."""
 
+@final
 class Mapper:
     """One compiled mapping spec (normalized JSON spec + serialized FileDescriptorSet)."""
 
