@@ -244,3 +244,30 @@ async def test_queue_depth_gauge_and_backlog_check(pipeline: Pipeline) -> None:
         assert value == 3
 
     await assert_eventually(reported)
+
+
+async def test_waiting_message_is_parked_in_dlq_before_max_deliver(pipeline: Pipeline) -> None:
+    from returnbridge.bus.consumer import ConsumerSettings
+
+    as_tenant("acme")
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    erp.faults["returnAuthorization"] = [PermanentErpError("bad customer", erp="netsuite")]
+    settings = fast_settings(consumer=ConsumerSettings(ack_wait_seconds=10.0, max_deliver=4))
+    await pipeline.start_worker("netsuite", settings)
+    await submit(pipeline, make_order("P1", 1))
+    await submit(pipeline, make_order("P1", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED))
+    record = await wait_state(
+        pipeline, "acme", "P1", {"1:return_authorization": "DEAD_LETTERED", "2:item_receipt": "DEAD_LETTERED"}
+    )
+    parked = await pipeline.dead_letters.get("acme", record["documents"]["2:item_receipt"]["dead_letter_id"])
+    assert parked.reason.startswith("gave up waiting for earlier versions (v1 DEAD_LETTERED)")
+    # Replaying both in order still delivers each document once.
+    await pipeline.dead_letters.replay(
+        "acme", record["documents"]["1:return_authorization"]["dead_letter_id"]
+    )
+    await pipeline.dead_letters.replay("acme", parked.id)
+    await wait_state(
+        pipeline, "acme", "P1", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED"}
+    )
+    assert sorted(erp.creates.values()) == [1, 1]

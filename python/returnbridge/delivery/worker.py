@@ -89,7 +89,8 @@ class DeliverySettings(BaseModel):
     erp_timeout_seconds: float = Field(default=30.0, gt=0)
     retry: RetryPolicy = RetryPolicy()
     consumer: ConsumerSettings = ConsumerSettings()
-    # Recheck delay while an earlier version is still on its way, and while it sits in the DLQ.
+    # Recheck delay while an earlier version is on its way (times the delivery count, capped by the next
+    # value), and while it sits in the DLQ.
     waiting_delay_seconds: float = Field(default=0.5, gt=0)
     waiting_on_dead_letter_delay_seconds: float = Field(default=30.0, gt=0)
     # Versions are expected to be contiguous: version N waits this long for N-1 to arrive before going ahead.
@@ -343,16 +344,38 @@ class DeliveryWorker:
             and time.time() - float(entry["accepted_at"]) < self.settings.version_gap_wait_seconds
         ):
             blockers.append((version - 1, "MISSING"))
+        if blockers and work.steps and msg.metadata.num_delivered >= self.settings.consumer.max_deliver - 1:
+            # JetStream stops redelivering after MaxDeliver: park the message in the DLQ rather than lose it.
+            step = next(
+                (
+                    p
+                    for p in work.steps
+                    if record["documents"][doc_key(version, p.step)]["state"] not in RESOLVED
+                ),
+                work.steps[0],
+            )
+            waited_for = ", ".join(f"v{v} {state}" for v, state in blockers)
+            await self._dead_letter(
+                work,
+                step,
+                dict(record["documents"][doc_key(version, step.step)]),
+                f"gave up waiting for earlier versions ({waited_for}) after {msg.metadata.num_delivered} deliveries",
+                None,
+            )
+            return
         if blockers:
             docs = [record["documents"][doc_key(version, s.step)] for s in work.steps]
             if any(doc["state"] in ("ACCEPTED", "RETRYING") for doc in docs) or not docs:
                 await self._status.set_version_state(tenant, return_id, version, "WAITING")
             dead = any(state == "DEAD_LETTERED" for _, state in blockers)
-            await msg.nak(
-                delay=self.settings.waiting_on_dead_letter_delay_seconds
+            cap = self.settings.waiting_on_dead_letter_delay_seconds
+            # Growing with each redelivery, so MaxDeliver spans hours of waiting, not minutes.
+            delay = (
+                cap
                 if dead
-                else self.settings.waiting_delay_seconds
+                else min(cap, self.settings.waiting_delay_seconds * max(1, msg.metadata.num_delivered))
             )
+            await msg.nak(delay=delay)
             return
         if not work.steps:
             await self._status.set_version_state(tenant, return_id, version, "DELIVERED")
