@@ -15,8 +15,8 @@ from nats.js.errors import NotFoundError as JsNotFoundError
 from returnbridge.api.v1 import admin_pb2, common_pb2, returns_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.publisher import Publisher
+from returnbridge.delivery.headers import H_IDEMPOTENCY, H_REPLAY_OF
 from returnbridge.errors import ConflictError, NotFoundError, ValidationError
-from returnbridge.services.intake import H_IDEMPOTENCY, H_REPLAY_OF
 from returnbridge.sync.status import SyncStateStore, error_dict
 
 H_REASON = "Rb-Dlq-Reason"

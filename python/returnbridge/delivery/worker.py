@@ -7,9 +7,9 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -19,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from returnbridge.api.v1 import common_pb2, returns_pb2
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
+from returnbridge.bus.streams import StreamsConfig
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
 from returnbridge.delivery.dlq import DeadLetterStore
+from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE, H_STEPS
+from returnbridge.delivery.ports import AlerterLike, MapperSource
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.errors import (
     AmbiguousErpError,
@@ -40,7 +43,6 @@ from returnbridge.observability.metrics import (
     set_queue_depth,
 )
 from returnbridge.routing.flows import ERP_NAMES, PlannedStep, decode_steps
-from returnbridge.services.intake import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE, H_STEPS
 from returnbridge.sync.status import (
     RESOLVED,
     SyncStateStore,
@@ -59,24 +61,6 @@ _CLASSES = {
 }
 
 
-class MapperLike(Protocol):
-    def translate(self, document: bytes) -> bytes: ...
-
-    def translate_batch(self, documents: Sequence[bytes]) -> list[bytes | TranslationError]: ...
-
-
-class MapperSource(Protocol):
-    """``returnbridge.mapping.MappingRegistry`` or a test double."""
-
-    def get(self, mapping_id: str) -> MapperLike: ...
-
-
-class AlerterLike(Protocol):
-    async def alert(
-        self, *, kind: str, key: str, severity: str, summary: str, details: dict[str, str] | None = None
-    ) -> bool: ...
-
-
 class DeliverySettings(BaseModel):
     """The ``delivery`` config section (one worker process may run several targets)."""
 
@@ -89,6 +73,8 @@ class DeliverySettings(BaseModel):
     erp_timeout_seconds: float = Field(default=30.0, gt=0)
     retry: RetryPolicy = RetryPolicy()
     consumer: ConsumerSettings = ConsumerSettings()
+    # Streams and buckets every process ensures at startup (``ensure_streams(js, settings.streams)``).
+    streams: StreamsConfig = StreamsConfig()
     # Recheck delay while an earlier version is on its way (times the delivery count, capped by the next
     # value), and while it sits in the DLQ.
     waiting_delay_seconds: float = Field(default=0.5, gt=0)

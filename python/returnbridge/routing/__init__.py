@@ -2,7 +2,7 @@
 
 from returnbridge.routing.flows import Flow, FlowStep, PlannedStep
 from returnbridge.routing.router import Router, RuleExplanation
-from returnbridge.routing.rules import RoutingConfig, load_routing_file, load_routing_text
+from returnbridge.routing.rules import RoutingConfig, RoutingSettings, load_routing_file, load_routing_text
 
 __all__ = [
     "Flow",
@@ -10,6 +10,7 @@ __all__ = [
     "PlannedStep",
     "Router",
     "RoutingConfig",
+    "RoutingSettings",
     "RuleExplanation",
     "load_routing_file",
     "load_routing_text",

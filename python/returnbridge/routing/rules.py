@@ -197,6 +197,17 @@ def load_routing_text(text: str, file_name: str = "<routing>") -> RoutingConfig:
         raise RoutingError("invalid routing file:\n  " + "\n  ".join(problems)) from exc
 
 
+class RoutingSettings(BaseModel):
+    """The ``routing`` config section: which routing file to load (None = the shipped default routes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: Path | None = None
+
+    def load(self) -> RoutingConfig:
+        return load_routing_file(self.file)
+
+
 def load_routing_file(path: str | Path | None = None) -> RoutingConfig:
     """Load a routing file; None loads the shipped default (targets ``netsuite``, ``sap``, ``oracle_fusion``)."""
     file = Path(path) if path is not None else DEFAULT_ROUTES

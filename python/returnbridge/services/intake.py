@@ -18,6 +18,7 @@ from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
+from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_IDEMPOTENCY, H_LANE, H_RULE, H_STEPS
 from returnbridge.errors import ConflictError, FieldViolation, ReturnBridgeError, ValidationError
 from returnbridge.gateway.context import current_principal
 from returnbridge.observability.metrics import count_processing
@@ -25,15 +26,6 @@ from returnbridge.routing.flows import encode_steps, enum_short
 from returnbridge.routing.router import Router
 from returnbridge.services.validation_seam import Validator, default_validator
 from returnbridge.sync.status import SyncStateStore
-
-# Headers on rb.deliver messages (the payload is the canonical ReturnOrder protobuf).
-H_STEPS = "Rb-Steps"
-H_IDEMPOTENCY = "Rb-Idempotency-Key"
-H_RULE = "Rb-Rule"
-H_LANE = "Rb-Lane"
-H_ERP = "Rb-Erp"
-H_ACCEPTED_AT = "Rb-Accepted-At"
-H_REPLAY_OF = "Rb-Replay-Of"
 
 
 def idempotency_key(order: returns_pb2.ReturnOrder) -> str:

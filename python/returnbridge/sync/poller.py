@@ -16,7 +16,7 @@ from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
 from returnbridge.connectors.base import ChangeBatch, Connector
-from returnbridge.delivery.worker import MapperSource
+from returnbridge.delivery.ports import MapperSource
 from returnbridge.errors import (
     ErpAuthError,
     ErpError,

@@ -1,0 +1,71 @@
+"""The public names of the pipeline packages, pinned (and importable in any order without cycles)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from returnbridge.delivery.worker import DeliverySettings
+from returnbridge.routing import RoutingSettings
+
+EXPORTS = {
+    "returnbridge.routing": [
+        "Flow",
+        "FlowStep",
+        "PlannedStep",
+        "Router",
+        "RoutingConfig",
+        "RoutingSettings",
+        "RuleExplanation",
+        "load_routing_file",
+        "load_routing_text",
+    ],
+    "returnbridge.delivery": [
+        "DeadLetterStore",
+        "DeliverySettings",
+        "DeliveryWorker",
+        "RetryPolicy",
+        "add_dlq_commands",
+    ],
+    "returnbridge.sync": [
+        "InventoryStore",
+        "PollTarget",
+        "PollTargetConfig",
+        "Poller",
+        "PollerSettings",
+        "SyncStateStore",
+        "reconciliation_report",
+    ],
+    "returnbridge.services": [
+        "AdminServicer",
+        "Intake",
+        "InventoryServicer",
+        "ReturnsServicer",
+        "gateway_validator",
+        "minimal_validate",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXPORTS))
+def test_exports_are_pinned(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(EXPORTS[module])
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None
+
+
+@pytest.mark.parametrize("module", sorted(EXPORTS))
+def test_each_package_imports_first_without_cycles(module: str) -> None:
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+
+
+def test_section_models() -> None:
+    assert RoutingSettings().load().default.target == "netsuite"
+    settings = DeliverySettings.model_validate({"streams": {"replicas": 3}, "retry": {"max_attempts": 3}})
+    assert settings.streams.replicas == 3 and settings.retry.max_attempts == 3
+    with pytest.raises(ValueError, match="ack_wait_seconds must exceed erp_timeout_seconds"):
+        DeliverySettings(erp_timeout_seconds=90)
