@@ -339,3 +339,29 @@ def test_encode_then_parse_is_exact(value: Any) -> None:
         return type(a) is type(b) and a == b
 
     assert same(value, decoded)
+
+
+async def test_tba_refusal_is_retried_once_with_a_fresh_signature() -> None:
+    seen: list[str] = []
+    answers = iter([401, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Authorization"])
+        status = next(answers)
+        if status == 401:
+            return httpx.Response(
+                401,
+                json={
+                    "status": 401,
+                    "o:errorDetails": [{"detail": "Invalid login attempt.", "o:errorCode": "INVALID_LOGIN"}],
+                },
+            )
+        return httpx.Response(
+            200, json={"id": "5", "tranId": "RMA5", "status": {"id": "B", "refName": "Pending Receipt"}}
+        )
+
+    connector = _mock_connector(handler)
+    result = await connector.get_document_status("returnAuthorization", "5")
+    assert result.status == "Pending Receipt"
+    assert len(seen) == 2 and seen[0] != seen[1], "the retry carries a new nonce and signature"
+    await connector.aclose()

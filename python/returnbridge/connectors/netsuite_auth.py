@@ -144,7 +144,13 @@ class TbaAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Any:
         request.headers["Authorization"] = self.sign(request.method, str(request.url))
-        yield request
+        response = yield request
+        if response.status_code == 401:
+            # Under load a request signed earlier can reach NetSuite after a later one ("timestamp went
+            # back") and NetSuite refuses it. A 401 means nothing was applied, so one fresh signature is
+            # safe; wrong credentials fail again and surface as ErpAuthError.
+            request.headers["Authorization"] = self.sign(request.method, str(request.url))
+            yield request
 
 
 # Called with the deadline (seconds) of the request that needs the token, or None.

@@ -69,7 +69,8 @@ class NetSuiteSimulatorConfig(BaseModel):
     oauth2_clients: list[OAuth2ClientConfig] = Field(default_factory=list)
     access_token_lifetime: int = Field(default=3600, ge=1)
     timestamp_max_age: int = Field(default=300, ge=1)
-    timestamp_backward_tolerance: int = Field(default=2, ge=0)
+    #: How far a timestamp may lag the newest one seen for the token (requests race each other).
+    timestamp_backward_tolerance: int = Field(default=5, ge=0)
     #: Status of a new return authorization (unconfirmed which one an account uses: it is a preference).
     ra_initial_status: Literal["Pending Receipt", "Pending Approval"] = "Pending Receipt"
     #: Requests in flight across the account (0 = unlimited); developer accounts allow 5.
