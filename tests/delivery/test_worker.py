@@ -271,3 +271,37 @@ async def test_waiting_message_is_parked_in_dlq_before_max_deliver(pipeline: Pip
         pipeline, "acme", "P1", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED"}
     )
     assert sorted(erp.creates.values()) == [1, 1]
+
+
+async def test_worker_crash_after_erp_applied_is_delivered_once(pipeline: Pipeline) -> None:
+    """The ERP created the document, then the worker died before recording it: the redelivery finds it."""
+    from returnbridge.bus.consumer import ConsumerSettings
+
+    as_tenant("acme")
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    created = asyncio.Event()
+    original = erp.create_document
+
+    async def create_then_hang(request):  # type: ignore[no-untyped-def]
+        result = await original(request)
+        created.set()
+        await asyncio.Event().wait()  # the process dies here, before answering
+        return result
+
+    erp.create_document = create_then_hang  # type: ignore[method-assign]
+    settings = fast_settings(erp_timeout_seconds=1.0, consumer=ConsumerSettings(ack_wait_seconds=1.5))
+    await pipeline.start_worker("netsuite", settings)
+    await submit(pipeline, make_order("K1"))
+    await asyncio.wait_for(created.wait(), timeout=10)
+    crashed = pipeline.workers.pop()
+    assert crashed._task is not None
+    crashed._task.cancel()  # no graceful stop: heartbeats end, nothing is acked or written
+    erp.create_document = original  # type: ignore[method-assign]
+    await pipeline.start_worker("netsuite", settings)
+    record = await wait_state(pipeline, "acme", "K1", {"1:return_authorization": "DELIVERED"})
+    assert erp.creates[("returnAuthorization", "RMA-K1-1")] == 1
+    assert (
+        record["documents"]["1:return_authorization"]["erp_document_id"]
+        == next(iter(erp.documents.values())).document_id
+    )
