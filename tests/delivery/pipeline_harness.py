@@ -199,6 +199,7 @@ def fast_settings(**overrides: Any) -> DeliverySettings:
 class RecordingAlerter:
     def __init__(self) -> None:
         self.alerts: list[dict[str, Any]] = []
+        self.resolved: list[tuple[str, str]] = []
 
     async def alert(
         self, *, kind: str, key: str, severity: str, summary: str, details: dict[str, str] | None = None
@@ -207,6 +208,9 @@ class RecordingAlerter:
             {"kind": kind, "key": key, "severity": severity, "summary": summary, "details": details}
         )
         return True
+
+    async def resolve(self, *, kind: str, key: str) -> None:
+        self.resolved.append((kind, key))
 
 
 @dataclass

@@ -195,7 +195,9 @@ async def test_exhausted_retries_and_auth_errors_dead_letter(pipeline: Pipeline)
     await wait_state(
         pipeline, "acme", "R7", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DEAD_LETTERED"}
     )
-    assert {a["kind"] for a in pipeline.alerter.alerts} == {"dead_letter", "erp_auth"}
+    assert {a["kind"] for a in pipeline.alerter.alerts} == {"dead_letter", "erp_auth", "erp_unreachable"}
+    # R7's return authorization went through after the outage: the unreachable incident is resolved.
+    assert ("erp_unreachable", "netsuite") in pipeline.alerter.resolved
 
 
 async def test_discard_releases_later_versions(pipeline: Pipeline) -> None:

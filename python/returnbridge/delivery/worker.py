@@ -154,6 +154,7 @@ class DeliveryWorker:
         self._status = status
         self._dlq = dead_letters
         self._alerter = alerter
+        self._unreachable_alerted = False
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -482,6 +483,8 @@ class DeliveryWorker:
         except TransientErpError as exc:
             attempts = max(int(doc["attempts"]), 1)
             error = _error_proto(exc, erp_value, "transient")
+            if exc.http_status != 429:  # throttling is the ERP answering, not the ERP being unreachable
+                await self._erp_unreachable(erp, exc)
             if self.settings.retry.exhausted(attempts):
                 await self._dead_letter(
                     work,
@@ -508,6 +511,9 @@ class DeliveryWorker:
             known=(record, revision),
         )
         count_processing("delivered")
+        if self._unreachable_alerted and self._alerter is not None:
+            self._unreachable_alerted = False
+            await self._alerter.resolve(kind="erp_unreachable", key=self.target)
         if self._audit is not None:
             await self._audit.record(
                 action="erp.document_created" if result.created else "erp.document_found",
@@ -547,6 +553,19 @@ class DeliveryWorker:
             raise
         count_erp_call(erp, operation, "ok")
         return result
+
+    async def _erp_unreachable(self, erp: str, exc: ErpError) -> None:
+        """Report a failed ERP call; the alerter fires only once the target stayed unreachable long enough."""
+        if self._alerter is None:
+            return
+        self._unreachable_alerted = True
+        await self._alerter.alert(
+            kind="erp_unreachable",
+            key=self.target,
+            severity="critical",
+            summary=f"{erp} target {self.target} failing: {exc.erp_message[:200]}",
+            details={"code": exc.code, "http_status": str(exc.http_status)},
+        )
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, msg: Msg) -> AsyncIterator[None]:
