@@ -197,15 +197,18 @@ struct Scope<'t> {
 
 type R<T> = Result<T, String>;
 
-/// Error before the rule is known: message plus an optional path override.
-struct Fail {
+/// Error before the rule is known: message plus an optional path override. Boxed so `Result<Value, Fail>`
+/// stays small on the hot path.
+struct Fail(Box<FailInner>);
+
+struct FailInner {
     message: String,
     path: Option<String>,
 }
 
 impl From<String> for Fail {
     fn from(message: String) -> Self {
-        Fail { message, path: None }
+        Fail(Box::new(FailInner { message, path: None }))
     }
 }
 
@@ -607,7 +610,10 @@ impl<'t> Run<'t> {
                         (None, Some(p)) => match self.resolve(p)? {
                             Value::Str(code) => money::currency_exponent(&code)?,
                             Value::Null => {
-                                return Err(Fail { message: "currency is missing".into(), path: Some(self.path_of(p)) })
+                                return Err(Fail(Box::new(FailInner {
+                                    message: "currency is missing".into(),
+                                    path: Some(self.path_of(p)),
+                                })))
                             }
                             other => return Err(format!("expected a currency code, got {}", other.kind()).into()),
                         },
@@ -653,7 +659,8 @@ impl<'t> Run<'t> {
     // ---- rules ----------------------------------------------------------------------------------------------
 
     fn fail(&self, rule: &str, value: &Expr, f: Fail) -> TranslateError {
-        let path = f.path.unwrap_or_else(|| match value {
+        let FailInner { message, path } = *f.0;
+        let path = path.unwrap_or_else(|| match value {
             Expr::Path(p) => self.path_of(p),
             Expr::Pipe(_, inner) => match inner.as_ref() {
                 Expr::Path(p) => self.path_of(p),
@@ -661,7 +668,7 @@ impl<'t> Run<'t> {
             },
             _ => self.here(),
         });
-        TranslateError { rule: rule.to_owned(), path, message: f.message }
+        TranslateError { rule: rule.to_owned(), path, message }
     }
 
     fn input_path(&self, value: &Expr) -> String {

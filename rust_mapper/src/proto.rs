@@ -99,6 +99,9 @@ impl EnumDesc {
 pub struct Schema {
     pub messages: Vec<MessageDesc>,
     pub enums: Vec<EnumDesc>,
+    /// Per message, which fields any compiled path reads. Unread fields are skipped when decoding (their wire
+    /// framing is still checked); empty means "decode everything".
+    pub used: Vec<Vec<bool>>,
     msg_index: HashMap<String, usize>,
     enum_index: HashMap<String, usize>,
 }
@@ -119,7 +122,19 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, String> {
+        // Most tags and lengths fit in one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Result<u64, String> {
         let mut v: u64 = 0;
         for shift in (0..70).step_by(7) {
             let b = *self.buf.get(self.pos).ok_or("truncated varint")?;
@@ -146,6 +161,7 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], String> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| "length too large")?;
@@ -156,6 +172,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Next (field number, wire type).
+    #[inline]
     pub fn tag(&mut self) -> Result<(u32, u8), String> {
         let t = self.varint()?;
         let number = t >> 3;
@@ -386,7 +403,7 @@ impl Schema {
                 special,
             });
         }
-        Ok(Schema { messages, enums, msg_index, enum_index })
+        Ok(Schema { messages, enums, used: Vec::new(), msg_index, enum_index })
     }
 
     pub fn message(&self, full_name: &str) -> Option<usize> {
@@ -432,6 +449,10 @@ impl Schema {
                 r.skip(wire)?;
                 continue;
             };
+            if !self.used.get(msg).map_or(true, |u| u.get(idx).copied().unwrap_or(true)) {
+                r.skip(wire)?;
+                continue;
+            }
             let f = &desc.fields[idx];
             if let Some(entry) = f.map_entry {
                 let (k, v) = self.decode_map_entry(entry, &mut r, wire, depth)?;
@@ -443,7 +464,7 @@ impl Schema {
             if f.repeated && wire == 2 && is_packable(f.ty) {
                 let mut pr = Reader::new(r.bytes()?);
                 while !pr.done() {
-                    let v = self.read_scalar(f, &mut pr, wire_of(f.ty), depth)?;
+                    let v = self.read_scalar_value(f, &mut pr, wire_of(f.ty), depth)?;
                     if let Value::List(l) = &mut slots[idx] {
                         l.push(v);
                     }
@@ -453,13 +474,17 @@ impl Schema {
             if wire != wire_of(f.ty) {
                 return Err(format!("field {}.{}: wire type {wire} does not match its type", desc.full_name, f.name));
             }
-            let v = self.read_scalar(f, &mut r, wire, depth)?;
+            // Decode straight into the slot: returning 32-byte values through Result costs store-forwarding
+            // stalls on this hot loop.
             if f.repeated {
                 if let Value::List(l) = &mut slots[idx] {
-                    l.push(v);
+                    l.push(Value::Null);
+                    if let Some(last) = l.last_mut() {
+                        self.read_scalar_into(f, &mut r, depth, last)?;
+                    }
                 }
             } else {
-                slots[idx] = v;
+                self.read_scalar_into(f, &mut r, depth, &mut slots[idx])?;
             }
         }
         if desc.special == Special::CustomList {
@@ -496,7 +521,7 @@ impl Schema {
             if w != wire_of(f.ty) {
                 return Err(format!("map entry {}: wire type mismatch", edesc.full_name));
             }
-            let v = self.read_scalar(f, &mut er, w, depth)?;
+            let v = self.read_scalar_value(f, &mut er, w, depth)?;
             if n == 1 {
                 key = match v {
                     Value::Str(s) => s,
@@ -522,7 +547,32 @@ impl Schema {
         Ok((key, val))
     }
 
-    fn read_scalar<'a>(
+    #[inline]
+    fn read_scalar_into<'a>(
+        &'a self,
+        f: &FieldDesc,
+        r: &mut Reader<'a>,
+        depth: usize,
+        out: &mut Value<'a>,
+    ) -> Result<(), String> {
+        match f.ty {
+            FieldType::String => {
+                let b = r.bytes()?;
+                let s = std::str::from_utf8(b).map_err(|_| format!("field {}: string is not UTF-8", f.name))?;
+                *out = if s.is_empty() { Value::Null } else { Value::Str(Cow::Borrowed(s)) };
+            }
+            FieldType::Int64 => *out = Value::Int(r.varint()? as i64),
+            FieldType::Bool => *out = Value::Bool(r.varint()? != 0),
+            FieldType::Message(m) => {
+                let body = r.bytes()?;
+                *out = self.decode_msg(m, body, depth + 1)?;
+            }
+            _ => *out = self.read_scalar_value(f, r, wire_of(f.ty), depth)?,
+        }
+        Ok(())
+    }
+
+    fn read_scalar_value<'a>(
         &'a self,
         f: &FieldDesc,
         r: &mut Reader<'a>,
@@ -621,7 +671,7 @@ impl Schema {
             if w != wire_of(f.ty) {
                 return Err("custom value: wire type mismatch".into());
             }
-            let v = self.read_scalar(f, &mut r, w, depth)?;
+            let v = self.read_scalar_value(f, &mut r, w, depth)?;
             out = match (f.name.as_str(), v) {
                 ("decimal_value", Value::Str(s)) => match Decimal::parse(&s) {
                     Some(Ok(d)) => Value::Dec(d),

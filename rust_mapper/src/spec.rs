@@ -40,6 +40,7 @@ enum OutCtx {
 
 struct Compiler<'s> {
     schema: &'s Schema,
+    used: std::cell::RefCell<Vec<Vec<bool>>>,
     tables: HashMap<String, usize>,
     rule: String,
 }
@@ -110,7 +111,7 @@ pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
     let mut table_index = HashMap::new();
     if let Some(Value::Map(entries)) = get(&spec, "tables") {
         for (name, t) in entries {
-            let mut map = HashMap::new();
+            let mut map = crate::ops::lookup::FastMap::default();
             if let Some(Value::Map(es)) = get(t, "entries") {
                 for (k, v) in es {
                     map.insert(k.to_string(), v.clone().into_static());
@@ -121,7 +122,9 @@ pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
             tables.push(Table { name: name.to_string(), entries: map, fallback });
         }
     }
-    let mut c = Compiler { schema: &schema, tables: table_index, rule: String::new() };
+    let used = schema.messages.iter().map(|m| vec![m.special != Special::None; m.fields.len()]).collect();
+    let mut c =
+        Compiler { schema: &schema, used: std::cell::RefCell::new(used), tables: table_index, rule: String::new() };
     let mut root = Vec::new();
     let mut scopes = vec![root_ty];
     for r in list(get(&spec, "rules")) {
@@ -130,6 +133,9 @@ pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
     if direction == Direction::Inbound {
         sort_nodes(&mut root);
     }
+    let used = c.used.into_inner();
+    let mut schema = schema;
+    schema.used = used;
     Ok(Program { id, direction, input_msg, output_msg, output_name: output.to_owned(), tables, root, schema })
 }
 
@@ -231,6 +237,9 @@ impl Compiler<'_> {
                             return Err(self.err(format!(
                                 "path {text:?}: field {name:?} is a float/bytes field, which mappings cannot read"
                             )));
+                        }
+                        if let Some(u) = self.used.borrow_mut().get_mut(*m).and_then(|u| u.get_mut(i)) {
+                            *u = true;
                         }
                         (Seg::Slot(i, name.to_owned()), self.field_ty(f.ty, f.repeated, f.map_entry))
                     }

@@ -1,13 +1,35 @@
 //! Lookup tables: string key -> value, with declared fallback and missing-key policy.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::value::{scalar_to_string, Value};
+
+/// FNV-1a: table keys are short codes; SipHash's DoS resistance buys nothing for spec-defined keys.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 #[derive(Debug)]
 pub struct Table {
     pub name: String,
-    pub entries: HashMap<String, Value<'static>>,
+    pub entries: FastMap<String, Value<'static>>,
     pub fallback: Option<Value<'static>>,
 }
 
