@@ -332,7 +332,7 @@ impl<'t> Run<'t> {
         let si = self.base_scope(p.base)?;
         let start: &'t Value<'t> = self.scopes[si].value;
         let mut out = Vec::new();
-        collect_items(start, &p.segs, &p.labels, &mut Vec::new(), &mut out, &p.text)?;
+        collect_items(start, &p.segs, &p.labels, &mut Chain::new(), &mut out, &p.text)?;
         Ok(out)
     }
 
@@ -447,7 +447,7 @@ impl<'t> Run<'t> {
                 let mut n = 0usize;
                 for (chain, item) in items {
                     let _ = item;
-                    let pushed = self.push_chain(&chain, n, each.base);
+                    let pushed = self.push_chain(chain.as_slice(), n, each.base);
                     let res = (|| -> Result<Option<Value<'t>>, Fail> {
                         if let Some(c) = filter {
                             if !self.test(c)? {
@@ -470,7 +470,7 @@ impl<'t> Run<'t> {
                 let mut n = 0i64;
                 for (chain, item) in items {
                     let _ = item;
-                    let pushed = self.push_chain(&chain, n as usize, each.base);
+                    let pushed = self.push_chain(chain.as_slice(), n as usize, each.base);
                     let ok = match filter {
                         Some(c) => self.test(c),
                         None => Ok(true),
@@ -750,7 +750,7 @@ impl<'t> Run<'t> {
             self.items(&r.each).map_err(|m| TranslateError { rule: r.id.clone(), path: self.here(), message: m })?;
         let mut emitted = 0usize;
         for (chain, _item) in items {
-            let pushed = self.push_chain(&chain, emitted, r.each.base);
+            let pushed = self.push_chain(chain.as_slice(), emitted, r.each.base);
             let pass = match &r.filter {
                 Some(c) => self.test(c).map_err(|f| self.fail(&r.id, &Expr::Const(Value::Null), f)),
                 None => Ok(true),
@@ -989,7 +989,27 @@ fn step_into<'t>(v: &'t Value<'t>, seg: &Seg) -> Option<&'t Value<'t>> {
     .filter(|v| !v.is_null())
 }
 
-type Chain<'t> = Vec<(&'t Value<'t>, usize, &'t str)>;
+/// Deepest `[*]` flattening plus the item itself.
+pub const MAX_LEVELS: usize = 4;
+
+static ABSENT: Value<'static> = Value::Null;
+
+/// The scopes one `each` item pushes (flattened levels, then the item), without heap allocation.
+#[derive(Clone, Copy)]
+struct Chain<'t> {
+    len: usize,
+    levels: [(&'t Value<'t>, usize, &'t str); MAX_LEVELS],
+}
+
+impl<'t> Chain<'t> {
+    fn new() -> Self {
+        Chain { len: 0, levels: [(&ABSENT, 0, ""); MAX_LEVELS] }
+    }
+
+    fn as_slice(&self) -> &[(&'t Value<'t>, usize, &'t str)] {
+        &self.levels[..self.len]
+    }
+}
 
 fn collect_items<'t>(
     start: &'t Value<'t>,
@@ -1016,14 +1036,18 @@ fn collect_items<'t>(
     let Value::List(items) = cur else {
         return Err(format!("{text} is not a list (got {})", cur.kind()));
     };
+    if chain.len >= MAX_LEVELS {
+        return Err(format!("{text} nests more than {} levels", MAX_LEVELS - 1));
+    }
     for (i, item) in items.iter().enumerate() {
-        chain.push((item, i, label));
+        chain.levels[chain.len] = (item, i, label);
+        chain.len += 1;
         if split.is_some() {
             collect_items(item, rest, labels.get(1..).unwrap_or(&[]), chain, out, text)?;
         } else {
-            out.push((chain.clone(), item));
+            out.push((*chain, item));
         }
-        chain.pop();
+        chain.len -= 1;
     }
     Ok(())
 }

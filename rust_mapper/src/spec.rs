@@ -298,6 +298,13 @@ impl Compiler<'_> {
             _ => return Err(self.err(format!("each {:?} is not a list", path.text))),
         };
         levels.push(item);
+        if levels.len() > crate::program::MAX_LEVELS {
+            return Err(self.err(format!(
+                "each {:?} flattens more than {} levels",
+                path.text,
+                crate::program::MAX_LEVELS - 1
+            )));
+        }
         Ok((path, levels))
     }
 

@@ -817,6 +817,8 @@ class _Compiler:
             item = "dyn"
         else:
             raise self.err(f"each {dq(path.text)} is not a list")
+        if len(levels) + 1 > 4:
+            raise self.err(f"each {dq(path.text)} flattens more than 3 levels")
         return path, [*levels, item]
 
     def expr(self, e: dict[str, Any], scopes: list[Any]) -> dict[str, Any]:
