@@ -4,12 +4,14 @@
 
 pub mod decimal;
 pub mod error;
+mod exec;
 pub mod json;
 pub mod ops;
 pub mod program;
 pub mod proto;
 pub mod spec;
 pub mod value;
+mod write;
 
 #[cfg(feature = "python")]
 mod python;
