@@ -468,11 +468,18 @@ impl Compiler<'_> {
                     Some(p) => Some(self.path(p, scopes)?.0),
                     None => None,
                 };
-                Step::MinorUnits { exponent: get_u32(s, "exponent"), currency, inverse: op == "from_minor_units" }
+                let exponent = get_u32(s, "exponent");
+                if exponent.is_some_and(|e| e > 18) {
+                    return Err(self.err("minor unit exponent must be 0..18"));
+                }
+                Step::MinorUnits { exponent, currency, inverse: op == "from_minor_units" }
             }
             "trim" => Step::Trim,
             "upper" => Step::Upper,
             "lower" => Step::Lower,
+            "pad_left" | "pad_right" if get_u32(s, "width").map_or(true, |w| w == 0 || w > 1000) => {
+                return Err(self.err("pad width must be 1..1000"));
+            }
             "pad_left" | "pad_right" => Step::Pad {
                 width: get_u32(s, "width").unwrap_or(0) as usize,
                 fill: text("char").chars().next().unwrap_or(' '),

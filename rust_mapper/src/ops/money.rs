@@ -1,6 +1,6 @@
 //! Currency minor units and sign steps.
 
-use crate::decimal::{Decimal, Rounding};
+use crate::decimal::{Decimal, OutOfRange, Rounding};
 use crate::ops::convert::as_decimal;
 use crate::value::Value;
 
@@ -21,7 +21,7 @@ pub fn currency_exponent(code: &str) -> Result<u32, String> {
 pub fn to_minor(v: Value<'_>, exponent: u32) -> Result<Value<'_>, String> {
     let d = as_decimal(&v)?;
     let scaled = Decimal::new(d.coef(), d.scale())
-        .and_then(|d| d.mul(&Decimal::new(10i128.pow(exponent), 0)?))
+        .and_then(|d| d.mul(&Decimal::new(10i128.checked_pow(exponent).ok_or(OutOfRange)?, 0)?))
         .map_err(|_| "decimal out of range".to_string())?;
     scaled
         .to_i64_exact()
@@ -34,7 +34,8 @@ pub fn from_minor(v: Value<'_>, exponent: u32) -> Result<Value<'_>, String> {
     let Some(i) = d.to_i64_exact() else {
         return Err(format!("expected integer minor units, got {}", d.to_plain()));
     };
-    let p = Decimal::new(10i128.pow(exponent), 0).map_err(|_| "decimal out of range".to_string())?;
+    let p = Decimal::new(10i128.checked_pow(exponent).unwrap_or(i128::MAX), 0)
+        .map_err(|_| "decimal out of range".to_string())?;
     let out = Decimal::from_i64(i)
         .div(&p, exponent, Rounding::HalfEven)
         .ok_or("division by zero")?
