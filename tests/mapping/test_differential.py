@@ -4,6 +4,7 @@ path) from the Rust engine and the pure-Python reference interpreter."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from returnbridge.errors import SpecError, TranslationError
 from returnbridge.mapping import Mapper
 from returnbridge.mapping.reference import ReferenceMapper
 from returnbridge.mapping.registry import check_source_text, descriptor_set
+from returnbridge.mapping.spec import dump_json
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -251,6 +253,9 @@ JSON_VALUES = st.recursive(
         st.booleans(),
         st.integers(-(2**70), 2**70),
         st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-(10**6), max_value=10**6),
+        st.sampled_from(["1e3", "-0.0", "12.50", "1E400", "0.1e-40", "123456789012345678901234567890"]).map(
+            Decimal
+        ),
         TEXT,
     ),
     lambda inner: st.one_of(
@@ -294,8 +299,8 @@ def inbound_case(draw: st.DrawFn) -> tuple[dict[str, Any], bytes]:
         "rules": rules,
     }
     doc = draw(st.dictionaries(st.sampled_from(["a", "b", "qty"]), JSON_VALUES, max_size=3))
-    text = json.dumps(doc, default=str)
-    return spec, text.encode()
+    # dump_json writes Decimals as exact JSON numbers, so fractional numbers reach both JSON readers.
+    return spec, dump_json(doc)
 
 
 @SETTINGS
