@@ -4,22 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
+from returnbridge.audit.log import AuditLog
 from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.bus.publisher import Publisher
+from returnbridge.bus.streams import ensure_streams
 from returnbridge.config import Settings
-from returnbridge.gateway.server import GrpcServer
+from returnbridge.connectors.base import Connector
+from returnbridge.connectors.registry import build_connector, parse_connector_config
+from returnbridge.delivery import DeadLetterStore, DeliveryWorker
+from returnbridge.errors import ConfigError
+from returnbridge.gateway.auth import Authenticator, generate_api_key, server_credentials
+from returnbridge.gateway.interceptors import build_interceptors
+from returnbridge.gateway.reference_data import ReferenceData
+from returnbridge.gateway.security_config import ApiKeyConfig, SecurityConfig
+from returnbridge.gateway.server import API_SERVICES, GrpcServer
+from returnbridge.mapping import MappingRegistry
+from returnbridge.mapping.service import TranslationServicer
+from returnbridge.observability.alerts import Alerter
+from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
+from returnbridge.observability.monitor import QueueMonitor
+from returnbridge.routing import Router
+from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer, gateway_validator
+from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
+from returnbridge.sync import (
+    InventoryStore,
+    Poller,
+    PollerSettings,
+    PollTarget,
+    PollTargetConfig,
+    SyncStateStore,
+)
 
 log = logging.getLogger(__name__)
 
 Cleanup = Callable[[], Awaitable[None]]
+
+#: Tenant of the development principal and of the poller on embedded defaults.
+DEMO_TENANT = "demo"
+DEV_ROLES = ["submitter", "reader", "integration_admin", "auditor"]
 
 
 @dataclass
@@ -30,10 +65,16 @@ class Endpoints:
     nats: str = ""
     metrics: str = ""
     simulators: dict[str, str] = field(default_factory=dict)
+    # Path of the generated development token, when no credentials were configured.
+    dev_token_file: str = ""
 
 
 class App:
-    """The running service. ``await start()``, then ``await stop()`` (always safe, also after a failed start)."""
+    """The running service. ``await start()``, then ``await stop()`` (always safe, also after a failed start).
+
+    ``settings.process`` selects the parts this process runs (gateway, delivery workers, ERP polling),
+    so the same code scales out as many stateless processes on one NATS cluster.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -42,9 +83,12 @@ class App:
         self.nc: NatsClient | None = None
         self.js: JetStreamContext | None = None
         self.grpc: GrpcServer | None = None
+        self.simulators: SimulatorSet | None = None
+        self.connectors: dict[str, Connector] = {}
+        self.workers: list[DeliveryWorker] = []
+        self.mappings: MappingRegistry | None = None
         # Undo steps in start order; stop() runs them in reverse, so a half-finished start unwinds cleanly.
         self._cleanups: list[tuple[str, Cleanup]] = []
-        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         try:
@@ -56,14 +100,80 @@ class App:
     async def _start(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await self._start_nats()
-        self.grpc = GrpcServer(settings.grpc)
-        port = await self.grpc.start()
-        self._cleanups.append(("grpc", self._stop_grpc))
-        self.endpoints.grpc = f"{settings.grpc.host}:{port}"
-        await self.grpc.set_serving(True)
-        log.info("returnbridge ready: gRPC %s, NATS %s", self.endpoints.grpc, self.endpoints.nats)
+        # Specs, routes and connector settings are compiled before anything starts: a bad file fails fast.
+        self.mappings = MappingRegistry.load(settings.mapping.overrides, settings.mapping.packs_dirs)
+        router = Router(settings.routing.load())
 
+        await self._start_nats()
+        assert self.nc is not None and self.js is not None
+        js = self.js
+        buckets = await ensure_streams(js, settings.delivery.streams)
+        publisher = Publisher(self.nc, js)
+        status = SyncStateStore(buckets["rb_sync_state"], publisher)
+        dead_letters = DeadLetterStore(js, publisher, status)
+        audit = await AuditLog.open(js)
+        await self._audit_config_loaded(audit)
+
+        alerter = Alerter(settings.alerts, nc=self.nc)
+        self._cleanups.append(("alerter", alerter.aclose))
+        if settings.metrics.enabled:
+            port = start_metrics_server(settings.metrics.host, settings.metrics.port)
+            self._cleanups.append(("metrics", _async(stop_metrics_servers)))
+            self.endpoints.metrics = f"http://{settings.metrics.host}:{port}/metrics"
+
+        await self._start_connectors()
+        await self._start_workers(js, status, dead_letters, alerter, audit)
+        if settings.process.sync:
+            await self._start_poller(buckets, publisher)
+        monitor = QueueMonitor(js, settings.monitor, alerter=alerter)
+        monitor.start()
+        self._cleanups.append(("queue-monitor", monitor.stop))
+
+        if settings.process.gateway:
+            intake = Intake(
+                router,
+                publisher,
+                buckets["rb_idempotency"],
+                status,
+                validator=gateway_validator(ReferenceData.from_config(settings.reference_data)),
+                audit=audit,
+            )
+            security = self._security()
+            self.grpc = GrpcServer(
+                settings.grpc,
+                interceptors=build_interceptors(
+                    security, authenticator=Authenticator(security), audit=audit, alerter=alerter
+                ),
+                credentials=server_credentials(security),
+            )
+            returns_name, translation_name, inventory_name, admin_name = API_SERVICES
+            self.grpc.add_service(
+                returns_pb2_grpc.add_ReturnsServiceServicer_to_server,
+                ReturnsServicer(intake, status, js),
+                returns_name,
+            )
+            self.grpc.add_service(
+                translation_pb2_grpc.add_TranslationServiceServicer_to_server,
+                TranslationServicer(self.mappings, settings.translation),
+                translation_name,
+            )
+            self.grpc.add_service(
+                inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
+                InventoryServicer(InventoryStore(buckets["rb_inventory"])),
+                inventory_name,
+            )
+            self.grpc.add_service(
+                admin_pb2_grpc.add_AdminServiceServicer_to_server,
+                AdminServicer(dead_letters, status, audit),
+                admin_name,
+            )
+            port = await self.grpc.start()
+            self._cleanups.append(("grpc", self._stop_grpc))
+            self.endpoints.grpc = f"{settings.grpc.host}:{port}"
+            await self.grpc.set_serving(True)
+        log.info("returnbridge ready: gRPC %s, NATS %s", self.endpoints.grpc or "-", self.endpoints.nats)
+
+    # ------------------------------------------------------------------ parts
     async def _start_nats(self) -> None:
         settings = self.settings
         url = settings.nats.url
@@ -76,20 +186,136 @@ class App:
             self._cleanups.append(("nats-server", self.nats_server.astop))
             url = self.nats_server.url
         self.endpoints.nats = url
-        self.nc = await nats.connect(
-            servers=url.split(","),
-            connect_timeout=settings.nats.connect_timeout,
-            user_credentials=str(settings.nats.credentials_file) if settings.nats.credentials_file else None,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            name="returnbridge",
-        )
+        try:
+            self.nc = await nats.connect(
+                servers=url.split(","),
+                connect_timeout=settings.nats.connect_timeout,
+                user_credentials=str(settings.nats.credentials_file)
+                if settings.nats.credentials_file
+                else None,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                name="returnbridge",
+            )
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            raise ConfigError(f"nats: cannot connect to {url} (nats.url): {exc!r}") from None
         self._cleanups.append(("nats-client", self._close_nats))
         self.js = self.nc.jetstream()
 
+    async def _start_connectors(self) -> None:
+        settings = self.settings
+        configs: dict[str, Any] = dict(settings.connectors)
+        if settings.simulators.enabled:
+            self.simulators = await start_simulators(settings.simulators)
+            self._cleanups.append(("simulators", self.simulators.stop))
+            self.endpoints.simulators = self.simulators.urls
+            if not configs:
+                configs = {
+                    name: parse_connector_config(cfg, source=f"simulator {name}")
+                    for name, cfg in self.simulators.connector_configs().items()
+                }
+        for name, config in configs.items():
+            self.connectors[name] = build_connector(config)
+        self._cleanups.append(("connectors", self._close_connectors))
+
+    async def _start_workers(
+        self,
+        js: JetStreamContext,
+        status: SyncStateStore,
+        dead_letters: DeadLetterStore,
+        alerter: Alerter,
+        audit: AuditLog,
+    ) -> None:
+        wanted = self.settings.process.workers
+        targets = list(self.connectors) if "*" in wanted else wanted
+        unknown = [t for t in targets if t not in self.connectors]
+        if unknown:
+            raise ConfigError(
+                f"process.workers: no connector configured for {unknown} (connectors: {sorted(self.connectors)})"
+            )
+        assert self.mappings is not None
+        for target in targets:
+            worker = DeliveryWorker(
+                target,
+                self.connectors[target],
+                self.mappings,
+                js,
+                status,
+                dead_letters,
+                self.settings.delivery,
+                alerter=alerter,
+                audit=audit,
+            )
+            await worker.start()
+            self.workers.append(worker)
+        self._cleanups.append(("workers", self._stop_workers))
+
+    async def _start_poller(self, buckets: dict[str, Any], publisher: Publisher) -> None:
+        poll: PollerSettings = self.settings.sync
+        target_configs = list(poll.targets)
+        if not target_configs and self.simulators is not None and not self.settings.connectors:
+            # Embedded defaults: every simulator target feeds the demo tenant.
+            target_configs = [PollTargetConfig(target=t, tenant=DEMO_TENANT) for t in EMBEDDED_TARGETS]
+        targets = []
+        for config in target_configs:
+            if config.target not in self.connectors:
+                raise ConfigError(f"sync.targets: no connector configured for target {config.target!r}")
+            targets.append(PollTarget(config, self.connectors[config.target]))
+        if not targets:
+            return
+        assert self.mappings is not None
+        poller = Poller(
+            targets,
+            self.mappings,
+            buckets["rb_cursors"],
+            InventoryStore(buckets["rb_inventory"]),
+            buckets["rb_sync_state"],
+            publisher,
+            poll,
+        )
+        await poller.start()
+        self._cleanups.append(("poller", poller.stop))
+
+    def _security(self) -> SecurityConfig:
+        """Configured security; with no credentials configured at all, a development key for tenant ``demo``.
+
+        The service never runs open: the generated key is written (mode 0600) to ``<data_dir>/dev-token``.
+        """
+        security = self.settings.security
+        if security.api_keys or security.jwt is not None or security.tls is not None:
+            return security
+        raw, digest = generate_api_key()
+        token_file = self.settings.data_dir / "dev-token"
+        token_file.write_text(raw + "\n")
+        os.chmod(token_file, 0o600)
+        self.endpoints.dev_token_file = str(token_file)
+        log.warning("no credentials configured: generated a development API key in %s", token_file)
+        dev = ApiKeyConfig(name="dev", tenant_id=DEMO_TENANT, roles=DEV_ROLES, sha256=digest)
+        return security.model_copy(update={"api_keys": [dev]})
+
+    async def _audit_config_loaded(self, audit: AuditLog) -> None:
+        digest = hashlib.sha256(self.settings.model_dump_json().encode()).digest()
+        await audit.record(
+            action="config.loaded",
+            object_type="config",
+            object_id="settings",
+            tenant_id="",
+            actor="system",
+            after=digest,
+            details={"pid": str(os.getpid()), "grpc_port": str(self.settings.grpc.port)},
+        )
+
+    # ------------------------------------------------------------------ stopping
     async def _stop_grpc(self) -> None:
         if self.grpc is not None:
             await self.grpc.stop()
+
+    async def _stop_workers(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+
+    async def _close_connectors(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.connectors.values()), return_exceptions=True)
 
     async def _close_nats(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
@@ -104,7 +330,6 @@ class App:
                 await cleanup()
             except Exception:  # keep unwinding: one failed step must not orphan the rest
                 log.exception("error while stopping %s", name)
-        self._stopped.set()
 
     async def run_until_signal(self) -> None:
         """Serve until SIGINT or SIGTERM, then stop gracefully."""
@@ -119,3 +344,10 @@ class App:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+
+def _async(fn: Callable[[], None]) -> Cleanup:
+    async def run() -> None:
+        fn()
+
+    return run

@@ -1,15 +1,20 @@
-"""Command line: ``returnbridge serve | simulate | mapping | routes | dlq | audit``."""
+"""Command line: ``returnbridge serve | worker | sync | simulate | mapping | routes | dlq | audit``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from returnbridge.audit.cli import add_audit_commands
+from returnbridge.delivery.dlq_cli import add_dlq_commands
 from returnbridge.errors import ConfigError, ReturnBridgeError
+from returnbridge.mapping.cli import add_mapping_commands
+from returnbridge.routing.routes_cli import add_routes_commands
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -25,19 +30,62 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _run_app(args: argparse.Namespace, process: dict[str, Any] | None = None) -> int:
     from returnbridge.app import App
+    from returnbridge.audit.redact import install_log_redaction
     from returnbridge.config import load_settings
     from returnbridge.logs import configure_logging
 
-    settings = load_settings(args.config, overrides=_cli_overrides(args))
+    overrides = _cli_overrides(args)
+    if process is not None:
+        overrides["process"] = process
+    settings = load_settings(args.config, overrides=overrides)
     configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
+    install_log_redaction()
 
     async def main() -> None:
         app = App(settings)
         await app.start()
         _print_banner(app)
         await app.run_until_signal()
+
+    asyncio.run(main())
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    return _run_app(args)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    return _run_app(args, {"gateway": False, "sync": False, "workers": args.target})
+
+
+def _sync(args: argparse.Namespace) -> int:
+    return _run_app(args, {"gateway": False, "sync": True, "workers": []})
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from returnbridge.config import SimulatorSettings
+    from returnbridge.simulators.runner import start_simulators
+
+    settings = SimulatorSettings(
+        host=args.host, netsuite_port=args.netsuite_port, sap_port=args.sap_port, oracle_port=args.oracle_port
+    )
+
+    async def main() -> None:
+        sims = await start_simulators(settings)
+        try:
+            for name, url in sorted(sims.urls.items()):
+                print(f"  simulator   {name:<9} {url}   (control: {url}/_sim/)", flush=True)
+            print("Ctrl-C stops them.", flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        finally:
+            await sims.stop()
 
     asyncio.run(main())
     return 0
@@ -53,8 +101,12 @@ def _print_banner(app: Any) -> None:
     if ep.metrics:
         lines.append(f"  metrics     {ep.metrics}")
     for name, url in sorted(ep.simulators.items()):
-        lines.append(f"  simulator   {name:<9} {url}")
-    lines.append("  try: .venv/bin/python examples/submit_return.py --target " + ep.grpc)
+        lines.append(f"  simulator   {name:<9} {url}   (control: {url}/_sim/)")
+    if ep.grpc:
+        token = f" --token-file {ep.dev_token_file}" if ep.dev_token_file else ""
+        lines.append(f"  try: .venv/bin/python examples/submit_return.py --target {ep.grpc}{token}")
+    if ep.dev_token_file:
+        lines.append(f"  dev API key (tenant demo, all roles) in {ep.dev_token_file}")
     lines.append("Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)
 
@@ -74,7 +126,36 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="override data_dir (embedded NATS store, local state)")
     serve.add_argument("--no-simulators", action="store_true", help="do not start the bundled ERP simulators")
     serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run delivery workers only (scale out: many processes per target)")
+    _add_runtime_options(worker)
+    worker.add_argument(
+        "--target", action="append", required=True, help="routing target to deliver (repeatable)"
+    )
+    worker.set_defaults(func=_worker)
+
+    sync = sub.add_parser("sync", help="run ERP -> RMS polling only (inventory and document status)")
+    _add_runtime_options(sync)
+    sync.set_defaults(func=_sync)
+
+    simulate = sub.add_parser("simulate", help="run the NetSuite, SAP and Oracle simulators standalone")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--netsuite-port", type=int, default=8701)
+    simulate.add_argument("--sap-port", type=int, default=8702)
+    simulate.add_argument("--oracle-port", type=int, default=8703)
+    simulate.set_defaults(func=_simulate)
+
+    add_mapping_commands(sub)
+    add_routes_commands(sub)
+    add_dlq_commands(sub)
+    add_audit_commands(sub)
     return parser
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML configuration file")
+    parser.add_argument("--nats-url", help="NATS server/cluster to join")
+    parser.add_argument("--data-dir", type=Path, help="override data_dir")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,15 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from returnbridge.connectors.registry import ConnectorConfig
+from returnbridge.delivery.worker import DeliverySettings
 from returnbridge.errors import ConfigError
+from returnbridge.gateway.security_config import ReferenceDataConfig, SecurityConfig
+from returnbridge.mapping.service import TranslationServiceConfig
+from returnbridge.observability.alerts import AlertConfig
+from returnbridge.observability.monitor import MonitorConfig
+from returnbridge.routing.rules import RoutingSettings
+from returnbridge.sync.poller import PollerSettings
 
 ENV_PREFIX = "RETURNBRIDGE_"
 DEFAULT_CONFIG_FILE = "returnbridge.yaml"
@@ -63,7 +71,11 @@ class LoggingSettings(_Section):
 
 
 class SimulatorSettings(_Section):
-    """The bundled ERP simulators; started by ``serve`` when ``enabled`` (the embedded default)."""
+    """The bundled ERP simulators; started by ``serve`` when ``enabled`` (the embedded default).
+
+    With no ``connectors`` configured, ``serve`` points the targets ``netsuite``, ``sap`` and
+    ``oracle_fusion`` of the shipped routing file at them.
+    """
 
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -85,8 +97,18 @@ class MappingSettings(_Section):
     packs_dirs: list[Path] = Field(default_factory=list)
 
 
+class ProcessSettings(_Section):
+    """Which parts one process runs; scale out by running many processes with different parts on."""
+
+    gateway: bool = True
+    # Delivery workers for these targets ("*" = every configured connector).
+    workers: list[str] = Field(default_factory=lambda: ["*"])
+    # ERP -> RMS polling (inventory and document status).
+    sync: bool = True
+
+
 class Settings(_Section):
-    """Root of the configuration. Sections owned by other modules are validated by their own models."""
+    """Root of the configuration; each section's model lives with the code that uses it."""
 
     data_dir: Path = Path(".returnbridge")
     nats: NatsSettings = NatsSettings()
@@ -95,14 +117,17 @@ class Settings(_Section):
     simulators: SimulatorSettings = SimulatorSettings()
     metrics: MetricsSettings = MetricsSettings()
     mapping: MappingSettings = MappingSettings()
-    # Validated by their owners at startup (gateway security, routing, connectors, delivery, alerts, sync).
-    security: dict[str, Any] = Field(default_factory=dict)
-    routing: dict[str, Any] = Field(default_factory=dict)
-    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    delivery: dict[str, Any] = Field(default_factory=dict)
-    alerts: dict[str, Any] = Field(default_factory=dict)
-    sync: dict[str, Any] = Field(default_factory=dict)
-    reference_data: dict[str, Any] = Field(default_factory=dict)
+    process: ProcessSettings = ProcessSettings()
+    security: SecurityConfig = SecurityConfig()
+    reference_data: ReferenceDataConfig = ReferenceDataConfig()
+    routing: RoutingSettings = RoutingSettings()
+    # Named connector instances (the routing file's targets), e.g. {"netsuite": {"kind": "netsuite", ...}}.
+    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    delivery: DeliverySettings = DeliverySettings()
+    sync: PollerSettings = PollerSettings()
+    alerts: AlertConfig = AlertConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    translation: TranslationServiceConfig = TranslationServiceConfig()
 
     @property
     def embedded_nats(self) -> bool:

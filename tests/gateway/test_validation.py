@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -58,6 +59,7 @@ def good_order() -> R.ReturnOrder:
         restocking_fee=money("1.00"),
         # 2 x 10.25 + round(1.5 x 3.33 = 4.995) 5.00 + 0.50 - 1.00
         total_amount=money("25.00"),
+        event_time=Timestamp(seconds=1_795_000_000),
     )  # fmt: skip
 
 
@@ -232,7 +234,7 @@ def test_valid_refund_exchange_and_cancel_events() -> None:
 
     cancel = R.ReturnOrder(
         return_id="ret-1", rma_number="RMA-1", version=3, return_type=R.RETURN_TYPE_REFUND,
-        event=R.LIFECYCLE_EVENT_CANCELLED, currency="EUR",
+        event=R.LIFECYCLE_EVENT_CANCELLED, currency="EUR", event_time=Timestamp(seconds=1_795_000_000),
     )  # fmt: skip
     assert _violations(cancel) == []
 
@@ -351,6 +353,7 @@ def test_total_rule_property(lines: list[tuple[Decimal, Decimal, Decimal]], fee:
     order = R.ReturnOrder(
         return_id="r", rma_number="RMA-1", version=1, return_type=R.RETURN_TYPE_REFUND,
         event=R.LIFECYCLE_EVENT_AUTHORIZED, currency="EUR", restocking_fee=money(str(fee)),
+        event_time=Timestamp(seconds=1_795_000_000),
     )  # fmt: skip
     expected = -fee
     for index, (quantity, price, tax) in enumerate(lines):

@@ -176,6 +176,9 @@ def validate_return_order(
     elif order.event not in EV.values():
         out.add(f"{p}.event", f"unknown value {order.event}")
     _check_id(out, f"{p}.notes", order.notes, required=False, max_length=MAX_TEXT_LENGTH)
+    # Every ERP document is dated by the event (return date, goods movement date, credit memo date).
+    if not order.HasField("event_time"):
+        out.add(f"{p}.event_time", "required: when the lifecycle event happened in the RMS")
     if order.original_order.order_date:
         try:
             date.fromisoformat(order.original_order.order_date)
