@@ -30,8 +30,8 @@ proto: $(STAMP) ## Regenerate python/returnbridge/api from proto/
 	PYTHON=$(PY) scripts/gen_proto.sh
 
 lint: $(STAMP) ## ruff + mypy + cargo fmt/clippy
-	$(BIN)/ruff check python tests benchmarks
-	$(BIN)/ruff format --check python tests benchmarks
+	$(BIN)/ruff check python tests benchmarks examples
+	$(BIN)/ruff format --check python tests benchmarks examples
 	$(BIN)/mypy
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -q -- -D warnings

@@ -177,9 +177,8 @@ class RunningSimulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:  # port 0: read back the one the OS chose
-            self.port = server.sockets[0].getsockname()[1]
+        if self.port == 0:  # read back the port the OS chose
+            self.port = int(self._runner.addresses[0][1])
         return self
 
     @property
