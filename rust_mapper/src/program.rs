@@ -194,6 +194,30 @@ impl Program {
         self.run(input, false).map(|(out, _)| out)
     }
 
+    /// Translate many documents, splitting large batches over the available cores (results keep input order).
+    pub fn translate_many(&self, inputs: &[&[u8]]) -> Vec<Result<Vec<u8>, TranslateError>> {
+        // Below this, thread start-up costs more than it saves.
+        const PER_THREAD: usize = 64;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let threads = cores.min(inputs.len() / PER_THREAD).max(1);
+        if threads == 1 {
+            return inputs.iter().map(|d| self.translate(d)).collect();
+        }
+        let chunk = inputs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = inputs
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|d| self.translate(d)).collect::<Vec<_>>()))
+                .collect();
+            // A translation never panics; if a thread did, fall back to translating its part here.
+            handles
+                .into_iter()
+                .zip(inputs.chunks(chunk))
+                .flat_map(|(h, part)| h.join().unwrap_or_else(|_| part.iter().map(|d| self.translate(d)).collect()))
+                .collect()
+        })
+    }
+
     /// Translate and report which rule produced each output field.
     pub fn explain(&self, input: &[u8]) -> Result<(Vec<u8>, Vec<ExplainEntry>), TranslateError> {
         self.run(input, true)

@@ -15,6 +15,9 @@ create_exception!(
     "A document failed to translate: args (rule, path, message)."
 );
 
+/// (output_path, rule, input_path) as Python sees an explain entry.
+type ExplainRow = (String, String, String);
+
 /// One compiled mapping spec. Immutable and thread-safe.
 #[pyclass(frozen, module = "returnbridge._mapper")]
 struct Mapper {
@@ -63,8 +66,8 @@ impl Mapper {
         Ok(PyBytes::new(py, &out))
     }
 
-    /// Translate many documents in one call with the GIL released. Each result is the output bytes or a
-    /// `(rule, path, message)` tuple.
+    /// Translate many documents in one call with the GIL released (large batches use all cores). Each result is
+    /// the output bytes or a `(rule, path, message)` tuple.
     fn translate_batch<'py>(
         &self,
         py: Python<'py>,
@@ -72,7 +75,7 @@ impl Mapper {
     ) -> PyResult<Bound<'py, PyList>> {
         let inputs: Vec<&[u8]> = documents.iter().map(|d| d.as_bytes()).collect();
         let prog = &self.prog;
-        let results = py.detach(|| inputs.iter().map(|d| prog.translate(d)).collect::<Vec<_>>());
+        let results = py.detach(|| prog.translate_many(&inputs));
         let list = PyList::empty(py);
         for r in results {
             match r {
@@ -84,11 +87,7 @@ impl Mapper {
     }
 
     /// Translate and report (output_path, rule, input_path) for every written field.
-    fn explain<'py>(
-        &self,
-        py: Python<'py>,
-        document: &[u8],
-    ) -> PyResult<(Bound<'py, PyBytes>, Vec<(String, String, String)>)> {
+    fn explain<'py>(&self, py: Python<'py>, document: &[u8]) -> PyResult<(Bound<'py, PyBytes>, Vec<ExplainRow>)> {
         let (out, entries) = self.prog.explain(document).map_err(failure)?;
         Ok((PyBytes::new(py, &out), entries.into_iter().map(|e| (e.output_path, e.rule, e.input_path)).collect()))
     }

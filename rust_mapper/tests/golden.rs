@@ -72,3 +72,19 @@ fn explain_names_rules_and_paths() {
     assert_eq!(serial.input_path, "lines[1].serial_numbers[1]");
     assert!(entries.iter().any(|e| e.rule == "lines.serial.qty" && e.input_path.is_empty()));
 }
+
+#[test]
+fn translate_many_keeps_order_and_results() {
+    let dir = cases_dir();
+    let descriptors = fs::read(dir.join("descriptors.bin")).expect("descriptors");
+    let case = dir.join("return_authorization/compiled");
+    let prog = rust_mapper::compile(&fs::read(case.join("spec.json")).unwrap(), &descriptors).unwrap();
+    let good = fs::read(case.join("input.bin")).unwrap();
+    let bad = b"\xff\xff".to_vec();
+    let inputs: Vec<&[u8]> = (0..1000).map(|i| if i % 7 == 3 { bad.as_slice() } else { good.as_slice() }).collect();
+    let many = prog.translate_many(&inputs);
+    assert_eq!(many.len(), inputs.len());
+    for (input, result) in inputs.iter().zip(&many) {
+        assert_eq!(result, &prog.translate(input));
+    }
+}
