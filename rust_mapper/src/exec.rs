@@ -78,6 +78,10 @@ impl<'t> Run<'t> {
         }
         let s = &self.scopes[i];
         let parent = self.scope_path(s.base);
+        if s.label.is_empty() {
+            // An `each: "@"` scope is the same document node as its parent.
+            return parent;
+        }
         let sep = if parent.is_empty() { "" } else { "." };
         format!("{parent}{sep}{}[{}]", s.label, s.src_index)
     }
@@ -111,6 +115,15 @@ impl<'t> Run<'t> {
         let si = self.base_scope(p.base)?;
         let start: &'t Value<'t> = self.scopes[si].value;
         let mut out = Vec::new();
+        if p.marker == Marker::Item {
+            if !start.is_null() {
+                let mut chain = Chain::new();
+                chain.levels[0] = (start, 0, "");
+                chain.len = 1;
+                out.push((chain, start));
+            }
+            return Ok(out);
+        }
         collect_items(start, &p.segs, &p.labels, &mut Chain::new(), &mut out, &p.text)?;
         Ok(out)
     }

@@ -289,6 +289,10 @@ impl Compiler<'_> {
     /// An `each` path: returns the path and the scope types pushed per item (flattened levels + item).
     fn each_path(&self, p: &V<'_>, scopes: &[Ty]) -> Res<(CPath, Vec<Ty>)> {
         let (path, ty, mut levels) = self.path(p, scopes)?;
+        if path.marker == Marker::Item && path.segs.is_empty() {
+            // `each: "@"`: the current item as a one-element list (e.g. one nested object per line).
+            return Ok((path, vec![ty]));
+        }
         if path.marker != Marker::None {
             return Err(self.err(format!("each {:?}: iterate a list field, not a marker", path.text)));
         }

@@ -66,6 +66,13 @@ OUTBOUND_CASES: list[tuple[str, str, str]] = [
         '{"items":[{"serials":["SN0-0"],"parent":["L1"]},{"serials":["SN1-0","SN1-1"],"parent":["L2","L2"]},{"serials":["SN2-0","SN2-1","SN2-2"],"parent":["L3","L3","L3"]}]}',
     ),
     (
+        "each_current_item",
+        "- id: l\n  target: items\n  each: lines\n  rules:\n    - id: l.p\n      target: pricing\n      each: '@'\n"
+        "      where: {path: disposition, eq: DISPOSITION_RESTOCK}\n      rules:\n"
+        "        - {id: l.p.sku, target: sku, source: sku}\n        - {id: l.p.n, target: n, source: '^.@number'}",
+        '{"items":[{"pricing":[{"sku":"SKU-1001","n":1}]},{},{"pricing":[{"sku":"SKU-1003","n":3}]}]}',
+    ),
+    (
         "each_flatten",
         "- {id: s, target: s, each: 'lines[*].serial_numbers', template: '{^.line_id}:{@index}', pipe: [trim]}",
         '{"s":["L1:0","L2:1","L2:2","L3:3","L3:4","L3:5"]}',
@@ -261,6 +268,12 @@ ERROR_CASES: list[tuple[str, str, tuple[str, str, str]]] = [
         "compare_non_number",
         "- {id: a, target: b, value: 1, when: {path: currency, gt: 1}}",
         ("a", "", 'expected a number to compare, got "USD"'),
+    ),
+    (
+        "each_current_item_error_path",
+        "- id: l\n  target: l\n  each: lines\n  rules:\n"
+        "    - {id: l.p, target: p, each: '@', rules: [{id: l.p.q, target: q, source: sku, pipe: [decimal]}]}",
+        ("l.p.q", "lines[0].sku", 'expected a decimal, got "SKU-1001"'),
     ),
     (
         "required_list",

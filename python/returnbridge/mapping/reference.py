@@ -809,6 +809,8 @@ class _Compiler:
 
     def each_path(self, p: dict[str, Any], scopes: list[Any]) -> tuple[Path, list[Any]]:
         path, ty, levels = self.path(p, scopes)
+        if path.marker == "item" and not path.segs:
+            return path, [ty]
         if path.marker is not None:
             raise self.err(f"each {dq(path.text)}: iterate a list field, not a marker")
         if isinstance(ty, tuple) and ty[0] == "list":
@@ -1256,6 +1258,8 @@ class _Run:
             return ""
         s = self.scopes[i]
         parent = self.scope_path(s.base)
+        if not s.label:
+            return parent
         return f"{parent}{'.' if parent else ''}{s.label}[{s.src_index}]"
 
     def path_of(self, p: Path) -> str:
@@ -1281,6 +1285,8 @@ class _Run:
     def items(self, p: Path) -> list[tuple[list[tuple[Any, int, str]], Any]]:
         start = self.scopes[self.base_scope(p.base)].value
         out: list[tuple[list[tuple[Any, int, str]], Any]] = []
+        if p.marker == "item":
+            return [([(start, 0, "")], start)] if start is not None else []
         self._collect(start, p.segs, p.labels, [], out, p.text)
         return out
 
