@@ -106,6 +106,9 @@ impl Decimal {
         let mut digits = 0usize;
         let mut frac: i64 = 0;
         let mut seen_dot = false;
+        // Accumulate in u64 while it cannot overflow (18 digits), then in i128.
+        let mut small: u64 = 0;
+        let mut small_digits = 0usize;
         while i < b.len() {
             let c = b[i];
             if c.is_ascii_digit() {
@@ -113,9 +116,21 @@ impl Decimal {
                 if seen_dot {
                     frac += 1;
                 }
-                match coef.checked_mul(10).and_then(|v| v.checked_add((c - b'0') as i128)) {
-                    Some(v) if v <= MAX_COEF => coef = v,
-                    _ => overflow = true,
+                if small_digits < 18 && coef == 0 {
+                    small = small * 10 + u64::from(c - b'0');
+                    if small != 0 {
+                        small_digits += 1;
+                    }
+                } else {
+                    if coef == 0 {
+                        coef = i128::from(small);
+                        small = 0;
+                        small_digits = 18;
+                    }
+                    match coef.checked_mul(10).and_then(|v| v.checked_add((c - b'0') as i128)) {
+                        Some(v) if v <= MAX_COEF => coef = v,
+                        _ => overflow = true,
+                    }
                 }
             } else if c == b'.' && !seen_dot {
                 seen_dot = true;
@@ -160,6 +175,9 @@ impl Decimal {
         }
         if overflow {
             return Some(Err(OutOfRange));
+        }
+        if coef == 0 {
+            coef = i128::from(small);
         }
         let coef = if neg { -coef } else { coef };
         let shift = exp - frac;

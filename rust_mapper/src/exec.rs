@@ -515,8 +515,16 @@ impl<'t> Run<'t> {
         Ok(Some(v))
     }
 
+    #[inline]
     pub(crate) fn push_out(&mut self, key: &str, index: Option<usize>) {
         if self.explain.is_some() {
+            self.push_out_slow(key, index);
+        }
+    }
+
+    #[cold]
+    fn push_out_slow(&mut self, key: &str, index: Option<usize>) {
+        {
             let mut s = String::new();
             if !key.is_empty() {
                 if !self.out_path.is_empty() {
@@ -531,6 +539,7 @@ impl<'t> Run<'t> {
         }
     }
 
+    #[inline]
     pub(crate) fn pop_out(&mut self) {
         if self.explain.is_some() {
             self.out_path.pop();

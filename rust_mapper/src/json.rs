@@ -256,11 +256,25 @@ fn utf8_len(first: u8) -> usize {
     }
 }
 
+/// Bytes that need escaping inside a JSON string: control characters, `"` and `\\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Append `s` as a JSON string literal (same escaping as Python's `json.dumps(ensure_ascii=False)`).
+#[inline]
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
-    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+    if !b.iter().any(|&c| NEEDS_ESCAPE[c as usize]) {
         out.extend_from_slice(b);
         out.push(b'"');
         return;

@@ -111,3 +111,58 @@ fn deep_nesting_is_an_error() {
     }
     let _ = program("return_authorization").translate(&msg);
 }
+
+/// The straightforward digit-by-digit i128 parser the fast path in `Decimal::parse` must agree with.
+fn reference_parse(text: &str) -> Option<Result<(i128, u32), ()>> {
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let exp: i64 = match exp {
+        None => 0,
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) || digits.len() > 5 {
+                return None;
+            }
+            e.parse().ok()?
+        }
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.len() + frac.len() == 0 || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut coef: i128 = 0;
+    for c in int.bytes().chain(frac.bytes()) {
+        coef = match coef.checked_mul(10).and_then(|v| v.checked_add(i128::from(c - b'0'))) {
+            Some(v) if v <= rust_mapper::decimal::MAX_COEF => v,
+            _ => return Some(Err(())),
+        };
+    }
+    let shift = exp - frac.len() as i64;
+    let coef = if neg { -coef } else { coef };
+    if shift <= 0 {
+        return Some(if -shift > 38 { Err(()) } else { Ok((coef, (-shift) as u32)) });
+    }
+    if shift > 38 {
+        return Some(if coef == 0 { Ok((0, 0)) } else { Err(()) });
+    }
+    match 10i128.checked_pow(shift as u32).and_then(|p| coef.checked_mul(p)) {
+        Some(m) if (-rust_mapper::decimal::MAX_COEF..=rust_mapper::decimal::MAX_COEF).contains(&m) => Some(Ok((m, 0))),
+        _ => Some(Err(())),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+    #[test]
+    fn decimal_parse_matches_reference(text in r"[+-]?[0-9]{0,45}(\.[0-9]{0,45})?([eE][+-]?[0-9]{1,3})?") {
+        let ours = rust_mapper::decimal::Decimal::parse(&text).map(|r| r.map(|d| (d.coef(), d.scale())).map_err(|_| ()));
+        prop_assert_eq!(ours, reference_parse(&text), "{}", text);
+    }
+}

@@ -42,6 +42,10 @@ pub fn pad(v: Value<'_>, width: usize, fill: char, left: bool) -> Result<Value<'
 
 pub fn max_length<'a>(v: Value<'a>, length: usize, truncate: bool, label: &str) -> Result<Value<'a>, String> {
     let s = text(v)?;
+    // At most `length` bytes means at most `length` characters: skip counting.
+    if s.len() <= length {
+        return Ok(Value::Str(s));
+    }
     match s.char_indices().nth(length) {
         None => Ok(Value::Str(s)),
         Some((cut, _)) if truncate => Ok(Value::Str(match s {
