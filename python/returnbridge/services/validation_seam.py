@@ -8,6 +8,8 @@ from decimal import Decimal, InvalidOperation
 
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.errors import FieldViolation, ValidationError
+from returnbridge.gateway.reference_data import ReferenceData
+from returnbridge.gateway.validation import validate_return_order
 
 Validator = Callable[[returns_pb2.ReturnOrder], None]
 _DECIMAL = re.compile(r"^\d+(\.\d+)?$")
@@ -24,7 +26,7 @@ def minimal_validate(order: returns_pb2.ReturnOrder) -> None:
         problems.append(FieldViolation("return_order.event", "required"))
     if order.erp_references:
         problems.append(FieldViolation("return_order.erp_references", "owned by the server; must be empty"))
-    if not order.lines:
+    if not order.lines and order.event != returns_pb2.LIFECYCLE_EVENT_CANCELLED:
         problems.append(FieldViolation("return_order.lines", "at least one line is required"))
     for index, line in enumerate(order.lines):
         try:
@@ -44,12 +46,11 @@ def default_validator() -> Validator:
     return minimal_validate
 
 
-def gateway_validator(reference: object) -> Validator:
+def gateway_validator(reference: ReferenceData) -> Validator:
     """The gateway's complete validation (every violation at once), then the pipeline's own invariants."""
-    from returnbridge.gateway.validation import validate_return_order  # type: ignore[import-not-found,unused-ignore]
 
     def validate(order: returns_pb2.ReturnOrder) -> None:
-        validate_return_order(order, reference, tenant_id=order.tenant_id)  # type: ignore[arg-type,unused-ignore]
+        validate_return_order(order, reference, tenant_id=order.tenant_id)
         minimal_validate(order)
 
     return validate
