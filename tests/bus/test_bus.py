@@ -34,7 +34,7 @@ def test_kv_tokens_round_trip_any_id() -> None:
         token = subjects.kv_token(value)
         assert "." not in token and " " not in token
         assert subjects.kv_untoken(token) == value
-    assert subjects.inventory_key("acme", "SKU 1", "DAL1", "") == "acme.=x534b552031.DAL1._"
+    assert subjects.inventory_key("acme", "SKU 1", "DAL1", "", "sap") == "acme.=x534b552031.DAL1._.sap"
 
 
 async def test_ensure_streams_is_idempotent_with_explicit_limits(nats_client: NatsClient) -> None:

@@ -161,3 +161,26 @@ async def test_posted_amounts_reconcile_against_sync_state(pipeline: Pipeline) -
     assert [(m.amount, m.currency) for m in report.posted_totals] == [("42.00", "USD")]
     other = await stub.GetReconciliationReport(admin_pb2.ReconciliationRequest(), metadata=md("globex"))
     assert list(other.lines) == [] and other.balanced
+
+
+async def test_same_location_from_two_erps_keeps_both_levels(pipeline: Pipeline) -> None:
+    store = InventoryStore(pipeline.buckets[subjects.INVENTORY_BUCKET])
+    for target, qty in (("netsuite", "5"), ("sap", "100.000")):
+        level = inventory_pb2.InventoryLevel(tenant_id="acme", sku="SKU-1", on_hand=qty, target=target)
+        level.location.site = "DAL1"
+        await store.put(level)
+    stub = inventory_pb2_grpc.InventoryServiceStub(await pipeline.start_grpc(InventoryServicer(store)))
+    listed = await stub.ListInventory(inventory_pb2.ListInventoryRequest(skus=["SKU-1"]), metadata=md("acme"))
+    assert sorted((lv.target, lv.on_hand) for lv in listed.levels) == [("netsuite", "5"), ("sap", "100.000")]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.GetInventory(
+            inventory_pb2.GetInventoryRequest(sku="SKU-1", location={"site": "DAL1"}), metadata=md("acme")
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "netsuite, sap" in (
+        info.value.details() or ""
+    )
+    level = await stub.GetInventory(
+        inventory_pb2.GetInventoryRequest(sku="SKU-1", location={"site": "DAL1"}, target="sap"),
+        metadata=md("acme"),
+    )
+    assert level.on_hand == "100.000"

@@ -120,9 +120,18 @@ def sync_state_tenant_filter(tenant: str) -> str:
     return f"{kv_token(tenant)}.*"
 
 
-def inventory_key(tenant: str, sku: str, site: str, sub_location: str) -> str:
-    """``tenant.sku.site.sub`` with each part encoded; an empty sub-location becomes ``_``."""
-    return ".".join(kv_token(part or "_") for part in (tenant, sku, site, sub_location))
+def inventory_key(tenant: str, sku: str, site: str, sub_location: str, target: str) -> str:
+    """``tenant.sku.site.sub.target`` with each part encoded; an empty sub-location becomes ``_``.
+
+    The target is part of the key: when several ERPs of one tenant report the same SKU and location,
+    each keeps its own level instead of overwriting the other's.
+    """
+    return ".".join(kv_token(part or "_") for part in (tenant, sku, site, sub_location, target))
+
+
+def inventory_location_filter(tenant: str, sku: str, site: str, sub_location: str) -> str:
+    """Every target's level of one SKU at one location."""
+    return ".".join(kv_token(part or "_") for part in (tenant, sku, site, sub_location)) + ".*"
 
 
 def inventory_tenant_filter(tenant: str) -> str:

@@ -25,7 +25,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         try:
             tenant = current_principal().tenant_id
             return await self._store.get(
-                tenant, request.sku, request.location.site, request.location.sub_location
+                tenant, request.sku, request.location.site, request.location.sub_location, request.target
             )
         except ReturnBridgeError as exc:
             await abort(context, exc)

@@ -1,4 +1,4 @@
-"""Inventory levels in KV ``rb_inventory`` (key ``tenant.sku.site.sub``): store, read, list and watch."""
+"""Inventory levels in KV ``rb_inventory`` (key ``tenant.sku.site.sub.target``): store, read, list and watch."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from nats.js.kv import KeyValue
 from returnbridge.api.v1 import inventory_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import keys_matching
-from returnbridge.errors import NotFoundError, ValidationError
+from returnbridge.errors import FieldViolation, NotFoundError, ValidationError
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
 
-def _parts(key: str) -> tuple[str, str, str, str]:
-    tenant, sku, site, sub = (subjects.kv_untoken(p) for p in key.split("."))
-    return tenant, sku, site, "" if sub == "_" else sub
+def _parts(key: str) -> tuple[str, str, str, str, str]:
+    tenant, sku, site, sub, target = (subjects.kv_untoken(p) for p in key.split("."))
+    return tenant, sku, site, "" if sub == "_" else sub, target
 
 
 class InventoryStore:
@@ -30,7 +30,7 @@ class InventoryStore:
     @staticmethod
     def key_of(level: inventory_pb2.InventoryLevel) -> str:
         return subjects.inventory_key(
-            level.tenant_id, level.sku, level.location.site, level.location.sub_location
+            level.tenant_id, level.sku, level.location.site, level.location.sub_location, level.target
         )
 
     async def put(self, level: inventory_pb2.InventoryLevel) -> int:
@@ -39,17 +39,39 @@ class InventoryStore:
         return await self.kv.put(self.key_of(level), level.SerializeToString())
 
     async def get(
-        self, tenant: str, sku: str, site: str, sub_location: str = ""
+        self, tenant: str, sku: str, site: str, sub_location: str = "", target: str = ""
     ) -> inventory_pb2.InventoryLevel:
+        """The level of one SKU at one location; ``target`` picks the ERP when several report it.
+
+        Raises:
+            NotFoundError: no ERP reported it.
+            ValidationError: several ERPs report it and ``target`` does not say which.
+        """
         if not sku or not site:
             raise ValidationError("sku and location.site are required")
-        try:
-            entry = await self.kv.get(subjects.inventory_key(tenant, sku, site, sub_location))
-        except KeyNotFoundError:
-            raise NotFoundError(f"no inventory for {sku!r} at {site!r}") from None
-        if not entry.value:
+        if target:
+            keys = [subjects.inventory_key(tenant, sku, site, sub_location, target)]
+        else:
+            keys = await keys_matching(
+                self.kv, subjects.inventory_location_filter(tenant, sku, site, sub_location)
+            )
+        levels = []
+        for key in keys:
+            try:
+                entry = await self.kv.get(key)
+            except KeyNotFoundError:
+                continue
+            if entry.value:
+                levels.append(inventory_pb2.InventoryLevel.FromString(entry.value))
+        if not levels:
             raise NotFoundError(f"no inventory for {sku!r} at {site!r}")
-        return inventory_pb2.InventoryLevel.FromString(entry.value)
+        if len(levels) > 1:
+            names = ", ".join(sorted(level.target for level in levels))
+            raise ValidationError(
+                f"{sku!r} at {site!r} is reported by several ERP targets ({names})",
+                [FieldViolation("target", f"name one of: {names}")],
+            )
+        return levels[0]
 
     async def list(
         self, tenant: str, *, skus: set[str], sites: set[str], page_size: int = 0, page_token: str = ""
@@ -64,7 +86,7 @@ class InventoryStore:
         for key in keys:
             if page_token and key <= page_token:
                 continue
-            _, sku, site, _ = _parts(key)
+            _, sku, site, _, _ = _parts(key)
             if (skus and sku not in skus) or (sites and site not in sites):
                 continue
             if len(levels) == page_size:
@@ -97,7 +119,7 @@ class InventoryStore:
                     continue
                 if not entry.value or entry.operation is not None:
                     continue
-                _, sku, site, _ = _parts(entry.key)
+                _, sku, site, _, _ = _parts(entry.key)
                 if (skus and sku not in skus) or (sites and site not in sites):
                     continue
                 yield inventory_pb2.InventoryUpdate(

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from returnbridge.api.v1 import common_pb2 as returnbridge_dot_api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#returnbridge/api/v1/inventory.proto\x12\x13returnbridge.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a returnbridge/api/v1/common.proto\"\xbf\x02\n\x0eInventoryLevel\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x38\n\x08location\x18\x03 \x01(\x0b\x32&.returnbridge.api.v1.WarehouseLocation\x12\x0f\n\x07on_hand\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\t\x12\x10\n\x08reserved\x18\x06 \x01(\t\x12\x15\n\rin_inspection\x18\x07 \x01(\t\x12\x17\n\x0funit_of_measure\x18\x08 \x01(\t\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\nsource_erp\x18\n \x01(\x0e\x32\x1e.returnbridge.api.v1.ErpSystem\x12\x0e\n\x06target\x18\x0b \x01(\t\"\xa6\x02\n\x0e\x44ocumentStatus\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12+\n\x03\x65rp\x18\x02 \x01(\x0e\x32\x1e.returnbridge.api.v1.ErpSystem\x12\x15\n\rdocument_type\x18\x03 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x04 \x01(\t\x12\x1a\n\x12\x65xternal_reference\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x12\n\nerp_status\x18\x07 \x01(\t\x12*\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x1a.returnbridge.api.v1.Money\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\treturn_id\x18\n \x01(\t\"\\\n\x13GetInventoryRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x38\n\x08location\x18\x02 \x01(\x0b\x32&.returnbridge.api.v1.WarehouseLocation\"Z\n\x14ListInventoryRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\r\n\x05sites\x18\x02 \x03(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"e\n\x15ListInventoryResponse\x12\x33\n\x06levels\x18\x01 \x03(\x0b\x32#.returnbridge.api.v1.InventoryLevel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x15WatchInventoryRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\r\n\x05sites\x18\x02 \x03(\t\x12\x18\n\x10include_snapshot\x18\x03 \x01(\x08\"W\n\x0fInventoryUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x32\n\x05level\x18\x02 \x01(\x0b\x32#.returnbridge.api.v1.InventoryLevel2\xbf\x02\n\x10InventoryService\x12]\n\x0cGetInventory\x12(.returnbridge.api.v1.GetInventoryRequest\x1a#.returnbridge.api.v1.InventoryLevel\x12\x66\n\rListInventory\x12).returnbridge.api.v1.ListInventoryRequest\x1a*.returnbridge.api.v1.ListInventoryResponse\x12\x64\n\x0eWatchInventory\x12*.returnbridge.api.v1.WatchInventoryRequest\x1a$.returnbridge.api.v1.InventoryUpdate0\x01\x42\x80\x01\n\x16io.returnbridge.api.v1P\x01ZNgithub.com/returnbridge/returnbridge/gen/go/returnbridge/api/v1;returnbridgev1\xaa\x02\x13ReturnBridge.Api.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#returnbridge/api/v1/inventory.proto\x12\x13returnbridge.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a returnbridge/api/v1/common.proto\"\xbf\x02\n\x0eInventoryLevel\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x38\n\x08location\x18\x03 \x01(\x0b\x32&.returnbridge.api.v1.WarehouseLocation\x12\x0f\n\x07on_hand\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\t\x12\x10\n\x08reserved\x18\x06 \x01(\t\x12\x15\n\rin_inspection\x18\x07 \x01(\t\x12\x17\n\x0funit_of_measure\x18\x08 \x01(\t\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\nsource_erp\x18\n \x01(\x0e\x32\x1e.returnbridge.api.v1.ErpSystem\x12\x0e\n\x06target\x18\x0b \x01(\t\"\xa6\x02\n\x0e\x44ocumentStatus\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12+\n\x03\x65rp\x18\x02 \x01(\x0e\x32\x1e.returnbridge.api.v1.ErpSystem\x12\x15\n\rdocument_type\x18\x03 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x04 \x01(\t\x12\x1a\n\x12\x65xternal_reference\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x12\n\nerp_status\x18\x07 \x01(\t\x12*\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x1a.returnbridge.api.v1.Money\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\treturn_id\x18\n \x01(\t\"l\n\x13GetInventoryRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x38\n\x08location\x18\x02 \x01(\x0b\x32&.returnbridge.api.v1.WarehouseLocation\x12\x0e\n\x06target\x18\x03 \x01(\t\"Z\n\x14ListInventoryRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\r\n\x05sites\x18\x02 \x03(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"e\n\x15ListInventoryResponse\x12\x33\n\x06levels\x18\x01 \x03(\x0b\x32#.returnbridge.api.v1.InventoryLevel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x15WatchInventoryRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\r\n\x05sites\x18\x02 \x03(\t\x12\x18\n\x10include_snapshot\x18\x03 \x01(\x08\"W\n\x0fInventoryUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x32\n\x05level\x18\x02 \x01(\x0b\x32#.returnbridge.api.v1.InventoryLevel2\xbf\x02\n\x10InventoryService\x12]\n\x0cGetInventory\x12(.returnbridge.api.v1.GetInventoryRequest\x1a#.returnbridge.api.v1.InventoryLevel\x12\x66\n\rListInventory\x12).returnbridge.api.v1.ListInventoryRequest\x1a*.returnbridge.api.v1.ListInventoryResponse\x12\x64\n\x0eWatchInventory\x12*.returnbridge.api.v1.WatchInventoryRequest\x1a$.returnbridge.api.v1.InventoryUpdate0\x01\x42\x80\x01\n\x16io.returnbridge.api.v1P\x01ZNgithub.com/returnbridge/returnbridge/gen/go/returnbridge/api/v1;returnbridgev1\xaa\x02\x13ReturnBridge.Api.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,15 +39,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENTSTATUS']._serialized_start=450
   _globals['_DOCUMENTSTATUS']._serialized_end=744
   _globals['_GETINVENTORYREQUEST']._serialized_start=746
-  _globals['_GETINVENTORYREQUEST']._serialized_end=838
-  _globals['_LISTINVENTORYREQUEST']._serialized_start=840
-  _globals['_LISTINVENTORYREQUEST']._serialized_end=930
-  _globals['_LISTINVENTORYRESPONSE']._serialized_start=932
-  _globals['_LISTINVENTORYRESPONSE']._serialized_end=1033
-  _globals['_WATCHINVENTORYREQUEST']._serialized_start=1035
-  _globals['_WATCHINVENTORYREQUEST']._serialized_end=1113
-  _globals['_INVENTORYUPDATE']._serialized_start=1115
-  _globals['_INVENTORYUPDATE']._serialized_end=1202
-  _globals['_INVENTORYSERVICE']._serialized_start=1205
-  _globals['_INVENTORYSERVICE']._serialized_end=1524
+  _globals['_GETINVENTORYREQUEST']._serialized_end=854
+  _globals['_LISTINVENTORYREQUEST']._serialized_start=856
+  _globals['_LISTINVENTORYREQUEST']._serialized_end=946
+  _globals['_LISTINVENTORYRESPONSE']._serialized_start=948
+  _globals['_LISTINVENTORYRESPONSE']._serialized_end=1049
+  _globals['_WATCHINVENTORYREQUEST']._serialized_start=1051
+  _globals['_WATCHINVENTORYREQUEST']._serialized_end=1129
+  _globals['_INVENTORYUPDATE']._serialized_start=1131
+  _globals['_INVENTORYUPDATE']._serialized_end=1218
+  _globals['_INVENTORYSERVICE']._serialized_start=1221
+  _globals['_INVENTORYSERVICE']._serialized_end=1540
 # @@protoc_insertion_point(module_scope)

@@ -61,12 +61,14 @@ class DocumentStatus(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., erp: _Optional[_Union[_common_pb2.ErpSystem, str]] = ..., document_type: _Optional[str] = ..., document_id: _Optional[str] = ..., external_reference: _Optional[str] = ..., status: _Optional[str] = ..., erp_status: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., return_id: _Optional[str] = ...) -> None: ...
 
 class GetInventoryRequest(_message.Message):
-    __slots__ = ("sku", "location")
+    __slots__ = ("sku", "location", "target")
     SKU_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     sku: str
     location: _common_pb2.WarehouseLocation
-    def __init__(self, sku: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.WarehouseLocation, _Mapping]] = ...) -> None: ...
+    target: str
+    def __init__(self, sku: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.WarehouseLocation, _Mapping]] = ..., target: _Optional[str] = ...) -> None: ...
 
 class ListInventoryRequest(_message.Message):
     __slots__ = ("skus", "sites", "page_size", "page_token")
