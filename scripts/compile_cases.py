@@ -56,6 +56,30 @@ def all_files() -> dict[Path, bytes]:
     return files
 
 
+def _broken_with_committed_descriptors() -> list[Path]:
+    """Cases whose committed compiled files do not give the expected result with the committed descriptors."""
+    from returnbridge import _mapper
+
+    descriptors = (CASES / "descriptors.bin").read_bytes()
+    broken = []
+    for case in sorted(p for p in CASES.iterdir() if (p / "compiled").is_dir()):
+        compiled = case / "compiled"
+        try:
+            mapper = _mapper.Mapper((compiled / "spec.json").read_bytes(), descriptors)
+            result: bytes | str = mapper.translate((compiled / "input.bin").read_bytes())
+        except (_mapper.SpecCompileError, _mapper.TranslateFailure) as exc:
+            result = "|".join(str(a) for a in exc.args)
+        expected_file = compiled / "expected.bin"
+        expected: bytes | str = (
+            expected_file.read_bytes()
+            if expected_file.exists()
+            else (case / "expected_error.txt").read_text(encoding="utf-8").rstrip("\n")
+        )
+        if result != expected:
+            broken.append(case / "compiled")
+    return broken
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when committed compiled files drift")
@@ -63,11 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     drift = []
     for path, data in all_files().items():
         if args.check:
+            # Other teams change the protos all day: the committed descriptor set only has to keep the committed
+            # cases working (checked below), not be byte-identical to today's full API.
+            if path.name == "descriptors.bin":
+                continue
             if not path.exists() or path.read_bytes() != data:
                 drift.append(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+    if args.check:
+        drift.extend(_broken_with_committed_descriptors())
     if drift:
         print("compiled golden cases are stale; run scripts/compile_cases.py:", file=sys.stderr)
         for path in drift:
