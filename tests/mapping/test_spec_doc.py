@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from returnbridge.mapping import check_spec_text
+from returnbridge.mapping import MappingRegistry, check_spec_text
 from returnbridge.mapping.spec import Spec, load_yaml, parse_spec_text
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "mapping-language.md"
@@ -56,6 +56,19 @@ def test_condition_examples_validate() -> None:
         assert _compiles_somewhere(f"{{id: c{i}, target: k{i}, value: 1, when: {condition}}}") == []
 
 
-def test_override_example_applies_to_the_shipped_pack() -> None:
+def test_override_example_applies(tmp_path: Path) -> None:
+    """Applied to a stand-in base with the ids the example names, so pack edits cannot break the doc test."""
     (block,) = [b for b in BLOCKS if b.startswith("override:")]
-    assert check_spec_text(block, "doc-override.yaml") == []
+    pack = tmp_path / "doc"
+    pack.mkdir()
+    (pack / "ra.yaml").write_text(
+        HEADER
+        + "tables:\n  locations: {entries: {DAL1: '1', RNO2: '2'}}\n"
+        + "rules:\n  - {id: header.memo, target: memo, source: notes}\n"
+        + "  - {id: header.department, target: department.id, value: 3}\n"
+        + "  - {id: lines, target: item.items, each: lines, rules: [{id: lines.sku, target: sku, source: sku}]}\n"
+    )
+    override = tmp_path / "override.yaml"
+    override.write_text(block.replace("override: netsuite/return_authorization", "override: doc/ra"))
+    mapper = MappingRegistry.load(overrides=[override], packs_dirs=[tmp_path]).get("doc/ra")
+    assert mapper.id == "doc/ra"
