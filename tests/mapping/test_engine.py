@@ -129,8 +129,13 @@ def test_explain_lists_rule_and_input_path(make_order: Callable[..., Any]) -> No
 
 
 def test_mapper_is_thread_safe(make_order: Callable[..., Any]) -> None:
-    mapper = MappingRegistry.load().get("sap/credit_memo_request")
-    docs = [make_order(lines=n % 5 + 1).SerializeToString() for n in range(40)]
+    mapper = _compile(
+        "rules:\n  - {id: ref, target: ref, template: '{rma_number}/{version}'}\n"
+        "  - id: l\n    target: l\n    each: lines\n    rules:\n"
+        "      - {id: l.amount, target: amount, expr: {mul: [quantity, unit_price.amount]}, pipe: [number]}\n"
+        "      - {id: l.serials, target: serials, each: serial_numbers, source: '@', pipe: [trim]}\n"
+    )
+    docs = [make_order(lines=n % 5 + 1, version=n).SerializeToString() for n in range(200)]
     expected = [mapper.translate(d) for d in docs]
     with ThreadPoolExecutor(max_workers=4) as pool:
         batches = list(pool.map(lambda _: mapper.translate_batch(docs), range(8)))
