@@ -609,9 +609,6 @@ def test_duplicate_rule_id_is_a_spec_error() -> None:
     assert error.file == "dup.yaml" and "duplicate rule id 'a'" in str(error)
 
 
-@pytest.mark.xfail(
-    reason="engine reports line 1 for a duplicate rule id, not the duplicate's line", strict=True
-)
 def test_duplicate_rule_id_names_its_line() -> None:
     text = (
         _HEADER
@@ -619,6 +616,23 @@ def test_duplicate_rule_id_names_its_line() -> None:
     )
     (error,) = check_spec_text(text, "dup.yaml")
     assert error.line == 6
+    assert error.rule == "a"
+    assert "duplicate rule id 'a'" in str(error)
+
+
+def test_duplicate_nested_rule_id_names_the_nested_line() -> None:
+    text = _HEADER + (
+        "rules:\n"
+        "  - {id: a, target: x, source: rma_number}\n"
+        "  - id: ls\n"
+        "    target: items\n"
+        "    each: lines\n"
+        "    rules:\n"
+        "      - {id: b, target: q, source: sku}\n"
+        "      - {id: a, target: r, source: sku}\n"
+    )
+    (error,) = check_spec_text(text, "dup.yaml")
+    assert (error.line, error.rule) == (11, "a")
 
 
 def test_bad_table_file_is_a_spec_error(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 
 from returnbridge.errors import SpecError
 
@@ -752,6 +753,9 @@ class Table(BaseModel):
         return self
 
 
+_DUPLICATE_RULE_ID = "duplicate_rule_id"
+
+
 class Spec(BaseModel):
     """A complete mapping spec file."""
 
@@ -775,7 +779,10 @@ class Spec(BaseModel):
         seen: set[str] = set()
         for rule in self.walk_rules():
             if rule.id in seen:
-                raise ValueError(f"duplicate rule id {rule.id!r}")
+                # A typed error so the loader can point at the duplicate's line, not the spec's first line.
+                raise PydanticCustomError(
+                    _DUPLICATE_RULE_ID, "duplicate rule id {rule_id!r}", {"rule_id": rule.id}
+                )
             seen.add(rule.id)
         return self
 
@@ -861,12 +868,44 @@ class SourceInfo:
 def _pydantic_to_spec_error(exc: PydanticValidationError, info: SourceInfo, raw: Any) -> SpecError:
     first = exc.errors()[0]
     loc = tuple(first["loc"])
+    if first["type"] == _DUPLICATE_RULE_ID:
+        rule_id = str((first.get("ctx") or {}).get("rule_id", ""))
+        dup_loc = _second_rule_loc(raw.get("rules") if isinstance(raw, dict) else None, ("rules",), rule_id)
+        return SpecError(
+            f"duplicate rule id {rule_id!r}",
+            file=info.file,
+            line=line_for(info.lines, dup_loc or loc),
+            rule=rule_id,
+        )
     rule = _rule_id_at(raw, loc)
     where = ".".join(str(p) for p in loc)
     msg = first["msg"].removeprefix("Value error, ")
     return SpecError(
         f"{where}: {msg}" if where else msg, file=info.file, line=line_for(info.lines, loc), rule=rule
     )
+
+
+def _second_rule_loc(rules: Any, loc: Loc, rule_id: str) -> Loc | None:
+    """Location of the second rule declaring ``rule_id``, walking raw rules in ``Spec.walk_rules`` order."""
+    seen = False
+
+    def walk(node: Any, here: Loc) -> Loc | None:
+        nonlocal seen
+        if not isinstance(node, list):
+            return None
+        for i, item in enumerate(node):
+            if not isinstance(item, dict):
+                continue
+            if item.get("id") == rule_id:
+                if seen:
+                    return (*here, i)
+                seen = True
+            found = walk(item.get("rules"), (*here, i, "rules"))
+            if found is not None:
+                return found
+        return None
+
+    return walk(rules, loc)
 
 
 def _rule_id_at(raw: Any, loc: Loc) -> str:
