@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import replace
@@ -12,6 +11,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from returnbridge import exactjson
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
 from returnbridge.connectors.http import HttpTransport
 from returnbridge.connectors.netsuite_auth import (
@@ -103,49 +103,10 @@ class NetSuiteConfig(BaseModel):
         return self.realm or self.account_id.replace("-", "_").upper()
 
 
-# -- exact JSON -----------------------------------------------------------------------------------
+# -- exact JSON: shared encoder, re-exported under the names this module always had ----------------
 
-
-def parse_json(data: bytes | str) -> Any:
-    """Parse JSON keeping every non-integer number as an exact Decimal."""
-    return json.loads(data, parse_float=Decimal)
-
-
-def encode_json(value: Any) -> bytes:
-    """Encode JSON writing Decimals digit for digit as JSON numbers (``json`` cannot, and floats would round)."""
-    parts: list[str] = []
-    _encode(value, parts)
-    return "".join(parts).encode("utf-8")
-
-
-def _encode(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
-        out.append("{")
-        for i, (key, item) in enumerate(value.items()):
-            if i:
-                out.append(",")
-            out.append(json.dumps(str(key), ensure_ascii=False))
-            out.append(":")
-            _encode(item, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _encode(item, out)
-        out.append("]")
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot encode {value} as JSON")
-        # Fixed-point keeps 1E+2 readable for NetSuite as 100.
-        out.append(format(value, "f"))
-    elif isinstance(value, float):
-        raise TypeError("floats are not allowed in ERP payloads; use Decimal")
-    elif value is None or isinstance(value, bool | int | str):
-        out.append(json.dumps(value, ensure_ascii=False))
-    else:
-        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+parse_json = exactjson.loads
+encode_json = exactjson.dumps_bytes
 
 
 def parse_netsuite_error(response: httpx.Response) -> tuple[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +12,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from returnbridge import exactjson
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
 from returnbridge.connectors.http import HttpTransport
 from returnbridge.errors import ConfigError, ErpError, PermanentErpError
@@ -119,35 +119,8 @@ def _secret(inline: SecretStr | None, env: str | None, path: Path | None, what: 
     raise ConfigError(f"oracle_fusion: no {what} configured")
 
 
-def dumps_exact(value: Any) -> str:
-    """JSON text with Decimals as exact JSON numbers (the stdlib encoder would go through float)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"not a finite decimal: {value}")
-        return format(value, "f")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in ERP payloads; use Decimal")
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{dumps_exact(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps_exact(v) for v in value) + "]"
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def loads_exact(data: bytes | str) -> Any:
-    """Parse JSON keeping every non-integer number as an exact Decimal."""
-    return json.loads(data, parse_float=Decimal)
+dumps_exact = exactjson.dumps
+loads_exact = exactjson.loads
 
 
 def parse_fusion_error(response: httpx.Response) -> tuple[str, str]:

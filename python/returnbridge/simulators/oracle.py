@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from returnbridge import exactjson
 from returnbridge.simulators.kit import SimulatorKit
 
 API_ROOT = "/fscmRestApi/resources/11.13.18.05"
@@ -113,31 +114,7 @@ class FusionError(Exception):
         self.details = details
 
 
-def dumps_exact(value: Any) -> str:
-    """JSON text where Decimals become exact JSON numbers (json.dumps would go through float)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"not a finite decimal: {value}")
-        return format(value, "f")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        return (
-            "{"
-            + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps_exact(v)}" for k, v in value.items())
-            + "}"
-        )
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps_exact(v) for v in value) + "]"
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+dumps_exact = exactjson.dumps
 
 
 # --- q= filter -------------------------------------------------------------------------------------------
