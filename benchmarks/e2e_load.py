@@ -173,7 +173,7 @@ class NoopReturns(returns_pb2_grpc.ReturnsServiceServicer):
         )
 
 
-async def _serve(mode: str, nats_url: str, conn: Connection, workers: int) -> None:
+async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit: bool = False) -> None:
     server = grpc.aio.server(interceptors=[FixedPrincipal(TENANT)])
     stop: list[Any] = []
     if mode == "noop":
@@ -201,7 +201,12 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int) -> No
         buckets = await ensure_streams(js, StreamsConfig())
         publisher = Publisher(nc, js)
         status = SyncStateStore(buckets[subjects.SYNC_STATE_BUCKET], publisher)
-        intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status)
+        audit_log = None
+        if audit:
+            from returnbridge.audit.log import AuditLog
+
+            audit_log = await AuditLog.open(js)
+        intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status, audit=audit_log)
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(intake, status, js), server)
         dlq = DeadLetterStore(js, publisher, status)
         if mode == "pipeline":
@@ -214,6 +219,7 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int) -> No
                     status,
                     dlq,
                     DeliverySettings(batch_size=500, concurrency=256),
+                    audit=audit_log,
                 )
                 await worker.start()
                 stop.append(worker)
@@ -226,8 +232,17 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int) -> No
     await server.stop(1)
 
 
-def _child(mode: str, nats_url: str, conn: Connection, workers: int) -> None:
-    asyncio.run(_serve(mode, nats_url, conn, workers))
+def _child(
+    mode: str, nats_url: str, conn: Connection, workers: int, audit: bool, profile: str | None
+) -> None:
+    if profile is None:
+        asyncio.run(_serve(mode, nats_url, conn, workers, audit))
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, _serve(mode, nats_url, conn, workers, audit))
+    profiler.dump_stats(f"{profile}.{mode}.prof")
 
 
 async def _drive(
@@ -297,12 +312,22 @@ async def _drive(
 
 
 def run_mode(
-    mode: str, calls: int, in_flight: int, nats_url: str, workers: int = 1, offset: int = 0
+    mode: str,
+    calls: int,
+    in_flight: int,
+    nats_url: str,
+    workers: int = 1,
+    offset: int = 0,
+    profile: str | None = None,
+    audit: bool = False,
 ) -> LoadResult:
-    """Start the ``mode`` server ("noop", "submit" or "pipeline") in a child process and drive it."""
+    """Start the ``mode`` server ("noop", "submit" or "pipeline") in a child process and drive it.
+
+    ``profile``: a path prefix; the server process runs under cProfile and writes ``<prefix>.<mode>.prof``.
+    """
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=_child, args=(mode, nats_url, child, workers), daemon=True)
+    process = ctx.Process(target=_child, args=(mode, nats_url, child, workers, audit, profile), daemon=True)
     process.start()
     try:
         if not parent.poll(60):
@@ -318,15 +343,28 @@ def run_mode(
             process.kill()
 
 
-def run(calls: int, in_flight: int, *, sync_always: bool = False, workers: int = 1) -> list[LoadResult]:
+def run(
+    calls: int,
+    in_flight: int,
+    *,
+    sync_always: bool = False,
+    workers: int = 1,
+    modes: Sequence[str] = ("noop", "submit", "pipeline"),
+    profile: str | None = None,
+    audit: bool = False,
+) -> list[LoadResult]:
     """noop, submit only, and submit + delivery; each against a fresh nats-server so no backlog carries over."""
     results = []
-    for mode in ("noop", "submit", "pipeline"):
+    for mode in modes:
         with tempfile.TemporaryDirectory() as tmp:
             server = EmbeddedNatsServer(Path(tmp) / "nats", sync_always=sync_always)
             server.start()
             try:
-                results.append(run_mode(mode, calls, in_flight, server.url, workers=workers))
+                results.append(
+                    run_mode(
+                        mode, calls, in_flight, server.url, workers=workers, profile=profile, audit=audit
+                    )
+                )
             finally:
                 server.stop()
     return results
@@ -339,19 +377,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="delivery workers in the server process")
     parser.add_argument("--sync-always", action="store_true", help="fsync every JetStream write")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--audit", action="store_true", help="record audit entries as the served app does (submit + delivery)"
+    )
+    parser.add_argument(
+        "--modes", default="noop,submit,pipeline", help="comma-separated subset of noop,submit,pipeline"
+    )
+    parser.add_argument(
+        "--profile", metavar="PREFIX", help="run each server under cProfile, stats to PREFIX.<mode>.prof"
+    )
     args = parser.parse_args(argv)
-    results = run(args.calls, args.in_flight, sync_always=args.sync_always, workers=args.workers)
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - {"noop", "submit", "pipeline"}
+    if unknown:
+        parser.error(f"unknown modes: {sorted(unknown)}")
+    results = run(
+        args.calls,
+        args.in_flight,
+        sync_always=args.sync_always,
+        workers=args.workers,
+        modes=modes,
+        profile=args.profile,
+        audit=args.audit,
+    )
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
         return 0
-    noop = results[0].throughput or 1.0
+    noop = next((r.throughput for r in results if r.name == "noop"), 0.0)
     print(
         f"{'mode':<9} {'calls/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  confirmed p50/p99 ms"
     )
     for r in results:
         confirm = f"{r.confirmed} {r.confirm_p50_ms}/{r.confirm_p99_ms}" if r.confirmed else "-"
         print(
-            f"{r.name:<9} {r.throughput:>9} {r.throughput / noop:>6.2f} {r.p50_ms:>8} {r.p99_ms:>8} {r.errors:>6}  {confirm}"
+            f"{r.name:<9} {r.throughput:>9} {(f'{r.throughput / noop:.2f}' if noop else '-'):>6} {r.p50_ms:>8} {r.p99_ms:>8} {r.errors:>6}  {confirm}"
         )
     return 0
 
