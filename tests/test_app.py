@@ -92,3 +92,19 @@ async def test_stop_turns_health_not_serving_and_closes(
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
         assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+async def test_health_follows_the_nats_connection(app: App, nats_server: EmbeddedNatsServer) -> None:
+    from helpers.eventually import assert_eventually
+
+    async with grpc.aio.insecure_channel(app.endpoints.grpc) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        async def status_is(expected: int) -> None:
+            response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+            assert response.status == expected
+
+        nats_server.stop()
+        await assert_eventually(lambda: status_is(health_pb2.HealthCheckResponse.NOT_SERVING), timeout=15)
+        nats_server.start()
+        await assert_eventually(lambda: status_is(health_pb2.HealthCheckResponse.SERVING), timeout=30)

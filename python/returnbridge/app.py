@@ -197,11 +197,24 @@ class App:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 name="returnbridge",
+                # Health follows the NATS link: nothing can be accepted durably while it is down.
+                disconnected_cb=self._nats_down,
+                reconnected_cb=self._nats_up,
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise ConfigError(f"nats: cannot connect to {url} (nats.url): {exc!r}") from None
         self._cleanups.append(("nats-client", self._close_nats))
         self.js = self.nc.jetstream()
+
+    async def _nats_down(self) -> None:
+        log.warning("NATS connection lost; health NOT_SERVING until it is back")
+        if self.grpc is not None:
+            await self.grpc.set_serving(False)
+
+    async def _nats_up(self) -> None:
+        log.info("NATS connection restored")
+        if self.grpc is not None and self._cleanups and self._cleanups[-1][0] == "grpc":
+            await self.grpc.set_serving(True)
 
     async def _start_connectors(self) -> None:
         settings = self.settings
