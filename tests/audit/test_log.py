@@ -91,6 +91,47 @@ async def test_concurrent_writers_in_separate_connections_never_fork(nats_server
             await nc.close()
 
 
+async def test_concurrent_records_are_pipelined_in_call_order(nats_client: NatsClient) -> None:
+    log = await AuditLog.open(nats_client.jetstream())
+    seqs = await asyncio.gather(
+        *(
+            log.record(action="return.submitted", object_type="return", object_id=f"r{i}", tenant_id="acme")
+            for i in range(600)
+        )
+    )
+    # Sequences follow the order of the calls, across more than one pipeline.
+    assert seqs == list(range(1, 601))
+    stored = [AuditEntry.from_json(s.data) async for s in log.raw_entries()]
+    assert [e.object_id for e in stored] == [f"r{i}" for i in range(600)]
+    report = await verify_stream(log)
+    assert report.ok, report.problems
+    assert report.checked == 600
+
+
+async def test_racing_pipelines_of_two_processes_never_fork(nats_server: EmbeddedNatsServer) -> None:
+    clients = [await nats.connect(nats_server.url) for _ in range(2)]
+    try:
+        logs = [await AuditLog.open(nc.jetstream()) for nc in clients]
+        # Both writers chain whole pipelines on the same tail; the loser's entries are refused and re-chained.
+        seqs = await asyncio.gather(
+            *(
+                logs[i % 2].record(
+                    action="admin.reload", object_type="config", object_id=f"c{i}", tenant_id=""
+                )
+                for i in range(400)
+            )
+        )
+        assert sorted(seqs) == list(range(1, 401))
+        stored = [AuditEntry.from_json(s.data) async for s in logs[1].raw_entries()]
+        assert sorted(e.object_id for e in stored) == sorted(f"c{i}" for i in range(400))
+        report = await verify_stream(logs[0])
+        assert report.ok, report.problems
+        assert report.checked == 400
+    finally:
+        for nc in clients:
+            await nc.close()
+
+
 async def test_stream_refuses_delete_and_purge(nats_client: NatsClient) -> None:
     js = nats_client.jetstream()
     log = await AuditLog.open(js)

@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from nats import errors as nats_errors
 from nats.js import JetStreamContext
@@ -35,7 +35,10 @@ DEFAULT_STREAM: Final = subjects.AUDIT_STREAM
 DEFAULT_SUBJECT_PREFIX: Final = subjects.AUDIT_ALL.removesuffix(".>")
 # Tenant-less (system / cross-tenant admin) entries still need a subject token.
 SYSTEM_TENANT_TOKEN: Final = "_system"
-_WRONG_LAST_SEQUENCE: Final = 10071
+# The server's answers when another writer appended first: wrong last sequence, wrong last message id.
+_LOST_RACE: Final = frozenset({10071, 10070})
+# Entries chained and published in one pipeline; a lost race re-sends at most this many.
+_MAX_PIPELINE: Final = 256
 # How long a reader waits for the next message before treating the rest of a range as absent.
 _READ_TIMEOUT: Final = 5.0
 # Writer clocks may differ from the NATS server's by this much; time-range scans widen their bounds by it.
@@ -62,6 +65,16 @@ class AuditPage:
     next_page_token: str
 
 
+@dataclass(slots=True)
+class _Append:
+    """One queued record: everything but its place in the chain (sequence, time, predecessor)."""
+
+    subject: str
+    fields: dict[str, Any]
+    future: asyncio.Future[int]
+    attempts: int = 0
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -81,8 +94,9 @@ class AuditLog:
         self.stream = stream
         self.subject_prefix = subject_prefix
         self._clock = clock
-        self._lock = asyncio.Lock()
         self._tail: tuple[int, str] | None = None
+        self._queue: list[_Append] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -172,46 +186,97 @@ class AuditLog:
         principal = maybe_principal()
         if actor is None:
             actor = principal.name if principal is not None else "system"
-        auth_method = principal.auth_method if principal is not None else "system"
-        safe_details = redact_mapping(details)
-        subject = self.subject_for(tenant_id)
-        async with self._lock:
-            for _attempt in range(_MAX_APPEND_ATTEMPTS):
-                if self._tail is None:
-                    self._tail = await self._load_tail()
-                last_seq, last_hash = self._tail
+        pending = _Append(
+            subject=self.subject_for(tenant_id),
+            fields={
+                "tenant_id": tenant_id,
+                "actor": redact_text(actor),
+                "auth_method": principal.auth_method if principal is not None else "system",
+                # Captured here: the writer task runs outside the caller's context.
+                "request_id": request_id(),
+                "action": action,
+                "object_type": object_type,
+                "object_id": redact_text(object_id),
+                "before_sha256": digest(before),
+                "after_sha256": digest(after),
+                "details": redact_mapping(details),
+            },
+            future=asyncio.get_running_loop().create_future(),
+        )
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued(), name=f"audit-writer-{self.stream}")
+        return await pending.future
+
+    async def _write_queued(self) -> None:
+        """Append everything queued, a pipelined batch at a time, until the queue is empty."""
+        while self._queue:
+            # Callers cancelled before their entry was sealed are dropped, as a cancelled publish would be.
+            batch = [p for p in self._queue[:_MAX_PIPELINE] if not p.future.done()]
+            del self._queue[:_MAX_PIPELINE]
+            try:
+                await self._append_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller, never swallowed
+                self._tail = None
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+
+    async def _append_batch(self, batch: list[_Append]) -> None:
+        """Chain the batch onto the tail and publish it in one pipeline (one round trip, not one per entry).
+
+        Every publish carries the predecessor's sequence (``Nats-Expected-Last-Sequence``) and, inside the
+        pipeline, its message id (``Nats-Expected-Last-Msg-Id``; each entry's id is its hash). If another writer
+        gets in, the server refuses our entry at that point and every later one of the pipeline (their
+        predecessor is not the stream's last message), so a chain never forks; the refused ones are re-chained
+        on the new tail and retried.
+        """
+        pending = batch
+        while pending:
+            if self._tail is None:
+                self._tail = await self._load_tail()
+            last_seq, last_hash = self._tail
+            chained: list[tuple[_Append, AuditEntry, dict[str, str]]] = []
+            for item in pending:
                 entry = AuditEntry(
                     seq=last_seq + 1,
                     ts=self._clock().astimezone(UTC).isoformat(timespec="microseconds"),
-                    tenant_id=tenant_id,
-                    actor=redact_text(actor),
-                    auth_method=auth_method,
-                    request_id=request_id(),
-                    action=action,
-                    object_type=object_type,
-                    object_id=redact_text(object_id),
-                    before_sha256=digest(before),
-                    after_sha256=digest(after),
-                    details=safe_details,
                     prev_hash=last_hash,
+                    **item.fields,
                 ).sealed()
-                try:
-                    # Expected-last-sequence makes the server refuse the append if any other writer got in
-                    # first, so two processes can never both chain onto the same predecessor.
-                    ack = await self._js.publish(
-                        subject,
-                        entry.to_json(),
-                        stream=self.stream,
-                        headers={"Nats-Expected-Last-Sequence": str(last_seq)},
-                    )
-                except js_errors.APIError as exc:
-                    if exc.err_code == _WRONG_LAST_SEQUENCE:
-                        self._tail = None
-                        continue
-                    raise
-                self._tail = (ack.seq, entry.hash)
-                return int(ack.seq)
-        raise ConflictError(f"audit append to {self.stream!r} lost the race {_MAX_APPEND_ATTEMPTS} times")
+                headers = {"Nats-Expected-Last-Sequence": str(last_seq), "Nats-Msg-Id": entry.hash}
+                if chained:
+                    headers["Nats-Expected-Last-Msg-Id"] = last_hash
+                chained.append((item, entry, headers))
+                last_seq, last_hash = entry.seq, entry.hash
+            # Tasks start in creation order, so the publishes leave on the connection in chain order.
+            results = await asyncio.gather(
+                *(
+                    self._js.publish(item.subject, entry.to_json(), stream=self.stream, headers=headers)
+                    for item, entry, headers in chained
+                ),
+                return_exceptions=True,
+            )
+            retry: list[_Append] = []
+            for (item, entry, _headers), result in zip(chained, results, strict=True):
+                if isinstance(result, BaseException):
+                    self._tail = None
+                    if isinstance(result, js_errors.APIError) and result.err_code in _LOST_RACE:
+                        item.attempts += 1
+                        if item.attempts < _MAX_APPEND_ATTEMPTS:
+                            retry.append(item)
+                            continue
+                        result = ConflictError(
+                            f"audit append to {self.stream!r} lost the race {_MAX_APPEND_ATTEMPTS} times"
+                        )
+                    if not item.future.done():
+                        item.future.set_exception(result)
+                    continue
+                if self._tail is not None:
+                    self._tail = (int(result.seq), entry.hash)
+                if not item.future.done():
+                    item.future.set_result(int(result.seq))
+            pending = retry
 
     async def _load_tail(self) -> tuple[int, str]:
         info = await self._js.stream_info(self.stream)
