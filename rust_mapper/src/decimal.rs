@@ -1,7 +1,6 @@
 //! Exact decimal: an i128 coefficient (at most 38 digits) and a scale 0..=38. No floats anywhere.
 
 use std::cmp::Ordering;
-use std::fmt::Write as _;
 
 /// Largest allowed coefficient magnitude (38 nines).
 pub const MAX_COEF: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
@@ -201,15 +200,16 @@ impl Decimal {
 
     /// Write in plain notation (never exponent), keeping the scale: `1.50`, `-0.30`, `12`.
     pub fn write_to(&self, out: &mut String) {
-        let neg = self.coef() < 0;
-        let mut digits = String::with_capacity(40);
-        let _ = write!(digits, "{}", self.coef().unsigned_abs());
-        if neg {
+        let mut buf = [0u8; 40];
+        let digits = digits_of(self.coef().unsigned_abs(), &mut buf);
+        if self.coef() < 0 {
             out.push('-');
         }
+        // Only ASCII digits: the conversion is a cheap check, not a fallible decode.
+        let digits = std::str::from_utf8(digits).unwrap_or_default();
         let scale = self.scale as usize;
         if scale == 0 {
-            out.push_str(&digits);
+            out.push_str(digits);
         } else if digits.len() > scale {
             let (int, frac) = digits.split_at(digits.len() - scale);
             out.push_str(int);
@@ -220,24 +220,14 @@ impl Decimal {
             for _ in 0..scale - digits.len() {
                 out.push('0');
             }
-            out.push_str(&digits);
+            out.push_str(digits);
         }
     }
 
     /// Append plain notation to a byte buffer without allocating.
     pub fn write_bytes(&self, out: &mut Vec<u8>) {
         let mut buf = [0u8; 40];
-        let mut i = buf.len();
-        let mut n = self.coef().unsigned_abs();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let digits = &buf[i..];
+        let digits = digits_of(self.coef().unsigned_abs(), &mut buf);
         if self.coef() < 0 {
             out.push(b'-');
         }
@@ -386,6 +376,33 @@ pub fn round_div(n: i128, d: i128, mode: Rounding) -> i128 {
     }
 }
 
+/// Decimal digits of `n` at the end of `buf` (no sign). Values that fit in 64 bits (nearly all money) avoid
+/// 128-bit division, which is a slow library call.
+pub fn digits_of(n: u128, buf: &mut [u8; 40]) -> &[u8] {
+    let mut i = buf.len();
+    if let Ok(mut m) = u64::try_from(n) {
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (m % 10) as u8;
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        }
+    } else {
+        let mut m = n;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (m % 10) as u8;
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        }
+    }
+    &buf[i..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,6 +417,19 @@ mod tests {
         assert_eq!(d("1.5e3").to_plain(), "1500");
         assert_eq!(d("1.50e-1").to_plain(), "0.150");
         assert_eq!(d("-0.00").to_plain(), "0.00");
+    }
+
+    #[test]
+    fn digits_on_both_sides_of_the_u64_fast_path() {
+        for text in ["0", "7", "18446744073709551615", "18446744073709551616", "-99999999999999999999999.99", "0.001"] {
+            let v = d(text);
+            assert_eq!(v.to_plain(), text);
+            let mut out = Vec::new();
+            v.write_bytes(&mut out);
+            assert_eq!(out, text.as_bytes());
+        }
+        let mut buf = [0u8; 40];
+        assert_eq!(digits_of(u128::from(u64::MAX) + 1, &mut buf), b"18446744073709551616");
     }
 
     #[test]

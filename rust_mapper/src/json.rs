@@ -348,18 +348,9 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) -> Result<(), String> {
 /// Append an integer in decimal without allocating.
 pub fn write_int(out: &mut Vec<u8>, v: i128) {
     let mut buf = [0u8; 40];
-    let mut i = buf.len();
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let digits = crate::decimal::digits_of(v.unsigned_abs(), &mut buf);
     if v < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(digits);
 }
