@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,13 +12,16 @@ from connectors.harnesses.sap import SapODataHarness
 from delivery.pipeline_harness import Pipeline, fast_settings
 from helpers.eventually import assert_eventually
 from mapping.samples import build_return
-from returnbridge.api.v1 import returns_pb2
+from returnbridge.api.v1 import admin_pb2, returns_pb2
 from returnbridge.bus import subjects
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.gateway.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
 from returnbridge.routing import Router, load_routing_file
 from returnbridge.services.intake import Intake
+from returnbridge.sync.inventory import InventoryStore
+from returnbridge.sync.poller import Poller, PollerSettings, PollTarget, PollTargetConfig
+from returnbridge.sync.reconciliation import reconciliation_report
 
 CASES = [
     pytest.param(
@@ -104,5 +108,40 @@ async def test_flow_through_simulator(
         assert all(ids) and len(set(ids)) == 3
         # The harness counts the flow's first document by our reference on the simulator side.
         assert await harness.count_documents(document_types[0], f"{orders[0].rma_number}-1") == 1
+
+        # Back from the ERP: the credit's posted amount through the real status feed, then reconciliation.
+        poller = Poller(
+            [
+                PollTarget(
+                    PollTargetConfig(target=target, tenant="acme", inventory=False), harness.connector()
+                )
+            ],
+            registry,
+            pipeline.buckets[subjects.CURSORS_BUCKET],
+            InventoryStore(pipeline.buckets[subjects.INVENTORY_BUCKET]),
+            pipeline.buckets[subjects.SYNC_STATE_BUCKET],
+            pipeline.publisher,
+            PollerSettings(),
+        )
+        await poller.poll_once()
+        report = await reconciliation_report(pipeline.status, "acme")
+        (line,) = report.lines
+        assert line.document_type == document_types[2] and line.erp_posted.amount
+        refund = orders[2].refund.amount
+        subtotal = sum(
+            (Decimal(ln.unit_price.amount) * Decimal(ln.quantity) for ln in orders[2].lines), Decimal(0)
+        )
+        assert (Decimal(line.expected.amount), line.expected.currency) == (
+            Decimal(refund.amount),
+            refund.currency,
+        )
+        # Documented in docs/mapping-packs.md ("Refund amounts"): SAP reports the net value and the Fusion
+        # stand-in the sum of the lines, so both post the line subtotal; tax and the restocking fee are not in it.
+        assert Decimal(line.erp_posted.amount) == subtotal
+        assert Decimal(refund.amount) == subtotal + Decimal(orders[2].tax_total.amount) - Decimal(
+            orders[2].restocking_fee.amount
+        )
+        assert line.status == admin_pb2.RECONCILIATION_STATUS_AMOUNT_MISMATCH
+        assert not report.balanced
     finally:
         await harness.stop()

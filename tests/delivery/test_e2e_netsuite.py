@@ -131,3 +131,8 @@ async def test_lifecycle_through_simulator_with_faults_exactly_once(
     # Every credit memo was read back with a posted amount (whether it matches is the report's finding).
     assert all(line.erp_document_id and line.erp_posted.amount for line in report.lines)
     assert all(line.status != admin_pb2.RECONCILIATION_STATUS_MISSING_IN_ERP for line in report.lines)
+    # NetSuite posts subtotal + tax - restocking fee (tax detail override + header discount): the RMS refund.
+    assert [line.status for line in report.lines] == [admin_pb2.RECONCILIATION_STATUS_MATCHED] * 2
+    assert {line.erp_posted.amount for line in report.lines} == {o.refund.amount.amount for o in orders}
+    assert report.balanced, [(line.expected.amount, line.erp_posted.amount) for line in report.lines]
+    assert netsuite.sim.kit.state.trial_balance()["balanced"] is True

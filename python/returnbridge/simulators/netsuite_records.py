@@ -57,6 +57,8 @@ TRANSFORMS = {
 ACCOUNT_SALES_RETURNS = "4010 Sales Returns"
 ACCOUNT_RECEIVABLE = "1200 Accounts Receivable"
 ACCOUNT_UNDEPOSITED = "1000 Undeposited Funds"
+ACCOUNT_SALES_TAX = "2200 Sales Tax Payable"
+ACCOUNT_RESTOCKING = "4090 Restocking Fees"
 CENT = Decimal("0.01")
 
 
@@ -122,6 +124,10 @@ class ReferenceData:
     locations: dict[str, str] = field(default_factory=dict)
     currencies: dict[str, str] = field(default_factory=dict)
     payment_methods: dict[str, str] = field(default_factory=dict)
+    # Discount items (header discountItem) and SuiteTax tax types / codes (taxDetails lines).
+    discount_items: dict[str, str] = field(default_factory=dict)
+    tax_types: dict[str, str] = field(default_factory=dict)
+    tax_codes: dict[str, str] = field(default_factory=dict)
 
 
 def seed_reference_data() -> ReferenceData:
@@ -130,6 +136,9 @@ def seed_reference_data() -> ReferenceData:
         locations={"1": "DAL1", "2": "RNO2", "3": "LHR1"},
         currencies={"1": "USD", "2": "GBP", "3": "EUR", "4": "CAD"},
         payment_methods={"1": "Cash", "2": "Check", "3": "Credit Card"},
+        discount_items={"701": "Restocking Fee"},
+        tax_types={"1": "US Sales Tax", "2": "CA GST/HST", "3": "VAT"},
+        tax_codes={"10": "US-RMS", "20": "CA-RMS", "30": "GB-RMS", "31": "EU-RMS"},
     )
     for n in range(10):
         item_id, sku = str(501 + n), f"SKU-{1001 + n}"
@@ -341,6 +350,7 @@ class RecordBook:
             ("location", self.ref.locations),
             ("currency", self.ref.currencies),
             ("paymentMethod", self.ref.payment_methods),
+            ("discountItem", self.ref.discount_items),
         ):
             if key in body:
                 self._reference(body[key], table, key, key)
@@ -425,6 +435,13 @@ class RecordBook:
                 f"{path}.description",
             )
             values["description"] = line["description"]
+        if "taxDetailsReference" in line:
+            reference = line["taxDetailsReference"]
+            if not isinstance(reference, str) or not reference:
+                raise user_error(
+                    "Invalid value for field taxDetailsReference.", f"{path}.taxDetailsReference"
+                )
+            values["taxDetailsReference"] = reference
         for key, value in line.items():
             if key.startswith("custcol"):
                 self._check_length(key, str(value), self.config.field_lengths.get("custom"), f"{path}.{key}")
@@ -748,26 +765,125 @@ class RecordBook:
             line["line"] = n
             line.setdefault("rate", Decimal(0))
             line.setdefault("amount", (line["quantity"] * line["rate"]).quantize(CENT, ROUND_HALF_UP))
-        total = sum((ln["amount"] for ln in lines), Decimal(0))
-        record: dict[str, Any] = {"entity": entity, "item": lines, "total": total}
+        subtotal = sum((ln["amount"] for ln in lines), Decimal(0))
+        discount_total = self._discount_total(body, subtotal)
+        tax_details, tax_total = self._tax_details(body, lines)
+        total = subtotal + discount_total + tax_total
+        if total < 0:
+            raise user_error(f"The transaction total {total} cannot be negative.", "discountRate")
+        record: dict[str, Any] = {
+            "entity": entity,
+            "item": lines,
+            "subtotal": subtotal,
+            "discountTotal": discount_total,
+            "taxTotal": tax_total,
+            "total": total,
+        }
+        if "discountItem" in body:
+            record["discountItem"] = {"id": str(body["discountItem"]["id"])}
+            record["discountRate"] = body["discountRate"]
+        if tax_details is not None:
+            record["taxDetailsOverride"] = True
+            record["taxDetails"] = tax_details
         if record_type == "creditMemo":
             record["status"] = status_ref("creditMemo", "A")
         credit_account = ACCOUNT_RECEIVABLE if record_type == "creditMemo" else ACCOUNT_UNDEPOSITED
+        # Returned goods and the tax given back are debits; the refund and a fee kept are credits.
+        entries = [(ACCOUNT_SALES_RETURNS, subtotal, Decimal(0))]
+        if tax_total:
+            entries.append((ACCOUNT_SALES_TAX, tax_total, Decimal(0)))
+        if discount_total < 0:
+            entries.append((ACCOUNT_RESTOCKING, Decimal(0), -discount_total))
+        elif discount_total > 0:
+            entries.append((ACCOUNT_RESTOCKING, discount_total, Decimal(0)))
+        entries.append((credit_account, Decimal(0), total))
 
         def apply(document: dict[str, Any]) -> None:
             currency = self.ref.currencies.get(str(document.get("currency", {}).get("id", "1")), "USD")
-            self.kit.state.post(
-                record_type,
-                document["id"],
-                currency,
-                [(ACCOUNT_SALES_RETURNS, total, Decimal(0)), (credit_account, Decimal(0), total)],
-            )
+            self.kit.state.post(record_type, document["id"], currency, entries)
             for ra_line, quantity in credited:
                 ra_line["quantityCredited"] += quantity
             if ra is not None:
                 self._refresh_rastatus_ref(ra)
 
         return record, [apply]
+
+    def _discount_total(self, body: dict[str, Any], subtotal: Decimal) -> Decimal:
+        """The header discount: a flat amount (negative reduces the total) or a percentage of the subtotal."""
+        if "discountRate" not in body:
+            if "discountItem" in body:
+                raise user_error("Please enter value(s) for: Rate", "discountRate")
+            return Decimal(0)
+        if "discountItem" not in body:
+            raise user_error("Please enter value(s) for: Discount Item", "discountItem")
+        rate = body["discountRate"]
+        percent = isinstance(rate, str) and rate.strip().endswith("%")
+        text = rate.strip().removesuffix("%") if isinstance(rate, str) else rate
+        try:
+            value = Decimal(text) if isinstance(text, int | str) and not isinstance(text, bool) else text
+        except InvalidOperation:
+            value = None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise user_error(f"Invalid number for field discountRate: {rate!r}.", "discountRate")
+        if percent:
+            return (subtotal * value / 100).quantize(CENT, ROUND_HALF_UP)
+        if value.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise user_error(f"The discount amount {value} has more than 2 decimal places.", "discountRate")
+        return value
+
+    def _tax_details(
+        self, body: dict[str, Any], lines: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]] | None, Decimal]:
+        """Overridden SuiteTax tax detail lines and their total; without an override no tax is computed here."""
+        override = body.get("taxDetailsOverride", False)
+        if not isinstance(override, bool):
+            raise user_error("Invalid value for field taxDetailsOverride.", "taxDetailsOverride")
+        if "taxDetails" in body and not override:
+            raise user_error(
+                "Tax details can be entered only when Tax Details Override is checked.", "taxDetails"
+            )
+        if not override:
+            return None, Decimal(0)
+        sublist = body.get("taxDetails", {"items": []})
+        if not isinstance(sublist, dict) or not isinstance(sublist.get("items"), list):
+            raise user_error('The taxDetails sublist must be an object {"items": [...]}.', "taxDetails")
+        references = {ln["taxDetailsReference"] for ln in lines if "taxDetailsReference" in ln}
+        details: list[dict[str, Any]] = []
+        for i, detail in enumerate(sublist["items"]):
+            path = f"taxDetails.items[{i}]"
+            if not isinstance(detail, dict):
+                raise user_error("Each tax detail line must be an object.", path)
+            reference = detail.get("taxDetailsReference")
+            if reference not in references:
+                raise user_error(
+                    f"The tax details reference {reference!r} does not match any item line.",
+                    f"{path}.taxDetailsReference",
+                )
+            if "taxAmount" not in detail:
+                raise user_error("Please enter value(s) for: Tax Amount", f"{path}.taxAmount")
+            amount = _number(detail["taxAmount"], f"{path}.taxAmount")
+            if amount != amount.quantize(CENT):
+                raise user_error(
+                    f"The tax amount {amount} has more than 2 decimal places.", f"{path}.taxAmount"
+                )
+            entry: dict[str, Any] = {
+                "taxDetailsReference": reference,
+                "taxType": {
+                    "id": self._reference(
+                        detail.get("taxType"), self.ref.tax_types, "taxType", f"{path}.taxType"
+                    )
+                },
+                "taxCode": {
+                    "id": self._reference(
+                        detail.get("taxCode"), self.ref.tax_codes, "taxCode", f"{path}.taxCode"
+                    )
+                },
+                "taxAmount": amount,
+            }
+            if "taxBasis" in detail:
+                entry["taxBasis"] = _number(detail["taxBasis"], f"{path}.taxBasis")
+            details.append(entry)
+        return details, sum((d["taxAmount"] for d in details), Decimal(0))
 
     def _refresh_rastatus_ref(self, ra: dict[str, Any]) -> None:
         if ra["status"]["id"] not in ("A", "C"):
