@@ -9,7 +9,9 @@ import random
 from delivery.pipeline_harness import LIFECYCLE, FakeErp, Pipeline, fast_settings, make_order
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.errors import ErpAuthError, PermanentErpError, TransientErpError
 from returnbridge.gateway.context import Principal, set_principal
 
@@ -307,3 +309,39 @@ async def test_worker_crash_after_erp_applied_is_delivered_once(pipeline: Pipeli
         record["documents"]["1:return_authorization"]["erp_document_id"]
         == next(iter(erp.documents.values())).document_id
     )
+
+
+class _BeatCounter:
+    def __init__(self, fail: bool) -> None:
+        self.beats = 0
+        self.fail = fail
+
+    async def in_progress(self) -> None:
+        self.beats += 1
+        if self.fail:
+            raise ConnectionError("lost the connection for one beat")
+
+
+async def test_heartbeat_beats_every_third_of_ack_wait_and_survives_failed_beats(pipeline: Pipeline) -> None:
+    settings = fast_settings(erp_timeout_seconds=0.1, consumer=ConsumerSettings(ack_wait_seconds=0.15))
+    worker = DeliveryWorker(
+        "netsuite",
+        FakeErp(),
+        pipeline.mappers,
+        pipeline.nc.jetstream(),
+        pipeline.status,
+        pipeline.dead_letters,
+        settings,
+    )
+    for fail in (False, True):
+        msg = _BeatCounter(fail)
+        async with worker._heartbeat(msg):  # type: ignore[arg-type]
+
+            async def beat_twice(msg: _BeatCounter = msg) -> None:
+                assert msg.beats >= 2
+
+            await assert_eventually(beat_twice)
+        stopped_at = msg.beats
+        # After the block no beat is scheduled any more (a failed beat's error is consumed, not warned about).
+        await asyncio.sleep(0.2)
+        assert msg.beats == stopped_at

@@ -143,3 +143,75 @@ async def test_bulk_stream_answers_every_item(pipeline: Pipeline) -> None:
     # The resubmitted B0 may race the first one; either way both answers name the one stored message.
     assert by_ref["dup"].accepted.stream_sequence == by_ref["c0"].accepted.stream_sequence
     assert await _stream_messages(pipeline) == 200
+
+
+def _refuse_publish(pipeline: Pipeline) -> None:
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a duplicate must be answered without publishing again")
+
+    pipeline.publisher.publish_delivery = refuse  # type: ignore[method-assign]
+
+
+async def test_duplicate_is_answered_from_the_stored_acceptance_not_the_dedup_window(
+    pipeline: Pipeline,
+) -> None:
+    """Past JetStream's duplicate window a republish would store a second message: a duplicate never publishes."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    request = returns_pb2.SubmitReturnRequest(return_order=make_order("R20"))
+    first = await stub.SubmitReturn(request, metadata=md("acme"))
+    _refuse_publish(pipeline)
+    again = await stub.SubmitReturn(request, metadata=md("acme"))
+    assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+    assert (again.stream_sequence, again.accepted_at, again.route) == (
+        first.stream_sequence,
+        first.accepted_at,
+        first.route,
+    )
+    assert again.idempotency_key == first.idempotency_key
+    assert await _stream_messages(pipeline) == 1
+
+
+async def test_crash_between_puback_and_registration_is_completed_by_resubmit(pipeline: Pipeline) -> None:
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    request = returns_pb2.SubmitReturnRequest(return_order=make_order("R21"))
+    real_register = pipeline.status.register
+
+    async def crash(*args: object, **kwargs: object) -> bool:
+        raise ConnectionError("gateway lost its NATS connection after the PubAck")
+
+    pipeline.status.register = crash  # type: ignore[method-assign]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.SubmitReturn(request, metadata=md("acme"))
+    assert await pipeline.status.get("acme", "R21") is None
+    pipeline.status.register = real_register  # type: ignore[method-assign]
+    response = await stub.SubmitReturn(request, metadata=md("acme"))
+    # Not yet registered, so not provably accepted: the republish is deduplicated onto the stored message.
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    assert await _stream_messages(pipeline) == 1
+    assert response.stream_sequence == 1
+    status = await pipeline.status.get("acme", "R21")
+    assert status is not None and status["versions"]["1"]["stream_sequence"] == 1
+    _refuse_publish(pipeline)
+    again = await stub.SubmitReturn(request, metadata=md("acme"))
+    assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+    assert (again.stream_sequence, again.accepted_at) == (response.stream_sequence, response.accepted_at)
+
+
+async def test_version_held_by_another_event_still_keeps_its_acceptance(pipeline: Pipeline) -> None:
+    """The sync state keeps the first event of a version; the second is proven by its idempotency record."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=make_order("R22")), metadata=md("acme")
+    )
+    other = returns_pb2.SubmitReturnRequest(
+        return_order=make_order("R22", event=returns_pb2.LIFECYCLE_EVENT_RECEIVED)
+    )
+    other.return_order.tenant_id = "acme"
+    second = await stub.SubmitReturn(other, metadata=md("acme"))
+    assert second.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    entry = await pipeline.buckets[subjects.IDEMPOTENCY_BUCKET].get(idempotency_kv_key(other.return_order))
+    assert b'"state":"accepted"' in entry.value
+    _refuse_publish(pipeline)
+    again = await stub.SubmitReturn(other, metadata=md("acme"))
+    assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+    assert again.stream_sequence == second.stream_sequence

@@ -47,6 +47,19 @@ async def modify_json(
     leave the key untouched. Returns the record as stored (or the unchanged current one).
     ``known`` is a ``(record, revision)`` the caller read moments ago: the first attempt skips the read.
     """
+    stored, _revision = await modify_json_versioned(kv, key, change, attempts=attempts, known=known)
+    return stored
+
+
+async def modify_json_versioned(
+    kv: KeyValue,
+    key: str,
+    change: Callable[[JsonRecord | None], JsonRecord | None],
+    *,
+    attempts: int = 50,
+    known: tuple[JsonRecord | None, int] | None = None,
+) -> tuple[JsonRecord | None, int]:
+    """``modify_json`` that also returns the revision of what it returns, a valid ``known`` for the next write."""
     for attempt in range(attempts):
         if attempt == 0 and known is not None:
             current, revision = known
@@ -54,15 +67,15 @@ async def modify_json(
             current, revision = await get_json(kv, key)
         updated = change(json.loads(json.dumps(current)) if current is not None else None)
         if updated is None:
-            return current
+            return current, revision
         try:
             if revision:
-                await kv.update(key, dumps(updated), last=revision)
+                written = await kv.update(key, dumps(updated), last=revision)
             else:
-                await kv.create(key, dumps(updated))
+                written = await kv.create(key, dumps(updated))
         except KeyWrongLastSequenceError:
             continue
-        return updated
+        return updated, int(written)
     raise ContendedKeyError(f"KV key {key!r} changed concurrently {attempts} times in a row")
 
 

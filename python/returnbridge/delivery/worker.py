@@ -379,11 +379,14 @@ class DeliveryWorker:
                 # A stale redelivery of a message already dead-lettered: the DLQ copy is authoritative.
                 await msg.term()
                 return
-            done = await self._deliver_step(work, step, record, revision)
-            if not done:
+            delivered = await self._deliver_step(work, step, record, revision)
+            if delivered is None:
                 return
-            record, revision = await self._status.get_versioned(tenant, return_id)
-            assert record is not None
+            stored, revision = delivered
+            if stored is None:
+                stored, revision = await self._status.get_versioned(tenant, return_id)
+            assert stored is not None
+            record = stored
         await msg.ack()
 
     def _external_reference(self, order: returns_pb2.ReturnOrder) -> str:
@@ -391,8 +394,8 @@ class DeliveryWorker:
 
     async def _deliver_step(
         self, work: _Work, step: PlannedStep, record: dict[str, Any], revision: int
-    ) -> bool:
-        """Deliver one document; True when confirmed (False: the message was nak'ed or dead-lettered).
+    ) -> tuple[dict[str, Any] | None, int] | None:
+        """Deliver one document; the stored record and revision when confirmed (None: nak'ed or dead-lettered).
 
         Only outcomes are stored (DELIVERED, RETRYING, DEAD_LETTERED) so the happy path costs one KV write;
         IN_PROGRESS is announced as an event. Any redelivery, earlier attempt or replay looks the document up
@@ -413,7 +416,7 @@ class DeliveryWorker:
                 f"external reference {reference!r} exceeds {MAX_EXTERNAL_REFERENCE} characters",
                 None,
             )
-            return False
+            return None
         source_id = ""
         if step.source:
             source = source_document(record, step.source, version)
@@ -421,7 +424,7 @@ class DeliveryWorker:
                 await self._dead_letter(
                     work, step, doc, f"no delivered {step.source!r} document to follow from", None
                 )
-                return False
+                return None
             source_id = source["erp_document_id"]
         attempted = False
         try:
@@ -443,7 +446,7 @@ class DeliveryWorker:
                     await self._dead_letter(
                         work, step, doc, f"translation failed: {translation}", translation
                     )
-                    return False
+                    return None
                 doc["attempts"] += 1
                 attempted = True
                 await self._status.announce(
@@ -479,7 +482,7 @@ class DeliveryWorker:
                     summary=f"{erp} refused our credentials: {exc.erp_message}",
                 )
             await self._dead_letter(work, step, doc, str(exc), exc, attempted=attempted)
-            return False
+            return None
         except TransientErpError as exc:
             attempts = max(int(doc["attempts"]), 1)
             error = _error_proto(exc, erp_value, "transient")
@@ -494,13 +497,13 @@ class DeliveryWorker:
                     exc,
                     attempted=attempted,
                 )
-                return False
+                return None
             await self._status.transition(
                 tenant, return_id, version, step.step, "RETRYING", error=error, attempt=attempted
             )
             await msg.nak(delay=self.settings.retry.delay(attempts, exc.retry_after))
-            return False
-        await self._status.transition(
+            return None
+        stored = await self._status.transition(
             tenant,
             return_id,
             version,
@@ -533,7 +536,7 @@ class DeliveryWorker:
         accepted_at = float(work.headers.get(H_ACCEPTED_AT, "0") or 0)
         if accepted_at:
             observe_sync_latency(erp, step.document_type, max(time.time() - accepted_at, 0.0))
-        return True
+        return stored
 
     async def _call(self, erp: str, operation: str, call: Any) -> Any:
         """Await one connector call under the ERP deadline, counting it; a deadline overrun is ambiguous."""
@@ -569,20 +572,33 @@ class DeliveryWorker:
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, msg: Msg) -> AsyncIterator[None]:
-        """Tell JetStream we are still working so a slow ERP call does not trigger a redelivery."""
+        """Tell JetStream we are still working so a slow ERP call does not trigger a redelivery.
+
+        A timer, not a task: nearly every call ends before the first beat, and a task per call costs three
+        event-loop turns (start, cancel, finish) on the hot path.
+        """
         interval = self.settings.consumer.ack_wait_seconds / 3
+        loop = asyncio.get_running_loop()
+        beats: set[asyncio.Task[None]] = set()
 
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
+        def settle(task: asyncio.Task[None]) -> None:
+            beats.discard(task)
+            if not task.cancelled():
+                task.exception()  # best effort: a lost beat only risks a redelivery, which looks up first
 
-        task = asyncio.create_task(beat())
+        timers: list[asyncio.TimerHandle] = []
+
+        def beat() -> None:
+            task = loop.create_task(msg.in_progress())
+            beats.add(task)
+            task.add_done_callback(settle)
+            timers[0] = loop.call_later(interval, beat)
+
+        timers.append(loop.call_later(interval, beat))
         try:
             yield
         finally:
-            task.cancel()
+            timers[0].cancel()
 
     async def _dead_letter(
         self,

@@ -25,7 +25,7 @@ from returnbridge.observability.metrics import count_processing
 from returnbridge.routing.flows import encode_steps, enum_short
 from returnbridge.routing.router import Router
 from returnbridge.services.validation_seam import Validator, default_validator
-from returnbridge.sync.status import SyncStateStore
+from returnbridge.sync.status import SyncStateStore, is_acceptance
 
 
 def idempotency_key(order: returns_pb2.ReturnOrder) -> str:
@@ -73,8 +73,8 @@ class Intake:
             ConflictError: same idempotency key seen with a different payload.
         """
         tenant = current_principal().tenant_id
-        order = returns_pb2.ReturnOrder()
-        order.CopyFrom(request.return_order)
+        # The request is this call's own object: completing it in place saves a copy of every order.
+        order = request.return_order
         try:
             if order.tenant_id and order.tenant_id != tenant:
                 raise ValidationError(
@@ -92,14 +92,14 @@ class Intake:
         count_processing("validated")
         payload = order.SerializeToString(deterministic=True)
         digest = hashlib.sha256(payload).hexdigest()
+        event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
         key = idempotency_key(order)
         kv_key = idempotency_kv_key(order)
-        now = time.time()
         record: dict[str, Any] = {
             "key": key,
             "digest": digest,
             "state": "pending",
-            "accepted_at": now,
+            "accepted_at": time.time(),
             "route": base64.b64encode(decision.SerializeToString()).decode(),
             "stream_sequence": 0,
         }
@@ -116,7 +116,11 @@ class Intake:
                 ) from None
             if existing["state"] == "accepted":
                 return self._response(order, existing, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request)
-            # A pending record: an earlier attempt crashed before finishing; complete it now.
+            sequence = await self._registered_sequence(order, event, float(existing["accepted_at"]))
+            if sequence:
+                accepted = dict(existing, state="accepted", stream_sequence=sequence)
+                return self._response(order, accepted, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request)
+            # Pending and never registered: an earlier attempt stopped before finishing; complete it now.
             record = existing
             decision.ParseFromString(base64.b64decode(existing["route"]))
         headers = {
@@ -131,23 +135,39 @@ class Intake:
             decision.target, tenant, payload, msg_id=key, headers=headers
         )
         record = dict(record, state="accepted", stream_sequence=ack.seq)
-        # Independent writes after the PubAck: run them together to keep the answer's latency at one round trip.
-        await asyncio.gather(
-            self._mark_accepted(kv_key, record, revision),
-            self.status.register(
-                order, decision, steps, stream_sequence=ack.seq, accepted_at=record["accepted_at"]
-            ),
+        # The idempotency record stays "pending": the sync state's version entry (same event and accepted_at)
+        # is the proof of acceptance, which saves a KV write per submission. Both writes after the PubAck are
+        # independent, so they run together.
+        register = self.status.register(
+            order, decision, steps, stream_sequence=ack.seq, accepted_at=record["accepted_at"]
         )
-        if self.audit is not None:
-            await self.audit.record(
-                action="return.submitted",
-                object_type="return",
-                object_id=f"{order.return_id}:{order.version}",
-                tenant_id=tenant,
-                after=payload,
-                details={"target": decision.target, "rule": decision.rule, "idempotency_key": key},
+        if self.audit is None:
+            registered = await register
+        else:
+            registered, _ = await asyncio.gather(
+                register,
+                self.audit.record(
+                    action="return.submitted",
+                    object_type="return",
+                    object_id=f"{order.return_id}:{order.version}",
+                    tenant_id=tenant,
+                    after=payload,
+                    details={"target": decision.target, "rule": decision.rule, "idempotency_key": key},
+                ),
             )
-        return self._response(order, record, returns_pb2.SUBMIT_OUTCOME_ACCEPTED, request)
+        if not registered:
+            # Another event holds this version in the sync state, so it cannot vouch for this acceptance.
+            await self._mark_accepted(kv_key, record, revision)
+        return self._response(order, record, returns_pb2.SUBMIT_OUTCOME_ACCEPTED, request, decision)
+
+    async def _registered_sequence(
+        self, order: returns_pb2.ReturnOrder, event: str, accepted_at: float
+    ) -> int:
+        """The stream sequence of this acceptance when the sync state registered it, else 0."""
+        stored = await self.status.get(order.tenant_id, order.return_id)
+        if stored is None or not is_acceptance(stored, int(order.version), event, accepted_at):
+            return 0
+        return int(stored["versions"][str(order.version)]["stream_sequence"])
 
     async def _mark_accepted(self, kv_key: str, record: dict[str, Any], revision: int) -> None:
         try:
@@ -161,10 +181,12 @@ class Intake:
         record: dict[str, Any],
         outcome: int,
         request: returns_pb2.SubmitReturnRequest,
+        route: returns_pb2.RouteDecision | None = None,
     ) -> returns_pb2.SubmitReturnResponse:
         accepted_at = Timestamp()
         accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))  # type: ignore[arg-type]
-        route = returns_pb2.RouteDecision.FromString(base64.b64decode(str(record["route"])))
+        if route is None:
+            route = returns_pb2.RouteDecision.FromString(base64.b64decode(str(record["route"])))
         return returns_pb2.SubmitReturnResponse(
             tenant_id=order.tenant_id,
             return_id=order.return_id,

@@ -16,7 +16,7 @@ from nats.js.kv import KeyValue
 
 from returnbridge.api.v1 import common_pb2, returns_pb2, sync_pb2
 from returnbridge.bus import subjects
-from returnbridge.bus.kv import JsonRecord, get_json, modify_json
+from returnbridge.bus.kv import JsonRecord, get_json, modify_json, modify_json_versioned
 from returnbridge.bus.publisher import Publisher
 from returnbridge.gateway.context import request_id
 from returnbridge.routing.flows import ERP_SYSTEMS, PlannedStep, enum_short
@@ -61,6 +61,12 @@ def version_state(record: JsonRecord, version: int) -> str:
     if not docs:
         return str(entry["state"])
     return max(docs, key=lambda s: _SEVERITY[s])
+
+
+def is_acceptance(record: JsonRecord, version: int, event: str, accepted_at: float) -> bool:
+    """Whether ``record`` registered ``version`` from the acceptance of ``event`` at ``accepted_at``."""
+    entry = record["versions"].get(str(version))
+    return entry is not None and entry["event"] == event and float(entry["accepted_at"]) == accepted_at
 
 
 def blocking_versions(record: JsonRecord, version: int) -> list[tuple[int, str]]:
@@ -137,9 +143,14 @@ class SyncStateStore:
         *,
         stream_sequence: int,
         accepted_at: float,
-    ) -> None:
-        """Record an accepted version and its documents (ACCEPTED); never moves an existing entry back."""
+    ) -> bool:
+        """Record an accepted version and its documents (ACCEPTED); never moves an existing entry back.
+
+        Returns True when the stored version entry is this acceptance (same event and ``accepted_at``, which
+        is unique per idempotency record), False when another event already holds the version.
+        """
         tenant, version = order.tenant_id, int(order.version)
+        event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
         steps = list(steps)
         expected = {"amount": order.refund.amount.amount, "currency": order.refund.amount.currency}
         if not expected["amount"]:
@@ -165,7 +176,7 @@ class SyncStateStore:
             record["rma_number"] = order.rma_number or record["rma_number"]
             record["latest_version"] = max(int(record["latest_version"]), version)
             record["versions"][str(version)] = {
-                "event": enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event),
+                "event": event,
                 "state": "ACCEPTED",
                 "target": decision.target,
                 "erp": int(decision.erp),
@@ -205,6 +216,7 @@ class SyncStateStore:
         if stored is not None and created:
             for step in created:
                 await self._emit(stored, version, step.step, "ACCEPTED")
+        return stored is not None and is_acceptance(stored, version, event, accepted_at)
 
     async def transition(
         self,
@@ -220,10 +232,11 @@ class SyncStateStore:
         dead_letter_id: int = 0,
         only_from: frozenset[str] | None = None,
         known: tuple[JsonRecord | None, int] | None = None,
-    ) -> JsonRecord | None:
+    ) -> tuple[JsonRecord | None, int]:
         """Move one document to ``state``; ``only_from`` skips the write unless the current state is in it.
 
         ``known`` is a recently read ``(record, revision)`` that saves the read when nobody wrote since.
+        Returns the record as stored (or unchanged) and its revision, a valid ``known`` for the next write.
         """
         now = time.time()
         changed = False
@@ -253,10 +266,12 @@ class SyncStateStore:
             changed = True
             return record
 
-        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change, known=known)
+        stored, revision = await modify_json_versioned(
+            self.kv, subjects.sync_state_key(tenant, return_id), change, known=known
+        )
         if stored is not None and changed:
             await self._emit(stored, version, step, state)
-        return stored
+        return stored, revision
 
     async def announce(
         self, record: JsonRecord, version: int, step: str, state: str, *, attempt: int = 0
@@ -365,6 +380,7 @@ __all__ = [
     "SyncStateStore",
     "blocking_versions",
     "doc_key",
+    "is_acceptance",
     "source_document",
     "state_name",
     "state_value",
