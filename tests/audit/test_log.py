@@ -14,7 +14,7 @@ from nats.js import errors as js_errors
 from nats.js.api import StreamConfig
 
 from returnbridge.audit.entry import GENESIS_HASH, AuditEntry
-from returnbridge.audit.log import AuditLog
+from returnbridge.audit.log import AuditLog, _seal
 from returnbridge.audit.redact import REDACTED, register_secret
 from returnbridge.audit.verify import verify_stream
 from returnbridge.bus.embedded import EmbeddedNatsServer
@@ -106,6 +106,26 @@ async def test_concurrent_records_are_pipelined_in_call_order(nats_client: NatsC
     report = await verify_stream(log)
     assert report.ok, report.problems
     assert report.checked == 600
+
+
+def test_seal_matches_the_entry_dataclass_byte_for_byte() -> None:
+    entry = AuditEntry(
+        seq=7,
+        ts="2026-11-27T16:00:00.000001+00:00",
+        tenant_id="acme",
+        actor="rms-prod",
+        auth_method="jwt",
+        request_id="req-1",
+        action="return.submitted",
+        object_type="return",
+        object_id="R1:1",
+        before_sha256="",
+        after_sha256=hashlib.sha256(b"x").hexdigest(),
+        details={"target": "netsuite", "note": 'caf\u00e9 "quoted"'},
+        prev_hash="ab" * 32,
+    )
+    body = entry.body()
+    assert _seal(body) == (entry.sealed().hash, entry.sealed().to_json())
 
 
 async def test_racing_pipelines_of_two_processes_never_fork(nats_server: EmbeddedNatsServer) -> None:

@@ -22,7 +22,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from returnbridge.audit.entry import GENESIS_HASH, AuditEntry, digest
+from returnbridge.audit.entry import ENTRY_VERSION, GENESIS_HASH, AuditEntry, canonical_json, digest
 from returnbridge.audit.redact import redact_mapping, redact_text
 from returnbridge.bus import subjects
 from returnbridge.errors import ConfigError, ConflictError, FieldViolation, ValidationError
@@ -73,6 +73,16 @@ class _Append:
     fields: dict[str, Any]
     future: asyncio.Future[int]
     attempts: int = 0
+
+
+def _seal(body: dict[str, Any]) -> tuple[str, bytes]:
+    """Hash and stored bytes of an entry given as a plain dict of every field but ``hash``.
+
+    Exactly ``AuditEntry(**body).sealed()``'s hash and ``to_json()`` bytes (pinned by a test), without the
+    dataclass's recursive ``asdict`` copies, which cost more than the rest of an append.
+    """
+    entry_hash = hashlib.sha256(canonical_json(body)).hexdigest()
+    return entry_hash, canonical_json({**body, "hash": entry_hash})
 
 
 def _utc_now() -> datetime:
@@ -236,29 +246,32 @@ class AuditLog:
             if self._tail is None:
                 self._tail = await self._load_tail()
             last_seq, last_hash = self._tail
-            chained: list[tuple[_Append, AuditEntry, dict[str, str]]] = []
+            chained: list[tuple[_Append, str, bytes, dict[str, str]]] = []
             for item in pending:
-                entry = AuditEntry(
-                    seq=last_seq + 1,
-                    ts=self._clock().astimezone(UTC).isoformat(timespec="microseconds"),
-                    prev_hash=last_hash,
-                    **item.fields,
-                ).sealed()
-                headers = {"Nats-Expected-Last-Sequence": str(last_seq), "Nats-Msg-Id": entry.hash}
+                entry_hash, data = _seal(
+                    {
+                        **item.fields,
+                        "seq": last_seq + 1,
+                        "ts": self._clock().astimezone(UTC).isoformat(timespec="microseconds"),
+                        "prev_hash": last_hash,
+                        "v": ENTRY_VERSION,
+                    }
+                )
+                headers = {"Nats-Expected-Last-Sequence": str(last_seq), "Nats-Msg-Id": entry_hash}
                 if chained:
                     headers["Nats-Expected-Last-Msg-Id"] = last_hash
-                chained.append((item, entry, headers))
-                last_seq, last_hash = entry.seq, entry.hash
+                chained.append((item, entry_hash, data, headers))
+                last_seq, last_hash = last_seq + 1, entry_hash
             # Tasks start in creation order, so the publishes leave on the connection in chain order.
             results = await asyncio.gather(
                 *(
-                    self._js.publish(item.subject, entry.to_json(), stream=self.stream, headers=headers)
-                    for item, entry, headers in chained
+                    self._js.publish(item.subject, data, stream=self.stream, headers=headers)
+                    for item, _hash, data, headers in chained
                 ),
                 return_exceptions=True,
             )
             retry: list[_Append] = []
-            for (item, entry, _headers), result in zip(chained, results, strict=True):
+            for (item, entry_hash, _data, _headers), result in zip(chained, results, strict=True):
                 if isinstance(result, BaseException):
                     self._tail = None
                     if isinstance(result, js_errors.APIError) and result.err_code in _LOST_RACE:
@@ -273,7 +286,7 @@ class AuditLog:
                         item.future.set_exception(result)
                     continue
                 if self._tail is not None:
-                    self._tail = (int(result.seq), entry.hash)
+                    self._tail = (int(result.seq), entry_hash)
                 if not item.future.done():
                     item.future.set_result(int(result.seq))
             pending = retry
