@@ -116,6 +116,41 @@ async def test_no_payload_value_ever_appears_in_sql(ebs: OracleEbsConnector, db:
     assert len(stored["LINES"][0]["SERIALS"]) == 7
 
 
+async def test_line_flexfield_travels_as_binds_and_is_stored(
+    ebs: OracleEbsConnector, db: EbsDatabase
+) -> None:
+    marker = "ZQX-4417"
+    payload = rma_payload()
+    flexfield = {"context": "RETURNBRIDGE", **{f"attribute{i}": f"{marker}-{i}'--" for i in range(1, 16)}}
+    payload["p_line_tbl"][0].update(flexfield)
+    result = await ebs.create_document(req(RMA, "RMA-91-1", payload))
+    block, binds = next((s, b) for s, b in db.executed if "PROCESS_ORDER" in s)
+    assert marker not in block and "RETURNBRIDGE" not in block
+    assert "l_line_tbl(1).attribute15 := :l1_attribute15;" in block
+    assert binds["l1_context"] == "RETURNBRIDGE" and binds["l1_attribute7"] == f"{marker}-7'--"
+    line = db.state.documents[ORDERS_TABLE][result.document_id]["LINES"][0]
+    assert {k.lower(): line[k] for k in ("CONTEXT", *(f"ATTRIBUTE{i}" for i in range(1, 16)))} == flexfield
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("attribute16", "x", "unknown field 'attribute16'"),
+        ("attribute0", "x", "unknown field 'attribute0'"),
+        ("attribute3", "A" * 241, "longer than 240"),
+        ("context", "C" * 31, "longer than 30"),
+    ],
+)
+async def test_bad_line_flexfield_is_refused_before_any_database_call(
+    ebs: OracleEbsConnector, db: EbsDatabase, field: str, value: str, message: str
+) -> None:
+    payload = rma_payload()
+    payload["p_line_tbl"][0][field] = value
+    with pytest.raises(PermanentErpError, match=message):
+        await ebs.create_document(req(RMA, "RMA-92-1", payload))
+    assert db.executed == []
+
+
 async def test_policy_context_is_set_before_the_api_call(ebs: OracleEbsConnector, db: EbsDatabase) -> None:
     await ebs.create_document(req(RMA, "RMA-90-1", rma_payload()))
     block, binds = next((s, b) for s, b in db.executed if "PROCESS_ORDER" in s)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
 from mapping.samples import build_return
-from returnbridge.api.v1 import inventory_pb2
+from returnbridge.api.v1 import inventory_pb2, returns_pb2
 from returnbridge.connectors.base import DocumentRequest
 from returnbridge.connectors.oracle_ebs import CREDIT_MEMO, RMA, OracleEbsConfig, OracleEbsConnector
 from returnbridge.connectors.oracle_fusion import (
@@ -122,6 +123,16 @@ async def test_ebs_flow_from_canonical_return(
         )
         lines = simulator.state.documents[ORDERS_TABLE][rma.document_id]["LINES"]
         assert [ln["ORDERED_ITEM"] for ln in lines] == [ln.sku for ln in order.lines]
+        # Cost center and vendor code land in the line flexfield and read back through the echo spec.
+        assert [(ln["CONTEXT"], ln["ATTRIBUTE1"], ln["ATTRIBUTE2"]) for ln in lines] == [
+            ("RETURNBRIDGE", ln.cost_center, ln.vendor_code) for ln in order.lines
+        ]
+        stored = [{k: ln[k.upper()] for k in ("context", "attribute1", "attribute2")} for ln in lines]
+        echo_in = json.dumps({"p_line_tbl": stored}).encode()
+        echo = returns_pb2.ReturnOrder.FromString(registry.get("oracle_ebs/rma_in").translate(echo_in))
+        assert [(ln.cost_center, ln.vendor_code) for ln in echo.lines] == [
+            (ln.cost_center, ln.vendor_code) for ln in order.lines
+        ]
         assert simulator.state.documents[CM_TABLE][memo.document_id]["STATUS"] == "COMPLETE"
         inventory = await connector.read_inventory(None)
         level = inventory_pb2.InventoryLevel.FromString(

@@ -113,7 +113,17 @@ CARRIED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "oracle/credit_memo": (("customer", "currency"), ("sku", "quantity", "price")),
     "oracle_ebs/rma": (
         ("rma_number", "customer", "currency", "original_order"),
-        ("line_id", "sku", "quantity", "price", "site", "sub_location", "original_line"),
+        (
+            "line_id",
+            "sku",
+            "quantity",
+            "price",
+            "cost_center",
+            "vendor_code",
+            "site",
+            "sub_location",
+            "original_line",
+        ),
     ),
     "oracle_ebs/credit_memo": ((), ("quantity", "price")),
 }
@@ -148,8 +158,8 @@ CATEGORY = {
     "refund_amount": "amounts",
 }
 REQUIRED = {"serial numbers", "cost centers", "vendor codes", "quantities", "amounts"}
-# Documented in docs/mapping-packs.md: EBS record types have no field for these (the connector takes only known keys).
-KNOWN_GAPS = {"oracle_ebs": {"cost centers", "vendor codes"}}
+# Fields a pack cannot carry at all (documented in docs/mapping-packs.md); none since EBS lines carry the DFF.
+KNOWN_GAPS: dict[str, set[str]] = {}
 
 ERP_OF_PACK = {"netsuite": "netsuite", "sap": "sap", "oracle": "oracle", "oracle_ebs": "oracle_ebs"}
 

@@ -77,6 +77,10 @@ LINE_FIELDS: dict[str, Any] = {
     "unit_list_price": "n",
     "orig_sys_line_ref": 50,
     "calculate_price_flag": 1,
+    # Line descriptive flexfield (OE_ORDER_LINES_ALL.CONTEXT / ATTRIBUTE1..15): tenant data such as the RMS
+    # cost center and vendor code, which EBS has no standard line field for.
+    "context": 30,
+    **{f"attribute{i}": 240 for i in range(1, 16)},
 }
 LOT_SERIAL_FIELDS: dict[str, Any] = {
     "line_index": "n",

@@ -160,6 +160,9 @@ _LINE_FIELDS = {
     "orig_sys_line_ref": 50,
     "calculate_price_flag": 1,
     "operation": 30,
+    # Line descriptive flexfield: context and ATTRIBUTE1..15 of OE_ORDER_LINES_ALL.
+    "context": 30,
+    **{f"attribute{i}": 240 for i in range(1, 16)},
 }
 _LOT_SERIAL_FIELDS = {
     "line_index": "n",
@@ -867,6 +870,8 @@ def _process_order(conn: Connection, records: dict[str, Any], args: dict[str, An
                 "LINE_CATEGORY_CODE": "RETURN",
                 "FLOW_STATUS_CODE": "AWAITING_RETURN" if booked else "ENTERED",
                 "SERIALS": [lot for lot in lots.values() if lot.get("line_index") == n],
+                "CONTEXT": ln.get("context"),
+                **{f"ATTRIBUTE{k}": ln.get(f"attribute{k}") for k in range(1, 16)},
             }
             for n, ln in enumerate(parsed_lines, start=1)
         ],
