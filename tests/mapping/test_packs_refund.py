@@ -58,3 +58,14 @@ def test_no_fee_and_untaxed_lines_send_no_discount_or_tax_detail(
         line.ClearField("tax_amount")
     untaxed = _body(registry, mapping_id, order)
     assert "taxDetailsOverride" not in untaxed and "taxDetails" not in untaxed
+
+
+def test_ebs_amount_credit_is_the_refund_amount(registry: MappingRegistry) -> None:
+    order = samples.build_return(4, erp="oracle_ebs", serialized_every=0)
+    for line in order.lines:
+        del line.custom_fields["ebs_customer_trx_line_id"]
+    body = _body(registry, "oracle_ebs/credit_memo", order)
+    assert body["p_line_credit_flag"] == "N"
+    assert -(Decimal(body["p_line_amount"]) + Decimal(body["p_tax_amount"])) == Decimal(
+        order.refund.amount.amount
+    )
