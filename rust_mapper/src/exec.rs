@@ -596,7 +596,7 @@ pub(crate) fn join_path(base: &str, name: &str) -> String {
     }
 }
 
-fn step_into<'t>(v: &'t Value<'t>, seg: &Seg) -> Option<&'t Value<'t>> {
+pub(crate) fn step_into<'t>(v: &'t Value<'t>, seg: &Seg) -> Option<&'t Value<'t>> {
     match (v, seg) {
         (Value::Msg(slots), Seg::Slot(i, _)) => slots.get(*i),
         (Value::Map(_), Seg::Key(k)) | (Value::Map(_), Seg::Slot(_, k)) => v.get_key(k),

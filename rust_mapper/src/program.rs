@@ -127,6 +127,9 @@ pub struct FieldRule {
     pub required: bool,
     pub emit_null: bool,
     pub custom_date: bool,
+    /// A current-scope path or a constant through the pipe, no condition, default or emit_null. JSON output
+    /// writes it without the general expression machinery (the same bytes as the general path).
+    pub plain: bool,
 }
 
 #[derive(Debug)]

@@ -535,7 +535,7 @@ impl Compiler<'_> {
             Some(v) => self.expr(v, scopes)?,
             None => return Err(self.err("rule has no value")),
         };
-        Ok(FieldRule {
+        let mut rule = FieldRule {
             id: self.rule.clone(),
             value,
             pipe: match get(r, "pipe") {
@@ -554,7 +554,18 @@ impl Compiler<'_> {
             required: get_bool(r, "required"),
             emit_null: get_bool(r, "emit_null"),
             custom_date: get_str(r, "custom_type") == Some("date"),
-        })
+            plain: false,
+        };
+        rule.plain = rule.when.is_none()
+            && rule.otherwise.is_none()
+            && rule.default.is_none()
+            && !rule.emit_null
+            && match &rule.value {
+                Expr::Path(p) => p.base == Base::Current && matches!(p.marker, Marker::None | Marker::Item),
+                Expr::Const(c) => !c.is_null(),
+                _ => false,
+            };
+        Ok(rule)
     }
 
     /// Resolve the slots of a target path in `ctx`: (key, slot, context for children) per segment.

@@ -4,12 +4,12 @@ use std::borrow::Cow;
 
 use crate::decimal::Decimal;
 use crate::error::TranslateError;
-use crate::exec::{Run, R};
+use crate::exec::{step_into, Run, R};
 use crate::json;
 use crate::ops::date;
-use crate::program::{EachBody, Expr, Node, NodeKind, Slot};
+use crate::program::{EachBody, Expr, FieldRule, Node, NodeKind, Slot};
 use crate::proto::{self, FieldType, Schema, Special};
-use crate::value::Value;
+use crate::value::{view, Value};
 
 impl<'t> Run<'t> {
     // ---- JSON output ----------------------------------------------------------------------------------------
@@ -42,17 +42,11 @@ impl<'t> Run<'t> {
                 out.push(b'}');
                 Ok(wrote)
             }
-            NodeKind::Field(r) => match self.field_value(r)? {
-                Some(v) => {
-                    json::write_value(out, &v).map_err(|m| TranslateError {
-                        rule: r.id.clone(),
-                        path: self.here(),
-                        message: m,
-                    })?;
-                    Ok(true)
-                }
-                None => Ok(false),
+            NodeKind::Field(r) if r.plain && self.explain.is_none() => match self.write_plain(r, out) {
+                Some(wrote) => Ok(wrote),
+                None => self.write_field(r, out),
             },
+            NodeKind::Field(r) => self.write_field(r, out),
             NodeKind::List(r) => {
                 out.push(b'[');
                 let start = out.len();
@@ -89,6 +83,49 @@ impl<'t> Run<'t> {
                 Ok(count > 0 || r.keep_empty)
             }
         }
+    }
+
+    fn write_field(&mut self, r: &'t FieldRule, out: &mut Vec<u8>) -> Result<bool, TranslateError> {
+        match self.field_value(r)? {
+            Some(v) => {
+                json::write_value(out, &v).map_err(|m| TranslateError {
+                    rule: r.id.clone(),
+                    path: self.here(),
+                    message: m,
+                })?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A `plain` rule written straight from the input (or its constant), through its pipe if any: `Some(wrote)`,
+    /// or `None` when the general path must run (a failure, a missing required value, a list or object value)
+    /// to produce the same result and error. Pipe steps are pure, so running them again there is harmless.
+    #[inline]
+    fn write_plain(&mut self, r: &'t FieldRule, out: &mut Vec<u8>) -> Option<bool> {
+        let v: &'t Value<'t> = match &r.value {
+            Expr::Path(p) => {
+                let mut cur: &'t Value<'t> = self.scopes.last()?.value;
+                for seg in &p.segs {
+                    match step_into(cur, seg) {
+                        Some(next) => cur = next,
+                        None => {
+                            cur = &ABSENT;
+                            break;
+                        }
+                    }
+                }
+                cur
+            }
+            Expr::Const(c) => c,
+            _ => return None,
+        };
+        if r.pipe.is_empty() {
+            return write_scalar(v, r.required, out);
+        }
+        let piped = self.apply(&r.pipe, view(v)).ok()?;
+        write_scalar(&piped, r.required, out)
     }
 
     // ---- protobuf output ------------------------------------------------------------------------------------
@@ -374,4 +411,26 @@ pub fn encode_map_entry(
     encode_typed(schema, 2, value_ty, special, v, custom_date, &mut entry, true, false)?;
     proto::put_len_delimited(out, number, &entry);
     Ok(())
+}
+
+static ABSENT: Value<'static> = Value::Null;
+
+/// Write a scalar field value as JSON: `Some(true)`, `Some(false)` for an absent optional value, `None` when the
+/// general path must decide (absent but required; lists and objects).
+#[inline]
+fn write_scalar(v: &Value<'_>, required: bool, out: &mut Vec<u8>) -> Option<bool> {
+    match v {
+        Value::Str(s) => json::write_str(out, s),
+        Value::Int(i) => json::write_int(out, i128::from(*i)),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Dec(d) => {
+            out.push(b'"');
+            d.write_bytes(out);
+            out.push(b'"');
+        }
+        Value::Num(d) => d.write_bytes(out),
+        Value::Null => return if required { None } else { Some(false) },
+        Value::List(_) | Value::Msg(_) | Value::Map(_) => return None,
+    }
+    Some(true)
 }

@@ -13,6 +13,13 @@ fn run_case(case: &Path, descriptors: &[u8]) -> Result<(), String> {
     let input = fs::read(compiled.join("input.bin")).map_err(|e| e.to_string())?;
     let prog = rust_mapper::compile(&spec, descriptors).map_err(|e| format!("compile: {e}"))?;
     let result = prog.translate(&input);
+    // `explain` runs every rule through the general interpreter; `translate` takes the fast paths. Same result.
+    let general = prog.explain(&input).map(|(out, _)| out);
+    match (&result, &general) {
+        (Ok(a), Ok(b)) if a == b => {}
+        (Err(a), Err(b)) if (&a.rule, &a.path, &a.message) == (&b.rule, &b.path, &b.message) => {}
+        _ => return Err(format!("translate and explain disagree: {result:?} vs {general:?}")),
+    }
     if let Ok(expected_error) = fs::read_to_string(case.join("expected_error.txt")) {
         let mut parts = expected_error.trim_end_matches('\n').splitn(3, '|');
         let (rule, path, message) = (parts.next(), parts.next(), parts.next());
