@@ -345,3 +345,41 @@ async def test_heartbeat_beats_every_third_of_ack_wait_and_survives_failed_beats
         # After the block no beat is scheduled any more (a failed beat's error is consumed, not warned about).
         await asyncio.sleep(0.2)
         assert msg.beats == stopped_at
+
+
+async def test_slow_erp_call_holds_only_its_return_not_the_next_fetch(pipeline: Pipeline) -> None:
+    """Batches overlap: later returns are delivered while one call hangs; its return's next version waits its
+    turn in the worker (no WAITING round trips through JetStream) and follows in order."""
+    as_tenant("acme")
+    erp = FakeErp()
+    pipeline.erps["netsuite"] = erp
+    release = asyncio.Event()
+    hanging = asyncio.Event()
+    original = erp.create_document
+    order_of_creates: list[str] = []
+
+    async def slow_for_s1(request):  # type: ignore[no-untyped-def]
+        if request.external_reference == "RMA-S1-1":
+            hanging.set()
+            await release.wait()
+        order_of_creates.append(request.external_reference)
+        return await original(request)
+
+    erp.create_document = slow_for_s1  # type: ignore[method-assign]
+    await pipeline.start_worker("netsuite", fast_settings(batch_size=5))
+    await submit(pipeline, make_order("S1"))
+    await asyncio.wait_for(hanging.wait(), timeout=10)
+    await submit(pipeline, make_order("S1", 2, LIFECYCLE[1]))
+    for n in range(12):  # more than two batches of 5
+        await submit(pipeline, make_order(f"F{n}"))
+    for n in range(12):
+        await wait_state(pipeline, "acme", f"F{n}", {"1:return_authorization": "DELIVERED"})
+    record = await pipeline.status.get("acme", "S1")
+    assert record is not None
+    assert record["documents"]["2:item_receipt"]["state"] == "ACCEPTED"  # held in the worker, not WAITING
+    release.set()
+    await wait_state(
+        pipeline, "acme", "S1", {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED"}
+    )
+    s1 = [ref for ref in order_of_creates if ref.startswith("RMA-S1")]
+    assert s1 == ["RMA-S1-1", "RMA-S1-2"]

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +156,8 @@ class DeliveryWorker:
         self._alerter = alerter
         self._unreachable_alerted = False
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        # Per return: the turn of the latest batch that holds its messages (ordering across overlapping batches).
+        self._turns: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -165,27 +167,45 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(sub), name=f"delivery-{self.target}")
 
     async def stop(self) -> None:
-        """Finish the batch in hand, then stop pulling."""
+        """Stop pulling, then finish the messages in hand."""
         self._stopping.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
+        """Keep up to two batches in hand and fetch again as soon as one batch's worth is done.
+
+        Batches overlap instead of running one after another, so one slow ERP call holds a single message
+        (and later versions of its return) rather than the next fetch of the whole target.
+        """
+        batch_size = self.settings.batch_size
+        room = asyncio.Semaphore(2 * batch_size)  # one permit per message in hand
+        batches: set[asyncio.Task[None]] = set()
         next_depth_check = 0.0
         try:
             while not self._stopping.is_set():
                 if time.monotonic() >= next_depth_check:
                     next_depth_check = time.monotonic() + self.settings.depth_check_seconds
                     await self._report_depth(sub)
+                for _ in range(batch_size):
+                    await room.acquire()
                 try:
-                    msgs = await sub.fetch(
-                        self.settings.batch_size, timeout=self.settings.fetch_timeout_seconds
-                    )
+                    msgs = await sub.fetch(batch_size, timeout=self.settings.fetch_timeout_seconds)
                 except (NatsTimeoutError, TimeoutError):
-                    continue
-                await self.process_batch(msgs)
+                    msgs = []
+                for _ in range(batch_size - len(msgs)):
+                    room.release()
+                if msgs:
+                    task = asyncio.create_task(self.process_batch(msgs, done=room.release))
+                    batches.add(task)
+                    task.add_done_callback(batches.discard)
+            if batches:
+                await asyncio.gather(*batches)
         finally:
+            # Cancelled (not stopped): the batches in hand die with us, unacked, and are redelivered.
+            for task in batches:
+                task.cancel()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
@@ -203,9 +223,16 @@ class DeliveryWorker:
             await check(key=f"{info.stream_name}/{info.name}", depth=depth)
 
     # ----------------------------------------------------------------- batch
-    async def process_batch(self, msgs: list[Msg]) -> None:
-        """Translate the batch per mapping id in one crossing each, then run returns in parallel."""
+    async def process_batch(self, msgs: list[Msg], *, done: Callable[[], None] | None = None) -> None:
+        """Translate the batch per mapping id in one crossing each, then run returns in parallel.
+
+        ``done`` is called once per message when it is finished with (acked, nak'ed, terminated or failed).
+        Each return's messages run in version order, after those of the return from earlier batches still in
+        hand in this worker (the queue is joined before the first await, so arrival order is kept).
+        """
+        finished = done or (lambda: None)
         works: list[_Work] = []
+        malformed: list[tuple[Msg, Exception]] = []
         for msg in msgs:
             try:
                 headers = dict(msg.headers or {})
@@ -219,34 +246,72 @@ class DeliveryWorker:
                     )
                 )
             except (KeyError, ValueError) as exc:
-                # Not ours to retry: a malformed message can never succeed.
-                log.error(
-                    "terminating malformed delivery message seq=%s: %s", msg.metadata.sequence.stream, exc
-                )
-                await msg.term()
-        known = await self._prefill_references(works)
-        self._translate(works)
+                malformed.append((msg, exc))
         groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
         for work in works:
             groups[(work.order.tenant_id, work.order.return_id)].append(work)
-
-        async def run_group(group: list[_Work]) -> None:
-            async with self._slots:
-                # The batch read is fresh for the group's first message; later ones re-read what it wrote.
-                first: tuple[dict[str, Any] | None, int] | None = known.get(
-                    (group[0].order.tenant_id, group[0].order.return_id)
+        turns = {key: self._join_turn(key) for key in groups}
+        try:
+            for msg, problem in malformed:
+                # Not ours to retry: a malformed message can never succeed.
+                log.error(
+                    "terminating malformed delivery message seq=%s: %s", msg.metadata.sequence.stream, problem
                 )
-                for work in sorted(group, key=lambda w: w.order.version):
-                    try:
-                        await self._handle(work, first)
-                        first = None
-                    except Exception:
-                        # Unknown failure (KV down, bug): leave the message to be redelivered after AckWait.
-                        log.exception("delivery of %s failed unexpectedly", work.order.return_id)
-                        with contextlib.suppress(Exception):
-                            await work.msg.nak(delay=self.settings.retry.base_delay)
+                with contextlib.suppress(Exception):
+                    await msg.term()  # if this fails, the redelivery is terminated instead
+                finished()
+            known = await self._prefill_references(works)
+            self._translate(works)
+        except BaseException:
+            for key, (_before, mine) in turns.items():
+                self._leave_turn(key, mine)
+            for _ in works:
+                finished()
+            raise
 
-        await asyncio.gather(*(run_group(group) for group in groups.values()))
+        async def run_group(key: tuple[str, str], group: list[_Work]) -> None:
+            before, mine = turns[key]
+            pending = sorted(group, key=lambda w: w.order.version)
+            try:
+                if before is not None:
+                    await asyncio.shield(before)
+                async with self._slots:
+                    # The batch read is fresh for the group's first message unless an earlier batch was still
+                    # working on the return; later ones re-read what it wrote.
+                    first: tuple[dict[str, Any] | None, int] | None = (
+                        known.get(key) if before is None else None
+                    )
+                    while pending:
+                        work = pending.pop(0)
+                        try:
+                            await self._handle(work, first)
+                            first = None
+                        except Exception:
+                            # Unknown failure (KV down, bug): leave the message to be redelivered after AckWait.
+                            log.exception("delivery of %s failed unexpectedly", work.order.return_id)
+                            with contextlib.suppress(Exception):
+                                await work.msg.nak(delay=self.settings.retry.base_delay)
+                        finally:
+                            finished()
+            finally:
+                for _ in pending:
+                    finished()
+                self._leave_turn(key, mine)
+
+        await asyncio.gather(*(run_group(key, group) for key, group in groups.items()))
+
+    def _join_turn(self, key: tuple[str, str]) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
+        """Queue behind the return's work still in hand; returns (what to wait for or None, our own turn)."""
+        before = self._turns.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._turns[key] = mine
+        return before, mine
+
+    def _leave_turn(self, key: tuple[str, str], mine: asyncio.Future[None]) -> None:
+        if not mine.done():
+            mine.set_result(None)
+        if self._turns.get(key) is mine:
+            del self._turns[key]
 
     async def _prefill_references(
         self, works: list[_Work]
