@@ -269,12 +269,33 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether any byte needs escaping. Eight bytes at a time: a byte of `w` is flagged when it is below 0x20 or
+/// equal to `"` or `\\` (the classic "has a zero / has less than" word tricks, exact for flagging any byte).
+#[inline]
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let w = u64::from_le_bytes(a);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let hit = (w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES)) & !w & HIGHS;
+        if hit != 0 && c.iter().any(|&x| NEEDS_ESCAPE[x as usize]) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&x| NEEDS_ESCAPE[x as usize])
+}
+
 /// Append `s` as a JSON string literal (same escaping as Python's `json.dumps(ensure_ascii=False)`).
 #[inline]
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
-    if !b.iter().any(|&c| NEEDS_ESCAPE[c as usize]) {
+    if !needs_escape(b) {
         out.extend_from_slice(b);
         out.push(b'"');
         return;
@@ -353,4 +374,39 @@ pub fn write_int(out: &mut Vec<u8>, v: i128) {
         out.push(b'-');
     }
     out.extend_from_slice(digits);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slow(b: &[u8]) -> bool {
+        b.iter().any(|&x| NEEDS_ESCAPE[x as usize])
+    }
+
+    #[test]
+    fn word_escape_check_matches_the_table() {
+        // Every byte value at every position of buffers that end in whole words and in a remainder.
+        for len in [1usize, 7, 8, 9, 16, 17, 24] {
+            for pos in 0..len {
+                for x in 0..=255u8 {
+                    for fill in [b'a', 0x7f, 0xc3, b'!', b'#', b'[', b']'] {
+                        let mut buf = vec![fill; len];
+                        buf[pos] = x;
+                        assert_eq!(needs_escape(&buf), slow(&buf), "{buf:?}");
+                    }
+                }
+            }
+        }
+        // Pseudo-random buffers (xorshift): mixed high bytes next to the flagged ones.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 40) as usize;
+            let buf: Vec<u8> = (0..len).map(|i| (state.rotate_left(i as u32 * 7) as u8) | 0x20).collect();
+            assert_eq!(needs_escape(&buf), slow(&buf), "{buf:?}");
+        }
+    }
 }
