@@ -131,17 +131,14 @@ async def test_flow_through_simulator(
         subtotal = sum(
             (Decimal(ln.unit_price.amount) * Decimal(ln.quantity) for ln in orders[2].lines), Decimal(0)
         )
-        assert (Decimal(line.expected.amount), line.expected.currency) == (
-            Decimal(refund.amount),
-            refund.currency,
-        )
-        # Documented in docs/mapping-packs.md ("Refund amounts"): SAP reports the net value and the Fusion
-        # stand-in the sum of the lines, so both post the line subtotal; tax and the restocking fee are not in it.
-        assert Decimal(line.erp_posted.amount) == subtotal
+        # SAP's credit memo request and the Fusion AR credit memo carry the net line value (tax is added at
+        # billing / by Receivables), so their flow steps reconcile on the "net" basis: the line subtotal.
+        assert (Decimal(line.expected.amount), line.expected.currency) == (subtotal, refund.currency)
         assert Decimal(refund.amount) == subtotal + Decimal(orders[2].tax_total.amount) - Decimal(
             orders[2].restocking_fee.amount
         )
-        assert line.status == admin_pb2.RECONCILIATION_STATUS_AMOUNT_MISMATCH
-        assert not report.balanced
+        assert Decimal(line.erp_posted.amount) == subtotal
+        assert line.status == admin_pb2.RECONCILIATION_STATUS_MATCHED
+        assert report.balanced
     finally:
         await harness.stop()

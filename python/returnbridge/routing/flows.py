@@ -64,8 +64,15 @@ class FlowStep(BaseModel):
     source: str = ""
     # Only for these refund methods (empty = any), e.g. NetSuite credit memo vs cash refund.
     refund_methods: tuple[str, ...] = ()
-    # Credits/refunds: the expected amount is kept for reconciliation.
-    posts_amount: bool = False
+    # Credits/refunds: the amount reconciliation expects the ERP to post. "gross" (or true) = the RMS refund
+    # (lines + tax - restocking fee); "net" = the line subtotal, for ERPs whose document carries the net value
+    # only (SAP's credit memo request; a Fusion AR credit memo whose tax is computed at posting).
+    posts_amount: Literal[False, True, "gross", "net"] = False
+
+    @property
+    def amount_basis(self) -> str:
+        """ "" (no amount), "gross" or "net"."""
+        return "gross" if self.posts_amount is True else (self.posts_amount or "")
 
     @field_validator("refund_methods")
     @classmethod
@@ -129,11 +136,19 @@ class PlannedStep:
     mapping: str
     document_type: str
     source: str = ""
-    posts_amount: bool = False
+    # "" (posts no amount), "gross" or "net": see FlowStep.posts_amount.
+    posts_amount: str = ""
 
     @classmethod
     def of(cls, step: FlowStep) -> PlannedStep:
-        return cls(step.step, step.mapping, step.document_type, step.source, step.posts_amount)
+        return cls(step.step, step.mapping, step.document_type, step.source, step.amount_basis)
+
+
+def _basis(value: object) -> str:
+    # Messages accepted before amount bases existed carry a bool.
+    if value is True:
+        return "gross"
+    return value if value in ("gross", "net") else ""  # type: ignore[return-value]
 
 
 def encode_steps(steps: list[PlannedStep]) -> str:
@@ -141,4 +156,4 @@ def encode_steps(steps: list[PlannedStep]) -> str:
 
 
 def decode_steps(text: str) -> list[PlannedStep]:
-    return [PlannedStep(str(a), str(b), str(c), str(d), bool(e)) for a, b, c, d, e in json.loads(text)]
+    return [PlannedStep(str(a), str(b), str(c), str(d), _basis(e)) for a, b, c, d, e in json.loads(text)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,6 +20,7 @@ from returnbridge.bus import subjects
 from returnbridge.bus.kv import JsonRecord, get_json, modify_json, modify_json_versioned
 from returnbridge.bus.publisher import Publisher
 from returnbridge.gateway.context import request_id
+from returnbridge.gateway.reference_data import ISO_4217
 from returnbridge.routing.flows import ERP_SYSTEMS, PlannedStep, enum_short
 
 # Worst first: the return's overall state is the worst of its documents.
@@ -48,6 +50,27 @@ def _ts(seconds: float | None) -> Timestamp | None:
     stamp = Timestamp()
     stamp.FromNanoseconds(int(seconds * 1e9))
     return stamp
+
+
+def net_amount(order: returns_pb2.ReturnOrder) -> str:
+    """Line subtotal: sum of quantity x unit price, each rounded half-up to the currency's minor units.
+
+    The same rule the gateway validates ``total_amount`` with; "" when a line has no usable price.
+    """
+    exponent = Decimal(1).scaleb(-ISO_4217.get(order.currency, 2))
+    total = Decimal(0)
+    try:
+        for line in order.lines:
+            product = Decimal(line.quantity) * Decimal(line.unit_price.amount)
+            total += product.quantize(exponent, rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return ""
+    return str(total) if order.lines else ""
+
+
+def _expected(by_basis: dict[str, dict[str, str]], basis: str | bool) -> dict[str, str] | None:
+    chosen = by_basis.get("gross" if basis is True else str(basis or ""))
+    return chosen if chosen and chosen["amount"] else None
 
 
 def doc_key(version: int, step: str) -> str:
@@ -152,12 +175,13 @@ class SyncStateStore:
         tenant, version = order.tenant_id, int(order.version)
         event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
         steps = list(steps)
-        expected = {"amount": order.refund.amount.amount, "currency": order.refund.amount.currency}
-        if not expected["amount"]:
-            expected = {
+        gross = {"amount": order.refund.amount.amount, "currency": order.refund.amount.currency}
+        if not gross["amount"]:
+            gross = {
                 "amount": order.total_amount.amount,
                 "currency": order.total_amount.currency or order.currency,
             }
+        expected_by_basis = {"gross": gross, "net": {"amount": net_amount(order), "currency": order.currency}}
         created: list[PlannedStep] = []
 
         def change(record: JsonRecord | None) -> JsonRecord | None:
@@ -198,7 +222,7 @@ class SyncStateStore:
                     "created_at": accepted_at,
                     "updated_at": accepted_at,
                     "delivered_at": 0,
-                    "expected_amount": expected if step.posts_amount and expected["amount"] else None,
+                    "expected_amount": _expected(expected_by_basis, step.posts_amount),
                     "posted_amount": None,
                     "dead_letter_id": 0,
                 }
