@@ -4,7 +4,7 @@ Both servers run in a child process with the same interceptor and the same clien
 isolates what the pipeline costs: validation, routing, KV idempotency, JetStream publish, sync state, and for
 "confirmed" the worker's fetch, mapping (the real Rust mapper when it loads), an instant ERP and the state writes.
 
-    .venv/bin/python benchmarks/e2e_load.py --calls 20000 --in-flight 1000 [--sync-always]
+    .venv/bin/python benchmarks/e2e_load.py --calls 20000 --in-flight 1000 [--audit] [--sync-always]
 """
 
 from __future__ import annotations
