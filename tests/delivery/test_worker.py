@@ -6,6 +6,8 @@ import asyncio
 import json
 import random
 
+import pytest
+
 from delivery.pipeline_harness import LIFECYCLE, FakeErp, Pipeline, fast_settings, make_order
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
@@ -383,3 +385,26 @@ async def test_slow_erp_call_holds_only_its_return_not_the_next_fetch(pipeline: 
     )
     s1 = [ref for ref in order_of_creates if ref.startswith("RMA-S1")]
     assert s1 == ["RMA-S1-1", "RMA-S1-2"]
+
+
+async def test_batch_that_cannot_read_state_is_redelivered_and_the_worker_keeps_pulling(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    as_tenant("acme")
+    real_read = pipeline.status.get_versioned
+    failures = [ConnectionError("KV unavailable")]
+
+    async def flaky_read(tenant: str, return_id: str):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        return await real_read(tenant, return_id)
+
+    pipeline.status.get_versioned = flaky_read  # type: ignore[method-assign]
+    settings = fast_settings(erp_timeout_seconds=0.5, consumer=ConsumerSettings(ack_wait_seconds=1.0))
+    erp = await pipeline.start_worker("netsuite", settings)
+    await submit(pipeline, make_order("B1"))
+    await wait_state(pipeline, "acme", "B1", {"1:return_authorization": "DELIVERED"})
+    await submit(pipeline, make_order("B2"))
+    await wait_state(pipeline, "acme", "B2", {"1:return_authorization": "DELIVERED"})
+    assert erp.creates[("returnAuthorization", "RMA-B1-1")] == 1
+    assert "delivery batch failed" in caplog.text

@@ -190,6 +190,8 @@ class DeliveryWorker:
                     await self._report_depth(sub)
                 for _ in range(batch_size):
                     await room.acquire()
+                if self._stopping.is_set():
+                    break  # stop() came while we waited for room: fetch nothing more
                 try:
                     msgs = await sub.fetch(batch_size, timeout=self.settings.fetch_timeout_seconds)
                 except (NatsTimeoutError, TimeoutError):
@@ -200,8 +202,9 @@ class DeliveryWorker:
                     task = asyncio.create_task(self.process_batch(msgs, done=room.release))
                     batches.add(task)
                     task.add_done_callback(batches.discard)
+                    task.add_done_callback(self._batch_failed)
             if batches:
-                await asyncio.gather(*batches)
+                await asyncio.gather(*batches, return_exceptions=True)  # failures are logged as they happen
         finally:
             # Cancelled (not stopped): the batches in hand die with us, unacked, and are redelivered.
             for task in batches:
@@ -299,6 +302,13 @@ class DeliveryWorker:
                 self._leave_turn(key, mine)
 
         await asyncio.gather(*(run_group(key, group) for key, group in groups.items()))
+
+    @staticmethod
+    def _batch_failed(task: asyncio.Task[None]) -> None:
+        """A batch that failed before its messages were handled (KV read down): they are redelivered after
+        AckWait; say why, instead of an unretrieved task exception."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("delivery batch failed; its messages are redelivered after AckWait", exc_info=exc)
 
     def _join_turn(self, key: tuple[str, str]) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
         """Queue behind the return's work still in hand; returns (what to wait for or None, our own turn)."""
