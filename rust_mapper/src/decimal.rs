@@ -84,10 +84,44 @@ impl Decimal {
         self.coef() == 0
     }
 
+    /// The common case in one tight loop: `[+-]?digits[.digits]` with at most 18 digits (money, quantities).
+    /// `None` means "not this shape": the general parser decides.
+    #[inline]
+    fn parse_short(b: &[u8]) -> Option<Decimal> {
+        let (neg, rest) = match b.first()? {
+            b'-' => (true, &b[1..]),
+            b'+' => (false, &b[1..]),
+            _ => (false, b),
+        };
+        if rest.len() > 19 {
+            return None;
+        }
+        let (mut v, mut digits, mut frac, mut dot) = (0u64, 0u32, 0u32, false);
+        for &c in rest {
+            if c.is_ascii_digit() {
+                v = v * 10 + u64::from(c - b'0');
+                digits += 1;
+                frac += u32::from(dot);
+            } else if c == b'.' && !dot {
+                dot = true;
+            } else {
+                return None;
+            }
+        }
+        if digits == 0 || digits > 18 {
+            return None;
+        }
+        let coef = i128::from(v);
+        Some(Decimal::raw(if neg { -coef } else { coef }, frac))
+    }
+
     /// Parse `[+-]?(digits[.digits]|.digits)([eE][+-]?digits)?`. `None` for anything else; `Some(Err)` when
     /// well formed but out of range.
     pub fn parse(text: &str) -> Option<Result<Decimal, OutOfRange>> {
         let b = text.as_bytes();
+        if let Some(d) = Decimal::parse_short(b) {
+            return Some(Ok(d));
+        }
         let mut i = 0;
         let neg = match b.first() {
             Some(b'-') => {
