@@ -546,35 +546,78 @@ impl<'t> Run<'t> {
         }
     }
 
+    /// The list a `[*]`-free each path names (empty when absent), as `collect_items` would iterate it.
+    fn plain_list(&self, p: &'t CPath) -> R<&'t [Value<'t>]> {
+        let si = self.base_scope(p.base)?;
+        let mut cur: &'t Value<'t> = self.scopes[si].value;
+        for seg in &p.segs {
+            match step_into(cur, seg) {
+                Some(v) => cur = v,
+                None => return Ok(&[]),
+            }
+        }
+        match cur {
+            Value::List(items) => Ok(items),
+            _ => Err(format!("{} is not a list (got {})", p.text, cur.kind())),
+        }
+    }
+
+    /// One item of an each rule: push its scopes, apply the filter, run `f`; `Ok(true)` when it was emitted.
+    fn each_item(
+        &mut self,
+        r: &'t EachRule,
+        chain: &[(&'t Value<'t>, usize, &'t str)],
+        emitted: usize,
+        f: &mut impl FnMut(&mut Self, usize) -> Result<bool, TranslateError>,
+    ) -> Result<bool, TranslateError> {
+        let pushed = self.push_chain(chain, emitted, r.each.base);
+        let pass = match &r.filter {
+            Some(c) => self.test(c).map_err(|f| self.fail(&r.id, &Expr::Const(Value::Null), f)),
+            None => Ok(true),
+        };
+        let res = match pass {
+            Ok(true) => {
+                // The innermost scope's position is its index in the output array.
+                if let Some(s) = self.scopes.last_mut() {
+                    s.out_index = emitted;
+                }
+                f(self, emitted)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => Err(e),
+        };
+        self.pop(pushed);
+        res
+    }
+
     /// Run `f` once per item of an each rule that passes its filter, with the item scope pushed.
     pub(crate) fn for_each_item(
         &mut self,
         r: &'t EachRule,
         mut f: impl FnMut(&mut Self, usize) -> Result<bool, TranslateError>,
     ) -> Result<usize, TranslateError> {
-        let items =
-            self.items(&r.each).map_err(|m| TranslateError { rule: r.id.clone(), path: self.here(), message: m })?;
         let mut emitted = 0usize;
-        for (chain, _item) in items {
-            let pushed = self.push_chain(chain.as_slice(), emitted, r.each.base);
-            let pass = match &r.filter {
-                Some(c) => self.test(c).map_err(|f| self.fail(&r.id, &Expr::Const(Value::Null), f)),
-                None => Ok(true),
-            };
-            let res = match pass {
-                Ok(true) => {
-                    // The innermost scope's position is its index in the output array.
-                    if let Some(s) = self.scopes.last_mut() {
-                        s.out_index = emitted;
-                    }
-                    f(self, emitted)
+        let each = &r.each;
+        if each.marker == Marker::None && !each.segs.iter().any(|s| matches!(s, Seg::All)) {
+            // A plain list path (no `[*]` flattening): iterate the list in place, one scope per item.
+            let list = self.plain_list(each).map_err(|m| TranslateError {
+                rule: r.id.clone(),
+                path: self.here(),
+                message: m,
+            })?;
+            let label = each.labels.first().map(String::as_str).unwrap_or("");
+            for (i, item) in list.iter().enumerate() {
+                if self.each_item(r, &[(item, i, label)], emitted, &mut f)? {
+                    emitted += 1;
                 }
-                Ok(false) => Ok(false),
-                Err(e) => Err(e),
-            };
-            self.pop(pushed);
-            if res? {
-                emitted += 1;
+            }
+        } else {
+            let items =
+                self.items(each).map_err(|m| TranslateError { rule: r.id.clone(), path: self.here(), message: m })?;
+            for (chain, _item) in items {
+                if self.each_item(r, chain.as_slice(), emitted, &mut f)? {
+                    emitted += 1;
+                }
             }
         }
         if r.required && emitted == 0 {
