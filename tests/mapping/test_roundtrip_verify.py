@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import samples
@@ -55,3 +56,13 @@ def test_dropped_line_is_reported(mapping_registry: MappingRegistry) -> None:
 def test_mapping_without_declared_fields_is_not_verified(mapping_registry: MappingRegistry) -> None:
     order, _ = _payload(mapping_registry)
     assert round_trip_mismatches(mapping_registry, "custom/thing", order, b"{}") == []
+
+
+def test_an_override_that_drops_the_cost_center_is_caught(tmp_path: Path) -> None:
+    override = tmp_path / "no_cost_center.yaml"
+    override.write_text(f"override: {MAPPING}\nrules:\n  remove: [lines.cost_center]\n")
+    registry = MappingRegistry.load(overrides=[override])
+    order = samples.build_return(2, erp="netsuite")
+    payload = registry.get(MAPPING).translate(order.SerializeToString(deterministic=True))
+    problems = round_trip_mismatches(registry, MAPPING, order, payload)
+    assert [p.split(":")[0] for p in problems] == ["lines[0].cost_center", "lines[1].cost_center"]

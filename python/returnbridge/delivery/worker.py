@@ -35,6 +35,7 @@ from returnbridge.errors import (
     TransientErpError,
     TranslationError,
 )
+from returnbridge.mapping.roundtrip import round_trip_mismatches
 from returnbridge.observability.metrics import (
     count_erp_call,
     count_processing,
@@ -81,6 +82,10 @@ class DeliverySettings(BaseModel):
     waiting_on_dead_letter_delay_seconds: float = Field(default=30.0, gt=0)
     # Versions are expected to be contiguous: version N waits this long for N-1 to arrive before going ahead.
     version_gap_wait_seconds: float = Field(default=300.0, ge=0)
+    # Read every payload back through its echo spec before the ERP call; a lost or altered serial number,
+    # cost center, vendor code, quantity or amount is dead-lettered instead of posted (rb_processing_total
+    # {outcome="roundtrip_mismatch"}).
+    verify_round_trip: bool = True
     # How often a worker reports its consumer's depth (gauge + backlog alert).
     depth_check_seconds: float = Field(default=10.0, gt=0)
 
@@ -366,15 +371,29 @@ class DeliveryWorker:
                 continue
             documents = [work.order.SerializeToString(deterministic=True) for work in group]
             for work, output in zip(group, mapper.translate_batch(documents), strict=True):
-                work.translations[mapping_id] = output
+                work.translations[mapping_id] = self._verified(mapping_id, work.order, output)
 
     def _retranslate(self, work: _Work, mapping_id: str) -> None:
         try:
-            work.translations[mapping_id] = self.mappers.get(mapping_id).translate(
-                work.order.SerializeToString(deterministic=True)
-            )
+            output = self.mappers.get(mapping_id).translate(work.order.SerializeToString(deterministic=True))
         except (TranslationError, NotFoundError) as exc:
             work.translations[mapping_id] = exc
+            return
+        work.translations[mapping_id] = self._verified(mapping_id, work.order, output)
+
+    def _verified(
+        self, mapping_id: str, order: returns_pb2.ReturnOrder, output: bytes | TranslationError
+    ) -> bytes | TranslationError:
+        """The payload, or a TranslationError when it would not carry what the RMS sent (processing accuracy)."""
+        if isinstance(output, TranslationError) or not self.settings.verify_round_trip:
+            return output
+        problems = round_trip_mismatches(self.mappers, mapping_id, order, output)
+        if not problems:
+            return output
+        count_processing("roundtrip_mismatch")
+        return TranslationError(
+            f"round trip through {mapping_id}_in: " + "; ".join(problems[:10]), rule="roundtrip"
+        )
 
     # ----------------------------------------------------------------- one message
     async def _handle(self, work: _Work, known: tuple[dict[str, Any] | None, int] | None = None) -> None:

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from google.protobuf.message import DecodeError
+
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.errors import NotFoundError, TranslationError
 
 RTV = returns_pb2.DISPOSITION_RETURN_TO_VENDOR
+_ECHO_TYPE = "messageType=" + returns_pb2.ReturnOrder.DESCRIPTOR.full_name
 
 
 def _dec(value: str) -> Decimal | str | None:
@@ -51,6 +54,10 @@ HEADER_FIELDS: dict[str, Callable[[returns_pb2.ReturnOrder], Any]] = {
     "customer": lambda o: o.customer.erp_customer_ref,
     "currency": lambda o: o.currency,
     "original_order": lambda o: o.original_order.erp_order_ref,
+    # Oracle references the original order per line: without original line ids the return is unreferenced.
+    "original_order_by_line": lambda o: (
+        o.original_order.erp_order_ref if any(ln.original_order_line_id for ln in o.lines) else ""
+    ),
     "restocking_fee": lambda o: _dec(o.restocking_fee.amount),
     "tax_total": lambda o: _dec(o.tax_total.amount),
     "refund_amount": lambda o: _dec(o.refund.amount.amount),
@@ -98,13 +105,13 @@ CARRIED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("currency", "customer", "original_order"),
         ("sku", "quantity", "site", "sub_location", "lot"),
     ),
-    "oracle/return_order": (("rma_number", "customer", "currency", "original_order"), _ORDER_LINES),
+    "oracle/return_order": (("rma_number", "customer", "currency", "original_order_by_line"), _ORDER_LINES),
     "oracle/receipt": (
         ("customer",),
         ("line_id", "sku", "quantity", "serials", "site", "sub_location", "lot"),
     ),
     "oracle/credit_memo": (("customer", "currency"), ("sku", "quantity", "price")),
-    "oracle_ebs/rma": (("rma_number", "customer", "currency", "original_order"), _ORDER_LINES),
+    "oracle_ebs/rma": (("rma_number", "customer", "currency", "original_order_by_line"), _ORDER_LINES),
     "oracle_ebs/credit_memo": ((), ("quantity", "price")),
 }
 
@@ -150,9 +157,11 @@ def round_trip_mismatches(
         echo_mapper = registry.get(f"{mapping_id}_in")
     except NotFoundError:
         return []
+    if not str(getattr(echo_mapper, "output_content_type", "")).endswith(_ECHO_TYPE):
+        return []  # not an echo spec producing a ReturnOrder: nothing to compare against
     try:
         echo = returns_pb2.ReturnOrder.FromString(echo_mapper.translate(payload))
-    except TranslationError as exc:
+    except (TranslationError, DecodeError) as exc:
         return [f"echo {mapping_id}_in failed: {exc}"]
     header_fields, line_fields = carried
     problems = [
