@@ -1,9 +1,12 @@
-"""Pack rules stay linear in the number of lines (no per-line scan of `$.lines` for one-element arrays)."""
+"""Pack rules stay linear in the number of lines (no per-line scan of `$.lines` for one-element arrays).
+
+The structural check below is the guard; the time it takes at 1,000 vs 8,000 lines is measured in
+``benchmarks/test_scaling_bench.py``, never asserted here.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,6 @@ from returnbridge.api.v1 import returns_pb2
 from returnbridge.mapping import MappingRegistry
 
 PACKS = Path(__file__).parents[2] / "python" / "returnbridge" / "mapping" / "packs"
-
-# Mappings whose line rules build one nested object per line (pricing element, lot, reference, flexfield).
-PER_LINE_NESTED = ["sap/credit_memo_request", "oracle/receipt", "oracle/return_order"]
 
 
 @pytest.fixture(scope="module")
@@ -54,24 +54,6 @@ def _order(lines: int) -> bytes:
         line.CopyFrom(base.lines[i % len(base.lines)])
         line.line_id = f"L{i + 1}"
     return order.SerializeToString(deterministic=True)
-
-
-def _best_seconds(registry: MappingRegistry, mapping_id: str, document: bytes) -> float:
-    mapper = registry.get(mapping_id)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        mapper.translate(document)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-@pytest.mark.parametrize("mapping_id", PER_LINE_NESTED)
-def test_translation_time_grows_linearly_in_lines(registry: MappingRegistry, mapping_id: str) -> None:
-    small, large = _order(1_000), _order(8_000)
-    # 8x the lines: linear work is ~8x, the old O(n^2) scan was ~64x; 24x leaves room for noise.
-    ratio = _best_seconds(registry, mapping_id, large) / _best_seconds(registry, mapping_id, small)
-    assert ratio < 24, f"{mapping_id}: 8x lines took {ratio:.1f}x the time"
 
 
 def test_each_credit_memo_request_item_carries_its_own_price(registry: MappingRegistry) -> None:
