@@ -282,7 +282,8 @@ impl Decimal {
 
     /// Plain-notation string.
     pub fn to_plain(&self) -> String {
-        let mut s = String::new();
+        // Sign, up to 39 digits, point and leading zeros: one allocation instead of growing while writing.
+        let mut s = String::with_capacity(48);
         self.write_to(&mut s);
         s
     }

@@ -76,18 +76,60 @@ pub fn format_rfc3339(secs: i64, nanos: i64) -> Option<String> {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let mut s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let mut s = String::with_capacity(30);
+    push_ymd(&mut s, y, m, d, "-");
+    s.push('T');
+    push_padded(&mut s, rem / 3600, 2);
+    s.push(':');
+    push_padded(&mut s, rem / 60 % 60, 2);
+    s.push(':');
+    push_padded(&mut s, rem % 60, 2);
     if nanos != 0 {
+        s.push('.');
         if nanos % 1_000_000 == 0 {
-            s.push_str(&format!(".{:03}", nanos / 1_000_000));
+            push_padded(&mut s, nanos / 1_000_000, 3);
         } else if nanos % 1000 == 0 {
-            s.push_str(&format!(".{:06}", nanos / 1000));
+            push_padded(&mut s, nanos / 1000, 6);
         } else {
-            s.push_str(&format!(".{nanos:09}"));
+            push_padded(&mut s, nanos, 9);
         }
     }
     s.push('Z');
     Some(s)
+}
+
+/// `{y:04}{sep}{m:02}{sep}{d:02}`.
+fn push_ymd(s: &mut String, y: i64, m: i64, d: i64, sep: &str) {
+    push_padded(s, y, 4);
+    s.push_str(sep);
+    push_padded(s, m, 2);
+    s.push_str(sep);
+    push_padded(s, d, 2);
+}
+
+/// Append `v` as `format!("{v:0width$}")` would, without the formatting machinery (this runs for every
+/// timestamp of every document).
+fn push_padded(s: &mut String, v: i64, width: usize) {
+    if v < 0 {
+        s.push_str(&format!("{v:0width$}"));
+        return;
+    }
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &buf[i..];
+    for _ in digits.len()..width {
+        s.push('0');
+    }
+    s.extend(digits.iter().map(|&b| char::from(b)));
 }
 
 fn digits(b: &[u8], from: usize, n: usize) -> Option<i64> {
@@ -234,11 +276,9 @@ pub fn convert<'a>(v: Value<'a>, from: Format, to: Format) -> Result<Value<'a>, 
         }
         Format::Date | Format::Yyyymmdd => {
             let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-            Value::Str(Cow::Owned(if to == Format::Date {
-                format!("{y:04}-{m:02}-{d:02}")
-            } else {
-                format!("{y:04}{m:02}{d:02}")
-            }))
+            let mut s = String::with_capacity(10);
+            push_ymd(&mut s, y, m, d, if to == Format::Date { "-" } else { "" });
+            Value::Str(Cow::Owned(s))
         }
     })
 }
@@ -262,6 +302,62 @@ fn format_name(f: Format) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn push_padded_matches_format() {
+        let widths = [0usize, 1, 2, 3, 4, 6, 9, 20, 25];
+        let values = [
+            0i64,
+            1,
+            7,
+            9,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            9999,
+            10_000,
+            123_456_789,
+            999_999_999,
+            i64::MAX,
+            -1,
+            -42,
+            i64::MIN,
+        ];
+        for &w in &widths {
+            for &v in &values {
+                let mut s = String::from("x");
+                push_padded(&mut s, v, w);
+                assert_eq!(s, format!("x{v:0w$}"), "v={v} width={w}");
+            }
+        }
+    }
+
+    #[test]
+    fn rfc3339_matches_format() {
+        let secs_list = [MIN_SECS, -1, 0, 1, 59, 86_399, 951_782_400, 1_700_000_000, MAX_SECS];
+        let nanos_list = [0i64, 1, 5_000_000, 123_000, 123_456_789, 999_999_999, 100_000_000];
+        for &secs in &secs_list {
+            for &nanos in &nanos_list {
+                let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+                let rem = secs.rem_euclid(86_400);
+                let mut want = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+                if nanos != 0 {
+                    if nanos % 1_000_000 == 0 {
+                        want.push_str(&format!(".{:03}", nanos / 1_000_000));
+                    } else if nanos % 1000 == 0 {
+                        want.push_str(&format!(".{:06}", nanos / 1000));
+                    } else {
+                        want.push_str(&format!(".{nanos:09}"));
+                    }
+                }
+                want.push('Z');
+                assert_eq!(format_rfc3339(secs, nanos).as_deref(), Some(want.as_str()));
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
