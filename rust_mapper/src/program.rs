@@ -1,5 +1,7 @@
 //! The compiled program: output tree of rules, expressions and conditions; `translate` runs it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use regex_lite::Regex;
 
 use crate::decimal::Rounding;
@@ -181,6 +183,9 @@ pub struct Program {
     pub output_name: String,
     pub tables: Vec<Table>,
     pub root: Vec<Node>,
+    /// Size of the last output: the next output buffer starts a quarter above it, so a typical document is
+    /// written without regrowing (and copying) the buffer. Only a capacity hint: any value is correct.
+    pub out_hint: AtomicUsize,
 }
 
 /// One output field and the rule and input path that produced it.
@@ -244,7 +249,8 @@ impl Program {
             explain: explain.then(Vec::new),
             out_path: Vec::new(),
         };
-        let mut out = Vec::with_capacity(1024);
+        let hint = self.out_hint.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity((hint + hint / 4).clamp(1024, 1 << 20));
         if self.direction == Direction::Outbound {
             out.push(b'{');
             run.write_members(&self.root, &mut out)?;
@@ -252,6 +258,7 @@ impl Program {
         } else {
             run.encode_members(&self.root, &mut out)?;
         }
+        self.out_hint.store(out.len(), Ordering::Relaxed);
         Ok((out, run.explain.unwrap_or_default()))
     }
 }

@@ -135,6 +135,13 @@ impl<'a> Reader<'a> {
     }
 
     fn varint_slow(&mut self) -> Result<u64, String> {
+        // Lengths of nested messages and tags of fields numbered 16 and up mostly take two bytes.
+        if let Some(&[b0, b1]) = self.buf.get(self.pos..self.pos + 2) {
+            if b0 >= 0x80 && b1 < 0x80 {
+                self.pos += 2;
+                return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
+            }
+        }
         let mut v: u64 = 0;
         for shift in (0..70).step_by(7) {
             let b = *self.buf.get(self.pos).ok_or("truncated varint")?;
@@ -738,4 +745,30 @@ pub fn put_len_delimited(out: &mut Vec<u8>, number: u32, body: &[u8]) {
     put_tag(out, number, 2);
     put_varint(out, body.len() as u64);
     out.extend_from_slice(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_through_every_length() {
+        let mut values: Vec<u64> = (0..40_000).collect();
+        for shift in 0..64 {
+            values.extend([1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) + 1]);
+        }
+        values.push(u64::MAX);
+        for v in values {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            buf.push(0x7f);
+            let mut r = Reader::new(&buf);
+            assert_eq!(r.varint(), Ok(v), "{v}");
+            assert_eq!(r.pos, buf.len() - 1, "{v}");
+            // Every proper prefix is truncated.
+            for cut in 0..buf.len() - 1 {
+                assert!(Reader::new(&buf[..cut]).varint().is_err(), "{v} cut at {cut}");
+            }
+        }
+    }
 }

@@ -136,7 +136,17 @@ pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
     let used = c.used.into_inner();
     let mut schema = schema;
     schema.used = used;
-    Ok(Program { id, direction, input_msg, output_msg, output_name: output.to_owned(), tables, root, schema })
+    Ok(Program {
+        id,
+        direction,
+        input_msg,
+        output_msg,
+        output_name: output.to_owned(),
+        tables,
+        root,
+        schema,
+        out_hint: Default::default(),
+    })
 }
 
 fn sort_nodes(nodes: &mut [Node]) {

@@ -6,7 +6,7 @@ use crate::decimal::Decimal;
 use crate::error::TranslateError;
 use crate::exec::{step_into, Run, R};
 use crate::json;
-use crate::ops::date;
+use crate::ops::{date, Step};
 use crate::program::{EachBody, Expr, FieldRule, Node, NodeKind, Slot};
 use crate::proto::{self, FieldType, Schema, Special};
 use crate::value::{view, Value};
@@ -123,6 +123,29 @@ impl<'t> Run<'t> {
         };
         if r.pipe.is_empty() {
             return write_scalar(v, r.required, out);
+        }
+        if let Some((Step::String, head)) = r.pipe.split_last() {
+            // A trailing `string` step on a number: its digits go straight into the output, quoted, instead of
+            // into a temporary String (what `string` makes of a number never needs JSON escaping).
+            let piped = self.apply(head, view(v)).ok()?;
+            match &piped {
+                Value::Dec(d) | Value::Num(d) => {
+                    out.push(b'"');
+                    d.write_bytes(out);
+                    out.push(b'"');
+                    return Some(true);
+                }
+                Value::Int(i) => {
+                    out.push(b'"');
+                    json::write_int(out, i128::from(*i));
+                    out.push(b'"');
+                    return Some(true);
+                }
+                _ => {
+                    let piped = self.apply(&r.pipe[head.len()..], piped).ok()?;
+                    return write_scalar(&piped, r.required, out);
+                }
+            }
         }
         let piped = self.apply(&r.pipe, view(v)).ok()?;
         write_scalar(&piped, r.required, out)
