@@ -194,11 +194,15 @@ class RateLimitConfig(_Model):
     """Token buckets per principal and per tenant, plus a cap on concurrent RPCs for the whole server."""
 
     enabled: bool = True
-    principal_rate_per_second: float = Field(default=50.0, gt=0)
-    principal_burst: int = Field(default=100, ge=1)
-    tenant_rate_per_second: float = Field(default=200.0, gt=0)
-    tenant_burst: int = Field(default=400, ge=1)
-    max_concurrent_rpcs: int = Field(default=512, ge=1)
+    # Sized for the product's promise: one RMS may hold 10,000 return transactions in flight at once, while
+    # a single principal's sustained rate stays below what one gateway process serves (~2,000 calls/s on
+    # 2 cores), so one noisy client cannot starve the others. Tighten per deployment.
+    principal_rate_per_second: float = Field(default=1_000.0, gt=0)
+    principal_burst: int = Field(default=10_000, ge=1)
+    tenant_rate_per_second: float = Field(default=2_000.0, gt=0)
+    tenant_burst: int = Field(default=20_000, ge=1)
+    # Matches grpc.max_pending_requests: the gateway holds what the transport accepts.
+    max_concurrent_rpcs: int = Field(default=20_000, ge=1)
     # Long-lived watch streams would otherwise hold concurrency slots for hours.
     concurrency_exempt_methods: list[str] = Field(
         default_factory=lambda: [
