@@ -48,7 +48,11 @@ pub fn lookup<'t>(
     field: Option<&str>,
     on_missing: OnMissing,
 ) -> Result<Value<'t>, String> {
-    let key = scalar_to_string(&v).ok_or_else(|| format!("cannot look up a {} value", v.kind()))?;
+    // Keys are mostly strings already: take them as they are (no copy of the Cow, no drop of `v`).
+    let key = match v {
+        Value::Str(s) => s,
+        other => scalar_to_string(&other).ok_or_else(|| format!("cannot look up a {} value", other.kind()))?,
+    };
     let hit = match table.entries.get(key.as_ref()) {
         Some(hit) => hit,
         None => match on_missing {
