@@ -160,7 +160,7 @@ pub enum NodeKind {
 #[derive(Debug)]
 pub struct Node {
     pub key: String,
-    /// `"key":` already escaped, written as is (JSON output).
+    /// `,"key":` already escaped, written as is (JSON output); the first member of an object skips the comma.
     pub key_json: Vec<u8>,
     pub slot: Slot,
     pub kind: NodeKind,

@@ -771,7 +771,8 @@ struct FieldInfo {
 }
 
 fn key_json(key: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 3);
+    let mut out = Vec::with_capacity(key.len() + 4);
+    out.push(b',');
     json::write_str(&mut out, key);
     out.push(b':');
     out

@@ -18,10 +18,7 @@ impl<'t> Run<'t> {
         let mut wrote = false;
         for n in nodes {
             let mark = out.len();
-            if wrote {
-                out.push(b',');
-            }
-            out.extend_from_slice(&n.key_json);
+            out.extend_from_slice(if wrote { &n.key_json } else { &n.key_json[1..] });
             self.push_out(&n.key, None);
             let ok = self.write_node(n, out);
             self.pop_out();
