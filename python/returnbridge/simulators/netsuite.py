@@ -144,6 +144,7 @@ class NetSuiteSimulator(RecordBook):
         self.modified: dict[tuple[str, str], datetime] = {}
         self.serials: dict[str, dict[str, str]] = {}
         self._tran_numbers: dict[str, int] = {}
+        self.by_external_id: dict[str, set[tuple[str, str]]] = {}
         if cfg.seed:
             self._seed()
 
@@ -425,7 +426,18 @@ class NetSuiteSimulator(RecordBook):
 
     def _run_query(self, query: SuiteQL) -> list[dict[str, str]]:
         if query.table == "transaction":
-            sources = [(t, r) for t in TYPE_CODES for r in self.documents(t).values()]
+            wanted = next(
+                (c.values[0] for c in query.where if c.column == "externalid" and c.op == "="), None
+            )
+            if wanted is not None:
+                # Lookups by external id (one per create) use the index; a scan would be quadratic over a run.
+                sources = [
+                    (t, record)
+                    for t, record_id in sorted(self.by_external_id.get(str(wanted), ()))
+                    if t in TYPE_CODES and (record := self.documents(t).get(record_id)) is not None
+                ]
+            else:
+                sources = [(t, r) for t in TYPE_CODES for r in self.documents(t).values()]
             candidates: list[Callable[[str], Any]] = [self._transaction_column(t, r) for t, r in sources]
         else:
             candidates = [

@@ -188,6 +188,8 @@ class RecordBook:
     # Serial numbers on hand: item id -> {serial: location id}.
     serials: dict[str, dict[str, str]]
     _tran_numbers: dict[str, int]
+    # externalId -> {(record type, id)}: every stored record under the external id it was last stored with.
+    by_external_id: dict[str, set[tuple[str, str]]]
 
     def _seed(self) -> None:
         for n, item in enumerate(self.ref.items.values()):
@@ -234,8 +236,10 @@ class RecordBook:
         return self.kit.state.documents[record_type]
 
     def find_by_external_id(self, record_type: str, external_id: str) -> dict[str, Any] | None:
-        for record in self.documents(record_type).values():
-            if record.get("externalId") == external_id:
+        for kind, record_id in sorted(self.by_external_id.get(external_id, ())):
+            record = self.documents(kind).get(record_id) if kind == record_type else None
+            # The index may hold a record whose external id has changed since; the record decides.
+            if record is not None and record.get("externalId") == external_id:
                 return record
         return None
 
@@ -273,6 +277,8 @@ class RecordBook:
     def _store(self, record_type: str, record_id: str, record: dict[str, Any]) -> None:
         record["lastModifiedDate"] = self.clock()
         self.kit.state.put_document(record_type, record_id, record)
+        if record.get("externalId"):
+            self.by_external_id.setdefault(str(record["externalId"]), set()).add((record_type, record_id))
 
     def _duplicate(self, external_id: str) -> NetSuiteError:
         return NetSuiteError(
