@@ -24,7 +24,7 @@ dev: $(STAMP) ## Rebuild the Rust extension in place after editing rust_mapper/
 	cd $(CURDIR) && VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/maturin develop --release -q
 
 run: $(STAMP) ## Run the service on embedded defaults (local NATS, ERP simulators)
-	$(BIN)/returnbridge serve $(ARGS)
+	GRPC_ENABLE_FORK_SUPPORT=false $(BIN)/returnbridge serve $(ARGS)
 
 proto: $(STAMP) ## Regenerate python/returnbridge/api from proto/
 	PYTHON=$(PY) scripts/gen_proto.sh
@@ -43,7 +43,7 @@ format: $(STAMP) ## Apply ruff and cargo formatting
 
 test: $(STAMP) lint ## Lint, type check, cargo test, pytest
 	cargo test --workspace -q
-	$(BIN)/pytest $(PYTEST_ARGS)
+	GRPC_ENABLE_FORK_SUPPORT=false $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Benchmarks (pytest-benchmark groups, side by side)
 	$(BIN)/pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-group-by=group $(ARGS)

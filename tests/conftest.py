@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Tests fork+exec nats-server and CLI processes while gRPC is live in this process; grpc's fork handlers are
+# only safe when nothing uses gRPC, and can hang the parent otherwise. Fork+exec needs none (grpc's fork docs).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+
+# The service fork+execs nats-server while gRPC may be live; grpc's fork handlers are only safe when no gRPC
+# work has started and can hang otherwise, and fork+exec needs none of them. Must precede importing grpc.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
