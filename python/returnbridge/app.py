@@ -89,6 +89,8 @@ class App:
         self.mappings: MappingRegistry | None = None
         # Undo steps in start order; stop() runs them in reverse, so a half-finished start unwinds cleanly.
         self._cleanups: list[tuple[str, Cleanup]] = []
+        # True between a finished start and the beginning of stop: only then may a NATS reconnect restore SERVING.
+        self._ready = False
 
     async def start(self) -> None:
         try:
@@ -171,6 +173,7 @@ class App:
             self._cleanups.append(("grpc", self._stop_grpc))
             self.endpoints.grpc = f"{settings.grpc.host}:{port}"
             await self.grpc.set_serving(True)
+        self._ready = True
         log.info("returnbridge ready: gRPC %s, NATS %s", self.endpoints.grpc or "-", self.endpoints.nats)
 
     # ------------------------------------------------------------------ parts
@@ -213,7 +216,7 @@ class App:
 
     async def _nats_up(self) -> None:
         log.info("NATS connection restored")
-        if self.grpc is not None and self._cleanups and self._cleanups[-1][0] == "grpc":
+        if self.grpc is not None and self._ready:
             await self.grpc.set_serving(True)
 
     async def _start_connectors(self) -> None:
@@ -337,6 +340,7 @@ class App:
 
     async def stop(self) -> None:
         """Stop everything that was started, newest first; errors are logged, never stop the unwinding."""
+        self._ready = False
         while self._cleanups:
             name, cleanup = self._cleanups.pop()
             try:
