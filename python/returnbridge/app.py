@@ -341,10 +341,14 @@ class App:
     async def stop(self) -> None:
         """Stop everything that was started, newest first; errors are logged, never stop the unwinding."""
         self._ready = False
+        # Every step is bounded: a stuck step (a call that never drains) must not keep the rest running.
+        limit = self.settings.grpc.shutdown_grace_seconds + 5.0
         while self._cleanups:
             name, cleanup = self._cleanups.pop()
             try:
-                await cleanup()
+                await asyncio.wait_for(cleanup(), timeout=limit)
+            except TimeoutError:
+                log.error("stopping %s took longer than %.0f s; moving on", name, limit)
             except Exception:  # keep unwinding: one failed step must not orphan the rest
                 log.exception("error while stopping %s", name)
 
