@@ -14,8 +14,8 @@ from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.worker import DeliveryWorker
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ErpAuthError, PermanentErpError, TransientErpError
-from returnbridge.gateway.context import Principal, set_principal
 
 
 def as_tenant(tenant: str) -> None:

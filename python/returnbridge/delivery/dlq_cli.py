@@ -16,10 +16,12 @@ import grpc
 from google.protobuf import json_format
 
 from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc
+from returnbridge.domain.erps import ERPS
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-_ERPS = {"netsuite": 1, "sap": 2, "sap_s4hana": 2, "oracle_fusion": 3, "oracle_ebs": 4}
+# Names and aliases accepted by --erp -> the ERP enum value the server filters on.
+_ERPS = {alias: erp.enum_value for erp in ERPS.values() for alias in (erp.name, *erp.aliases)}
 
 
 def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:

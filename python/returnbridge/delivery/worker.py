@@ -23,8 +23,11 @@ from returnbridge.bus.streams import StreamsConfig
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
 from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE, H_STEPS
-from returnbridge.delivery.ports import AlerterLike, MapperSource
+from returnbridge.delivery.ports import AlerterLike
 from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.domain.erps import erp_name
+from returnbridge.domain.steps import PlannedStep, decode_steps
+from returnbridge.domain.validation import MAX_EXTERNAL_REFERENCE
 from returnbridge.errors import (
     AmbiguousErpError,
     ErpAuthError,
@@ -35,6 +38,7 @@ from returnbridge.errors import (
     TransientErpError,
     TranslationError,
 )
+from returnbridge.mapping.ports import MapperSource
 from returnbridge.mapping.roundtrip import round_trip_mismatches
 from returnbridge.observability.metrics import (
     count_erp_call,
@@ -43,7 +47,6 @@ from returnbridge.observability.metrics import (
     set_dlq_size,
     set_queue_depth,
 )
-from returnbridge.routing.flows import ERP_NAMES, PlannedStep, decode_steps
 from returnbridge.sync.status import (
     RESOLVED,
     SyncStateStore,
@@ -54,7 +57,6 @@ from returnbridge.sync.status import (
 
 log = logging.getLogger(__name__)
 
-MAX_EXTERNAL_REFERENCE = 35
 _CLASSES = {
     "transient": common_pb2.ERROR_CLASS_TRANSIENT,
     "permanent": common_pb2.ERROR_CLASS_PERMANENT,
@@ -500,7 +502,7 @@ class DeliveryWorker:
         # A copy: local attempt counting must not leak into ``record``, the CAS base of the next write.
         doc = dict(record["documents"][doc_key(version, step.step)])
         erp_value = int(doc["erp"])
-        erp = ERP_NAMES.get(erp_value, self.connector.erp)
+        erp = erp_name(erp_value, self.connector.erp)
         reference = self._external_reference(order)
         if len(reference) > MAX_EXTERNAL_REFERENCE:
             await self._dead_letter(
