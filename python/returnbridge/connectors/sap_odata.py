@@ -257,7 +257,7 @@ class SapODataConnector:
         )
         if response.status_code >= 400:
             raise self._error(response)
-        token = response.headers.get("x-csrf-token")
+        token: str | None = response.headers.get("x-csrf-token")
         if not token or token.lower() == "required":
             raise TransientErpError(
                 "SAP returned no CSRF token", erp=ERP, code="CSRF", http_status=response.status_code

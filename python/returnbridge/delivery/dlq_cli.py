@@ -99,7 +99,7 @@ def _main(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
 
 
-def add_dlq_commands(subparsers: Any) -> None:
+def add_dlq_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``dlq list|show|replay|discard`` on the top-level CLI's subparsers."""
     dlq = subparsers.add_parser("dlq", help="inspect, replay or discard dead letters (over gRPC)")
     dlq.add_argument("--server", default=os.environ.get("RETURNBRIDGE_GRPC_TARGET", DEFAULT_TARGET))

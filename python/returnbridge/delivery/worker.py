@@ -355,7 +355,7 @@ class DeliveryWorker:
             return False
         del work.order.erp_references[:]
         for document_type, document_id, _step, erp in refs:
-            work.order.erp_references.add(erp=erp, document_type=document_type, document_id=document_id)  # type: ignore[arg-type]
+            work.order.erp_references.add(erp=erp, document_type=document_type, document_id=document_id)
         work.refs_used = used
         return True
 

@@ -507,10 +507,11 @@ def validate_submit_request(request: returns_pb2.SubmitReturnRequest, reference:
     violations: list[FieldViolation] = []
     if not request.HasField("return_order"):
         raise ValidationError("return_order is required", [FieldViolation("return_order", "required")])
-    for check in (
+    checks: list[Callable[[], None]] = [
         lambda: refuse_server_owned(request.return_order),
         lambda: validate_return_order(request.return_order, reference),
-    ):
+    ]
+    for check in checks:
         try:
             check()
         except ValidationError as exc:

@@ -98,7 +98,7 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, around: Around) -
     return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)
 
 
-class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -107,7 +107,7 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap_handler(handler, handler_call_details.method, self.around)  # type: ignore[attr-defined]
+        return _wrap_handler(handler, handler_call_details.method, self.around)
 
     def around(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
@@ -121,11 +121,11 @@ def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
     if code is None:
         return default
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)
     if isinstance(code, int):
         for candidate in grpc.StatusCode:
             if candidate.value[0] == code:
-                return candidate.name
+                return str(candidate.name)
     return default
 
 

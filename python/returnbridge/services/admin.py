@@ -22,9 +22,9 @@ SpecChecker = Callable[[str, str, str], Sequence[SpecError]]
 
 
 def _mapping_checker() -> SpecChecker:
-    from returnbridge.mapping import check_spec_text  # type: ignore[attr-defined]
+    from returnbridge.mapping import check_spec_text
 
-    return check_spec_text  # type: ignore[no-any-return]
+    return check_spec_text
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):

@@ -185,7 +185,7 @@ class Intake:
         route: returns_pb2.RouteDecision | None = None,
     ) -> returns_pb2.SubmitReturnResponse:
         accepted_at = Timestamp()
-        accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))  # type: ignore[arg-type]
+        accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))
         if route is None:
             route = returns_pb2.RouteDecision.FromString(base64.b64decode(str(record["route"])))
         return returns_pb2.SubmitReturnResponse(
@@ -193,7 +193,7 @@ class Intake:
             return_id=order.return_id,
             version=order.version,
             outcome=outcome,  # type: ignore[arg-type]
-            stream_sequence=int(record["stream_sequence"]),  # type: ignore[call-overload]
+            stream_sequence=int(record["stream_sequence"]),
             accepted_at=accepted_at,
             route=route,
             idempotency_key=str(record["key"]),

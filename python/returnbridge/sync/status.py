@@ -83,7 +83,7 @@ def version_state(record: JsonRecord, version: int) -> str:
     docs = [record["documents"][doc_key(version, s)]["state"] for s in entry["steps"]]
     if not docs:
         return str(entry["state"])
-    return max(docs, key=lambda s: _SEVERITY[s])
+    return str(max(docs, key=lambda s: _SEVERITY[s]))
 
 
 def is_acceptance(record: JsonRecord, version: int, event: str, accepted_at: float) -> bool:
