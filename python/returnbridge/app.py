@@ -25,6 +25,7 @@ from returnbridge.config import Settings
 from returnbridge.connectors.base import Connector
 from returnbridge.connectors.registry import build_connector, parse_connector_config
 from returnbridge.delivery import DeadLetterStore, DeliveryWorker
+from returnbridge.delivery.advisory import MaxDeliveriesListener
 from returnbridge.domain.validation import ReferenceData, full_validator
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.auth import Authenticator, generate_api_key, server_credentials
@@ -266,6 +267,11 @@ class App:
             await worker.start()
             self.workers.append(worker)
         self._cleanups.append(("workers", self._stop_workers))
+        if targets:
+            assert self.nc is not None
+            advisories = MaxDeliveriesListener(self.nc, dead_letters, status, alerter=alerter, audit=audit)
+            await advisories.start()
+            self._cleanups.append(("max-deliveries-advisory", advisories.stop))
 
     async def _start_poller(self, buckets: dict[str, Any], publisher: Publisher) -> None:
         poll: PollerSettings = self.settings.sync
