@@ -51,8 +51,7 @@ def _run_app(args: argparse.Namespace, process: dict[str, Any] | None = None) ->
     async def main() -> None:
         app = App(settings)
         await app.start()
-        _print_banner(app)
-        await app.run_until_signal()
+        await app.run_until_signal(on_ready=lambda: _print_banner(app))
 
     asyncio.run(main())
     return 0

@@ -114,6 +114,10 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         ref = request.client_reference
         if ref == "boom":
             raise RuntimeError("db password=hunter2 at 10.0.0.7")
+        if ref == "bus-timeout":
+            import nats.errors
+
+            raise nats.errors.TimeoutError  # a PubAck that never came: the bus, not us
         if ref == "missing":
             raise NotFoundError("return RMA-9 not found")
         if ref == "invalid":

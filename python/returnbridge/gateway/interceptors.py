@@ -33,7 +33,7 @@ from returnbridge.gateway.rbac import authorize
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import count_api_call
-from returnbridge.services.errors import status_for_error
+from returnbridge.services.errors import as_status_error, status_for_error
 
 __all__ = [
     "AuthInterceptor",
@@ -129,6 +129,19 @@ def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
     return default
 
 
+async def _abort_with(
+    context: grpc.aio.ServicerContext, exc: ReturnBridgeError, rid: str, method: str
+) -> None:
+    status = status_for_error(exc, rid)
+    if exc.grpc_status == grpc.StatusCode.INTERNAL:
+        log.error("request %s %s failed: %s", rid, method, redact_text(str(exc)))
+    await context.abort(
+        status.code,
+        status.details,
+        trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, rid)),
+    )
+
+
 class ErrorsInterceptor(_WrappingInterceptor):
     """Outermost: request id in, request id out, our errors -> their status, anything else -> INTERNAL, metrics."""
 
@@ -157,14 +170,7 @@ class ErrorsInterceptor(_WrappingInterceptor):
             raise
         except ReturnBridgeError as exc:
             code = exc.grpc_status.name
-            status = status_for_error(exc, rid)
-            if code == "INTERNAL":
-                log.error("request %s %s failed: %s", rid, method, redact_text(str(exc)))
-            await context.abort(
-                status.code,
-                status.details,
-                trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, rid)),
-            )
+            await _abort_with(context, exc, rid, method)
         except NotImplementedError:
             # Generated base servicers raise this for RPCs nobody implemented yet.
             code = "UNIMPLEMENTED"
@@ -173,7 +179,11 @@ class ErrorsInterceptor(_WrappingInterceptor):
                 f"{method} is not implemented",
                 trailing_metadata=((REQUEST_ID_HEADER, rid),),
             )
-        except Exception:
+        except Exception as exc:
+            # The bus unreachable mid-call (a PubAck that never came) is UNAVAILABLE: safe to retry.
+            if (mapped := as_status_error(exc)) is not None:
+                code = mapped.grpc_status.name
+                await _abort_with(context, mapped, rid, method)
             code = "INTERNAL"
             log.exception("request %s %s failed unexpectedly", rid, method)
             await context.abort(

@@ -91,6 +91,8 @@ class Intake:
             count_processing("rejected")
             raise
         count_processing("validated")
+        # Bad input is still answered as such while NATS is down; anything else fails fast as UNAVAILABLE.
+        self.publisher.require_link()
         payload = order.SerializeToString(deterministic=True)
         digest = hashlib.sha256(payload).hexdigest()
         event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
