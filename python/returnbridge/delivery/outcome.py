@@ -56,22 +56,13 @@ class OutcomeRecorder:
         reference: str,
         attempted: bool,
     ) -> tuple[dict[str, Any] | None, int]:
-        """Store DELIVERED with the ERP document id (CAS on ``known``); returns the stored record and revision."""
+        """Audit the ERP document, then store DELIVERED with its id (CAS on ``known``); returns the stored record.
+
+        Audit first: DELIVERED in the sync state then always has its audit entry. If the append fails, the
+        message is retried, the redelivery looks the document up, finds it and audits it as found; a crash in
+        between can only add an entry, never lose one.
+        """
         order = work.order
-        stored = await self._status.transition(
-            order.tenant_id,
-            order.return_id,
-            int(order.version),
-            step.step,
-            "DELIVERED",
-            erp_document_id=result.document_id,
-            attempt=attempted,
-            known=known,
-        )
-        count_processing("delivered")
-        if self._unreachable_alerted and self._alerter is not None:
-            self._unreachable_alerted = False
-            await self._alerter.resolve(kind="erp_unreachable", key=self.target)
         if self._audit is not None:
             await self._audit.record(
                 action="erp.document_created" if result.created else "erp.document_found",
@@ -88,6 +79,20 @@ class OutcomeRecorder:
                     "external_reference": reference,
                 },
             )
+        stored = await self._status.transition(
+            order.tenant_id,
+            order.return_id,
+            int(order.version),
+            step.step,
+            "DELIVERED",
+            erp_document_id=result.document_id,
+            attempt=attempted,
+            known=known,
+        )
+        count_processing("delivered")
+        if self._unreachable_alerted and self._alerter is not None:
+            self._unreachable_alerted = False
+            await self._alerter.resolve(kind="erp_unreachable", key=self.target)
         accepted_at = float(work.headers.get(H_ACCEPTED_AT, "0") or 0)
         if accepted_at:
             observe_sync_latency(erp, step.document_type, max(time.time() - accepted_at, 0.0))
