@@ -30,6 +30,7 @@ from returnbridge.delivery import DeadLetterStore, DeliveryWorker
 from returnbridge.delivery.advisory import MaxDeliveriesListener
 from returnbridge.domain.validation import ReferenceData, full_validator
 from returnbridge.errors import ConfigError
+from returnbridge.gateway.admission import Admission
 from returnbridge.gateway.auth import Authenticator, generate_api_key, server_credentials
 from returnbridge.gateway.interceptors import build_interceptors
 from returnbridge.gateway.security_config import ApiKeyConfig, SecurityConfig
@@ -147,7 +148,11 @@ class App:
             self.grpc = GrpcServer(
                 settings.grpc,
                 interceptors=build_interceptors(
-                    security, authenticator=Authenticator(security), audit=audit, alerter=alerter
+                    security,
+                    authenticator=Authenticator(security),
+                    audit=audit,
+                    alerter=alerter,
+                    admission=Admission(settings.grpc.admission),
                 ),
                 credentials=server_credentials(security),
             )

@@ -192,13 +192,19 @@ async def start(
     limiter: RateLimiter | None = None,
     audit: Any = None,
     alerter: Any = None,
+    admission: Any = None,
     credentials: grpc.ServerCredentials | None = None,
     channel_credentials: grpc.ChannelCredentials | None = None,
 ) -> Running:
     authenticator = Authenticator(config, env={HMAC_ENV: HMAC_SECRET})
     server = grpc.aio.server(
         interceptors=build_interceptors(
-            config, authenticator=authenticator, limiter=limiter, audit=audit, alerter=alerter
+            config,
+            authenticator=authenticator,
+            limiter=limiter,
+            audit=audit,
+            alerter=alerter,
+            admission=admission,
         )
     )
     servicer = ReturnsServicer()

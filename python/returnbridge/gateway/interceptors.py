@@ -27,6 +27,7 @@ from returnbridge.errors import (
     RateLimitedError,
     ReturnBridgeError,
 )
+from returnbridge.gateway.admission import Admission
 from returnbridge.gateway.auth import Authenticator
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.rbac import authorize
@@ -48,6 +49,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER: Final = "x-request-id"
+# Server pushback for gRPC's built-in retries (gRFC A6): milliseconds to wait before the next attempt.
+PUSHBACK_HEADER: Final = "grpc-retry-pushback-ms"
 _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
@@ -135,11 +138,12 @@ async def _abort_with(
     status = status_for_error(exc, rid)
     if exc.grpc_status == grpc.StatusCode.INTERNAL:
         log.error("request %s %s failed: %s", rid, method, redact_text(str(exc)))
-    await context.abort(
-        status.code,
-        status.details,
-        trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, rid)),
-    )
+    trailing: tuple[tuple[str, str], ...] = (*status.trailing_metadata, (REQUEST_ID_HEADER, rid))
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and retry_after > 0:
+        # gRPC's own retry policy (the service config we ship) waits this long instead of its backoff.
+        trailing = (*trailing, (PUSHBACK_HEADER, str(math.ceil(retry_after * 1000))))
+    await context.abort(status.code, status.details, trailing_metadata=trailing)
 
 
 class ErrorsInterceptor(_WrappingInterceptor):
@@ -214,6 +218,19 @@ class AuthInterceptor(_WrappingInterceptor):
             yield
         finally:
             _reset(token)
+
+
+class AdmissionInterceptor(_WrappingInterceptor):
+    """Innermost: a submission waits for a tenant-fair work slot, or is shed (see ``gateway.admission``)."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        principal = maybe_principal()
+        async with self._admission.slot(method, principal.tenant_id if principal is not None else "-"):
+            yield
 
 
 class RateLimitInterceptor(_WrappingInterceptor):
@@ -325,6 +342,7 @@ def build_interceptors(
     limiter: RateLimiter | None = None,
     audit: AuditLog | None = None,
     alerter: Alerter | None = None,
+    admission: Admission | None = None,
 ) -> list[grpc.aio.ServerInterceptor]:
     """Interceptors for ``grpc.aio.server(interceptors=...)``, outermost first.
 
@@ -337,12 +355,15 @@ def build_interceptors(
     """
     authenticator = authenticator or Authenticator(config)
     limiter = limiter or RateLimiter(config.rate_limits)
-    return [
+    chain: list[grpc.aio.ServerInterceptor] = [
         ErrorsInterceptor(),
         AuthInterceptor(authenticator),
         RateLimitInterceptor(limiter, authenticator, alerter=alerter),
         RbacInterceptor(authenticator, audit=audit),
     ]
+    if admission is not None:
+        chain.append(AdmissionInterceptor(admission))  # after RBAC: a refused call never takes a slot
+    return chain
 
 
 def remaining_timeout(context: grpc.aio.ServicerContext) -> float | None:
