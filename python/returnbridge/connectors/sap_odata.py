@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import time
+import urllib.parse
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -142,6 +143,21 @@ def parse_odata_error(response: httpx.Response) -> tuple[str, str]:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _key(value: str) -> str:
+    """A quoted OData key literal, percent-encoded for the URL path ('/' is refused, never routed)."""
+    if not value or "/" in value or any(ord(c) < 32 for c in value):
+        raise PermanentErpError(f"invalid SAP document key {value!r}", erp=ERP, code="REFERENCE")
+    return urllib.parse.quote(_quote(value), safe="'")
+
+
+def _numeric_key(value: Any) -> str:
+    if not str(value).isdigit():
+        raise TransientErpError(
+            f"SAP sent a non-numeric serial list key {value!r}", erp=ERP, code="BAD_RESPONSE"
+        )
+    return str(value)
 
 
 def _check_no_json_numbers(value: Any, path: str = "$") -> None:
@@ -416,10 +432,9 @@ class SapODataConnector:
     async def _create_sales_document(
         self, request: DocumentRequest, payload: dict[str, Any]
     ) -> DocumentResult:
+        # One request per document: S/4HANA accepts a repeated customer reference by default, so the
+        # worker looks up first whenever an earlier attempt's outcome is unknown, not this method.
         doc_type, ref = request.document_type, request.external_reference
-        existing = await self.find_document(doc_type, ref, deadline=request.timeout)
-        if existing is not None:
-            return existing
         body = dict(payload)
         body["PurchaseOrderByCustomer"] = ref
         if (
@@ -470,7 +485,7 @@ class SapODataConnector:
         number = str(delivery_items[0]["DeliveryDocument"])
         header = self._json(
             await self._call(
-                "GET", service, f"A_ReturnsDeliveryHeader({_quote(number)})", deadline=request.timeout
+                "GET", service, f"A_ReturnsDeliveryHeader({_key(number)})", deadline=request.timeout
             )
         )
         if header.get("OverallGoodsMovementStatus") == "C":
@@ -497,8 +512,8 @@ class SapODataConnector:
             plan.append((target, changes, serials))
         for target, changes, serials in plan:
             key = (
-                f"A_ReturnsDeliveryItem(DeliveryDocument={_quote(number)},"
-                f"DeliveryDocumentItem={_quote(str(target['DeliveryDocumentItem']))})"
+                f"A_ReturnsDeliveryItem(DeliveryDocument={_key(number)},"
+                f"DeliveryDocumentItem={_key(str(target['DeliveryDocumentItem']))})"
             )
             if changes:
                 await self._call("PATCH", service, key, body=changes, deadline=request.timeout)
@@ -513,14 +528,14 @@ class SapODataConnector:
                 await self._call(
                     "POST",
                     service,
-                    f"A_ReturnsDeliverySrlNmbr({serial_list.get('MaintenanceItemObjectList')})/to_MaintenanceItemObject",
+                    f"A_ReturnsDeliverySrlNmbr({_numeric_key(serial_list.get('MaintenanceItemObjectList'))})/to_MaintenanceItemObject",
                     body={"SerialNumber": serial, "Material": target.get("Material", "")},
                     deadline=request.timeout,
                 )
         await self._call(
             "PATCH",
             service,
-            f"A_ReturnsDeliveryHeader({_quote(number)})",
+            f"A_ReturnsDeliveryHeader({_key(number)})",
             body={"DeliveryDocumentBySupplier": request.external_reference},
             deadline=request.timeout,
         )
@@ -540,7 +555,7 @@ class SapODataConnector:
             if exc.code == "VL/609":  # already posted by an earlier attempt whose answer was lost
                 header = self._json(
                     await self._call(
-                        "GET", service, f"A_ReturnsDeliveryHeader({_quote(number)})", deadline=request.timeout
+                        "GET", service, f"A_ReturnsDeliveryHeader({_key(number)})", deadline=request.timeout
                     )
                 )
                 return self._result(RETURNS_DELIVERY, header, created=False)
@@ -573,7 +588,7 @@ class SapODataConnector:
 
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         service, _ = self._service_for(document_type)
-        response = await self._call("GET", service, f"{document_type}({_quote(document_id)})")
+        response = await self._call("GET", service, f"{document_type}({_key(document_id)})")
         return self._result(document_type, self._json(response), created=False)
 
     async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:

@@ -21,6 +21,7 @@ from returnbridge.audit.log import AuditLog
 from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
 from returnbridge.bus.streams import StreamsConfig
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
+from returnbridge.connectors.tally import tally_requests
 from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE, H_STEPS
 from returnbridge.delivery.ports import AlerterLike, MapperSource
@@ -38,6 +39,7 @@ from returnbridge.errors import (
 from returnbridge.mapping.roundtrip import round_trip_mismatches
 from returnbridge.observability.metrics import (
     count_erp_call,
+    count_erp_requests,
     count_processing,
     observe_sync_latency,
     set_dlq_size,
@@ -634,6 +636,13 @@ class DeliveryWorker:
 
     async def _call(self, erp: str, operation: str, call: Any) -> Any:
         """Await one connector call under the ERP deadline, counting it; a deadline overrun is ambiguous."""
+        with tally_requests() as tally:
+            try:
+                return await self._call_counted(erp, operation, call)
+            finally:
+                count_erp_requests(erp, operation, tally.count)
+
+    async def _call_counted(self, erp: str, operation: str, call: Any) -> Any:
         try:
             result = await asyncio.wait_for(call, timeout=self.settings.erp_timeout_seconds + 1.0)
         except TimeoutError as exc:

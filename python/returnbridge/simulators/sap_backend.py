@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -45,6 +45,12 @@ MATERIALS: dict[str, tuple[str, str, Decimal]] = {
     "SKU-1010": ("Mounting kit", "EA", Decimal("15.00")),
 }
 PLANTS = {"DAL1": ("0001", "RET1"), "RNO2": ("0001", "RET1"), "LHR1": ("0001", "RET1")}
+# Customizing the documents are checked against (TCURC, T006, TVAU, the return reasons, CEPC).
+CURRENCIES = frozenset({"USD", "EUR", "GBP", "CAD", "JPY"})
+UNITS = frozenset({"EA", "PC", "PAK", "BOX", "KG"})
+ORDER_REASONS = frozenset({"R01", "R02", "R03", "R04", "R05"})
+RETURN_REASONS = frozenset({"101", "102", "103", "104", "105"})
+PROFIT_CENTERS = frozenset({"YB101", "YB102", "YB103", "YB104", "YB105"})
 SALES_AREAS = {("1710", "10", "00")}
 INITIAL_STOCK = Decimal("100")
 RETURNS_ACCOUNT, RECEIVABLES_ACCOUNT = "410000", "121000"
@@ -61,8 +67,11 @@ class SapSimulatorConfig(BaseModel):
     oauth_clients: dict[str, str] = Field(default_factory=lambda: {"RB_OAUTH_CLIENT": "oauth-secret"})
     oauth_token_lifetime: int = 3600
     sap_client: str = "100"
-    # Real SAP accepts a repeated customer PO number with warning V4/115; refusing it surfaces idempotency bugs.
-    reject_duplicate_po: bool = True
+    # A repeated PurchaseOrderByCustomer: S/4HANA's default customizing accepts it with warning V4/115
+    # ("accept"); "refuse" answers 400 V4/115, as a system customized to forbid duplicates does.
+    duplicates: Literal["refuse", "accept"] = "accept"
+    # $format values the services answer; anything else is refused (the simulator renders no Atom XML).
+    formats: tuple[str, ...] = ("json",)
     # (unconfirmed) document types of the S/4 standard; our payloads may override them.
     customer_return_type: str = "CBAR"
     credit_memo_request_type: str = "CR"
@@ -209,6 +218,25 @@ def check_properties(
     return values
 
 
+def check_item_number(number: str, target: str, v: _Violations) -> None:
+    """Item numbers are NUMC(6): digits only (SAP refuses "A1" at conversion, before any logic)."""
+    if not (isinstance(number, str) and number.isdigit() and len(number) <= 6 and int(number) > 0):
+        v.add("/IWBEP/CM_MGW_RT/022", f"Invalid item number '{number}' (up to 6 digits, not 0)", target)
+
+
+def check_item_master_data(item: dict[str, Any], path: str, v: _Violations) -> None:
+    """Unit, return reason and profit center must exist in customizing, as the sales document checks."""
+    unit = item.get("RequestedQuantityUnit")
+    if unit and unit not in UNITS:
+        v.add("SG/411", f"Unit {unit} is not defined", f"{path}RequestedQuantityUnit")
+    reason = item.get("ReturnReason")
+    if reason and reason not in RETURN_REASONS:
+        v.add("V1/458", f"Return reason {reason} is not defined", f"{path}ReturnReason")
+    profit_center = item.get("ProfitCenter")
+    if profit_center and profit_center not in PROFIT_CENTERS:
+        v.add("KM/021", f"Profit center {profit_center} does not exist", f"{path}ProfitCenter")
+
+
 def _nav_list(body: dict[str, Any], name: str) -> list[dict[str, Any]] | None:
     """Deep-insert children arrive as a plain array or as ``{"results": [...]}``."""
     value = body.get(name)
@@ -323,6 +351,8 @@ class SapBackend:
             item = check_properties(raw, item_et, v, path=path, creating=True)
             number = item.get("CustomerReturnItem") or str(10 * (index + 1))
             item["CustomerReturnItem"] = number
+            check_item_number(number, f"{path}CustomerReturnItem", v)
+            check_item_master_data(item, path, v)
             material = item.get("Material", "")
             if material not in MATERIALS:
                 v.add("V1/320", f"Material {material or '(empty)'} does not exist", f"{path}Material")
@@ -372,7 +402,7 @@ class SapBackend:
         existing = self.find_by_po(CR, po) if po else None
         if existing is not None:
             text = f"Purchase order number {po} already exists in sales document {existing['CustomerReturn']}"
-            if self.config.reject_duplicate_po:
+            if self.config.duplicates == "refuse":
                 raise ODataError(400, "V4/115", text, [("V4/115", text, "PurchaseOrderByCustomer")])
             warnings.append(("V4/115", text))
 
@@ -427,6 +457,12 @@ class SapBackend:
         party = header.get("SoldToParty")
         if party and party not in CUSTOMERS:
             v.add("V1/302", f"Sold-to party {party} does not exist", "SoldToParty")
+        currency = header.get("TransactionCurrency")
+        if currency and currency not in CURRENCIES:
+            v.add("SG/105", f"Currency {currency} is not defined", "TransactionCurrency")
+        reason = header.get("SDDocumentReason")
+        if reason and reason not in ORDER_REASONS:
+            v.add("V1/457", f"Order reason {reason} is not defined", "SDDocumentReason")
 
     def _returns_delivery_for(self, document: dict[str, Any], now: int) -> dict[str, Any]:
         """The follow-up returns delivery S/4 creates for a customer return (one item per return item)."""
@@ -673,6 +709,11 @@ class SapBackend:
             item = check_properties(raw, item_et, v, path=path, creating=True)
             number = item.get("CreditMemoRequestItem") or str(10 * (index + 1))
             item["CreditMemoRequestItem"] = number
+            check_item_number(number, f"{path}CreditMemoRequestItem", v)
+            check_item_master_data(item, path, v)
+            plant = item.get("Plant", "")
+            if plant and plant not in PLANTS:
+                v.add("ME/064", f"Plant {plant} does not exist", f"{path}Plant")
             material = item.get("Material", "")
             if material not in MATERIALS:
                 v.add("V1/320", f"Material {material or '(empty)'} does not exist", f"{path}Material")
@@ -695,7 +736,7 @@ class SapBackend:
         v.raise_if_any()
         po = header.get("PurchaseOrderByCustomer", "")
         existing = self.find_by_po(CMR, po) if po else None
-        if existing is not None and self.config.reject_duplicate_po:
+        if existing is not None and self.config.duplicates == "refuse":
             text = (
                 f"Purchase order number {po} already exists in sales document {existing['CreditMemoRequest']}"
             )
