@@ -10,23 +10,23 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from returnbridge.connectors.netsuite import parse_json
+from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX
 from returnbridge.simulators.kit import SimulatorKit
 from returnbridge.simulators.netsuite_auth import AuthFailure, OAuth2Client, OAuth2Issuer, TbaVerifier
-from returnbridge.simulators.netsuite_records import (
+from returnbridge.simulators.netsuite_data import (
     RECORD,
     STANDALONE,
     TRANSFORMS,
     TYPE_CODES,
     NetSuiteError,
-    RecordBook,
     json_response,
     seed_reference_data,
     status_ref,
     user_error,
     utc_now,
 )
+from returnbridge.simulators.netsuite_records import RecordBook
 from returnbridge.simulators.netsuite_suiteql import (
     SuiteQL,
     SuiteQLError,
@@ -277,7 +277,7 @@ class NetSuiteSimulator(RecordBook):
         if not raw:
             return {}
         try:
-            body = parse_json(raw)
+            body = exactjson.loads(raw)
         except ValueError as exc:
             raise user_error(f"Invalid JSON in request body: {exc}") from None
         if not isinstance(body, dict):
