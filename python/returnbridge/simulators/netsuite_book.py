@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from returnbridge.simulators.kit import SimulatorKit
 from returnbridge.simulators.netsuite_data import (
+    ASSIGNMENT_FIELDS,
     CENT,
+    HEADER_FIELDS,
+    LINE_FIELDS,
+    READ_ONLY_HEADER,
+    READ_ONLY_LINE,
+    TAX_DETAIL_FIELDS,
     TRAN_PREFIX,
     NetSuiteError,
     ReferenceData,
@@ -93,8 +99,37 @@ class BookCore:
             "externalId",
         )
 
+    def check_fields(self, body: dict[str, Any], validation: str) -> None:
+        """Read-only fields are always refused; unknown ones only under property name validation "Error".
+
+        ``validation`` is the X-NetSuite-PropertyNameValidation value (Error, Warning or Ignore).
+        """
+        strict = validation == "Error"
+        _check_names(body, HEADER_FIELDS, READ_ONLY_HEADER, "custbody", "", strict)
+        sublist = body.get("item")
+        lines = sublist.get("items") if isinstance(sublist, dict) else None
+        for i, line in enumerate(lines if isinstance(lines, list) else []):
+            if not isinstance(line, dict):
+                continue
+            path = f"item.items[{i}]"
+            _check_names(line, LINE_FIELDS, READ_ONLY_LINE, "custcol", path, strict)
+            detail = line.get("inventoryDetail")
+            assignment = detail.get("inventoryAssignment") if isinstance(detail, dict) else None
+            rows = assignment.get("items") if isinstance(assignment, dict) else None
+            for j, row in enumerate(rows if isinstance(rows, list) else []):
+                if isinstance(row, dict):
+                    where = f"{path}.inventoryDetail.inventoryAssignment.items[{j}]"
+                    _check_names(row, ASSIGNMENT_FIELDS, frozenset(), None, where, strict)
+        taxes = body.get("taxDetails")
+        rows = taxes.get("items") if isinstance(taxes, dict) else None
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            if isinstance(row, dict):
+                _check_names(row, TAX_DETAIL_FIELDS, frozenset(), None, f"taxDetails.items[{i}]", strict)
+
     def _check_header(self, record_type: str, body: dict[str, Any], *, partial: bool = False) -> None:
         lengths = self.config.field_lengths
+        if "tranDate" in body:
+            _check_date(body["tranDate"], "tranDate")
         for key in ("externalId", "memo", "otherRefNum"):
             value = body.get(key)
             if value is None:
@@ -113,6 +148,8 @@ class BookCore:
             ("currency", self.ref.currencies),
             ("paymentMethod", self.ref.payment_methods),
             ("discountItem", self.ref.discount_items),
+            ("department", self.ref.departments),
+            ("class", self.ref.classes),
         ):
             if key in body:
                 self._reference(body[key], table, key, key)
@@ -293,3 +330,35 @@ class BookCore:
                 code = "B"
             ra["status"] = status_ref("returnAuthorization", code)
         self._store("returnAuthorization", ra["id"], ra)
+
+
+def _check_names(
+    obj: dict[str, Any],
+    known: frozenset[str],
+    read_only: frozenset[str],
+    custom_prefix: str | None,
+    path: str,
+    strict: bool,
+) -> None:
+    for name in obj:
+        where = f"{path}.{name}" if path else name
+        if name in read_only:
+            raise user_error(f"You cannot set the read-only field {name}.", where)
+        if strict and name not in known and not (custom_prefix and name.startswith(custom_prefix)):
+            raise NetSuiteError(
+                400,
+                "INVALID_FIELD",
+                f"Invalid field name {name}: the record has no such field "
+                "(X-NetSuite-PropertyNameValidation: Error).",
+                where,
+            )
+
+
+def _check_date(value: Any, path: str) -> None:
+    """NetSuite dates travel as YYYY-MM-DD; anything else (2026-13-45, 27/11/2026) is refused."""
+    try:
+        valid = isinstance(value, str) and len(value) == 10 and date.fromisoformat(value) is not None
+    except ValueError:
+        valid = False
+    if not valid:
+        raise user_error(f"Invalid date value {value!r} for field {path}: use YYYY-MM-DD.", path)

@@ -65,6 +65,7 @@ class NetSuiteError(Exception):
         403: "Forbidden",
         404: "Not Found",
         405: "Method Not Allowed",
+        415: "Unsupported Media Type",
         429: "Too Many Requests",
     }
 
@@ -89,7 +90,7 @@ class NetSuiteError(Exception):
 
 
 def _section(status: int) -> int:
-    return {400: 1, 401: 2, 403: 4, 404: 5, 405: 6, 429: 1, 500: 1, 503: 4}.get(status, 1)
+    return {400: 1, 401: 2, 403: 4, 404: 5, 405: 6, 415: 16, 429: 1, 500: 1, 503: 4}.get(status, 1)
 
 
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -122,6 +123,39 @@ class ReferenceData:
     discount_items: dict[str, str] = field(default_factory=dict)
     tax_types: dict[str, str] = field(default_factory=dict)
     tax_codes: dict[str, str] = field(default_factory=dict)
+    # Segments: departments and classes (the packs map cost centers to them).
+    departments: dict[str, str] = field(default_factory=dict)
+    classes: dict[str, str] = field(default_factory=dict)
+
+
+# Body and line fields a transaction record takes (custbody*/custcol* custom fields pass by prefix), and the
+# ones the system sets: a request that sets those is refused.
+HEADER_FIELDS = frozenset(
+    {
+        "externalId", "memo", "otherRefNum", "tranDate", "entity", "currency", "exchangeRate", "location",
+        "department", "class", "subsidiary", "paymentMethod", "account", "discountItem", "discountRate",
+        "taxDetailsOverride", "taxDetails", "item", "orderStatus", "email",
+    }
+)  # fmt: skip
+READ_ONLY_HEADER = frozenset(
+    {
+        "id", "tranId", "createdDate", "lastModifiedDate", "total", "subtotal", "taxTotal", "discountTotal",
+        "status", "createdFrom", "links", "amountRemaining", "applied", "unapplied",
+    }
+)  # fmt: skip
+LINE_FIELDS = frozenset(
+    {
+        "item", "quantity", "rate", "amount", "location", "description", "taxDetailsReference",
+        "inventoryDetail", "itemReceive", "orderLine", "line", "department", "class", "price", "units",
+    }
+)  # fmt: skip
+READ_ONLY_LINE = frozenset({"quantityReceived", "quantityCredited", "quantityBilled", "links"})
+TAX_DETAIL_FIELDS = frozenset(
+    {"taxDetailsReference", "taxType", "taxCode", "taxBasis", "taxAmount", "taxRate"}
+)
+ASSIGNMENT_FIELDS = frozenset(
+    {"receiptInventoryNumber", "issueInventoryNumber", "quantity", "binNumber", "inventoryStatus"}
+)
 
 
 def seed_reference_data() -> ReferenceData:
@@ -133,6 +167,8 @@ def seed_reference_data() -> ReferenceData:
         discount_items={"701": "Restocking Fee"},
         tax_types={"1": "US Sales Tax", "2": "CA GST/HST", "3": "VAT"},
         tax_codes={"10": "US-RMS", "20": "CA-RMS", "30": "GB-RMS", "31": "EU-RMS"},
+        departments={"1": "Returns", "2": "Service", "3": "Warehouse"},
+        classes={"1": "Retail", "2": "Wholesale", "3": "Online"},
     )
     for n in range(10):
         item_id, sku = str(501 + n), f"SKU-{1001 + n}"

@@ -54,6 +54,8 @@ class Rendering(BookCore):
             "location": self.ref.locations,
             "currency": self.ref.currencies,
             "paymentMethod": self.ref.payment_methods,
+            "department": self.ref.departments,
+            "class": self.ref.classes,
         }.get(key)
         if key == "item":
             item = self.ref.items.get(value["id"])
