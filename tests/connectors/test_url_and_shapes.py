@@ -5,7 +5,8 @@
 - NetSuite: the external reference went into ``eid:<ref>`` unencoded, so ``RMA%41-1`` was stored as
   ``RMAA-1`` and a retry's lookup never matched.
 - Every value that goes into a URL path is percent-encoded: an id holding ``#`` or ``?`` must never
-  address another document.
+  address another document (the Oracle connector read ``<id>#x`` as ``<id>``; the SAP connector's quoted
+  keys happened to fail safe, and their cases guard that).
 """
 
 from __future__ import annotations
