@@ -170,9 +170,9 @@ async def test_happy_path_costs_one_erp_request_per_document(
     for count, order in enumerate(orders, start=1):
         await returns.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme"))
 
-        async def delivered(count: int = count) -> None:
+        async def delivered(count: int = count, return_id: str = order.return_id) -> None:
             status = await returns.GetReturnStatus(
-                returns_pb2.GetReturnStatusRequest(return_id=order.return_id), metadata=md("acme")
+                returns_pb2.GetReturnStatusRequest(return_id=return_id), metadata=md("acme")
             )
             states = [d.state for d in status.documents]
             assert states.count(sync_pb2.SYNC_STATE_DELIVERED) == count, states
