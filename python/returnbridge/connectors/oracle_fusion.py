@@ -75,7 +75,7 @@ class OracleFusionConfig(BaseModel):
     token_env: str | None = None
     token_file: Path | None = None
     #: REST-Framework-Version header; 2+ uses the RowMatch q syntax.
-    rest_framework_version: str = "4"
+    rest_framework_version: Literal["1", "2", "3", "4"] = "4"
     #: Order hub SourceTransactionSystem when the payload has none (must be registered in Fusion).
     source_transaction_system: str = Field(default="RETBRIDGE", max_length=30)
     #: Requests in flight at once against this Fusion account.
