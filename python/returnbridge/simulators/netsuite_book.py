@@ -25,7 +25,7 @@ from returnbridge.simulators.netsuite_data import (
 )
 
 if TYPE_CHECKING:
-    from returnbridge.simulators.netsuite import NetSuiteSimulatorConfig
+    from returnbridge.simulators.netsuite_config import NetSuiteSimulatorConfig
 
 
 class BookCore:

@@ -50,7 +50,6 @@ from returnbridge.simulators.oracle_rest import (
     Schema,
     check_attributes,
     check_children,
-    dumps_exact,
     error_response,
     framework_version,
     parse_q,
@@ -561,7 +560,6 @@ __all__ = [
     "OracleSimulator",
     "Schema",
     "create_app",
-    "dumps_exact",
     "parse_q",
     "seed_summary",
 ]
