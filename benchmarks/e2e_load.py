@@ -472,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         confirm = f"{r.confirmed} {r.confirm_p50_ms}/{r.confirm_p99_ms}" if r.confirmed else "-"
         calls = (
             f"  ERP calls/document {r.erp_requests_per_document} ({r.erp_requests}/{r.delivered})"
-            if r.delivered
+            if r.name == "erp"
             else ""
         )
         print(
