@@ -400,7 +400,7 @@ class OracleSimulator(Receiving, Receivables):
         if item is not None and category == "RETURN":
             if not item.returnable:
                 v.errors.append(("DOO_ITEM_NOT_RETURNABLE", f"{where}: the item {sku} isn't returnable."))
-            org = raw.get("RequestedFulfillmentOrganizationCode")
+            org = v.string(raw, "RequestedFulfillmentOrganizationCode", 18, where=where)
             if item.shippable and line_type == LINE_TYPE_CREDIT_AND_RETURN and not org:
                 v.errors.append(
                     (

@@ -128,7 +128,8 @@ class Validator:
                 ("ADF_INVALID_NUMBER", f"{prefix}The value {value} of the attribute {name} isn't a number.")
             )
             return None
-        if not number.is_finite():
+        if not number.is_finite() or number.adjusted() > 17:
+            # Fusion NUMBER attributes hold 18 integer digits; beyond that is an error, not an overflow.
             self.errors.append(
                 ("ADF_INVALID_NUMBER", f"{prefix}The value {value} of the attribute {name} isn't a number.")
             )
