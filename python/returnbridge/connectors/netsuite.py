@@ -65,8 +65,6 @@ _INVENTORY_COLUMNS = (
     "quantityavailable, quantitycommitted, quantityonorder, "
     "TO_CHAR(lastmodifieddate, 'YYYY-MM-DD HH24:MI:SS') AS lastmodified"
 )
-# o:errorCode of NetSuite's refusal of a second record with the same externalId.
-DUPLICATE_CODE = "DUP_RCRD"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
@@ -238,10 +236,10 @@ class NetSuiteConnector:
                     headers={"Content-Type": "application/json"},
                     deadline=request.timeout,
                 )
-            except PermanentErpError as exc:
-                if exc.code != DUPLICATE_CODE:
-                    raise
-                # An earlier attempt's document holds our externalId: it is the answer.
+            except PermanentErpError:
+                # NetSuite's code for a repeated externalId is not documented (the simulator says DUP_RCRD),
+                # so any refusal is checked: if an earlier attempt's document holds our externalId, it is the
+                # answer. This costs a lookup only on the error path.
                 again = await self.find_document(doc_type, ref, deadline=request.timeout)
                 if again is None:
                     raise
