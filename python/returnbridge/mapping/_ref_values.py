@@ -423,7 +423,7 @@ def _parse_datetime(s: str) -> tuple[int, int] | None:
     return (secs, nanos) if _MIN_SECS <= secs <= _MAX_SECS else None
 
 
-def _parse_sap(s: str) -> tuple[int, int] | None:
+def _parse_ms_date(s: str) -> tuple[int, int] | None:
     if not (s.startswith("/Date(") and s.endswith(")/")) or len(s) < 8:
         return None
     inner = s[6:-2]
@@ -447,11 +447,14 @@ def _from_ms(ms: int) -> tuple[int, int] | None:
     return (secs, rem * 1_000_000) if _MIN_SECS <= secs <= _MAX_SECS else None
 
 
+# Former format names, as the Rust engine accepts them too.
+_DATE_ALIASES = {"sap": "ms_date"}
+
 _FORMAT_NAMES = {
     "auto": "date, datetime, /Date(ms)/ or YYYYMMDD",
     "date": "YYYY-MM-DD",
     "datetime": "RFC 3339",
-    "sap": "/Date(ms)/",
+    "ms_date": "/Date(ms)/",
     "yyyymmdd": "YYYYMMDD",
 }
 
@@ -472,6 +475,7 @@ def _epoch_int(v: Any) -> int | None:
 
 
 def convert_date(v: Any, src: str, dst: str) -> Any:
+    src, dst = _DATE_ALIASES.get(src, src), _DATE_ALIASES.get(dst, dst)
     if src in ("epoch_ms", "epoch_s"):
         n = _epoch_int(v)
         if n is None:
@@ -485,11 +489,11 @@ def convert_date(v: Any, src: str, dst: str) -> Any:
         parsers: dict[str, Callable[[str], tuple[int, int] | None]] = {
             "date": _parse_date,
             "datetime": _parse_datetime,
-            "sap": _parse_sap,
+            "ms_date": _parse_ms_date,
             "yyyymmdd": _parse_yyyymmdd,
         }
         if src == "auto":
-            inst = _parse_datetime(v) or _parse_date(v) or _parse_sap(v) or _parse_yyyymmdd(v)
+            inst = _parse_datetime(v) or _parse_date(v) or _parse_ms_date(v) or _parse_yyyymmdd(v)
         else:
             inst = parsers[src](v)
         if inst is None:
@@ -499,7 +503,7 @@ def convert_date(v: Any, src: str, dst: str) -> Any:
         return secs * 1000 + nanos // 1_000_000
     if dst == "epoch_s":
         return secs
-    if dst == "sap":
+    if dst == "ms_date":
         return f"/Date({secs * 1000 + nanos // 1_000_000})/"
     if dst == "datetime":
         text = format_rfc3339(secs, nanos)

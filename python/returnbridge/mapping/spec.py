@@ -112,7 +112,8 @@ _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 _SEGMENT = re.compile(r"([^.\[\]]+)((?:\[(?:\d+|\*)\])*)\Z")
 _INDEX = re.compile(r"\[(\d+|\*)\]")
 ROUNDING_MODES = ("half_even", "half_up", "half_down", "down", "up", "floor", "ceiling")
-DATE_FORMATS = ("date", "datetime", "sap", "yyyymmdd", "epoch_ms", "epoch_s")
+# "sap" is the former name of "ms_date" (the /Date(ms)/ JSON date), still accepted so older specs compile.
+DATE_FORMATS = ("date", "datetime", "ms_date", "sap", "yyyymmdd", "epoch_ms", "epoch_s")
 _CMP_OPS = ("eq", "ne", "in", "not_in", "exists", "gt", "ge", "lt", "le", "matches")
 _MAX_DECIMAL_DIGITS = 38
 
