@@ -183,9 +183,9 @@ def _patch_table(
 ) -> TableData:
     entries, fallback = (dict(current[0]), current[1]) if current is not None else ({}, None)
     if current is None:
-        from .spec import _UNSET
+        from .spec import UNSET
 
-        fallback = _UNSET
+        fallback = UNSET
     if patch.file is not None:
         file_entries, file_fallback = resolve_table(name, patch, info)
         entries.update(file_entries)
