@@ -38,6 +38,7 @@ from returnbridge.observability.metrics import start_metrics_server, stop_metric
 from returnbridge.observability.monitor import QueueMonitor
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer, gateway_validator
+from returnbridge.services.admission import Admissions
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
 from returnbridge.sync import (
     InventoryStore,
@@ -132,13 +133,15 @@ class App:
         self._cleanups.append(("queue-monitor", monitor.stop))
 
         if settings.process.gateway:
+            reference = ReferenceData.from_config(settings.reference_data)
             intake = Intake(
                 router,
                 publisher,
                 buckets["rb_idempotency"],
                 status,
-                validator=gateway_validator(ReferenceData.from_config(settings.reference_data)),
+                validator=gateway_validator(reference, settings.returns),
                 audit=audit,
+                admissions=Admissions(status, settings.returns, reference.currencies),
             )
             security = self._security()
             self.grpc = GrpcServer(

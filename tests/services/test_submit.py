@@ -182,7 +182,9 @@ async def test_crash_between_puback_and_registration_is_completed_by_resubmit(pi
     pipeline.status.register = crash  # type: ignore[method-assign]
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.SubmitReturn(request, metadata=md("acme"))
-    assert await pipeline.status.get("acme", "R21") is None
+    # The lifecycle admission reserved the version, but nothing registered it as accepted.
+    stored = await pipeline.status.get("acme", "R21")
+    assert stored is not None and stored["versions"] == {} and stored["lifecycle"]["latest_version"] == 1
     pipeline.status.register = real_register  # type: ignore[method-assign]
     response = await stub.SubmitReturn(request, metadata=md("acme"))
     # Not yet registered, so not provably accepted: the republish is deduplicated onto the stored message.
@@ -197,8 +199,8 @@ async def test_crash_between_puback_and_registration_is_completed_by_resubmit(pi
     assert (again.stream_sequence, again.accepted_at) == (response.stream_sequence, response.accepted_at)
 
 
-async def test_version_held_by_another_event_still_keeps_its_acceptance(pipeline: Pipeline) -> None:
-    """The sync state keeps the first event of a version; the second is proven by its idempotency record."""
+async def test_version_held_by_another_event_is_refused_and_nothing_is_published(pipeline: Pipeline) -> None:
+    """A second event at an accepted version used to be ACCEPTED and then fail in the worker (KeyError)."""
     stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
     await stub.SubmitReturn(
         returns_pb2.SubmitReturnRequest(return_order=make_order("R22")), metadata=md("acme")
@@ -206,12 +208,13 @@ async def test_version_held_by_another_event_still_keeps_its_acceptance(pipeline
     other = returns_pb2.SubmitReturnRequest(
         return_order=make_order("R22", event=returns_pb2.LIFECYCLE_EVENT_RECEIVED)
     )
-    other.return_order.tenant_id = "acme"
-    second = await stub.SubmitReturn(other, metadata=md("acme"))
-    assert second.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
-    entry = await pipeline.buckets[subjects.IDEMPOTENCY_BUCKET].get(idempotency_kv_key(other.return_order))
-    assert b'"state":"accepted"' in entry.value
-    _refuse_publish(pipeline)
-    again = await stub.SubmitReturn(other, metadata=md("acme"))
-    assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
-    assert again.stream_sequence == second.stream_sequence
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SubmitReturn(other, metadata=md("acme"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    status = status_pb2.Status.FromString(dict(caught.value.trailing_metadata())["grpc-status-details-bin"])
+    failure = error_details_pb2.PreconditionFailure()
+    assert status.details[0].Unpack(failure)
+    (violation,) = failure.violations
+    assert violation.type == "VERSION" and violation.subject == "returns/R22"
+    assert "already accepted as AUTHORIZED" in violation.description
+    assert await _stream_messages(pipeline) == 1

@@ -419,9 +419,12 @@ class DeliveryWorker:
             assert record is not None
         blockers = blocking_versions(record, version)
         entry = record["versions"][str(version)]
+        # The lifecycle admission refuses versions below the latest, so a gap it did not admit stays a gap.
+        admitted = record.get("lifecycle", {}).get("versions")
         if (
             version > 1
             and str(version - 1) not in record["versions"]
+            and (admitted is None or str(version - 1) in admitted)
             and time.time() - float(entry["accepted_at"]) < self.settings.version_gap_wait_seconds
         ):
             blockers.append((version - 1, "MISSING"))

@@ -22,6 +22,7 @@ from returnbridge.audit.redact import redact_text
 from returnbridge.errors import (
     ErpError,
     PermissionDeniedError,
+    PreconditionError,
     RateLimitedError,
     ReturnBridgeError,
     TranslationError,
@@ -124,6 +125,17 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+def precondition_failure(exc: PreconditionError) -> error_details_pb2.PreconditionFailure:
+    return error_details_pb2.PreconditionFailure(
+        violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type=v.type, subject=v.subject, description=v.description
+            )
+            for v in exc.violations
+        ]
+    )
+
+
 def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Status:
     """The rich gRPC status for one of our errors (BadRequest / RetryInfo + QuotaFailure details)."""
     code: grpc.StatusCode = exc.grpc_status
@@ -141,6 +153,8 @@ def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Statu
                 )
             )
         )
+    elif isinstance(exc, PreconditionError):
+        details.append(_pack(precondition_failure(exc)))
     elif isinstance(exc, TranslationError):
         field = exc.path or exc.rule or "document"
         details.append(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
+from returnbridge.domain.contract import parse_date, parse_decimal
 from returnbridge.errors import FieldViolation, ValidationError
 from returnbridge.gateway.context import current_principal, maybe_principal
 from returnbridge.gateway.reference_data import ReferenceData
@@ -28,7 +28,6 @@ MAX_TEXT_LENGTH: Final = 2000
 # The ERP documents carry "<rma_number>-<version>" as their external reference, and SAP/NetSuite cap it at 35.
 MAX_EXTERNAL_REFERENCE: Final = 35
 QUANTITY_DECIMALS: Final = 3
-_DECIMAL: Final = re.compile(r"^-?\d{1,18}(\.\d{1,12})?$")
 _CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -49,7 +48,7 @@ class _Collector:
 
 
 def _decimal(text: str) -> Decimal | None:
-    return Decimal(text) if _DECIMAL.match(text) else None
+    return parse_decimal(text)
 
 
 def _places(value: Decimal) -> int:
@@ -128,6 +127,8 @@ def _check_custom(out: _Collector, path: str, fields: Iterable[tuple[str, common
         here = f"{path}[{key!r}]"
         if kind == "decimal_value" and _decimal(value.decimal_value) is None:
             out.add(here, f"{value.decimal_value!r} is not a decimal string")
+        elif kind == "date_value" and parse_date(value.date_value) is None:
+            out.add(here, f"{value.date_value!r} is not an ISO 8601 date 'YYYY-MM-DD'")
         elif kind == "list_value":
             _check_custom(out, here, ((str(i), v) for i, v in enumerate(value.list_value.values)))
         elif kind == "struct_value":
@@ -180,12 +181,7 @@ def validate_return_order(
     if not order.HasField("event_time"):
         out.add(f"{p}.event_time", "required: when the lifecycle event happened in the RMS")
     if order.original_order.order_date:
-        try:
-            date.fromisoformat(order.original_order.order_date)
-            well_formed = len(order.original_order.order_date) == 10
-        except ValueError:
-            well_formed = False
-        if not well_formed:
+        if parse_date(order.original_order.order_date) is None:
             out.add(f"{p}.original_order.order_date", "must be an ISO 8601 date 'YYYY-MM-DD'")
 
     currency = order.currency

@@ -9,7 +9,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from returnbridge.api.v1 import common_pb2
-from returnbridge.errors import ReturnBridgeError, ValidationError
+from returnbridge.errors import PreconditionError, ReturnBridgeError, ValidationError
 
 
 def status_of(error: ReturnBridgeError) -> status_pb2.Status:
@@ -24,6 +24,18 @@ def status_of(error: ReturnBridgeError) -> status_pb2.Status:
         )
         detail = any_pb2.Any()
         detail.Pack(bad)
+        status.details.append(detail)
+    if isinstance(error, PreconditionError):
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=v.type, subject=v.subject, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(failure)
         status.details.append(detail)
     return status
 

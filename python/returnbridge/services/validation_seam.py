@@ -7,12 +7,14 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.domain.policy import ReturnPolicyConfig
+from returnbridge.domain.strict import merge_violations, strict_violations
 from returnbridge.errors import FieldViolation, ValidationError
 from returnbridge.gateway.reference_data import ReferenceData
 from returnbridge.gateway.validation import validate_return_order
 
 Validator = Callable[[returns_pb2.ReturnOrder], None]
-_DECIMAL = re.compile(r"^\d+(\.\d+)?$")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def minimal_validate(order: returns_pb2.ReturnOrder) -> None:
@@ -30,7 +32,7 @@ def minimal_validate(order: returns_pb2.ReturnOrder) -> None:
         problems.append(FieldViolation("return_order.lines", "at least one line is required"))
     for index, line in enumerate(order.lines):
         try:
-            ok = bool(_DECIMAL.match(line.quantity)) and Decimal(line.quantity) > 0
+            ok = bool(_DECIMAL.fullmatch(line.quantity)) and Decimal(line.quantity) > 0
         except InvalidOperation:
             ok = False
         if not ok:
@@ -46,11 +48,22 @@ def default_validator() -> Validator:
     return minimal_validate
 
 
-def gateway_validator(reference: ReferenceData) -> Validator:
-    """The gateway's complete validation (every violation at once), then the pipeline's own invariants."""
+def gateway_validator(reference: ReferenceData, policy: ReturnPolicyConfig | None = None) -> Validator:
+    """The gateway's complete validation and the strict checks (every violation at once), then the pipeline's own.
+
+    The strict checks run first: with the "strip" text policy they clean free text before it is validated.
+    """
+    policy = policy or ReturnPolicyConfig()
 
     def validate(order: returns_pb2.ReturnOrder) -> None:
-        validate_return_order(order, reference, tenant_id=order.tenant_id)
+        places = reference.for_tenant(order.tenant_id).currencies.get(order.currency)
+        violations = strict_violations(order, policy.for_tenant(order.tenant_id), places)
+        try:
+            validate_return_order(order, reference, tenant_id=order.tenant_id)
+        except ValidationError as exc:
+            violations = merge_violations(violations, exc.violations)
+        if violations:
+            raise ValidationError(f"invalid return_order: {len(violations)} problem(s)", violations)
         minimal_validate(order)
 
     return validate
