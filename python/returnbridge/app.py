@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 Cleanup = Callable[[], Awaitable[None]]
 
+#: The simulators' master data as reference data, used on embedded defaults.
+DEMO_REFERENCE_DATA = Path(__file__).parent / "simulators" / "demo_reference_data.yaml"
 #: Tenant of the development principal and of the poller on embedded defaults.
 DEMO_TENANT = "demo"
 DEV_ROLES = ["submitter", "reader", "integration_admin", "auditor"]
@@ -133,7 +136,7 @@ class App:
         self._cleanups.append(("queue-monitor", monitor.stop))
 
         if settings.process.gateway:
-            reference = ReferenceData.from_config(settings.reference_data)
+            reference = self._reference_data()
             intake = Intake(
                 router,
                 publisher,
@@ -221,6 +224,14 @@ class App:
         log.info("NATS connection restored")
         if self.grpc is not None and self._ready:
             await self.grpc.set_serving(True)
+
+    def _reference_data(self) -> ReferenceData:
+        """The configured reference data; on embedded defaults (simulators, nothing configured) the demo's."""
+        settings = self.settings
+        configured = settings.reference_data.model_dump(exclude_defaults=True)
+        if not configured and settings.simulators.enabled and not settings.connectors:
+            return ReferenceData.from_yaml(DEMO_REFERENCE_DATA)
+        return ReferenceData.from_config(settings.reference_data)
 
     async def _start_connectors(self) -> None:
         settings = self.settings

@@ -37,7 +37,17 @@ ISO_4217: Final[Mapping[str, int]] = MappingProxyType(
     }
 )
 
-_SET_KEYS: Final = ("locations", "cost_centers", "vendor_codes", "skus")
+_SET_KEYS: Final = (
+    "locations",
+    "cost_centers",
+    "vendor_codes",
+    "skus",
+    "customer_tiers",
+    "product_types",
+    "reason_codes",
+    "serial_controlled_skus",
+    "lot_controlled_skus",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,11 @@ class ReferenceData:
     cost_centers: frozenset[str] = frozenset()
     vendor_codes: frozenset[str] = frozenset()
     skus: frozenset[str] = frozenset()
+    customer_tiers: frozenset[str] = frozenset()
+    product_types: frozenset[str] = frozenset()
+    reason_codes: frozenset[str] = frozenset()
+    serial_controlled_skus: frozenset[str] = frozenset()
+    lot_controlled_skus: frozenset[str] = frozenset()
     currencies: Mapping[str, int] = field(default_factory=lambda: ISO_4217)
     tenants: Mapping[str, ReferenceData] = field(default_factory=dict)
 
@@ -62,12 +77,7 @@ class ReferenceData:
         Raises:
             ConfigError: the file is unreadable or malformed; the message names the file and key.
         """
-        base = cls(
-            locations=frozenset(config.locations),
-            cost_centers=frozenset(config.cost_centers),
-            vendor_codes=frozenset(config.vendor_codes),
-            skus=frozenset(config.skus),
-        )
+        base = cls(**{key: frozenset(getattr(config, key)) for key in _SET_KEYS})  # type: ignore[arg-type]
         if config.file is None:
             return base
         return base._merge_file(config.file)

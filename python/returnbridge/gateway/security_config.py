@@ -222,6 +222,12 @@ class ReferenceDataConfig(_Model):
     cost_centers: list[str] = Field(default_factory=list)
     vendor_codes: list[str] = Field(default_factory=list)
     skus: list[str] = Field(default_factory=list)
+    customer_tiers: list[str] = Field(default_factory=list)
+    product_types: list[str] = Field(default_factory=list)
+    reason_codes: list[str] = Field(default_factory=list)
+    # Every unit of these SKUs carries a serial number / every line of these a lot number.
+    serial_controlled_skus: list[str] = Field(default_factory=list)
+    lot_controlled_skus: list[str] = Field(default_factory=list)
 
 
 class SecurityConfig(_Model):

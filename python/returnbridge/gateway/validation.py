@@ -43,8 +43,8 @@ class _Collector:
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
 
-    def add(self, field: str, description: str) -> None:
-        self.violations.append(FieldViolation(field, description))
+    def add(self, field: str, description: str, rule: str = "") -> None:
+        self.violations.append(FieldViolation(field, description, rule))
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -71,7 +71,7 @@ def _check_id(
 
 def _check_code(out: _Collector, path: str, value: str, known: frozenset[str], what: str) -> None:
     if value and known and value not in known:
-        out.add(path, f"unknown {what} {value!r}")
+        out.add(path, f"unknown {what} {value!r}", "reference." + what.lower().replace(" ", "_"))
 
 
 def _check_money(

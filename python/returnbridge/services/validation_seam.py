@@ -56,8 +56,10 @@ def gateway_validator(reference: ReferenceData, policy: ReturnPolicyConfig | Non
     policy = policy or ReturnPolicyConfig()
 
     def validate(order: returns_pb2.ReturnOrder) -> None:
-        places = reference.for_tenant(order.tenant_id).currencies.get(order.currency)
-        violations = strict_violations(order, policy.for_tenant(order.tenant_id), places)
+        ref = reference.for_tenant(order.tenant_id)
+        violations = strict_violations(
+            order, policy.for_tenant(order.tenant_id), ref.currencies.get(order.currency), ref
+        )
         try:
             validate_return_order(order, reference, tenant_id=order.tenant_id)
         except ValidationError as exc:
