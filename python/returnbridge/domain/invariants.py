@@ -36,9 +36,10 @@ RULE_LINE: Final = "invariant.unknown_line"
 RULE_PRICE: Final = "invariant.unit_price"
 RULE_RECEIVED: Final = "invariant.quantity_received"
 RULE_SETTLED: Final = "invariant.quantity_settled"
+RULE_PARTIAL: Final = "invariant.partial_receipt"
 RULES: Final = (
     RULE_FEE, RULE_TAX, RULE_REFUND, RULE_REFUND_TOTAL, RULE_EXCHANGE, RULE_DATES, RULE_CURRENCY, RULE_LINE,
-    RULE_PRICE, RULE_RECEIVED, RULE_SETTLED,
+    RULE_PRICE, RULE_RECEIVED, RULE_SETTLED, RULE_PARTIAL,
 )  # fmt: skip
 
 _EXCHANGE_TYPES: Final = frozenset({returns_pb2.RETURN_TYPE_EXCHANGE, returns_pb2.RETURN_TYPE_REPLACEMENT})
@@ -181,9 +182,13 @@ def history_violations(
     places: int,
     *,
     settle_before_receipt: bool = False,
+    partial_receipts: bool = False,
     path: str = "return_order",
 ) -> list[FieldViolation]:
-    """The invariants between an event and the return's accepted history (None: the first event)."""
+    """The invariants between an event and the return's accepted history (None: the first event).
+
+    Without ``partial_receipts`` a RECEIVED event receives every outstanding authorized unit at once.
+    """
     if history is None:
         return []
     out: list[FieldViolation] = []
@@ -200,6 +205,8 @@ def history_violations(
     if event in ("CANCELLED", "CLOSED"):
         return out
     lines = history["lines"]
+    if event == "RECEIVED" and not partial_receipts:
+        _check_complete_receipt(out, lines, order, path)
     for index, line in enumerate(order.lines):
         lp = f"{path}.lines[{index}]"
         known = lines.get(line.line_id)
@@ -265,6 +272,26 @@ def history_violations(
                 )
             )
     return out
+
+
+def _check_complete_receipt(
+    out: list[FieldViolation], lines: dict[str, Any], order: returns_pb2.ReturnOrder, path: str
+) -> None:
+    sent = {line.line_id: (index, line.quantity) for index, line in enumerate(order.lines)}
+    for line_id, known in lines.items():
+        outstanding = Decimal(known["authorized"]) - Decimal(known["received"])
+        index, quantity = sent.get(line_id, (None, "0"))
+        received = parse_decimal(quantity)
+        if outstanding > 0 and received is not None and received != outstanding:
+            field = f"{path}.lines[{index}].quantity" if index is not None else f"{path}.lines"
+            out.append(
+                FieldViolation(
+                    field,
+                    f"line {line_id!r}: {received} received of {outstanding} outstanding; partial receipts are off "
+                    "for this tenant (returns.lifecycle.partial_receipts)",
+                    RULE_PARTIAL,
+                )
+            )
 
 
 def book(

@@ -22,8 +22,10 @@ class LifecyclePolicy(BaseModel):
     refund_before_receipt_tiers: frozenset[str] = frozenset()
     # Advance exchange: EXCHANGED straight from AUTHORIZED (the replacement ships before the return arrives).
     exchange_before_receipt_tiers: frozenset[str] = frozenset()
-    # Several RECEIVED events (partial receipts) until every authorized unit is in.
-    partial_receipts: bool = True
+    # Several RECEIVED events (partial receipts) until every authorized unit is in. Off: one RECEIVED takes every
+    # authorized unit. Turn on only for routes whose flow takes several receipts (SAP's has one returns
+    # delivery per customer return, so a second receipt, or a partial one, cannot post there).
+    partial_receipts: bool = False
     # CANCELLED after goods were received (they must then be handled outside the return).
     cancel_after_receipt: bool = False
 

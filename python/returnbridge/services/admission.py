@@ -71,7 +71,9 @@ class Admissions:
                 outcome.append(Admitted(True, decision.current, (None, 0)))
                 return None
             early = decision.current == "AUTHORIZED" and event in _SETTLING
-            problems = history_violations(history, order, places, settle_before_receipt=early)
+            problems = history_violations(
+                history, order, places, settle_before_receipt=early, partial_receipts=policy.partial_receipts
+            )
             if problems:
                 raise ValidationError(
                     f"return {order.return_id!r}: {len(problems)} problem(s) with its history", problems
