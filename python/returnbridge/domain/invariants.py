@@ -14,12 +14,13 @@ and credits together <= the authorized lines plus their tax. ``book`` adds an ac
 from __future__ import annotations
 
 from datetime import UTC
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Final
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
 from returnbridge.domain.contract import parse_date, parse_decimal
 from returnbridge.domain.lifecycle import event_name
+from returnbridge.domain.money import line_amount
 from returnbridge.domain.policy import MoneyPolicy
 from returnbridge.errors import FieldViolation
 
@@ -55,12 +56,7 @@ def _line_value(line: returns_pb2.ReturnLine, places: int) -> Decimal | None:
     quantity, price = parse_decimal(line.quantity), _amount(line.unit_price)
     if quantity is None or price is None:
         return None
-    return _round(quantity * price, places)
-
-
-def _round(value: Decimal, places: int) -> Decimal:
-    # The one rounding rule of line totals (the validation's total check uses the same).
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return line_amount(quantity, price, places)
 
 
 def _event_money(order: returns_pb2.ReturnOrder, places: int) -> tuple[Decimal, Decimal, Decimal] | None:
