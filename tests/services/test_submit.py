@@ -145,6 +145,31 @@ async def test_bulk_stream_answers_every_item(pipeline: Pipeline) -> None:
     assert await _stream_messages(pipeline) == 200
 
 
+async def test_bulk_stream_submits_each_returns_events_in_order(pipeline: Pipeline) -> None:
+    """Events of one return in one stream are admitted in stream order, whatever the concurrency."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    life = (
+        returns_pb2.LIFECYCLE_EVENT_AUTHORIZED,
+        returns_pb2.LIFECYCLE_EVENT_RECEIVED,
+        returns_pb2.LIFECYCLE_EVENT_REFUNDED,
+    )
+
+    async def requests():  # type: ignore[no-untyped-def]
+        for version, event in enumerate(life, start=1):
+            for i in range(20):
+                order = make_order(f"O{i}", version, event)
+                yield returns_pb2.SubmitReturnRequest(return_order=order, client_reference=f"O{i}-{version}")
+        # Out of order within the stream: refused by the lifecycle, never raced past it.
+        stale = make_order("O0", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED, notes="changed")
+        yield returns_pb2.SubmitReturnRequest(return_order=stale, client_reference="stale")
+
+    results = [r async for r in stub.SubmitReturns(requests(), metadata=md("acme"))]
+    by_ref = {r.client_reference: r for r in results}
+    assert all(by_ref[f"O{i}-{v}"].WhichOneof("result") == "accepted" for i in range(20) for v in (1, 2, 3))
+    assert by_ref["stale"].error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert await _stream_messages(pipeline) == 60
+
+
 def _refuse_publish(pipeline: Pipeline) -> None:
     async def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a duplicate must be answered without publishing again")
