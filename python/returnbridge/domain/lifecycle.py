@@ -3,12 +3,12 @@
 ::
 
     (new) ──AUTHORIZED──▶ authorized ──RECEIVED──▶ received ──INSPECTED──▶ inspected ──DISPOSITIONED──▶ dispositioned
-                              │                     │ ▲  │                     │                            │
-                          CANCELLED          RECEIVED┘  ├──DISPOSITIONED───────┼────────────────────────────┤
-                              ▼              (partial)  │                      │                            │
-                          cancelled                     └─REFUNDED / EXCHANGED─┴─REFUNDED / EXCHANGED───────┘
-                              │                                          ▼
-                            CLOSED                      refunded | credited | exchanged ──CLOSED──▶ closed
+                             │                      │   (DISPOSITIONED also straight from received)           │
+                         CANCELLED                  └────────────────┬─────────────────────────────────────────┘
+                             ▼                      REFUNDED / EXCHANGED from received, inspected or dispositioned
+                         cancelled                                   ▼
+                             │                         refunded | credited | exchanged
+                             └─────────CLOSED────────▶ closed ◀────────CLOSED─────────┘
 
 REFUNDED leads to *credited* when the return is a credit memo or store credit (or the refund goes to store
 credit or a gift card), to *refunded* otherwise. Per-tenant policy (``domain.policy.LifecyclePolicy``) adds
