@@ -243,3 +243,31 @@ async def test_version_held_by_another_event_is_refused_and_nothing_is_published
     assert violation.type == "VERSION" and violation.subject == "returns/R22"
     assert "already accepted as AUTHORIZED" in violation.description
     assert await _stream_messages(pipeline) == 1
+
+
+async def test_a_return_accepted_before_histories_were_kept_is_adopted(pipeline: Pipeline) -> None:
+    """A sync record without a lifecycle history (an upgrade): its versions set the state and the version floor."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    old = make_order("R30")
+    old.tenant_id = "acme"
+    await pipeline.status.register(
+        old, returns_pb2.RouteDecision(target="netsuite"), [], stream_sequence=1, accepted_at=1.0
+    )
+    record = await pipeline.status.get("acme", "R30")
+    assert record is not None and "lifecycle" not in record
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SubmitReturn(
+            returns_pb2.SubmitReturnRequest(
+                return_order=make_order("R30", 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED)
+            ),
+            metadata=md("acme"),
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "in state AUTHORIZED" in caught.value.details()
+    received = make_order("R30", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED)
+    response = await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=received), metadata=md("acme")
+    )
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    record = await pipeline.status.get("acme", "R30")
+    assert record is not None and record["lifecycle"]["state"] == "RECEIVED" and record["lifecycle"]["legacy"]

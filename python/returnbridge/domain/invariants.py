@@ -24,7 +24,7 @@ from returnbridge.domain.money import line_amount
 from returnbridge.domain.policy import MoneyPolicy
 from returnbridge.errors import FieldViolation
 
-__all__ = ["RULES", "book", "event_violations", "history_violations"]
+__all__ = ["RULES", "adopt", "book", "event_violations", "history_violations"]
 
 RULE_FEE: Final = "invariant.fee_bounds"
 RULE_TAX: Final = "invariant.tax_bounds"
@@ -189,7 +189,7 @@ def history_violations(
         return []
     out: list[FieldViolation] = []
     event = event_name(order)
-    if order.currency != history["currency"]:
+    if history["currency"] and order.currency != history["currency"]:
         out.append(
             FieldViolation(
                 f"{path}.currency",
@@ -200,6 +200,8 @@ def history_violations(
         return out
     if event in ("CANCELLED", "CLOSED"):
         return out
+    if history.get("legacy"):
+        return out  # accepted before histories were kept: the lines and amounts are not known
     lines = history["lines"]
     if event == "RECEIVED" and not partial_receipts:
         _check_complete_receipt(out, lines, order, path)
@@ -288,6 +290,29 @@ def _check_complete_receipt(
                     RULE_PARTIAL,
                 )
             )
+
+
+def adopt(record: dict[str, Any], order: returns_pb2.ReturnOrder) -> dict[str, Any]:
+    """A history for a return accepted before histories were kept, from its sync record's versions.
+
+    Its state follows the latest version's event; lines and amounts are unknown (``legacy``), so only the
+    lifecycle and the version rule apply to it, and an old version's retry is judged by its event alone.
+    """
+    versions = {key: {"event": entry["event"], "digest": ""} for key, entry in record["versions"].items()}
+    latest = max(int(key) for key in versions)
+    return {
+        # Events and states share their names (a refund of unknown kind counts as refunded).
+        "state": versions[str(latest)]["event"],
+        "latest_version": max(latest, int(record.get("latest_version", 0))),
+        "versions": versions,
+        "currency": "",
+        "tier": "",
+        "advance": False,
+        "legacy": True,
+        "lines": {},
+        "settled_amount": "0",
+        "authorized_gross": "0",
+    }
 
 
 def book(

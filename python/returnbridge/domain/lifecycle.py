@@ -141,7 +141,8 @@ def admit(
     if history is not None:
         seen = history["versions"].get(str(version))
         if seen is not None:
-            if seen["event"] == event and seen["digest"] == digest:
+            # An empty digest: adopted from before histories were kept, so the idempotency record judges the payload.
+            if seen["event"] == event and seen["digest"] in (digest, ""):
                 return Admission(True, current, current)
             raise PreconditionError(
                 f"version {version} of return {order.return_id!r} was already accepted "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import JsonRecord, modify_json_versioned
-from returnbridge.domain.invariants import book, history_violations
+from returnbridge.domain.invariants import adopt, book, history_violations
 from returnbridge.domain.lifecycle import admit, event_name
 from returnbridge.domain.policy import ReturnPolicyConfig
 from returnbridge.errors import ValidationError
@@ -66,6 +66,8 @@ class Admissions:
         def change(record: JsonRecord | None) -> JsonRecord | None:
             outcome.clear()
             history = record.get("lifecycle") if record else None
+            if history is None and record and record["versions"]:
+                history = adopt(record, order)
             decision = admit(history, order, digest, policy)
             if decision.duplicate:
                 outcome.append(Admitted(True, decision.current, (None, 0)))
