@@ -18,7 +18,7 @@ from returnbridge.bus.kv import JsonRecord, modify_json_versioned
 from returnbridge.domain.invariants import adopt, book, history_violations
 from returnbridge.domain.lifecycle import admit, event_name
 from returnbridge.domain.policy import ReturnPolicyConfig
-from returnbridge.errors import ValidationError
+from returnbridge.errors import PreconditionError, ValidationError
 from returnbridge.sync.status import SyncStateStore, new_record
 
 __all__ = ["Admissions", "Admitted"]
@@ -85,8 +85,15 @@ class Admissions:
             outcome.append(Admitted(False, decision.target, (None, 0)))
             return record
 
-        stored, revision = await modify_json_versioned(
-            self._status.kv, subjects.sync_state_key(order.tenant_id, order.return_id), change
-        )
+        key = subjects.sync_state_key(order.tenant_id, order.return_id)
+        if order.version == 1:
+            # Most admissions are a return's first version: try a plain create before the read-modify loop. A
+            # refusal judged against "no record" is only a guess, so it is judged again on the record as read.
+            try:
+                stored, revision = await modify_json_versioned(self._status.kv, key, change, known=(None, 0))
+            except (PreconditionError, ValidationError):
+                stored, revision = await modify_json_versioned(self._status.kv, key, change)
+        else:
+            stored, revision = await modify_json_versioned(self._status.kv, key, change)
         (result,) = outcome
         return Admitted(result.duplicate, result.state, (stored, revision))
