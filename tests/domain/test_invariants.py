@@ -81,3 +81,28 @@ def test_strip_text_policy_through_the_validator() -> None:
     order.tenant_id = "t1"
     full_validator(ReferenceData(), policy)(order)
     assert (order.notes, order.lines[0].description) == ("ring twice", "ab")
+
+
+def test_refunds_together_stay_within_the_authorized_value() -> None:
+    history = book(None, _order(returns_pb2.LIFECYCLE_EVENT_AUTHORIZED), "d1", "AUTHORIZED", 2, advance=False)
+    history = {**history, "settled_amount": "4.00"}  # an earlier refund or credit of this return
+    refund = _order(returns_pb2.LIFECYCLE_EVENT_REFUNDED, "1")
+    refund.refund.amount.amount = "1.01"
+    (violation,) = history_violations(history, refund, 2, settle_before_receipt=True)
+    assert (
+        violation.rule == "invariant.refund_total"
+        and "above the authorized value 5.00" in violation.description
+    )
+    refund.refund.amount.amount = "1.00"
+    assert history_violations(history, refund, 2, settle_before_receipt=True) == []
+
+
+def test_a_later_event_may_not_change_currency_sku_or_raise_the_price() -> None:
+    history = book(None, _order(returns_pb2.LIFECYCLE_EVENT_AUTHORIZED), "d1", "AUTHORIZED", 2, advance=False)
+    refund = _order(returns_pb2.LIFECYCLE_EVENT_REFUNDED, "1")
+    refund.lines[0].sku = "OTHER"
+    refund.lines[0].unit_price.amount = "1.50"
+    rules = sorted(v.rule for v in history_violations(history, refund, 2, settle_before_receipt=True))
+    assert rules == ["invariant.unit_price", "invariant.unknown_line"]
+    refund.currency = "EUR"
+    assert [v.rule for v in history_violations(history, refund, 2)] == ["invariant.currency"]
