@@ -101,8 +101,10 @@ async def test_policy_exception_refund_on_authorization_for_gold(served: Served,
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await served.submit(life.order(4, returns_pb2.LIFECYCLE_EVENT_REFUNDED))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    record = await served.record(life.return_id)
-    assert record is not None and record["lifecycle"]["state"] == "REFUNDED"
+    status = await served.returns.GetReturnStatus(
+        returns_pb2.GetReturnStatusRequest(return_id=life.return_id), metadata=served.metadata
+    )
+    assert status.lifecycle_state == "REFUNDED" and status.latest_version == 3
     served.accepted.add((erp, life.return_id))
     served.refused.append((erp, f"{life.rma}-4"))
 

@@ -378,6 +378,7 @@ def to_proto(record: JsonRecord) -> sync_pb2.ReturnSyncStatus:
         rma_number=record["rma_number"],
         latest_version=int(record["latest_version"]),
         updated_at=_ts(record.get("updated_at")),
+        lifecycle_state=(record.get("lifecycle") or {}).get("state", ""),
     )
     states = []
     for key in sorted(record["versions"], key=int):
