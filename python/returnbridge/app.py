@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
-from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
 from returnbridge.bus.publisher import Publisher
 from returnbridge.bus.streams import ensure_streams
 from returnbridge.config import Settings
@@ -36,6 +36,7 @@ from returnbridge.mapping.service import TranslationServicer
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
 from returnbridge.observability.monitor import QueueMonitor
+from returnbridge.private_file import write_private_file
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer, gateway_validator
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
@@ -140,7 +141,7 @@ class App:
                 validator=gateway_validator(ReferenceData.from_config(settings.reference_data)),
                 audit=audit,
             )
-            security = self._security()
+            security = self._security().with_open_reflection(settings.grpc.host)
             self.grpc = GrpcServer(
                 settings.grpc,
                 interceptors=build_interceptors(
@@ -187,15 +188,16 @@ class App:
             # Started from the main thread on purpose (parent-death signal, see EmbeddedNatsServer.start).
             self.nats_server.start()
             self._cleanups.append(("nats-server", self.nats_server.astop))
-            url = self.nats_server.url
+            url = self.nats_server.public_url
+            login = self.nats_server.credentials.connect_options()
+        else:
+            login = client_login(url, settings.data_dir, settings.nats.credentials_file)
         self.endpoints.nats = url
         try:
             self.nc = await nats.connect(
                 servers=url.split(","),
+                **login,
                 connect_timeout=settings.nats.connect_timeout,
-                user_credentials=str(settings.nats.credentials_file)
-                if settings.nats.credentials_file
-                else None,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
@@ -303,8 +305,7 @@ class App:
             return security
         raw, digest = generate_api_key()
         token_file = self.settings.data_dir / "dev-token"
-        token_file.write_text(raw + "\n")
-        os.chmod(token_file, 0o600)
+        write_private_file(token_file, raw + "\n")
         self.endpoints.dev_token_file = str(token_file)
         log.warning("no credentials configured: generated a development API key in %s", token_file)
         dev = ApiKeyConfig(name="dev", tenant_id=DEMO_TENANT, roles=DEV_ROLES, sha256=digest)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
+from returnbridge import safe_yaml
 from returnbridge.errors import SpecError
 
 Loc = tuple[str | int, ...]
@@ -49,10 +50,13 @@ def load_yaml(text: str, file_name: str) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML text into plain Python values plus a map from location tuple to 1-based line.
 
     Raises:
-        SpecError: the text is not valid YAML, or uses anchors/tags this language does not allow.
+        SpecError: the text is not valid YAML, breaks a ``safe_yaml`` limit (anchors/aliases, size, nodes, depth,
+            time), or uses tags this language does not allow.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = safe_yaml.compose(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise SpecError(f"refused YAML ({exc.limit}): {exc}", file=file_name, line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import yaml
 
+from returnbridge import safe_yaml
 from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.service import AuditQueries
@@ -20,6 +21,9 @@ from returnbridge.sync.reconciliation import reconciliation_report
 from returnbridge.sync.status import SyncStateStore
 
 SpecChecker = Callable[[str, str, str], Sequence[SpecError]]
+
+#: Wall-clock budget of one ValidateMapping (parse + validate + compile, off the event loop).
+VALIDATE_BUDGET_SECONDS = 10.0
 
 
 def _mapping_checker() -> SpecChecker:
@@ -120,14 +124,22 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 raise ValidationError("spec_yaml is required")
             checker = self._check_spec or _mapping_checker()
             file_name = request.file_name or "<request>"
-            problems = list(checker(request.spec_yaml, file_name, request.base_mapping_id))
-            rule_count = 0
-            try:
-                data: Any = yaml.safe_load(request.spec_yaml)
-                rules = data.get("rules") if isinstance(data, dict) else None
-                rule_count = len(rules) if isinstance(rules, list | dict) else 0
-            except yaml.YAMLError:
-                rule_count = 0
+
+            def check() -> tuple[Any, list[SpecError]]:
+                # Parsed with the bounded loader first, so a refused limit is INVALID_ARGUMENT, not a "problem".
+                try:
+                    data: Any = safe_yaml.load(request.spec_yaml)
+                except safe_yaml.YamlLimitError as exc:
+                    raise exc.for_field("spec_yaml") from None
+                except yaml.YAMLError:
+                    data = None
+                return data, list(checker(request.spec_yaml, file_name, request.base_mapping_id))
+
+            data, problems = await safe_yaml.run_bounded(
+                check, budget_seconds=VALIDATE_BUDGET_SECONDS, what="mapping validation", field="spec_yaml"
+            )
+            rules = data.get("rules") if isinstance(data, dict) else None
+            rule_count = len(rules) if isinstance(rules, list | dict) else 0
             return admin_pb2.ValidateMappingResponse(
                 valid=not problems,
                 problems=[
