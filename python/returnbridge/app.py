@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
+from returnbridge.bus.id_key import load_tenant_ids
 from returnbridge.bus.publisher import Publisher
 from returnbridge.bus.streams import ensure_streams
 from returnbridge.config import Settings
@@ -111,6 +112,7 @@ class App:
         assert self.nc is not None and self.js is not None
         js = self.js
         buckets = await ensure_streams(js, settings.delivery.streams)
+        ids = await load_tenant_ids(js, replicas=settings.delivery.streams.replicas)
         publisher = Publisher(self.nc, js)
         status = SyncStateStore(buckets["rb_sync_state"], publisher)
         dead_letters = DeadLetterStore(js, publisher, status)
@@ -152,7 +154,7 @@ class App:
             returns_name, translation_name, inventory_name, admin_name = API_SERVICES
             self.grpc.add_service(
                 returns_pb2_grpc.add_ReturnsServiceServicer_to_server,
-                ReturnsServicer(intake, status, js),
+                ReturnsServicer(intake, status, js, ids=ids),
                 returns_name,
             )
             self.grpc.add_service(
@@ -162,12 +164,12 @@ class App:
             )
             self.grpc.add_service(
                 inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
-                InventoryServicer(InventoryStore(buckets["rb_inventory"])),
+                InventoryServicer(InventoryStore(buckets["rb_inventory"]), ids=ids),
                 inventory_name,
             )
             self.grpc.add_service(
                 admin_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(dead_letters, status, audit),
+                AdminServicer(dead_letters, status, audit, ids=ids),
                 admin_name,
             )
             port = await self.grpc.start()

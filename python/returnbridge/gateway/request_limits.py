@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from returnbridge.api.v1 import admin_pb2, returns_pb2
 from returnbridge.errors import FieldViolation, ValidationError
 from returnbridge.gateway.validation import MAX_LINES
+from returnbridge.tenant_ids import MAX_OPAQUE
 
 __all__ = [
     "MAX_SEQUENCE",
@@ -28,8 +29,8 @@ __all__ = [
     "check_request",
 ]
 
-#: JetStream sequences are signed 64-bit inside the server; resuming "after" one adds 1.
-MAX_SEQUENCE: Final = 2**63 - 2
+#: Ids and sequences a caller can hold are per-tenant opaque ids (``tenant_ids``), all below 2^62.
+MAX_SEQUENCE: Final = MAX_OPAQUE
 #: google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
 MIN_TIMESTAMP_SECONDS: Final = -62_135_596_800
 MAX_TIMESTAMP_SECONDS: Final = 253_402_300_799

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,11 +14,18 @@ from nats.js.errors import NotFoundError as JsNotFoundError
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc, sync_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ordered_config
-from returnbridge.errors import NotFoundError, ReturnBridgeError, ValidationError
-from returnbridge.gateway.context import current_principal
+from returnbridge.errors import FieldViolation, NotFoundError, ReturnBridgeError, ValidationError
+from returnbridge.gateway.context import current_principal, request_id
 from returnbridge.services.errors import abort, internal_item_error, item_error
 from returnbridge.services.intake import Intake
 from returnbridge.sync.status import SyncStateStore, to_proto
+from returnbridge.tenant_ids import TenantIds, default_ids
+
+log = logging.getLogger(__name__)
+
+# Kinds of opaque ids (tenant_ids): sync events and the delivery messages a submission stored.
+EVENT_SEQUENCE = "event_sequence"
+DELIVERY_SEQUENCE = "delivery_sequence"
 
 
 class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
@@ -28,11 +36,19 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         status: sync state store.
         js: JetStream context for the event stream watch.
         bulk_in_flight: submissions of one bulk stream processed concurrently.
+        ids: per-tenant opaque ids for the stream sequences a caller sees (never raw shared-stream positions).
     """
 
     def __init__(
-        self, intake: Intake, status: SyncStateStore, js: JetStreamContext, *, bulk_in_flight: int = 1000
+        self,
+        intake: Intake,
+        status: SyncStateStore,
+        js: JetStreamContext,
+        *,
+        bulk_in_flight: int = 1000,
+        ids: TenantIds | None = None,
     ) -> None:
+        self._ids = ids or default_ids()
         self._intake = intake
         self._status = status
         self._js = js
@@ -42,9 +58,15 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         self, request: returns_pb2.SubmitReturnRequest, context: grpc.aio.ServicerContext
     ) -> returns_pb2.SubmitReturnResponse:
         try:
-            return await self._intake.submit(request)
+            return self._hide_sequence(await self._intake.submit(request))
         except ReturnBridgeError as exc:
             await abort(context, exc)
+
+    def _hide_sequence(self, response: returns_pb2.SubmitReturnResponse) -> returns_pb2.SubmitReturnResponse:
+        response.stream_sequence = self._ids.encode(
+            response.tenant_id, DELIVERY_SEQUENCE, response.stream_sequence
+        )
+        return response
 
     async def SubmitReturns(
         self,
@@ -63,11 +85,13 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
                 version=request.return_order.version,
             )
             try:
-                result.accepted.CopyFrom(await self._intake.submit(request))
+                result.accepted.CopyFrom(self._hide_sequence(await self._intake.submit(request)))
             except ReturnBridgeError as exc:
                 result.error.CopyFrom(item_error(exc))
-            except Exception as exc:  # noqa: BLE001 - one bad item must not end the stream
-                result.error.CopyFrom(internal_item_error(f"{type(exc).__name__}: {exc}"))
+            except Exception:
+                # The cause goes to the log only: replies never carry exception classes or internals.
+                log.exception("bulk submit item %r failed unexpectedly", request.client_reference[:128])
+                result.error.CopyFrom(internal_item_error(f"internal error (request id {request_id()})"))
             finally:
                 slots.release()
             await results.put(result)
@@ -117,7 +141,16 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
             subject = subjects.status(tenant)
         except ReturnBridgeError as exc:
             await abort(context, exc)
-        policy, config = ordered_config(request.after_sequence, request.from_beginning)
+        after = self._ids.decode(tenant, EVENT_SEQUENCE, request.after_sequence)
+        if after is None:
+            await abort(
+                context,
+                ValidationError(
+                    "after_sequence is not a sequence this stream handed out",
+                    [FieldViolation("after_sequence", "pass a SyncEvent.sequence you received, or 0")],
+                ),
+            )
+        policy, config = ordered_config(after, request.from_beginning)
         return_ids = set(request.return_ids)
         erps = set(request.erps)
         states = set(request.states)
@@ -145,7 +178,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
                     continue
                 if states and event.state not in states:
                     continue
-                event.sequence = msg.metadata.sequence.stream
+                event.sequence = self._ids.encode(tenant, EVENT_SEQUENCE, msg.metadata.sequence.stream)
                 yield event
         finally:
             with contextlib.suppress(Exception):
