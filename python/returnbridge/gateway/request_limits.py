@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from returnbridge.api.v1 import admin_pb2, returns_pb2
 from returnbridge.errors import FieldViolation, ValidationError
 from returnbridge.gateway.validation import MAX_LINES
+from returnbridge.safe_yaml import DEFAULT_LIMITS
 from returnbridge.tenant_ids import MAX_OPAQUE
 
 __all__ = [
@@ -38,7 +39,7 @@ MAX_ID_LENGTH: Final = 64
 MAX_COMMENT_LENGTH: Final = 1_000
 MAX_FILTER_ITEMS: Final = 1_000
 MAX_PAGE_SIZE: Final = 1_000
-MAX_SPEC_BYTES: Final = 1_048_576
+MAX_SPEC_BYTES: Final = DEFAULT_LIMITS.max_bytes
 # Structural bounds of a return document (Translate, Submit); generous next to the submit path's own checks.
 MAX_CONTENT_DEPTH: Final = 24
 MAX_CONTENT_STRING: Final = 65_536

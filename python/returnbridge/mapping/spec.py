@@ -56,7 +56,7 @@ def load_yaml(text: str, file_name: str) -> tuple[Any, dict[Loc, int]]:
     try:
         node = safe_yaml.compose(text)
     except safe_yaml.YamlLimitError as exc:
-        raise SpecError(f"refused YAML ({exc.limit}): {exc}", file=file_name, line=exc.line) from None
+        raise SpecError(str(exc), file=file_name, line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
