@@ -30,7 +30,7 @@ def laughs(levels: int = 9, fan: int = 10) -> str:
     lines = ['a0: &a0 ["lol"]']
     for i in range(1, levels + 1):
         lines.append(f"a{i}: &a{i} [" + ", ".join(f"*a{i - 1}" for _ in range(fan)) + "]")
-    return "\n".join(lines) + "\nrules: *a%d\n" % levels
+    return "\n".join(lines) + f"\nrules: *a{levels}\n"
 
 
 def test_alias_bomb_is_refused_at_the_first_anchor() -> None:
