@@ -18,8 +18,8 @@ from returnbridge.audit.log import AuditLog, _seal
 from returnbridge.audit.redact import REDACTED, register_secret
 from returnbridge.audit.verify import verify_stream
 from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.domain.context import Principal, set_principal, set_request_id
 from returnbridge.errors import ConfigError, ValidationError
-from returnbridge.gateway.context import Principal, set_principal, set_request_id
 
 CANARY = "canary-S3cr3t-9f8e7d6c5b4a"
 CUSTOMER_EMAIL = "jane.doe@example.com"
@@ -296,8 +296,8 @@ async def test_bad_query_names_the_field(
 async def test_admin_queries_scope_to_the_callers_tenant(nats_client: NatsClient) -> None:
     from returnbridge.api.v1 import admin_pb2
     from returnbridge.audit.service import AUDIT_SEQUENCE, AuditQueries
+    from returnbridge.domain.tenant_ids import TenantIds
     from returnbridge.errors import AuthError
-    from returnbridge.tenant_ids import TenantIds
 
     log = await AuditLog.open(nats_client.jetstream())
     for tenant in ("acme", "beta", "acme"):

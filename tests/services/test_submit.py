@@ -9,9 +9,9 @@ from google.rpc import error_details_pb2, status_pb2
 from delivery.pipeline_harness import Pipeline, make_order, md
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
 from returnbridge.bus import subjects
+from returnbridge.domain.tenant_ids import default_ids
 from returnbridge.services.intake import idempotency_kv_key
 from returnbridge.services.returns import DELIVERY_SEQUENCE
-from returnbridge.tenant_ids import default_ids
 
 
 async def _stream_messages(pipeline: Pipeline) -> int:

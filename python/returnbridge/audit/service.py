@@ -11,9 +11,9 @@ from returnbridge.api.v1 import admin_pb2
 from returnbridge.audit.entry import AuditEntry
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.verify import verify_entries
+from returnbridge.domain.context import current_principal
+from returnbridge.domain.tenant_ids import TenantIds, default_ids
 from returnbridge.errors import FieldViolation, ValidationError
-from returnbridge.gateway.context import current_principal
-from returnbridge.tenant_ids import TenantIds, default_ids
 
 __all__ = ["AuditQueries", "entry_to_proto"]
 

@@ -9,7 +9,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 
-from returnbridge.tenant_ids import TenantIds
+from returnbridge.domain.tenant_ids import TenantIds
 
 __all__ = ["KEYS_BUCKET", "load_tenant_ids"]
 

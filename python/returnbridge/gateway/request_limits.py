@@ -18,10 +18,10 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from returnbridge.api.v1 import admin_pb2, returns_pb2
+from returnbridge.domain.tenant_ids import MAX_OPAQUE
+from returnbridge.domain.validation import MAX_LINES
 from returnbridge.errors import FieldViolation, ValidationError
-from returnbridge.gateway.validation import MAX_LINES
 from returnbridge.safe_yaml import DEFAULT_LIMITS
-from returnbridge.tenant_ids import MAX_OPAQUE
 
 __all__ = [
     "MAX_SEQUENCE",

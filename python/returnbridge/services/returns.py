@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import grpc
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError as JsNotFoundError
 
-from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc, sync_pb2
+from returnbridge.api.v1 import common_pb2, returns_pb2, returns_pb2_grpc, sync_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ordered_config
-from returnbridge.errors import FieldViolation, NotFoundError, ReturnBridgeError, ValidationError
-from returnbridge.gateway.context import current_principal, request_id
-from returnbridge.services.errors import abort, internal_item_error, item_error
+from returnbridge.domain.context import current_principal
+from returnbridge.domain.tenant_ids import TenantIds, default_ids
+from returnbridge.errors import FieldViolation, NotFoundError, ValidationError
+from returnbridge.services.errors import item_result
 from returnbridge.services.intake import Intake
 from returnbridge.sync.status import SyncStateStore, to_proto
-from returnbridge.tenant_ids import TenantIds, default_ids
-
-log = logging.getLogger(__name__)
 
 # Kinds of opaque ids (tenant_ids): sync events and the delivery messages a submission stored.
 EVENT_SEQUENCE = "event_sequence"
@@ -57,10 +54,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
     async def SubmitReturn(
         self, request: returns_pb2.SubmitReturnRequest, context: grpc.aio.ServicerContext
     ) -> returns_pb2.SubmitReturnResponse:
-        try:
-            return self._hide_sequence(await self._intake.submit(request))
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        return self._hide_sequence(await self._intake.submit(request))
 
     def _hide_sequence(self, response: returns_pb2.SubmitReturnResponse) -> returns_pb2.SubmitReturnResponse:
         response.stream_sequence = self._ids.encode(
@@ -85,15 +79,13 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
                 version=request.return_order.version,
             )
             try:
-                result.accepted.CopyFrom(self._hide_sequence(await self._intake.submit(request)))
-            except ReturnBridgeError as exc:
-                result.error.CopyFrom(item_error(exc))
-            except Exception:
-                # The cause goes to the log only: replies never carry exception classes or internals.
-                log.exception("bulk submit item %r failed unexpectedly", request.client_reference[:128])
-                result.error.CopyFrom(internal_item_error(f"internal error (request id {request_id()})"))
+                outcome = await item_result(self._intake.submit(request))
             finally:
                 slots.release()
+            if isinstance(outcome, common_pb2.ItemError):
+                result.error.CopyFrom(outcome)
+            else:
+                result.accepted.CopyFrom(self._hide_sequence(outcome))
             await results.put(result)
 
         async def feed() -> None:
@@ -121,34 +113,25 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
     async def GetReturnStatus(
         self, request: returns_pb2.GetReturnStatusRequest, context: grpc.aio.ServicerContext
     ) -> sync_pb2.ReturnSyncStatus:
-        try:
-            if not request.return_id:
-                raise ValidationError("return_id is required")
-            tenant = current_principal().tenant_id
-            record = await self._status.get(tenant, request.return_id)
-            if record is None or record["tenant_id"] != tenant:
-                raise NotFoundError(f"return {request.return_id!r} not found")
-            return to_proto(record)
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        if not request.return_id:
+            raise ValidationError("return_id is required", [FieldViolation("return_id", "required")])
+        tenant = current_principal().tenant_id
+        record = await self._status.get(tenant, request.return_id)
+        if record is None or record["tenant_id"] != tenant:
+            raise NotFoundError(f"return {request.return_id!r} not found")
+        return to_proto(record)
 
     async def WatchSyncEvents(
         self, request: returns_pb2.WatchSyncEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[sync_pb2.SyncEvent]:
         """Ordered ephemeral consumer on ``rb.status.<caller tenant>``; events carry their stream sequence."""
-        try:
-            tenant = current_principal().tenant_id
-            subject = subjects.status(tenant)
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        tenant = current_principal().tenant_id
+        subject = subjects.status(tenant)
         after = self._ids.decode(tenant, EVENT_SEQUENCE, request.after_sequence)
         if after is None:
-            await abort(
-                context,
-                ValidationError(
-                    "after_sequence is not a sequence this stream handed out",
-                    [FieldViolation("after_sequence", "pass a SyncEvent.sequence you received, or 0")],
-                ),
+            raise ValidationError(
+                "after_sequence is not a sequence this stream handed out",
+                [FieldViolation("after_sequence", "pass a SyncEvent.sequence you received, or 0")],
             )
         policy, config = ordered_config(after, request.from_beginning)
         return_ids = set(request.return_ids)
@@ -164,7 +147,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
                 idle_heartbeat=2.0,
             )
         except JsNotFoundError:
-            await abort(context, NotFoundError("event stream not available"))
+            raise NotFoundError("event stream not available") from None
         try:
             while True:
                 try:
