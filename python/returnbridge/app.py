@@ -195,8 +195,20 @@ class App:
         else:
             login = client_login(url, settings.data_dir, settings.nats.credentials_file)
         self.endpoints.nats = url
-        try:
-            self.nc = await nats.connect(
+        refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def on_error(exc: Exception) -> None:
+            # nats-py retries refused credentials forever; at startup that is a configuration error.
+            refusal = (
+                isinstance(exc, nats.errors.AuthorizationError)
+                or "authorization violation" in str(exc).lower()
+            )
+            if refusal and not refused.done():
+                refused.set_result(None)
+            log.warning("nats: %s", exc)
+
+        connecting = asyncio.ensure_future(
+            nats.connect(
                 servers=url.split(","),
                 **login,
                 connect_timeout=settings.nats.connect_timeout,
@@ -204,10 +216,24 @@ class App:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 name="returnbridge",
+                error_cb=on_error,
                 # Health follows the NATS link: nothing can be accepted durably while it is down.
                 disconnected_cb=self._nats_down,
                 reconnected_cb=self._nats_up,
             )
+        )
+        waiting: set[asyncio.Future[Any]] = {connecting, refused}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError, nats.errors.Error, TimeoutError):
+                await connecting
+            raise ConfigError(
+                f"nats: {url} refused our credentials (nats.credentials_file; for the embedded server of this "
+                f"host, {settings.data_dir / 'nats' / 'client-auth.json'})"
+            )
+        try:
+            self.nc = connecting.result()
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise ConfigError(f"nats: cannot connect to {url} (nats.url): {exc!r}") from None
         self._cleanups.append(("nats-client", self._close_nats))

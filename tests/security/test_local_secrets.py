@@ -18,6 +18,7 @@ from returnbridge.api.v1 import admin_pb2, returns_pb2
 from returnbridge.app import App
 from returnbridge.bus.embedded import CREDENTIALS_FILE, client_login, local_credentials
 from returnbridge.config import load_settings
+from returnbridge.errors import ConfigError
 from returnbridge.private_file import write_private_file
 from security.conftest import CANARY, Served, bearer, key_md, make_jwt
 
@@ -124,3 +125,32 @@ async def test_canary_secret_never_reaches_logs_or_the_data_dir(served: Served) 
             assert CANARY.encode() not in data, path
             if path.name not in holders:
                 assert creds.password.encode() not in data, path
+
+
+async def test_another_local_process_joins_with_the_generated_credentials(
+    served: Served, tmp_path: Path
+) -> None:
+    """A `returnbridge worker` of the same host: same data_dir, loopback URL, no credentials configured."""
+    url = served.app.endpoints.nats
+    common = {
+        "grpc": {"port": 0},
+        "metrics": {"enabled": False},
+        "simulators": {"enabled": False},
+        "process": {"gateway": False, "workers": [], "sync": False},
+    }
+    worker = App(
+        load_settings(
+            None, env={}, overrides={**common, "data_dir": str(served.data_dir), "nats": {"url": url}}
+        )
+    )
+    await worker.start()
+    try:
+        assert worker.nc is not None and worker.nc.is_connected
+    finally:
+        await worker.stop()
+    # Without the data dir that holds them, the same URL is refused.
+    stranger = App(
+        load_settings(None, env={}, overrides={**common, "data_dir": str(tmp_path), "nats": {"url": url}})
+    )
+    with pytest.raises(ConfigError, match="refused our credentials"):
+        await stranger.start()
