@@ -27,7 +27,7 @@ DEAD_LETTER_ID = "dead_letter"
 DELIVERY_SEQUENCE = "delivery_sequence"
 
 #: Wall-clock budget of one ValidateMapping (parse + validate + compile, off the event loop).
-VALIDATE_BUDGET_SECONDS = 5.0
+VALIDATE_BUDGET_SECONDS = 10.0
 
 
 def _mapping_checker() -> SpecChecker:
