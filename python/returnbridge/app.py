@@ -139,6 +139,7 @@ class App:
                 status,
                 validator=gateway_validator(ReferenceData.from_config(settings.reference_data)),
                 audit=audit,
+                constraints=self.mappings.constraints,
             )
             security = self._security()
             self.grpc = GrpcServer(
