@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
+from mapping.conftest import order
 from returnbridge.api.v1 import common_pb2, returns_pb2
 from returnbridge.mapping import MappingRegistry
 from returnbridge.mapping.reference import ReferenceMapper
 from returnbridge.mapping.registry import descriptor_set, shipped_sources
-
-from mapping.conftest import order
 
 MINOR_DIGITS = {"USD": 2, "JPY": 0, "KWD": 3}
 # (unit price, fee, tax) per currency: each already within the currency's minor units, as the gateway requires.
