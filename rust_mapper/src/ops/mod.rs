@@ -23,7 +23,6 @@ pub enum Step {
     Bool,
     Date { from: date::Format, to: date::Format },
     MinorUnits { exponent: Option<u32>, currency: Option<CPath>, inverse: bool },
-    /// Round to the currency's minor units (ISO 4217 exponent): amounts at an ERP boundary.
     RoundMinor { exponent: Option<u32>, currency: Option<CPath>, rounding: Rounding },
     Trim,
     Upper,
