@@ -19,8 +19,8 @@ from returnbridge.audit.cli import add_audit_commands
 from returnbridge.delivery.dlq_cli import add_dlq_commands
 from returnbridge.errors import ConfigError, ReturnBridgeError
 from returnbridge.mapping.cli import add_mapping_commands
+from returnbridge.reconcile_cli import add_reconcile_commands
 from returnbridge.routing.routes_cli import add_routes_commands
-from returnbridge.sync.reconcile_cli import add_reconcile_commands
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,8 +72,8 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from returnbridge.config import SimulatorSettings
     from returnbridge.simulators.runner import start_simulators
+    from returnbridge.simulators.settings import SimulatorSettings
 
     settings = SimulatorSettings(
         host=args.host, netsuite_port=args.netsuite_port, sap_port=args.sap_port, oracle_port=args.oracle_port

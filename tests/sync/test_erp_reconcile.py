@@ -19,12 +19,12 @@ from helpers.eventually import assert_eventually
 from mapping.samples import build_return
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus import subjects
+from returnbridge.delivery.reconcile import DRIFT_CLASSES, ErpReconciler, ReconcileReport
 from returnbridge.delivery.worker import DeliveryWorker
-from returnbridge.gateway.context import Principal, set_principal
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
 from returnbridge.routing import Router, load_routing_file
 from returnbridge.services.intake import Intake
-from returnbridge.sync.erp_reconcile import DRIFT_CLASSES, ErpReconciler, ReconcileReport
 
 EVENTS = (
     returns_pb2.LIFECYCLE_EVENT_AUTHORIZED,

@@ -14,10 +14,10 @@ import pytest
 from delivery.pipeline_harness import Pipeline
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.cli import build_parser
+from returnbridge.delivery.reconcile import Drift, ReconcileReport
 from returnbridge.errors import ConfigError
 from returnbridge.mapping import MappingRegistry
-from returnbridge.sync.erp_reconcile import Drift, ReconcileReport
-from returnbridge.sync.reconcile_cli import _run, parse_since, render
+from returnbridge.reconcile_cli import _run, parse_since, render
 from sync.test_erp_reconcile import Erps
 
 

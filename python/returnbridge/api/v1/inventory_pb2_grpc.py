@@ -5,7 +5,7 @@ import warnings
 
 from returnbridge.api.v1 import inventory_pb2 as returnbridge_dot_api_dot_v1_dot_inventory__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

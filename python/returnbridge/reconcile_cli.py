@@ -111,10 +111,10 @@ async def _run(args: argparse.Namespace) -> Any:
     from returnbridge.bus.streams import ensure_streams
     from returnbridge.config import load_settings
     from returnbridge.connectors.registry import build_connector, parse_connector_config
+    from returnbridge.delivery.reconcile import ErpReconciler
+    from returnbridge.domain.erps import contract_document_type
     from returnbridge.observability.alerts import Alerter
     from returnbridge.routing import Router
-    from returnbridge.routing.flows import CONTRACT_DOCUMENT_TYPES
-    from returnbridge.sync.erp_reconcile import ErpReconciler
     from returnbridge.sync.status import SyncStateStore
 
     overrides: dict[str, Any] = {"nats": {"url": args.nats_url}} if args.nats_url else {}
@@ -133,7 +133,7 @@ async def _run(args: argparse.Namespace) -> Any:
         raise ConfigError(f"--erp {sorted(unknown)}: no such connector (configured: {sorted(configs)})")
     router = Router(settings.routing.load())
     document_types = {
-        target: [CONTRACT_DOCUMENT_TYPES.get(m, "") for m in router.flow_mappings(target)]
+        target: [contract_document_type(m) or "" for m in router.flow_mappings(target)]
         for target in targets
         if target in router.config.targets
     }

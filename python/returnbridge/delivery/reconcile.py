@@ -33,7 +33,7 @@ from returnbridge.bus import subjects
 from returnbridge.bus.publisher import Publisher
 from returnbridge.connectors.base import DocumentReader, ErpHolding, magnitudes
 from returnbridge.delivery.headers import H_IDEMPOTENCY, H_REPLAY_OF, H_STEPS
-from returnbridge.routing.flows import PlannedStep, decode_steps
+from returnbridge.domain.steps import PlannedStep, decode_steps
 from returnbridge.sync.status import SyncStateStore, doc_key, net_amount
 
 DRIFT_CLASSES = (
