@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from returnbridge.connectors.tally import note_request
 from returnbridge.errors import (
     AmbiguousErpError,
     ErpAuthError,
@@ -104,6 +105,7 @@ class HttpTransport:
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(min(timeout, self.timeout))
         async with self._limit:
+            note_request()
             try:
                 return await self.client.request(method, url, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
