@@ -18,6 +18,7 @@ from delivery.pipeline_harness import Pipeline, fast_settings
 from helpers.eventually import assert_eventually
 from mapping.samples import build_return
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
 from returnbridge.delivery.reconcile import DRIFT_CLASSES, ErpReconciler, ReconcileReport
 from returnbridge.delivery.worker import DeliveryWorker
@@ -265,7 +266,10 @@ async def test_each_drift_class_planted_in_the_simulator_is_found(erps: Erps, ta
         "RMA-" + f"{target}-5-1",
     )
 
-    report = await erps.reconciler().run("acme", since=time.time() - 3600, targets={target}, repair=True)
+    audit = await AuditLog.open(erps.pipeline.nc.jetstream())
+    report = await erps.reconciler(audit=audit).run(
+        "acme", since=time.time() - 3600, targets={target}, repair=True
+    )
     found = _found(report)
     assert ("missing", target, f"R-{target}-6", first_type) in found
     assert ("duplicate", target, f"R-{target}-1", first_type) in found
@@ -277,13 +281,15 @@ async def test_each_drift_class_planted_in_the_simulator_is_found(erps: Erps, ta
     assert {d.drift for d in report.drifts} == set(DRIFT_CLASSES)
     # Nothing else: the other returns and the other documents of these returns are clean.
     assert len(report.drifts) == 7, [d.as_dict() for d in report.drifts]
-    # Every drift alerted.
+    # Every drift alerted and audited.
     assert len([a for a in erps.pipeline.alerter.alerts if a["kind"] == "reconciliation_drift"]) == 7
+    page = await audit.query(tenant_id="acme", page_size=1000)
+    audited = sorted(e.action for e in page.entries if e.action.startswith("reconciliation."))
+    assert audited == sorted(f"reconciliation.{d.drift}" for d in report.drifts)
 
-    # Repair re-drove the missing receipt through the pipeline: the ERP holds it again, exactly once.
+    # Repair re-drove the missing authorization through the pipeline: the ERP holds it again, exactly once.
     [missing] = [d for d in report.drifts if d.drift == "missing"]
     assert missing.repaired
-    harness = erps.harnesses[target]
 
     async def restored() -> None:
         record = await erps.pipeline.status.get("acme", f"R-{target}-6")
@@ -295,7 +301,6 @@ async def test_each_drift_class_planted_in_the_simulator_is_found(erps: Erps, ta
     assert ("missing", target, f"R-{target}-6", first_type) not in _found(again)
     assert not any(d.repaired for d in again.drifts)
     assert await _count(erps, target, first_type, f"RMA-{target}-6-1") == 1
-    del harness
 
 
 def _step(record: dict[str, Any], version: int) -> str:
