@@ -110,6 +110,7 @@ async def _run(args: argparse.Namespace) -> Any:
     from returnbridge.bus.publisher import Publisher
     from returnbridge.bus.streams import ensure_streams
     from returnbridge.config import load_settings
+    from returnbridge.connectors.base import DocumentReader
     from returnbridge.connectors.registry import build_connector, parse_connector_config
     from returnbridge.delivery.reconcile import ErpReconciler
     from returnbridge.domain.erps import contract_document_type
@@ -138,8 +139,18 @@ async def _run(args: argparse.Namespace) -> Any:
         if target in router.config.targets
     }
     since = parse_since(args.since)
-    nc = await nats.connect(servers=settings.nats.url.split(","), connect_timeout=10)
     connectors = {name: build_connector(configs[name]) for name in targets}
+    unreadable = sorted(n for n, c in connectors.items() if not isinstance(c, DocumentReader))
+    if unreadable:
+        for connector in connectors.values():
+            await connector.aclose()
+        raise ConfigError(f"--erp {unreadable}: this connector kind cannot read documents back yet")
+    try:
+        nc = await nats.connect(servers=settings.nats.url.split(","), connect_timeout=10)
+    except BaseException:
+        for connector in connectors.values():
+            await connector.aclose()
+        raise
     try:
         js = nc.jetstream()
         buckets = await ensure_streams(js, settings.delivery.streams)
@@ -148,7 +159,7 @@ async def _run(args: argparse.Namespace) -> Any:
         reconciler = ErpReconciler(
             js,
             SyncStateStore(buckets["rb_sync_state"], publisher),
-            connectors,  # type: ignore[arg-type]
+            {n: c for n, c in connectors.items() if isinstance(c, DocumentReader)},
             {t: [d for d in types if d] for t, types in document_types.items()},
             publisher=publisher,
             alerter=alerter,

@@ -474,7 +474,11 @@ class SapODataConnector:
         service, key = self._service_for(document_type)
         delivery = document_type == RETURNS_DELIVERY
         ref_field = "DeliveryDocumentBySupplier" if delivery else "PurchaseOrderByCustomer"
-        params = {"$filter": f"{ref_field} eq {quote_literal(external_reference)}", "$orderby": key, "$top": "50"}
+        params = {
+            "$filter": f"{ref_field} eq {quote_literal(external_reference)}",
+            "$orderby": key,
+            "$top": "50",
+        }
         if not delivery:
             params["$expand"] = "to_Item"
         response = await self._call("GET", service, document_type, params=params)
