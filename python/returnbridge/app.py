@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -18,7 +19,8 @@ from nats.js import JetStreamContext
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
-from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
+from returnbridge.bus.id_key import load_tenant_ids
 from returnbridge.bus.publisher import Publisher
 from returnbridge.bus.streams import ensure_streams
 from returnbridge.config import Settings
@@ -36,8 +38,10 @@ from returnbridge.mapping.service import TranslationServicer
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
 from returnbridge.observability.monitor import QueueMonitor
+from returnbridge.private_file import write_private_file
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
+from returnbridge.services.admission import Admissions
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
 from returnbridge.sync import (
     InventoryStore,
@@ -52,6 +56,8 @@ log = logging.getLogger(__name__)
 
 Cleanup = Callable[[], Awaitable[None]]
 
+#: The simulators' master data as reference data, used on embedded defaults.
+DEMO_REFERENCE_DATA = Path(__file__).parent / "simulators" / "demo_reference_data.yaml"
 #: Tenant of the development principal and of the poller on embedded defaults.
 DEMO_TENANT = "demo"
 DEV_ROLES = ["submitter", "reader", "integration_admin", "auditor"]
@@ -110,6 +116,7 @@ class App:
         assert self.nc is not None and self.js is not None
         js = self.js
         buckets = await ensure_streams(js, settings.delivery.streams)
+        ids = await load_tenant_ids(js, replicas=settings.delivery.streams.replicas)
         publisher = Publisher(self.nc, js)
         status = SyncStateStore(buckets["rb_sync_state"], publisher)
         dead_letters = DeadLetterStore(js, publisher, status)
@@ -132,16 +139,18 @@ class App:
         self._cleanups.append(("queue-monitor", monitor.stop))
 
         if settings.process.gateway:
+            reference = self._reference_data()
             intake = Intake(
                 router,
                 publisher,
                 buckets["rb_idempotency"],
                 status,
-                validator=full_validator(ReferenceData.from_config(settings.reference_data)),
+                validator=full_validator(reference, settings.returns),
                 audit=audit,
+                admissions=Admissions(status, settings.returns, reference.currencies),
                 constraints=self.mappings.constraints,
             )
-            security = self._security()
+            security = self._security().with_open_reflection(settings.grpc.host)
             self.grpc = GrpcServer(
                 settings.grpc,
                 interceptors=build_interceptors(
@@ -152,7 +161,7 @@ class App:
             returns_name, translation_name, inventory_name, admin_name = API_SERVICES
             self.grpc.add_service(
                 returns_pb2_grpc.add_ReturnsServiceServicer_to_server,
-                ReturnsServicer(intake, status, js),
+                ReturnsServicer(intake, status, js, ids=ids),
                 returns_name,
             )
             self.grpc.add_service(
@@ -162,12 +171,12 @@ class App:
             )
             self.grpc.add_service(
                 inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
-                InventoryServicer(InventoryStore(buckets["rb_inventory"])),
+                InventoryServicer(InventoryStore(buckets["rb_inventory"]), ids=ids),
                 inventory_name,
             )
             self.grpc.add_service(
                 admin_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(dead_letters, status, audit),
+                AdminServicer(dead_letters, status, audit, ids=ids),
                 admin_name,
             )
             port = await self.grpc.start()
@@ -188,23 +197,50 @@ class App:
             # Started from the main thread on purpose (parent-death signal, see EmbeddedNatsServer.start).
             self.nats_server.start()
             self._cleanups.append(("nats-server", self.nats_server.astop))
-            url = self.nats_server.url
+            url = self.nats_server.public_url
+            login = self.nats_server.credentials.connect_options()
+        else:
+            login = client_login(url, settings.data_dir, settings.nats.credentials_file)
         self.endpoints.nats = url
-        try:
-            self.nc = await nats.connect(
+        refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def on_error(exc: Exception) -> None:
+            # nats-py retries refused credentials forever; at startup that is a configuration error.
+            refusal = (
+                isinstance(exc, nats.errors.AuthorizationError)
+                or "authorization violation" in str(exc).lower()
+            )
+            if refusal and not refused.done():
+                refused.set_result(None)
+            log.warning("nats: %s", exc)
+
+        connecting = asyncio.ensure_future(
+            nats.connect(
                 servers=url.split(","),
+                **login,
                 connect_timeout=settings.nats.connect_timeout,
-                user_credentials=str(settings.nats.credentials_file)
-                if settings.nats.credentials_file
-                else None,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 name="returnbridge",
+                error_cb=on_error,
                 # Health follows the NATS link: nothing can be accepted durably while it is down.
                 disconnected_cb=self._nats_down,
                 reconnected_cb=self._nats_up,
             )
+        )
+        waiting: set[asyncio.Future[Any]] = {connecting, refused}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError, nats.errors.Error, TimeoutError):
+                await connecting
+            raise ConfigError(
+                f"nats: {url} refused our credentials (nats.credentials_file; for the embedded server of this "
+                f"host, {settings.data_dir / 'nats' / 'client-auth.json'})"
+            )
+        try:
+            self.nc = connecting.result()
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise ConfigError(f"nats: cannot connect to {url} (nats.url): {exc!r}") from None
         self._cleanups.append(("nats-client", self._close_nats))
@@ -219,6 +255,14 @@ class App:
         log.info("NATS connection restored")
         if self.grpc is not None and self._ready:
             await self.grpc.set_serving(True)
+
+    def _reference_data(self) -> ReferenceData:
+        """The configured reference data; on embedded defaults (simulators, nothing configured) the demo's."""
+        settings = self.settings
+        configured = settings.reference_data.model_dump(exclude_defaults=True)
+        if not configured and settings.simulators.enabled and not settings.connectors:
+            return ReferenceData.from_yaml(DEMO_REFERENCE_DATA)
+        return ReferenceData.from_config(settings.reference_data)
 
     async def _start_connectors(self) -> None:
         settings = self.settings
@@ -304,8 +348,7 @@ class App:
             return security
         raw, digest = generate_api_key()
         token_file = self.settings.data_dir / "dev-token"
-        token_file.write_text(raw + "\n")
-        os.chmod(token_file, 0o600)
+        write_private_file(token_file, raw + "\n")
         self.endpoints.dev_token_file = str(token_file)
         log.warning("no credentials configured: generated a development API key in %s", token_file)
         dev = ApiKeyConfig(name="dev", tenant_id=DEMO_TENANT, roles=DEV_ROLES, sha256=digest)

@@ -159,7 +159,11 @@ def check(
                     continue
                 seen.add(key)
                 violations.append(
-                    FieldViolation(path, f"{target.erp} ({target.mapping}): {constraint.erp_field} {problem}")
+                    FieldViolation(
+                        path,
+                        f"{target.erp} ({target.mapping}): {constraint.erp_field} {problem}",
+                        rule="erp_constraint",
+                    )
                 )
     return CheckResult(violations, adjustments)
 

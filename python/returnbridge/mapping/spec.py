@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
+from returnbridge import safe_yaml
 from returnbridge.errors import SpecError
 from returnbridge.mapping.spec_models import (
     DUPLICATE_RULE_ID,
@@ -82,10 +83,13 @@ def load_yaml(text: str, file_name: str) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML text into plain Python values plus a map from location tuple to 1-based line.
 
     Raises:
-        SpecError: the text is not valid YAML, or uses anchors/tags this language does not allow.
+        SpecError: the text is not valid YAML, breaks a ``safe_yaml`` limit (anchors/aliases, size, nodes, depth,
+            time), or uses tags this language does not allow.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = safe_yaml.compose(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise SpecError(str(exc), file=file_name, line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0

@@ -18,8 +18,10 @@ from grpc_status import rpc_status
 
 from returnbridge.api.v1 import common_pb2
 from returnbridge.audit.redact import redact_text
+from returnbridge.domain.context import request_id
 from returnbridge.errors import (
     ErpError,
+    PreconditionError,
     RateLimitedError,
     ReturnBridgeError,
     TranslationError,
@@ -44,7 +46,7 @@ def _pack(message: Any) -> any_pb2.Any:
 
 
 def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Status:
-    """The rich gRPC status for one of our errors (BadRequest / RetryInfo + QuotaFailure details)."""
+    """The rich gRPC status for one of our errors (BadRequest / PreconditionFailure / RetryInfo + QuotaFailure)."""
     code: grpc.StatusCode = exc.grpc_status
     message = error_message(exc)
     details: list[any_pb2.Any] = []
@@ -54,6 +56,19 @@ def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Statu
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        for v in exc.violations
+                    ]
+                )
+            )
+        )
+    elif isinstance(exc, PreconditionError):
+        details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=v.type, subject=v.subject, description=v.description
+                        )
                         for v in exc.violations
                     ]
                 )
@@ -108,6 +123,7 @@ async def item_result(work: Awaitable[T]) -> T | common_pb2.ItemError:
         return await work
     except ReturnBridgeError as exc:
         return item_error(exc)
-    except Exception as exc:
-        log.exception("batch item failed unexpectedly")
-        return internal_item_error(f"{type(exc).__name__}: {exc}")
+    except Exception:
+        # The cause goes to the log only: replies never carry exception classes or internals.
+        log.exception("batch item failed unexpectedly (request id %s)", request_id())
+        return internal_item_error(f"internal error (request id {request_id()})")
