@@ -21,6 +21,7 @@ from returnbridge.errors import ConfigError, ReturnBridgeError
 from returnbridge.mapping.cli import add_mapping_commands
 from returnbridge.reconcile_cli import add_reconcile_commands
 from returnbridge.routing.routes_cli import add_routes_commands
+from returnbridge.sync.audit_completeness import completeness_lines
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,8 +69,7 @@ def _run_app(args: argparse.Namespace, process: dict[str, Any] | None = None) ->
     async def main() -> None:
         app = App(settings)
         await app.start()
-        _print_banner(app)
-        await app.run_until_signal()
+        await app.run_until_signal(on_ready=lambda: _print_banner(app))
 
     asyncio.run(main())
     return 0
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mapping_commands(sub)
     add_routes_commands(sub)
     add_dlq_commands(sub)
-    add_audit_commands(sub)
+    add_audit_commands(sub, completeness=completeness_lines)
     add_reconcile_commands(sub)
     return parser
 

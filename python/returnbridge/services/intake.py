@@ -123,6 +123,8 @@ class Intake:
             subjects.token(tenant, "tenant")
             decision, steps = self.router.plan(order)
             adjustments = self._check_erp_constraints(order, decision, steps)
+            # Bad input is still answered as such while NATS is down; the rest fails fast as UNAVAILABLE.
+            self.publisher.require_link()
             payload = order.SerializeToString(deterministic=True)
             digest = hashlib.sha256(payload).hexdigest()
             assert self.admissions is not None
