@@ -152,6 +152,7 @@ class App:
                 validator=full_validator(reference, settings.returns),
                 audit=audit,
                 admissions=Admissions(status, settings.returns, reference.currencies),
+                constraints=self.mappings.constraints,
             )
             security = self._security().with_open_reflection(settings.grpc.host)
             self.grpc = GrpcServer(

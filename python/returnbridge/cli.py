@@ -1,4 +1,4 @@
-"""Command line: ``returnbridge serve | worker | sync | simulate | mapping | routes | dlq | audit``."""
+"""Command line: ``returnbridge serve | worker | sync | simulate | mapping | routes | dlq | audit | reconcile``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from returnbridge.audit.cli import add_audit_commands
 from returnbridge.delivery.dlq_cli import add_dlq_commands
 from returnbridge.errors import ConfigError, ReturnBridgeError
 from returnbridge.mapping.cli import add_mapping_commands
+from returnbridge.reconcile_cli import add_reconcile_commands
 from returnbridge.routing.routes_cli import add_routes_commands
 from returnbridge.sync.audit_completeness import completeness_lines
 
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_routes_commands(sub)
     add_dlq_commands(sub)
     add_audit_commands(sub, completeness=completeness_lines)
+    add_reconcile_commands(sub)
     return parser
 
 

@@ -86,6 +86,24 @@ impl<'t> Run<'t> {
         format!("{parent}{sep}{}[{}]", s.label, s.src_index)
     }
 
+    /// A fixed exponent, the ISO 4217 exponent of the currency at `currency`, else 2.
+    fn minor_exponent(&self, exponent: Option<u32>, currency: Option<&'t CPath>) -> Result<u32, Fail> {
+        Ok(match (exponent, currency) {
+            (Some(e), _) => e,
+            (None, Some(p)) => match self.resolve(p)? {
+                Value::Str(code) => money::currency_exponent(&code)?,
+                Value::Null => {
+                    return Err(Fail(Box::new(FailInner {
+                        message: "currency is missing".into(),
+                        path: Some(self.path_of(p)),
+                    })))
+                }
+                other => return Err(format!("expected a currency code, got {}", other.kind()).into()),
+            },
+            (None, None) => 2,
+        })
+    }
+
     pub(crate) fn path_of(&self, p: &CPath) -> String {
         let Ok(si) = self.base_scope(p.base) else {
             return p.text.clone();
@@ -402,25 +420,16 @@ impl<'t> Run<'t> {
                 Step::Bool => convert::to_bool(v)?,
                 Step::Date { from, to } => date::convert(v, *from, *to)?,
                 Step::MinorUnits { exponent, currency, inverse } => {
-                    let exp = match (exponent, currency) {
-                        (Some(e), _) => *e,
-                        (None, Some(p)) => match self.resolve(p)? {
-                            Value::Str(code) => money::currency_exponent(&code)?,
-                            Value::Null => {
-                                return Err(Fail(Box::new(FailInner {
-                                    message: "currency is missing".into(),
-                                    path: Some(self.path_of(p)),
-                                })))
-                            }
-                            other => return Err(format!("expected a currency code, got {}", other.kind()).into()),
-                        },
-                        (None, None) => 2,
-                    };
+                    let exp = self.minor_exponent(*exponent, currency.as_ref())?;
                     if *inverse {
                         money::from_minor(v, exp)?
                     } else {
                         money::to_minor(v, exp)?
                     }
+                }
+                Step::RoundMinor { exponent, currency, rounding } => {
+                    let exp = self.minor_exponent(*exponent, currency.as_ref())?;
+                    money::round_minor(v, exp, *rounding)?
                 }
                 Step::Trim => text::trim(v)?,
                 Step::Upper => text::upper(v)?,

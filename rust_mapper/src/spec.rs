@@ -477,7 +477,7 @@ impl Compiler<'_> {
                 };
                 Step::Date { from: f("from", "auto")?, to: f("to", "datetime")? }
             }
-            "minor_units" | "from_minor_units" => {
+            "minor_units" | "from_minor_units" | "round_minor" => {
                 let currency = match get(s, "currency") {
                     Some(p) => Some(self.path(p, scopes)?.0),
                     None => None,
@@ -486,7 +486,11 @@ impl Compiler<'_> {
                 if exponent.is_some_and(|e| e > 18) {
                     return Err(self.err("minor unit exponent must be 0..18"));
                 }
-                Step::MinorUnits { exponent, currency, inverse: op == "from_minor_units" }
+                if op == "round_minor" {
+                    Step::RoundMinor { exponent, currency, rounding: self.rounding(s)? }
+                } else {
+                    Step::MinorUnits { exponent, currency, inverse: op == "from_minor_units" }
+                }
             }
             "trim" => Step::Trim,
             "upper" => Step::Upper,

@@ -126,6 +126,11 @@ OUTBOUND_CASES: list[tuple[str, str, str]] = [
         '{"m":500,"y":"1.234"}',
     ),
     (
+        "round_minor",
+        "- {id: a, target: usd, value: '0.3999', pipe: [{round_minor: {currency: $.currency, rounding: half_up}}, number]}\n- {id: b, target: jpy, value: '2.5', pipe: [{round_minor: {exponent: 0}}]}\n- {id: c, target: kwd, value: '0.4065', pipe: [{round_minor: {exponent: 3, rounding: half_up}}]}\n- {id: d, target: pad, value: '3', pipe: [{round_minor: {currency: $.currency}}]}",
+        '{"usd":0.40,"jpy":"2","kwd":"0.407","pad":"3.00"}',
+    ),
+    (
         "text",
         "- {id: a, target: t, value: '  ab c  ', pipe: [trim, upper, {pad_left: {width: 6, char: '0'}}, {prefix: '<'}, {suffix: '>'}]}\n- {id: b, target: l, value: ÄB, pipe: [lower, {pad_right: {width: 4, char: '.'}}]}",
         '{"t":"<00AB C>","l":"äb.."}',

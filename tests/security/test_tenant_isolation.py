@@ -23,6 +23,8 @@ def order(return_id: str) -> returns_pb2.ReturnOrder:
     """A return the full gateway validation accepts."""
     built = make_order(return_id)
     built.event_time.GetCurrentTime()
+    # NetSuite refuses a return authorization without a customer: refused at submit (ERP constraints).
+    built.customer.erp_customer_ref = "101"
     return built
 
 

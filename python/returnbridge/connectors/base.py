@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -56,6 +57,44 @@ class ChangeBatch:
     records: list[bytes]
     cursor: str
     has_more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ErpHolding:
+    """What the ERP holds for one document, read back by external reference for reconciliation.
+
+    ``amount`` is the document's posted total as a magnitude (ERPs post credits with either sign), None when the
+    type carries no amount; ``quantities`` the line quantities as magnitudes, None when the ERP does not return
+    lines for this type.
+    """
+
+    document_type: str
+    document_id: str
+    external_reference: str
+    status: str = ""
+    amount: Decimal | None = None
+    currency: str = ""
+    quantities: tuple[Decimal, ...] | None = None
+
+
+@runtime_checkable
+class DocumentReader(Protocol):
+    """Reads back every document the ERP holds for one of our external references (duplicates included)."""
+
+    async def read_documents(self, document_type: str, external_reference: str) -> list[ErpHolding]:
+        """All documents of ``document_type`` carrying ``external_reference``, oldest first."""
+        ...
+
+
+def magnitudes(values: list[Any]) -> tuple[Decimal, ...]:
+    """Line quantities as sorted magnitudes (an ERP may store a return line negative)."""
+    return tuple(sorted(abs(Decimal(str(v))) for v in values if v not in (None, "")))
+
+
+def magnitude(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    return abs(Decimal(str(value)))
 
 
 @runtime_checkable

@@ -12,7 +12,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from returnbridge import exactjson
-from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.connectors.base import (
+    ChangeBatch,
+    DocumentRequest,
+    DocumentResult,
+    ErpHolding,
+    magnitude,
+    magnitudes,
+)
 from returnbridge.connectors.http import HttpTransport
 from returnbridge.connectors.netsuite_auth import (
     ERP,
@@ -281,6 +288,44 @@ class NetSuiteConnector:
             status=row.get("statusname", ""),
             raw=row,
         )
+
+    async def read_documents(self, document_type: str, external_reference: str) -> list[ErpHolding]:
+        """Every transaction of the type with this externalId (SuiteQL), each read back with its lines."""
+        code = TRANSACTION_TYPES.get(document_type)
+        if code is None:
+            raise PermanentErpError(
+                f"unsupported NetSuite document type {document_type!r}",
+                erp=ERP,
+                code="UNSUPPORTED_DOCUMENT_TYPE",
+            )
+        query = (
+            f"SELECT id FROM transaction WHERE externalid = {suiteql_literal(external_reference)} "
+            f"AND type = {suiteql_literal(code)} ORDER BY id"
+        )
+        rows, _ = await self._suiteql(query, limit=50, offset=0)
+        out = []
+        for row in rows:
+            response = await self._request(
+                "GET",
+                f"{RECORD_PATH}/{document_type}/{_path_id(row['id'])}",
+                params={"expandSubResources": "true"},
+                deadline=None,
+            )
+            record = exactjson.loads(response.content)
+            lines = record.get("item") or {}
+            items = lines.get("items", []) if isinstance(lines, dict) else lines
+            out.append(
+                ErpHolding(
+                    document_type=document_type,
+                    document_id=str(record.get("id") or row["id"]),
+                    external_reference=str(record.get("externalId") or external_reference),
+                    status=_ref_name(record.get("status")),
+                    amount=magnitude(record.get("total")),
+                    currency=_ref_name(record.get("currency")),
+                    quantities=magnitudes([i.get("quantity") for i in items if isinstance(i, dict)]),
+                )
+            )
+        return out
 
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         if document_type not in TRANSACTION_TYPES:

@@ -13,7 +13,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from returnbridge import exactjson
-from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.connectors.base import (
+    ChangeBatch,
+    DocumentRequest,
+    DocumentResult,
+    ErpHolding,
+    magnitude,
+    magnitudes,
+)
 from returnbridge.connectors.http import HttpTransport
 from returnbridge.connectors.secrets import read_secret
 from returnbridge.domain.erps import ORACLE_FUSION
@@ -32,6 +39,12 @@ _KEYS: dict[str, tuple[str, str, str, str]] = {
     ORDERS: ("HeaderId", "OrderNumber", "SourceTransactionNumber", "StatusCode"),
     RECEIPTS: ("HeaderInterfaceId", "ReceiptNumber", "ShipmentNumber", "ProcessingStatusCode"),
     CREDIT_MEMOS: ("CustomerTransactionId", "TransactionNumber", "PurchaseOrder", "TransactionStatus"),
+}
+# Line child and quantity field per resource, for reconciliation's read-back.
+_LINES: dict[str, tuple[str, str]] = {
+    ORDERS: ("lines", "OrderedQuantity"),
+    RECEIPTS: ("lines", "Quantity"),
+    CREDIT_MEMOS: ("receivablesCreditMemoLines", "LineQuantityCredit"),
 }
 # Error codes (JSON bodies) or message fragments (plain-text bodies) meaning "that reference exists".
 _DUPLICATE_CODES = frozenset(
@@ -263,6 +276,44 @@ class OracleFusionConnector:
         if not items:
             return None
         return self._result(doc_type, items[0], created=False)
+
+    async def read_documents(self, document_type: str, external_reference: str) -> list[ErpHolding]:
+        """Every document with this reference, oldest first, with line quantities where the resource has lines."""
+        doc_type = self._check_type(document_type)
+        conditions = [(_KEYS[doc_type][2], "=", external_reference)]
+        if doc_type == ORDERS:
+            conditions.append(("SourceTransactionSystem", "=", self.config.source_transaction_system))
+        response = await self.transport.request(
+            "GET",
+            doc_type,
+            params={"q": self._q(conditions), "limit": "50", "orderBy": "CreationDate:asc"},
+        )
+        out = []
+        for item in self._json(response).get("items") or []:
+            result = self._result(doc_type, item, created=False)
+            lines, field = _LINES.get(doc_type, ("", ""))
+            rows = item.get(lines) if lines else None
+            if rows is None and lines and doc_type != RECEIPTS:
+                child = await self.transport.request(
+                    "GET", f"{doc_type}/{result.document_id}/child/{lines}", params={"limit": "500"}
+                )
+                rows = self._json(child).get("items")
+            out.append(
+                ErpHolding(
+                    document_type=doc_type,
+                    document_id=result.document_id,
+                    external_reference=external_reference,
+                    status=result.status,
+                    amount=magnitude(item.get("EnteredAmount")) if doc_type == CREDIT_MEMOS else None,
+                    currency=str(
+                        item.get("CreditMemoCurrency") or item.get("TransactionalCurrencyCode") or ""
+                    ),
+                    quantities=None
+                    if not isinstance(rows, list)
+                    else magnitudes([r.get(field) for r in rows if isinstance(r, dict)]),
+                )
+            )
+        return out
 
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         doc_type = self._check_type(document_type)

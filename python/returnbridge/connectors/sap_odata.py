@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 
-from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.connectors.base import (
+    ChangeBatch,
+    DocumentRequest,
+    DocumentResult,
+    ErpHolding,
+    magnitude,
+    magnitudes,
+)
 from returnbridge.connectors.http import HttpTransport
 from returnbridge.connectors.sap_odata_wire import (
     SapODataConfig,
@@ -461,6 +468,40 @@ class SapODataConnector:
                 continue
             return self._result(document_type, entity, created=False, reference=external_reference)
         return None
+
+    async def read_documents(self, document_type: str, external_reference: str) -> list[ErpHolding]:
+        """Every header with this reference (PurchaseOrderByCustomer / DeliveryDocumentBySupplier), with items."""
+        service, key = self._service_for(document_type)
+        delivery = document_type == RETURNS_DELIVERY
+        ref_field = "DeliveryDocumentBySupplier" if delivery else "PurchaseOrderByCustomer"
+        params = {
+            "$filter": f"{ref_field} eq {quote_literal(external_reference)}",
+            "$orderby": key,
+            "$top": "50",
+        }
+        if not delivery:
+            params["$expand"] = "to_Item"
+        response = await self._call("GET", service, document_type, params=params)
+        out = []
+        for entity in self._json(response).get("results", []):
+            result = self._result(document_type, entity, created=False, reference=external_reference)
+            items = entity.get("to_Item") or {}
+            items = items.get("results", []) if isinstance(items, dict) else items
+            out.append(
+                ErpHolding(
+                    document_type=document_type,
+                    document_id=result.document_id,
+                    external_reference=external_reference,
+                    status=result.status,
+                    # Sales documents carry their net value; a delivery carries none.
+                    amount=None if delivery else magnitude(entity.get("TotalNetAmount")),
+                    currency=str(entity.get("TransactionCurrency") or ""),
+                    quantities=None
+                    if delivery
+                    else magnitudes([i.get("RequestedQuantity") for i in items if isinstance(i, dict)]),
+                )
+            )
+        return out
 
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         service, _ = self._service_for(document_type)

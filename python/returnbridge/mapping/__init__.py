@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from returnbridge import _mapper
+from returnbridge.domain.erp_constraints import FieldConstraint
 from returnbridge.errors import NotFoundError, SpecError, TranslationError
 
 from .registry import SpecSource, check_source_text, descriptor_set, dynamic_types, load_sources
@@ -35,7 +36,7 @@ def _translation_error(args: tuple[str, str, str]) -> TranslationError:
 class Mapper:
     """One compiled spec. Thread-safe; the Rust handle is private."""
 
-    __slots__ = ("_ref", "direction", "id", "normalized_spec", "output_content_type")
+    __slots__ = ("_ref", "constraints", "direction", "id", "normalized_spec", "output_content_type")
 
     def __init__(self, source: SpecSource) -> None:
         """Compile a validated spec source.
@@ -50,6 +51,7 @@ class Mapper:
             rule, message = exc.args
             raise source.error_at(rule, message) from None
         self.id: str = source.mapping_id
+        self.constraints: tuple[FieldConstraint, ...] = tuple(source.spec.constraints)
         self.direction: str = self._ref.direction
         message = self._ref.output_message
         self.output_content_type: str = f"application/x-protobuf; messageType={message}" if message else _JSON
@@ -114,6 +116,11 @@ class MappingRegistry:
             return self._mappers[mapping_id]
         except KeyError:
             raise NotFoundError(f"unknown mapping id {mapping_id!r}") from None
+
+    def constraints(self, mapping_id: str) -> tuple[FieldConstraint, ...]:
+        """The ERP constraints a spec declares (none for an unknown id: routing checks ids at startup)."""
+        mapper = self._mappers.get(mapping_id)
+        return mapper.constraints if mapper is not None else ()
 
     def ids(self) -> list[str]:
         return sorted(self._mappers)

@@ -203,7 +203,10 @@ class _Compiler:
             s = dict(s)
             if s["op"] in ("replace", "match", "extract"):
                 s["re"] = re.compile(s["pattern"], re.ASCII)
-            if s["op"] in ("minor_units", "from_minor_units") and s.get("currency") is not None:
+            if (
+                s["op"] in ("minor_units", "from_minor_units", "round_minor")
+                and s.get("currency") is not None
+            ):
                 s["currency"] = self.path(s["currency"], scopes)[0]
             out.append(s)
         return out

@@ -375,7 +375,7 @@ class _Evaluator:
                 v = _to_bool(v)
             elif op == "date":
                 v = convert_date(v, s.get("from") or "auto", s.get("to") or "datetime")
-            elif op in ("minor_units", "from_minor_units"):
+            elif op in ("minor_units", "from_minor_units", "round_minor"):
                 exp = s.get("exponent")
                 if exp is None:
                     if s.get("currency") is None:
@@ -387,7 +387,13 @@ class _Evaluator:
                         if not isinstance(code, str):
                             raise Fail(f"expected a currency code, got {kind(code)}")
                         exp = currency_exponent(code)
-                v = self._minor(v, exp, op == "from_minor_units")
+                if op == "round_minor":
+                    try:
+                        v = as_decimal(v).rescale(exp, s["rounding"])
+                    except OutOfRange:
+                        raise Fail("decimal out of range") from None
+                else:
+                    v = self._minor(v, exp, op == "from_minor_units")
             elif op == "trim":
                 v = _text(v).strip(_WS)
             elif op == "upper":

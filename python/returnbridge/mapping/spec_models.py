@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from returnbridge.domain.erp_constraints import FieldConstraint
 from returnbridge.mapping.spec_ops import (
     const_value,
     normalize_cond,
@@ -192,6 +193,8 @@ class Spec(BaseModel):
     output: str
     tables: dict[str, Table] = Field(default_factory=dict)
     rules: list[Rule] = Field(min_length=1)
+    # What the ERP refuses, checked at submit (domain/erp_constraints.py); not part of the engines' program.
+    constraints: list[FieldConstraint] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_shape(self) -> Spec:

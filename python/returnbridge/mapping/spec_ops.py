@@ -337,6 +337,10 @@ def _str_arg(value: Any, what: str) -> str:
 def _units(arg: Any, op: str) -> dict[str, Any]:
     if not isinstance(arg, dict):
         raise ValueError(f"{op} takes {{exponent: N}} or {{currency: path}}")
+    if op == "round_minor":
+        _only_keys(arg, {"exponent", "currency", "rounding"}, op)
+        units = _units({k: v for k, v in arg.items() if k != "rounding"}, "minor_units")
+        return {**units, "op": op, "rounding": _rounding(arg)}
     _only_keys(arg, {"exponent", "currency"}, op)
     if ("exponent" in arg) == ("currency" in arg):
         raise ValueError(f"{op} needs exactly one of `exponent` or `currency`")
@@ -387,7 +391,7 @@ def normalize_step(raw: Any) -> dict[str, Any]:
         if dst not in DATE_FORMATS:
             raise ValueError(f"date to must be one of {list(DATE_FORMATS)}, got {dst!r}")
         return {"op": "date", "from": src, "to": dst}
-    if op in ("minor_units", "from_minor_units"):
+    if op in ("minor_units", "from_minor_units", "round_minor"):
         return _units(arg, op)
     if op in ("pad_left", "pad_right"):
         if not isinstance(arg, dict):

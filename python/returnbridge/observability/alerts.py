@@ -25,7 +25,9 @@ __all__ = ["ALERT_KINDS", "SEVERITIES", "AlertConfig", "Alerter"]
 
 log = logging.getLogger(__name__)
 
-ALERT_KINDS: Final = frozenset({"dead_letter", "erp_auth", "erp_unreachable", "backlog"})
+ALERT_KINDS: Final = frozenset(
+    {"dead_letter", "erp_auth", "erp_unreachable", "backlog", "reconciliation_drift"}
+)
 SEVERITIES: Final = subjects.SEVERITIES
 
 

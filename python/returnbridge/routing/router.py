@@ -136,5 +136,10 @@ class Router:
         )
         return decision, steps
 
+    def flow_mappings(self, target: str) -> list[str]:
+        """Every mapping the target's flow uses, over all events, in flow order (for submit-time checks)."""
+        flow = self.config.flows[self.config.targets[target].flow]
+        return list(dict.fromkeys(step.mapping for steps in flow.events.values() for step in steps))
+
     def route(self, order: returns_pb2.ReturnOrder) -> returns_pb2.RouteDecision:
         return self.plan(order)[0]

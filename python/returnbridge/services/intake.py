@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,14 @@ from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_IDEMPOTENCY, H_LANE, H_RULE, H_STEPS
+from returnbridge.domain import erp_constraints
 from returnbridge.domain.context import current_principal
 from returnbridge.domain.enums import enum_short
+from returnbridge.domain.erp_constraints import FieldConstraint, RoutedConstraints
+from returnbridge.domain.erps import erp_name
 from returnbridge.domain.money import ISO_4217
 from returnbridge.domain.policy import ReturnPolicyConfig
-from returnbridge.domain.steps import encode_steps
+from returnbridge.domain.steps import PlannedStep, encode_steps
 from returnbridge.domain.validation import Validator, default_validator
 from returnbridge.errors import (
     ConflictError,
@@ -76,6 +80,8 @@ class Intake:
         validator: request validation (defaults to the gateway's).
         audit: when set, every accepted submission is recorded as ``return.submitted``.
         admissions: the lifecycle admission (default: the strict lifecycle and default money policy).
+        constraints: the ERP constraints a mapping declares (``MappingRegistry.constraints``); when set, a return
+            the routed ERP would refuse is refused here, and truncations are reported in the response.
     """
 
     router: Router
@@ -85,6 +91,7 @@ class Intake:
     validator: Validator | None = None
     audit: AuditLog | None = None
     admissions: Admissions | None = None
+    constraints: Callable[[str], Sequence[FieldConstraint]] | None = None
 
     def __post_init__(self) -> None:
         if self.validator is None:
@@ -115,6 +122,7 @@ class Intake:
             self.validator(order)
             subjects.token(tenant, "tenant")
             decision, steps = self.router.plan(order)
+            adjustments = self._check_erp_constraints(order, decision, steps)
             # Bad input is still answered as such while NATS is down; the rest fails fast as UNAVAILABLE.
             self.publisher.require_link()
             payload = order.SerializeToString(deterministic=True)
@@ -148,11 +156,15 @@ class Intake:
                     f"idempotency key {key!r} was already used with a different payload"
                 ) from None
             if existing["state"] == "accepted":
-                return self._response(order, existing, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request)
+                return self._response(
+                    order, existing, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request, adjustments=adjustments
+                )
             sequence = await self._registered_sequence(order, event, float(existing["accepted_at"]))
             if sequence:
                 accepted = dict(existing, state="accepted", stream_sequence=sequence)
-                return self._response(order, accepted, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request)
+                return self._response(
+                    order, accepted, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request, adjustments=adjustments
+                )
             # Pending and never registered: an earlier attempt stopped before finishing; complete it now.
             record = existing
             decision.ParseFromString(base64.b64decode(existing["route"]))
@@ -196,7 +208,43 @@ class Intake:
         if not registered:
             # Another event holds this version in the sync state, so it cannot vouch for this acceptance.
             await self._mark_accepted(kv_key, record, revision)
-        return self._response(order, record, returns_pb2.SUBMIT_OUTCOME_ACCEPTED, request, decision)
+        return self._response(
+            order, record, returns_pb2.SUBMIT_OUTCOME_ACCEPTED, request, decision, adjustments=adjustments
+        )
+
+    def _check_erp_constraints(
+        self, order: returns_pb2.ReturnOrder, decision: returns_pb2.RouteDecision, steps: list[PlannedStep]
+    ) -> list[returns_pb2.FieldAdjustment]:
+        """Refuse what the routed ERP would refuse; the truncations its packs apply, for the response.
+
+        Raises:
+            ValidationError: one violation per field and ERP field.
+        """
+        if self.constraints is None:
+            return []
+        erp = erp_name(int(decision.erp), decision.target)
+        now = [s.mapping for s in steps]
+        routed = [RoutedConstraints(erp, m, self.constraints(m)) for m in now]
+        routed += [
+            RoutedConstraints(erp, m, self.constraints(m), presence=False)
+            for m in self.router.flow_mappings(decision.target)
+            if m not in now
+        ]
+        result = erp_constraints.check(order, routed)
+        if result.violations:
+            raise ValidationError(f"{erp} would refuse this return", result.violations)
+        return [
+            returns_pb2.FieldAdjustment(
+                field=a.field,
+                erp=a.erp,
+                mapping=a.mapping,
+                erp_field=a.erp_field,
+                original_length=a.original_length,
+                written_length=a.written_length,
+                description=a.description,
+            )
+            for a in result.adjustments
+        ]
 
     async def _registered_sequence(
         self, order: returns_pb2.ReturnOrder, event: str, accepted_at: float
@@ -220,6 +268,8 @@ class Intake:
         outcome: int,
         request: returns_pb2.SubmitReturnRequest,
         route: returns_pb2.RouteDecision | None = None,
+        *,
+        adjustments: Sequence[returns_pb2.FieldAdjustment] = (),
     ) -> returns_pb2.SubmitReturnResponse:
         accepted_at = Timestamp()
         accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))
@@ -235,4 +285,5 @@ class Intake:
             route=route,
             idempotency_key=str(record["key"]),
             client_reference=request.client_reference,
+            adjustments=adjustments,
         )

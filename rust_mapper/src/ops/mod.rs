@@ -23,6 +23,7 @@ pub enum Step {
     Bool,
     Date { from: date::Format, to: date::Format },
     MinorUnits { exponent: Option<u32>, currency: Option<CPath>, inverse: bool },
+    RoundMinor { exponent: Option<u32>, currency: Option<CPath>, rounding: Rounding },
     Trim,
     Upper,
     Lower,

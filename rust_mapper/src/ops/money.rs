@@ -29,6 +29,12 @@ pub fn to_minor(v: Value<'_>, exponent: u32) -> Result<Value<'_>, String> {
         .ok_or_else(|| format!("{} has more than {exponent} decimal places", d.to_plain()))
 }
 
+/// The amount at exactly `exponent` fraction digits, rounded by `mode`.
+pub fn round_minor(v: Value<'_>, exponent: u32, mode: Rounding) -> Result<Value<'_>, String> {
+    let d = as_decimal(&v)?;
+    d.rescale(exponent, mode).map(Value::Dec).map_err(|_| "decimal out of range".to_string())
+}
+
 pub fn from_minor(v: Value<'_>, exponent: u32) -> Result<Value<'_>, String> {
     let d = as_decimal(&v)?;
     let Some(i) = d.to_i64_exact() else {

@@ -289,7 +289,7 @@ class RouteDecision(_message.Message):
     def __init__(self, erp: _Optional[_Union[_common_pb2.ErpSystem, str]] = ..., target: _Optional[str] = ..., flow: _Optional[str] = ..., document_types: _Optional[_Iterable[str]] = ..., lane: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
 
 class SubmitReturnResponse(_message.Message):
-    __slots__ = ("tenant_id", "return_id", "version", "outcome", "stream_sequence", "accepted_at", "route", "idempotency_key", "client_reference")
+    __slots__ = ("tenant_id", "return_id", "version", "outcome", "stream_sequence", "accepted_at", "route", "idempotency_key", "client_reference", "adjustments")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     RETURN_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -299,6 +299,7 @@ class SubmitReturnResponse(_message.Message):
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CLIENT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     return_id: str
     version: int
@@ -308,7 +309,26 @@ class SubmitReturnResponse(_message.Message):
     route: RouteDecision
     idempotency_key: str
     client_reference: str
-    def __init__(self, tenant_id: _Optional[str] = ..., return_id: _Optional[str] = ..., version: _Optional[int] = ..., outcome: _Optional[_Union[SubmitOutcome, str]] = ..., stream_sequence: _Optional[int] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., route: _Optional[_Union[RouteDecision, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., client_reference: _Optional[str] = ...) -> None: ...
+    adjustments: _containers.RepeatedCompositeFieldContainer[FieldAdjustment]
+    def __init__(self, tenant_id: _Optional[str] = ..., return_id: _Optional[str] = ..., version: _Optional[int] = ..., outcome: _Optional[_Union[SubmitOutcome, str]] = ..., stream_sequence: _Optional[int] = ..., accepted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., route: _Optional[_Union[RouteDecision, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., client_reference: _Optional[str] = ..., adjustments: _Optional[_Iterable[_Union[FieldAdjustment, _Mapping]]] = ...) -> None: ...
+
+class FieldAdjustment(_message.Message):
+    __slots__ = ("field", "erp", "mapping", "erp_field", "original_length", "written_length", "description")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    ERP_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    ERP_FIELD_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    erp: str
+    mapping: str
+    erp_field: str
+    original_length: int
+    written_length: int
+    description: str
+    def __init__(self, field: _Optional[str] = ..., erp: _Optional[str] = ..., mapping: _Optional[str] = ..., erp_field: _Optional[str] = ..., original_length: _Optional[int] = ..., written_length: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
 class SubmitReturnResult(_message.Message):
     __slots__ = ("client_reference", "return_id", "version", "accepted", "error")
