@@ -153,6 +153,8 @@ class App:
                 audit=audit,
                 admissions=Admissions(status, settings.returns, reference.currencies),
                 constraints=self.mappings.constraints,
+                mappers=self.mappings,
+                verify_round_trip=settings.delivery.verify_round_trip,
             )
             security = self._security().with_open_reflection(settings.grpc.host)
             self.grpc = GrpcServer(
