@@ -64,6 +64,7 @@ class Endpoints:
     grpc: str = ""
     nats: str = ""
     metrics: str = ""
+    console: str = ""
     simulators: dict[str, str] = field(default_factory=dict)
     # Path of the generated development token, when no credentials were configured.
     dev_token_file: str = ""
@@ -141,10 +142,11 @@ class App:
                 audit=audit,
             )
             security = self._security()
+            authenticator = Authenticator(security)
             self.grpc = GrpcServer(
                 settings.grpc,
                 interceptors=build_interceptors(
-                    security, authenticator=Authenticator(security), audit=audit, alerter=alerter
+                    security, authenticator=authenticator, audit=audit, alerter=alerter
                 ),
                 credentials=server_credentials(security),
             )
@@ -173,6 +175,7 @@ class App:
             self._cleanups.append(("grpc", self._stop_grpc))
             self.endpoints.grpc = f"{settings.grpc.host}:{port}"
             await self.grpc.set_serving(True)
+            await self._start_console(security, authenticator, port)
         self._ready = True
         log.info("returnbridge ready: gRPC %s, NATS %s", self.endpoints.grpc or "-", self.endpoints.nats)
 
@@ -292,6 +295,37 @@ class App:
         )
         await poller.start()
         self._cleanups.append(("poller", poller.stop))
+
+    async def _start_console(
+        self, security: SecurityConfig, authenticator: Authenticator, grpc_port: int
+    ) -> None:
+        """The web console calls this process's gRPC API over loopback with each user's own credential."""
+        settings = self.settings.console
+        if not settings.enabled:
+            return
+        if security.tls is not None:
+            # The loopback channel would need the server's certificate and, with mTLS, a client identity.
+            log.warning(
+                "console: not started, the gRPC API is served over TLS (not yet supported by the console)"
+            )
+            return
+        from returnbridge.console import ConsoleServer
+
+        assert self.mappings is not None
+        grpc_host = (
+            self.settings.grpc.host
+            if self.settings.grpc.host not in ("0.0.0.0", "::", "[::]")
+            else "127.0.0.1"
+        )
+        console = ConsoleServer(
+            settings,
+            authenticator=authenticator,
+            grpc_target=f"{grpc_host}:{grpc_port}",
+            mapping_ids=self.mappings.ids(),
+        )
+        port = await console.start()
+        self._cleanups.append(("console", console.stop))
+        self.endpoints.console = f"http://{settings.host}:{port}/"
 
     def _security(self) -> SecurityConfig:
         """Configured security; with no credentials configured at all, a development key for tenant ``demo``.

@@ -26,6 +26,8 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if getattr(args, "grpc_port", None) is not None:
         overrides.setdefault("grpc", {})["port"] = args.grpc_port
+    if getattr(args, "console_port", None) is not None:
+        overrides.setdefault("console", {})["port"] = args.console_port
     if getattr(args, "nats_url", None):
         overrides.setdefault("nats", {})["url"] = args.nats_url
     if getattr(args, "data_dir", None):
@@ -105,6 +107,8 @@ def _print_banner(app: Any) -> None:
     ]
     if ep.metrics:
         lines.append(f"  metrics     {ep.metrics}")
+    if ep.console:
+        lines.append(f"  console     {ep.console}   (sign in with an API key or JWT)")
     for name, url in sorted(ep.simulators.items()):
         lines.append(f"  simulator   {name:<9} {url}   (control: {url}/_sim/)")
     if ep.grpc:
@@ -127,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML configuration file (default: $RETURNBRIDGE_CONFIG or ./returnbridge.yaml)",
     )
     serve.add_argument("--grpc-port", type=int, help="override grpc.port")
+    serve.add_argument("--console-port", type=int, help="override console.port (0 picks a free one)")
     serve.add_argument("--nats-url", help="use this NATS server/cluster instead of an embedded one")
     serve.add_argument("--data-dir", type=Path, help="override data_dir (embedded NATS store, local state)")
     serve.add_argument("--no-simulators", action="store_true", help="do not start the bundled ERP simulators")

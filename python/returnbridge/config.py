@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.connectors.registry import ConnectorConfig
+from returnbridge.console.settings import ConsoleSettings
 from returnbridge.delivery.worker import DeliverySettings
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.security_config import ReferenceDataConfig, SecurityConfig
@@ -119,6 +120,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     simulators: SimulatorSettings = SimulatorSettings()
     metrics: MetricsSettings = MetricsSettings()
+    console: ConsoleSettings = ConsoleSettings()
     mapping: MappingSettings = MappingSettings()
     process: ProcessSettings = ProcessSettings()
     security: SecurityConfig = SecurityConfig()
