@@ -20,7 +20,7 @@ from returnbridge.console import views_admin, views_returns
 from returnbridge.console.kpis import KpiHistory
 from returnbridge.console.sessions import COOKIE, SESSION, Session, SessionStore
 from returnbridge.console.settings import ConsoleSettings
-from returnbridge.console.templating import STATE, ConsoleState, render, template_environment
+from returnbridge.console.templating import STATE, ConsoleState, PageDenied, render, template_environment
 from returnbridge.errors import AuthError
 from returnbridge.gateway.auth import Authenticator
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_OPEN_PATHS: Final = ("/login", "/static/", "/healthz")
+_OPEN_PATHS: Final = ("/login", "/static/", "/healthz", "/favicon.ico")
 _LOGIN_CSRF_COOKIE: Final = "rb_login_csrf"
 _CSP: Final = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -90,6 +90,7 @@ class ConsoleServer:
         static = resources.files("returnbridge.console") / "static"
         app.router.add_static("/static/", str(static), append_version=True)
         app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/favicon.ico", _no_favicon)
         app.router.add_get("/login", self._login_form)
         app.router.add_post("/login", self._login)
         app.router.add_post("/logout", self._logout)
@@ -132,6 +133,9 @@ class ConsoleServer:
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
+        except PageDenied as exc:
+            context = {"code": "PERMISSION_DENIED", "message": str(exc), "http_status": 403}
+            return render(request, "error.html", context, status=403)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                 # The credential behind the session stopped working (expired JWT, rotated key).
@@ -165,7 +169,11 @@ class ConsoleServer:
 
     # ------------------------------------------------------------------ login
     async def _login_form(self, request: web.Request) -> web.StreamResponse:
-        token = secrets.token_urlsafe(32)
+        # Reuse a token already issued: a second login page load (another tab, a favicon redirect) must not
+        # invalidate the form the user is filling in.
+        token = request.cookies.get(_LOGIN_CSRF_COOKIE, "")
+        if len(token) < 32:
+            token = secrets.token_urlsafe(32)
         response = render(
             request,
             "login.html",
@@ -254,6 +262,10 @@ def _safe_next(path: str) -> str:
 
 async def _healthz(_request: web.Request) -> web.StreamResponse:
     return web.Response(text="ok")
+
+
+async def _no_favicon(_request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)
 
 
 async def _home(_request: web.Request) -> web.StreamResponse:

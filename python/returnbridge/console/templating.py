@@ -10,12 +10,25 @@ import jinja2
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from returnbridge.api.v1 import common_pb2, sync_pb2
+from returnbridge.api.v1 import admin_pb2, common_pb2, sync_pb2
 from returnbridge.console.kpis import KpiHistory
 from returnbridge.console.sessions import SESSION
 from returnbridge.console.settings import ConsoleSettings
 
-__all__ = ["STATE", "ConsoleState", "render", "template_environment"]
+__all__ = ["STATE", "ConsoleState", "PageDenied", "render", "require", "template_environment"]
+
+
+class PageDenied(Exception):
+    """A page the session's roles do not open (shown like the API's PERMISSION_DENIED)."""
+
+
+def require(request: web.Request, permission: str) -> None:
+    """Raises PageDenied unless the signed-in principal holds ``permission``."""
+    session = request[SESSION]
+    if not session.may(permission):
+        raise PageDenied(
+            f"principal {session.principal.name!r} lacks permission {permission!r} for this page"
+        )
 
 
 @dataclass
@@ -60,6 +73,15 @@ def _erp(value: int) -> str:
     return common_pb2.ErpSystem.Name(value).removeprefix("ERP_SYSTEM_").lower()  # type: ignore[arg-type]
 
 
+def _dead_letter_state(value: int) -> str:
+    return admin_pb2.DeadLetterState.Name(value).removeprefix("DEAD_LETTER_STATE_")  # type: ignore[arg-type]
+
+
+def _reconciliation(value: int) -> str:
+    name = admin_pb2.ReconciliationStatus.Name(value)  # type: ignore[arg-type]
+    return name.removeprefix("RECONCILIATION_STATUS_")
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f} %"
 
@@ -78,7 +100,15 @@ def template_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, sync_state=_sync_state, erp=_erp, percent=_percent, seconds=_seconds)
+    env.filters.update(
+        when=_when,
+        sync_state=_sync_state,
+        erp=_erp,
+        percent=_percent,
+        seconds=_seconds,
+        dead_letter_state=_dead_letter_state,
+        reconciliation=_reconciliation,
+    )
     return env
 
 

@@ -27,6 +27,8 @@ class VersionView:
     documents: list[sync_pb2.DocumentSync] = field(default_factory=list)
     target: str = ""
     rule: str = ""
+    # Lifecycle event (AUTHORIZED, RECEIVED, ...) as recorded in the submission's audit entry.
+    event: str = ""
     accepted_at: str = ""
     audit: list[admin_pb2.AuditEntry] = field(default_factory=list)
 
@@ -65,6 +67,8 @@ async def load_timeline(client: ReturnBridgeClient, return_id: str, permissions:
                 if entry.action == "return.submitted":
                     view.rule = entry.details.get("rule", "")
                     view.target = entry.details.get("target", view.target)
+                    # The idempotency key ends with the lifecycle event: tenant:return:version:EVENT.
+                    view.event = entry.details.get("idempotency_key", "").rpartition(":")[2]
         dead_letter_audit = defaultdict(list)
         for letter in dead_letters or ():
             dead_letter_audit[letter.id] = await client.audit_entries(str(letter.id))

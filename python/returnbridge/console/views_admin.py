@@ -13,7 +13,7 @@ from returnbridge.api.v1 import admin_pb2, common_pb2, returns_pb2, translation_
 from returnbridge.console.kpis import read_kpis, sparkline
 from returnbridge.console.samples import SAMPLES, sample_json
 from returnbridge.console.sessions import SESSION, Session
-from returnbridge.console.templating import STATE, render
+from returnbridge.console.templating import STATE, PageDenied, render, require
 
 __all__ = ["add_routes"]
 
@@ -151,7 +151,7 @@ def _may_see_kpis(request: web.Request) -> None:
     session: Session = request[SESSION]
     roles = set(request.app[STATE].settings.kpi_roles)
     if not session.principal.roles & roles:
-        raise web.HTTPForbidden(text=f"KPIs are service-wide; they need one of the roles {sorted(roles)}")
+        raise PageDenied(f"KPIs are service-wide (all tenants); they need one of the roles {sorted(roles)}")
 
 
 def _kpi_context(request: web.Request) -> dict[str, object]:
@@ -174,6 +174,7 @@ async def kpis_live(request: web.Request) -> web.StreamResponse:
 
 
 async def sandbox(request: web.Request) -> web.StreamResponse:
+    require(request, "translation.use")
     session: Session = request[SESSION]
     state = request.app[STATE]
     form = await request.post() if request.method == "POST" else request.query
