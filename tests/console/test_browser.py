@@ -66,7 +66,9 @@ def text(driver: WebDriver, element_id: str) -> str:
             expected_conditions.presence_of_element_located((By.ID, element_id))
         )
     except Exception as exc:
-        raise AssertionError(f"#{element_id} not on {driver.current_url}:\n{driver.page_source[:3000]}") from exc
+        raise AssertionError(
+            f"#{element_id} not on {driver.current_url}:\n{driver.page_source[:3000]}"
+        ) from exc
     return str(element.text)
 
 
@@ -118,7 +120,9 @@ def test_dead_letter_replay_delivers_and_every_page_renders(
     served: ServedApp, browser: WebDriver, shots: Path
 ) -> None:
     # One permanent failure on the create: the document is dead-lettered; the replay then succeeds.
-    served.put_faults("netsuite", {"error_rate": 1.0, "error_statuses": [400], "methods": ["POST"], "remaining": 1})
+    served.put_faults(
+        "netsuite", {"error_rate": 1.0, "error_statuses": [400], "methods": ["POST"], "remaining": 1}
+    )
     served.submit("acme_admin", "browser-dlq-1")
     served.submit("acme_admin", "browser-ok-1")
     sign_in(browser, served, "acme_admin", "/dead-letters?return_id=browser-dlq-1")
@@ -128,7 +132,9 @@ def test_dead_letter_replay_delivers_and_every_page_renders(
     assert text(browser, "dl-state") == "PENDING"
     assert '"return_id": "browser-dlq-1"' in text(browser, "payload")
     snap(browser, shots, "dead-letter")
-    browser.find_element(By.CSS_SELECTOR, "form[action$='/replay'] input[name=comment]").send_keys("fault cleared")
+    browser.find_element(By.CSS_SELECTOR, "form[action$='/replay'] input[name=comment]").send_keys(
+        "fault cleared"
+    )
     browser.find_element(By.ID, "replay").click()
     browser.find_element(By.ID, "confirm").click()
     assert text(browser, "dl-state") == "REPLAYED"
@@ -158,7 +164,9 @@ def test_dead_letter_replay_delivers_and_every_page_renders(
 
 
 def test_bulk_replay_needs_a_confirmation(served: ServedApp, browser: WebDriver) -> None:
-    served.put_faults("netsuite", {"error_rate": 1.0, "error_statuses": [400], "methods": ["POST"], "remaining": 2})
+    served.put_faults(
+        "netsuite", {"error_rate": 1.0, "error_statuses": [400], "methods": ["POST"], "remaining": 2}
+    )
     served.submit("acme_admin", "browser-bulk-1")
     served.submit("acme_admin", "browser-bulk-2")
     sign_in(browser, served, "acme_admin", "/dead-letters")
