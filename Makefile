@@ -54,10 +54,11 @@ run: $(STAMP) ## Run the service on embedded defaults (local NATS, ERP simulator
 proto: $(STAMP) ## Regenerate python/returnbridge/api from proto/
 	PYTHON=$(PY) scripts/gen_proto.sh
 
-lint: $(STAMP) ## ruff + mypy + cargo fmt/clippy
+lint: $(STAMP) ## ruff + mypy + import contracts (lint-imports) + cargo fmt/clippy
 	$(BIN)/ruff check python tests benchmarks examples scripts
 	$(BIN)/ruff format --check python tests benchmarks examples scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -q -- -D warnings
 

@@ -30,8 +30,8 @@ from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc, sync_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import NotFoundError, TranslationError
-from returnbridge.gateway.context import Principal, set_principal
 
 TENANT = "bench"
 

@@ -25,10 +25,10 @@ from returnbridge.config import Settings
 from returnbridge.connectors.base import Connector
 from returnbridge.connectors.registry import build_connector, parse_connector_config
 from returnbridge.delivery import DeadLetterStore, DeliveryWorker
+from returnbridge.domain.validation import ReferenceData, full_validator
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.auth import Authenticator, generate_api_key, server_credentials
 from returnbridge.gateway.interceptors import build_interceptors
-from returnbridge.gateway.reference_data import ReferenceData
 from returnbridge.gateway.security_config import ApiKeyConfig, SecurityConfig
 from returnbridge.gateway.server import API_SERVICES, GrpcServer
 from returnbridge.mapping import MappingRegistry
@@ -37,7 +37,7 @@ from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
 from returnbridge.observability.monitor import QueueMonitor
 from returnbridge.routing import Router
-from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer, gateway_validator
+from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
 from returnbridge.sync import (
     InventoryStore,
@@ -138,7 +138,7 @@ class App:
                 publisher,
                 buckets["rb_idempotency"],
                 status,
-                validator=gateway_validator(ReferenceData.from_config(settings.reference_data)),
+                validator=full_validator(ReferenceData.from_config(settings.reference_data)),
                 audit=audit,
             )
             security = self._security()

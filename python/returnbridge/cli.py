@@ -73,8 +73,8 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from returnbridge.config import SimulatorSettings
     from returnbridge.simulators.runner import start_simulators
+    from returnbridge.simulators.settings import SimulatorSettings
 
     settings = SimulatorSettings(
         host=args.host, netsuite_port=args.netsuite_port, sap_port=args.sap_port, oracle_port=args.oracle_port

@@ -21,12 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from returnbridge.connectors.registry import ConnectorConfig
 from returnbridge.console.settings import ConsoleSettings
 from returnbridge.delivery.worker import DeliverySettings
+from returnbridge.domain.validation import ReferenceDataConfig
 from returnbridge.errors import ConfigError
-from returnbridge.gateway.security_config import ReferenceDataConfig, SecurityConfig
+from returnbridge.gateway.security_config import SecurityConfig
+from returnbridge.gateway.server import GrpcSettings
 from returnbridge.mapping.service import TranslationServiceConfig
 from returnbridge.observability.alerts import AlertConfig
 from returnbridge.observability.monitor import MonitorConfig
 from returnbridge.routing.rules import RoutingSettings
+from returnbridge.simulators.settings import SimulatorSettings
 from returnbridge.sync.poller import PollerSettings
 
 ENV_PREFIX = "RETURNBRIDGE_"
@@ -52,40 +55,11 @@ class NatsSettings(_Section):
     credentials_file: Path | None = None
 
 
-class GrpcSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=50051, ge=0, le=65535)
-    # Calls the core queues before the application takes them; grpc's default (~1,000) CANCELs the rest.
-    max_pending_requests: int = Field(default=20_000, ge=1)
-    # How long a queued call may wait for the application before grpc CANCELs it (grpc's default: 30 s).
-    # A burst of 10,000 submissions takes longer than 30 s to drain on 2 cores.
-    max_queued_seconds: int = Field(default=300, ge=1)
-    max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    max_send_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    # Seconds in-flight calls get to finish on SIGTERM/SIGINT.
-    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
-    reflection: bool = True
-
-
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = Field(default=False, alias="json")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class SimulatorSettings(_Section):
-    """The bundled ERP simulators; started by ``serve`` when ``enabled`` (the embedded default).
-
-    With no ``connectors`` configured, ``serve`` points the targets ``netsuite``, ``sap`` and
-    ``oracle_fusion`` of the shipped routing file at them.
-    """
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    netsuite_port: int = Field(default=0, ge=0, le=65535)
-    sap_port: int = Field(default=0, ge=0, le=65535)
-    oracle_port: int = Field(default=0, ge=0, le=65535)
 
 
 class MetricsSettings(_Section):

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from returnbridge.gateway.context import request_id
+from returnbridge.domain.context import request_id
 
 # Attributes every LogRecord has; anything else passed via ``extra=`` is emitted as a JSON field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

@@ -18,8 +18,8 @@ from returnbridge.audit.log import AuditLog, _seal
 from returnbridge.audit.redact import REDACTED, register_secret
 from returnbridge.audit.verify import verify_stream
 from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.domain.context import Principal, set_principal, set_request_id
 from returnbridge.errors import ConfigError, ValidationError
-from returnbridge.gateway.context import Principal, set_principal, set_request_id
 
 CANARY = "canary-S3cr3t-9f8e7d6c5b4a"
 CUSTOMER_EMAIL = "jane.doe@example.com"

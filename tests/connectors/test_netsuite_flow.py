@@ -14,10 +14,11 @@ from pydantic import SecretStr
 
 from connectors.conformance import drain, new_reference, worker_style_create
 from connectors.harnesses.netsuite import NetSuiteOAuth2Harness, NetSuiteTbaHarness
+from returnbridge import exactjson
 from returnbridge.connectors.base import DocumentRequest
-from returnbridge.connectors.netsuite import NetSuiteConnector, OAuth2AuthConfig, encode_json
+from returnbridge.connectors.netsuite import NetSuiteConnector, OAuth2AuthConfig
 from returnbridge.errors import AmbiguousErpError, ErpAuthError, PermanentErpError, TransientErpError
-from returnbridge.simulators.netsuite import NetSuiteSimulatorConfig, OAuth2ClientConfig
+from returnbridge.simulators.netsuite_config import NetSuiteSimulatorConfig, OAuth2ClientConfig
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ async def tba() -> AsyncIterator[NetSuiteTbaHarness]:
 
 def ra_request(ref: str, *lines: dict[str, Any], **extra: Any) -> DocumentRequest:
     body = {"entity": {"id": "101"}, "item": {"items": list(lines)}, **extra}
-    return DocumentRequest("returnAuthorization", ref, encode_json(body))
+    return DocumentRequest("returnAuthorization", ref, exactjson.dumps_bytes(body))
 
 
 def line(item: str, quantity: str, rate: str, location: str = "1") -> dict[str, Any]:
@@ -46,7 +47,7 @@ def follow_up(document_type: str, ref: str, ra_id: str, body: dict[str, Any]) ->
     return DocumentRequest(
         document_type,
         ref,
-        encode_json(body),
+        exactjson.dumps_bytes(body),
         source_document_type="returnAuthorization",
         source_document_id=ra_id,
     )
@@ -134,7 +135,7 @@ async def test_cash_refund_needs_its_ra_and_posts_to_cash(tba: NetSuiteTbaHarnes
         DocumentRequest(
             "cashRefund",
             new_reference(),
-            encode_json({"createdFrom": {"id": ra.document_id}, "paymentMethod": {"id": "3"}}),
+            exactjson.dumps_bytes({"createdFrom": {"id": ra.document_id}, "paymentMethod": {"id": "3"}}),
         )
     )
     entries = [
@@ -153,13 +154,15 @@ async def test_return_authorization_transformed_from_sales_order(tba: NetSuiteTb
     connector = tba.connector()
     ref = new_reference()
     payload = {"createdFrom": {"id": "9001"}, "item": {"items": [{"item": {"id": "502"}, "quantity": 1}]}}
-    ra = await connector.create_document(DocumentRequest("returnAuthorization", ref, encode_json(payload)))
+    ra = await connector.create_document(
+        DocumentRequest("returnAuthorization", ref, exactjson.dumps_bytes(payload))
+    )
     assert ra.raw["createdFrom"]["id"] == "9001" and ra.raw["entity"]["id"] == "101"
     stored = tba.sim.documents("returnAuthorization")[ra.document_id]
     assert [(ln["item"]["id"], ln["quantity"], ln["rate"]) for ln in stored["item"]] == [
         ("502", 1, Decimal("5.00"))
     ]
-    assert "createdFrom" not in encode_json(stored["item"]).decode()
+    assert "createdFrom" not in exactjson.dumps_bytes(stored["item"]).decode()
 
     by_source = await connector.create_document(
         DocumentRequest(
@@ -186,7 +189,7 @@ async def test_return_authorization_transformed_from_sales_order(tba: NetSuiteTb
     with pytest.raises(PermanentErpError) as missing:
         await connector.create_document(
             DocumentRequest(
-                "returnAuthorization", new_reference(), encode_json({"createdFrom": {"id": "4242"}})
+                "returnAuthorization", new_reference(), exactjson.dumps_bytes({"createdFrom": {"id": "4242"}})
             )
         )
     assert missing.value.http_status == 404 and missing.value.code == "NONEXISTENT_ID"

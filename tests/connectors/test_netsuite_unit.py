@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,16 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from returnbridge import exactjson
 from returnbridge.connectors.base import DocumentRequest
 from returnbridge.connectors.netsuite import (
     NetSuiteConfig,
     NetSuiteConnector,
-    encode_json,
-    parse_json,
     parse_netsuite_error,
     suiteql_literal,
 )
-from returnbridge.connectors.netsuite_auth import TbaAuth, resolve_secret
+from returnbridge.connectors.netsuite_auth import TbaAuth
 from returnbridge.connectors.registry import build_connector, parse_connector_config
 from returnbridge.errors import AmbiguousErpError, ConfigError, ErpAuthError, PermanentErpError
 
@@ -37,20 +35,20 @@ TBA = {
 
 def test_encode_json_writes_decimals_digit_for_digit() -> None:
     value = {"a": Decimal("19.990"), "b": [Decimal("1E+2"), Decimal("-0.000001"), 3, True, None], "c": 'é"\n'}
-    encoded = encode_json(value)
+    encoded = exactjson.dumps_bytes(value)
     assert encoded == '{"a":19.990,"b":[100,-0.000001,3,true,null],"c":"é\\"\\n"}'.encode()
-    assert parse_json(encoded)["a"] == Decimal("19.990")
+    assert exactjson.loads(encoded)["a"] == Decimal("19.990")
     with pytest.raises(TypeError, match="floats are not allowed"):
-        encode_json({"x": 0.1})
+        exactjson.dumps_bytes({"x": 0.1})
     with pytest.raises(ValueError, match="cannot encode"):
-        encode_json(Decimal("NaN"))
+        exactjson.dumps_bytes(Decimal("NaN"))
     with pytest.raises(TypeError):
-        encode_json({"x": object()})
+        exactjson.dumps_bytes({"x": object()})
 
 
 def test_round_trip_keeps_every_digit() -> None:
     raw = b'{"rate":0.1000000000000000055511151231257827,"qty":12345678901234567890.5}'
-    assert encode_json(parse_json(raw)) == raw
+    assert exactjson.dumps_bytes(exactjson.loads(raw)) == raw
 
 
 def _response(status: int, body: Any) -> httpx.Response:
@@ -154,40 +152,6 @@ def test_registry_builds_the_netsuite_connector() -> None:
 def test_bad_config_is_refused_naming_the_field(section: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_connector_config({"kind": "netsuite", **section}, source="config.yaml connectors.netsuite")
-
-
-def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NS_TEST_SECRET", "from-env")
-    secret_file = tmp_path / "secret"
-    secret_file.write_text("from-file\n")
-    assert resolve_secret(None, "NS_TEST_SECRET", None, name="s").get_secret_value() == "from-env"
-    assert resolve_secret(None, None, secret_file, name="s").get_secret_value() == "from-file"
-    pem = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n"
-    (tmp_path / "key.pem").write_text(pem)
-    assert resolve_secret(None, None, tmp_path / "key.pem", name="k").get_secret_value() == pem
-    with pytest.raises(ConfigError, match="NS_MISSING_SECRET"):
-        resolve_secret(None, "NS_MISSING_SECRET", None, name="s")
-    with pytest.raises(ConfigError, match="cannot read"):
-        resolve_secret(None, None, tmp_path / "nope", name="s")
-    (tmp_path / "empty").write_text("\n")
-    with pytest.raises(ConfigError, match="empty"):
-        resolve_secret(None, None, tmp_path / "empty", name="s")
-
-    config = NetSuiteConfig.model_validate(
-        {
-            "account_id": "1",
-            "base_url": "http://127.0.0.1:9",
-            "auth": {
-                "method": "tba",
-                "consumer_key": "ck",
-                "consumer_secret_env": "NS_TEST_SECRET",
-                "token_id": "t",
-                "token_secret_file": str(secret_file),
-            },
-        }
-    )
-    connector = NetSuiteConnector(config)
-    assert "from-env" not in repr(connector) and "from-file" not in repr(connector._auth)
 
 
 def test_missing_secret_env_fails_at_build() -> None:
@@ -320,7 +284,7 @@ async def test_auth_refusal_is_auth_error_with_netsuite_code() -> None:
     )
 )
 def test_encode_then_parse_is_exact(value: Any) -> None:
-    decoded = parse_json(encode_json(value))
+    decoded = exactjson.loads(exactjson.dumps_bytes(value))
 
     def same(a: Any, b: Any) -> bool:
         if isinstance(a, Decimal):

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from connectors.harnesses.oracle import credit_memo_payload, return_order_payload
+from returnbridge import exactjson
 from returnbridge.connectors.base import DocumentRequest
 from returnbridge.connectors.oracle_fusion import (
     CREDIT_MEMOS,
@@ -18,7 +19,6 @@ from returnbridge.connectors.oracle_fusion import (
     RECEIPTS,
     OracleFusionConfig,
     OracleFusionConnector,
-    dumps_exact,
     parse_fusion_error,
 )
 from returnbridge.connectors.registry import build_connector, parse_connector_config
@@ -67,7 +67,7 @@ def receipt_payload(qty: str) -> dict[str, object]:
 
 
 def req(doc_type: str, ref: str, payload: dict[str, object], **kw: str) -> DocumentRequest:
-    return DocumentRequest(doc_type, ref, dumps_exact(payload).encode(), **kw)  # type: ignore[arg-type]
+    return DocumentRequest(doc_type, ref, exactjson.dumps(payload).encode(), **kw)  # type: ignore[arg-type]
 
 
 async def test_return_flow_order_receipt_credit_memo(
@@ -285,9 +285,9 @@ def test_registry_builds_from_yaml_mapping() -> None:
 
 
 def test_dumps_exact_refuses_floats() -> None:
-    assert dumps_exact({"a": Decimal("1.10"), "b": [1, None, True]}) == '{"a":1.10,"b":[1,null,true]}'
+    assert exactjson.dumps({"a": Decimal("1.10"), "b": [1, None, True]}) == '{"a":1.10,"b":[1,null,true]}'
     with pytest.raises(TypeError):
-        dumps_exact({"a": 0.1})
+        exactjson.dumps({"a": 0.1})
 
 
 async def test_decimal_strings_become_exact_numbers(

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +23,13 @@ from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.worker import DeliverySettings, DeliveryWorker
 from returnbridge.errors import AmbiguousErpError, NotFoundError, PermanentErpError, TranslationError
-from returnbridge.gateway.context import Principal, set_principal
+from returnbridge.gateway.auth import hash_api_key
+from returnbridge.gateway.interceptors import build_interceptors
+from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.routing.router import Router
 from returnbridge.services.intake import Intake
 from returnbridge.services.returns import ReturnsServicer
 from returnbridge.sync.status import SyncStateStore
-
-TENANT_HEADER = "x-test-tenant"
 
 
 class FakeErp:
@@ -139,47 +139,31 @@ class EchoMappers:
         return EchoMapper(mapping_id, self.broken)
 
 
-class TenantFromMetadata(grpc.aio.ServerInterceptor):
-    """Test stand-in for the gateway's auth interceptor: the principal's tenant comes from metadata."""
+#: Tenants the harness serves; each gets the API key ``harness_key(tenant)`` with every caller role.
+HARNESS_TENANTS = ("acme", "globex", "a", "scoped", "beta")
+_ALL_ROLES = ["submitter", "reader", "integration_admin", "auditor"]
 
-    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
-        handler = await continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        tenant = metadata.get(TENANT_HEADER, "") or metadata.get("authorization", "").removeprefix(
-            "Bearer tenant-"
-        )
-        principal = Principal(name=f"rms@{tenant}", tenant_id=tenant, roles=frozenset({"admin", "submit"}))
-        if handler is None:
-            return None
 
-        def wrap_unary(fn: Any) -> Any:
-            async def call(request: Any, context: Any) -> Any:
-                set_principal(principal)
-                return await fn(request, context)
+def harness_key(tenant: str) -> str:
+    """The raw API key of ``tenant`` in the harness (bearer tokens are at least 16 characters)."""
+    return f"rb-harness-key-{tenant}"
 
-            return call
 
-        def wrap_stream(fn: Any) -> Any:
-            async def call(request: Any, context: Any) -> AsyncIterator[Any]:
-                set_principal(principal)
-                async for item in fn(request, context):
-                    yield item
-
-            return call
-
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                wrap_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                wrap_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer
-            )
-        return handler
+def harness_security() -> SecurityConfig:
+    """Real API keys for the harness tenants, so servicers run behind the real interceptor chain."""
+    return SecurityConfig.model_validate(
+        {
+            "api_keys": [
+                {
+                    "name": f"rms@{t}",
+                    "tenant_id": t,
+                    "roles": _ALL_ROLES,
+                    "sha256": hash_api_key(harness_key(t)),
+                }
+                for t in HARNESS_TENANTS
+            ]
+        }
+    )
 
 
 def fast_settings(**overrides: Any) -> DeliverySettings:
@@ -259,7 +243,7 @@ class Pipeline:
         return erp
 
     async def start_grpc(self, *servicers: Any) -> grpc.aio.Channel:
-        server = grpc.aio.server(interceptors=[TenantFromMetadata()])
+        server = grpc.aio.server(interceptors=build_interceptors(harness_security()))
         for servicer in servicers:
             if isinstance(servicer, ReturnsServicer):
                 returns_pb2_grpc.add_ReturnsServiceServicer_to_server(servicer, server)
@@ -287,7 +271,8 @@ class Pipeline:
 
 
 def md(tenant: str) -> tuple[tuple[str, str], ...]:
-    return ((TENANT_HEADER, tenant),)
+    """Call metadata authenticating as ``tenant``'s harness API key."""
+    return (("authorization", f"Bearer {harness_key(tenant)}"),)
 
 
 def make_order(

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from delivery.pipeline_harness import Pipeline, make_order
+from delivery.pipeline_harness import Pipeline, harness_key, make_order
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.delivery.dlq_cli import add_dlq_commands
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ConfigError, NotFoundError
-from returnbridge.gateway.context import Principal, set_principal
 from returnbridge.services.admin import AdminServicer
 
 
@@ -45,7 +45,7 @@ async def test_cli_lists_shows_replays_and_discards(
     monkeypatch.delenv("RETURNBRIDGE_TOKEN", raising=False)
     with pytest.raises(ConfigError):
         await asyncio.to_thread(run, [*base, "list"])
-    monkeypatch.setenv("RETURNBRIDGE_TOKEN", "tenant-acme")
+    monkeypatch.setenv("RETURNBRIDGE_TOKEN", harness_key("acme"))
     assert await asyncio.to_thread(run, [*base, "list"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and "C1" in out[0] and "translation failed" in out[0]
@@ -56,7 +56,7 @@ async def test_cli_lists_shows_replays_and_discards(
     await asyncio.to_thread(run, [*base, "replay", str(ids[0]), "--comment", "mapping fixed"])
     assert f"replayed dead letter {ids[0]}" in capsys.readouterr().out
     await asyncio.to_thread(run, [*base, "discard", str(ids[1])])
-    monkeypatch.setenv("RETURNBRIDGE_TOKEN", "tenant-globex")
+    monkeypatch.setenv("RETURNBRIDGE_TOKEN", harness_key("globex"))
     with pytest.raises(NotFoundError):
         await asyncio.to_thread(run, [*base, "show", str(ids[0])])
 

@@ -15,7 +15,7 @@ from mapping.samples import build_return
 from returnbridge.api.v1 import admin_pb2, returns_pb2
 from returnbridge.bus import subjects
 from returnbridge.delivery.worker import DeliveryWorker
-from returnbridge.gateway.context import Principal, set_principal
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
 from returnbridge.routing import Router, load_routing_file
 from returnbridge.services.intake import Intake

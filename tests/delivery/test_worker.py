@@ -13,9 +13,9 @@ from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.delivery.retry import RetryPolicy
-from returnbridge.delivery.worker import DeliveryWorker
+from returnbridge.delivery.step import heartbeat
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ErpAuthError, PermanentErpError, TransientErpError
-from returnbridge.gateway.context import Principal, set_principal
 
 
 def as_tenant(tenant: str) -> None:
@@ -324,20 +324,10 @@ class _BeatCounter:
             raise ConnectionError("lost the connection for one beat")
 
 
-async def test_heartbeat_beats_every_third_of_ack_wait_and_survives_failed_beats(pipeline: Pipeline) -> None:
-    settings = fast_settings(erp_timeout_seconds=0.1, consumer=ConsumerSettings(ack_wait_seconds=0.15))
-    worker = DeliveryWorker(
-        "netsuite",
-        FakeErp(),
-        pipeline.mappers,
-        pipeline.nc.jetstream(),
-        pipeline.status,
-        pipeline.dead_letters,
-        settings,
-    )
+async def test_heartbeat_beats_every_interval_and_survives_failed_beats() -> None:
     for fail in (False, True):
         msg = _BeatCounter(fail)
-        async with worker._heartbeat(msg):  # type: ignore[arg-type]
+        async with heartbeat(msg, 0.05):  # type: ignore[arg-type]
 
             async def beat_twice(msg: _BeatCounter = msg) -> None:
                 assert msg.beats >= 2

@@ -20,9 +20,9 @@ from returnbridge.api.v1 import (
     returns_pb2_grpc,
     sync_pb2,
 )
+from returnbridge.domain.context import current_principal, request_id
 from returnbridge.errors import NotFoundError, ValidationError
 from returnbridge.gateway.auth import Authenticator, hash_api_key
-from returnbridge.gateway.context import current_principal, request_id
 from returnbridge.gateway.interceptors import build_interceptors, remaining_timeout
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.rbac import require_tenant_match

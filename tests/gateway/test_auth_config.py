@@ -22,9 +22,9 @@ from gateway.support import AUDIENCE, ISSUER, KEYS, bearer, security_config, sta
 from returnbridge.api.v1 import admin_pb2, inventory_pb2, returns_pb2, translation_pb2
 from returnbridge.audit.entry import AuditEntry
 from returnbridge.audit.log import AuditLog
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import AuthError, ConfigError, PermissionDeniedError
 from returnbridge.gateway.auth import Authenticator, generate_api_key, hash_api_key, server_credentials
-from returnbridge.gateway.context import Principal, set_principal
 from returnbridge.gateway.rbac import METHOD_PERMISSIONS, PERMISSIONS, ROLES, authorize, require_tenant_match
 from returnbridge.gateway.security_config import SecurityConfig
 
@@ -319,7 +319,8 @@ def test_security_doc_table_matches_roles() -> None:
 
 
 def test_parse_section_names_each_bad_key() -> None:
-    from returnbridge.gateway.security_config import ReferenceDataConfig, parse_section
+    from returnbridge.domain.validation import ReferenceDataConfig
+    from returnbridge.gateway.security_config import parse_section
     from returnbridge.observability.alerts import AlertConfig
 
     with pytest.raises(ConfigError) as info:

@@ -14,8 +14,8 @@ from nats.aio.msg import Msg
 from gateway.support import KEYS, bearer, detail, rich_status, security_config, start, stop
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.domain.context import Principal
 from returnbridge.errors import RateLimitedError
-from returnbridge.gateway.context import Principal
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.security_config import RateLimitConfig
 from returnbridge.observability.alerts import AlertConfig, Alerter

@@ -90,9 +90,11 @@ def test_contract_ids_are_loaded_with_their_direction(registry: MappingRegistry)
 
 
 def test_contract_matches_the_routing_flows() -> None:
-    from returnbridge.routing.flows import CONTRACT_DOCUMENT_TYPES
+    from returnbridge.domain.erps import ERPS
 
-    assert {k: v for k, v in CONTRACT.items() if v} == dict(CONTRACT_DOCUMENT_TYPES)
+    assert {k: v for k, v in CONTRACT.items() if v} == {
+        doc.mapping: doc.document_type for erp in ERPS.values() for doc in erp.documents
+    }
 
 
 @pytest.mark.parametrize(("mapping_id", "keys"), sorted(CONNECTOR_OWNED.items()))

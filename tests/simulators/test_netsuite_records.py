@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.harnesses.netsuite import CONSUMER_KEY, CONSUMER_SECRET, TOKEN_ID, TOKEN_SECRET
-from returnbridge.connectors.netsuite import encode_json, parse_json
+from returnbridge import exactjson
 from returnbridge.connectors.netsuite_auth import TbaAuth
 from returnbridge.connectors.registry import build_connector
 from returnbridge.simulators.kit import RunningSimulator
@@ -33,7 +33,7 @@ class Sim:
     http: httpx.AsyncClient
 
     async def send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        content = encode_json(body) if body is not None else None
+        content = exactjson.dumps_bytes(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else {}
         return await self.http.request(method, path, content=content, headers=headers, **kwargs)
 
@@ -106,7 +106,7 @@ async def test_create_returns_204_with_location_and_reads_back(sim: Sim) -> None
     by_eid = await sim.send(
         "GET", f"{RECORD}/returnAuthorization/eid:RMA-1-1", params={"expandSubResources": "true"}
     )
-    lines = parse_json(by_eid.content)["item"]["items"]
+    lines = exactjson.loads(by_eid.content)["item"]["items"]
     assert [(ln["quantity"], ln["rate"], ln["amount"]) for ln in lines] == [
         (2, Decimal("19.99"), Decimal("39.98")),
         (2, Decimal("249.00"), Decimal("498.00")),

@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
+from returnbridge import exactjson
 from returnbridge.simulators.kit import RunningSimulator
 from returnbridge.simulators.oracle import (
     API_ROOT,
     OracleSimConfig,
     OracleSimulator,
     create_app,
-    dumps_exact,
     parse_q,
 )
 
@@ -96,7 +96,7 @@ def credit_memo(ref: str = "RMA-T-3", price: str = "-19.99", qty: int = 2) -> di
 
 
 def body(payload: dict[str, Any]) -> bytes:
-    return dumps_exact(payload).encode()
+    return exactjson.dumps(payload).encode()
 
 
 async def _started(config: OracleSimConfig) -> tuple[RunningSimulator, OracleSimulator]:

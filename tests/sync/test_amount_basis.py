@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
-from returnbridge.routing.flows import FlowStep, PlannedStep, decode_steps, encode_steps
+from returnbridge.domain.steps import PlannedStep, decode_steps, encode_steps
+from returnbridge.routing.flows import FlowStep
 from returnbridge.sync.status import net_amount
 
 

@@ -13,8 +13,8 @@ from delivery.pipeline_harness import FakeErp, Pipeline, make_order, md
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc, inventory_pb2, inventory_pb2_grpc, returns_pb2
 from returnbridge.bus import subjects
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import TranslationError
-from returnbridge.gateway.context import Principal, set_principal
 from returnbridge.services.admin import AdminServicer
 from returnbridge.services.inventory import InventoryServicer
 from returnbridge.sync.inventory import InventoryStore

@@ -20,7 +20,9 @@ __all__ = ["add_audit_commands", "run_export", "run_verify"]
 NATS_URL_ENV = "RETURNBRIDGE_NATS__URL"
 
 
-def add_audit_commands(subparsers: Any) -> argparse.ArgumentParser:
+def add_audit_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register ``audit verify`` and ``audit export`` on the top-level ``add_subparsers()`` object."""
     audit = subparsers.add_parser("audit", help="verify or export the hash-chained audit log")
     sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

@@ -25,8 +25,8 @@ from nats.js.api import (
 from returnbridge.audit.entry import ENTRY_VERSION, GENESIS_HASH, AuditEntry, canonical_json, digest
 from returnbridge.audit.redact import redact_mapping, redact_text
 from returnbridge.bus import subjects
+from returnbridge.domain.context import maybe_principal, request_id
 from returnbridge.errors import ConfigError, ConflictError, FieldViolation, ValidationError
-from returnbridge.gateway.context import maybe_principal, request_id
 
 __all__ = ["DEFAULT_STREAM", "DEFAULT_SUBJECT_PREFIX", "AuditLog", "AuditPage", "StoredEntry"]
 

@@ -11,7 +11,7 @@ from returnbridge.api.v1 import admin_pb2
 from returnbridge.audit.entry import AuditEntry
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.verify import verify_stream
-from returnbridge.gateway.context import current_principal
+from returnbridge.domain.context import current_principal
 
 __all__ = ["AuditQueries", "entry_to_proto"]
 

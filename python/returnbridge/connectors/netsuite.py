@@ -22,8 +22,8 @@ from returnbridge.connectors.netsuite_auth import (
     TbaAuth,
     TbaAuthConfig,
     fetch_oauth2_token,
-    resolve_secret,
 )
+from returnbridge.connectors.secrets import read_secret
 from returnbridge.errors import AmbiguousErpError, PermanentErpError, TransientErpError
 
 RECORD_PATH = "/services/rest/record/v1"
@@ -105,9 +105,6 @@ class NetSuiteConfig(BaseModel):
 
 # -- exact JSON: shared encoder, re-exported under the names this module always had ----------------
 
-parse_json = exactjson.loads
-encode_json = exactjson.dumps_bytes
-
 
 def parse_netsuite_error(response: httpx.Response) -> tuple[str, str]:
     """(o:errorCode, detail [+ error path]) from a NetSuite error body; OAuth bodies use ``error``."""
@@ -183,19 +180,19 @@ class NetSuiteConnector:
             return TbaAuth(
                 realm=config.resolved_realm(),
                 consumer_key=auth.consumer_key,
-                consumer_secret=resolve_secret(
+                consumer_secret=read_secret(
                     auth.consumer_secret,
                     auth.consumer_secret_env,
                     auth.consumer_secret_file,
                     name="consumer_secret",
                 ),
                 token_id=auth.token_id,
-                token_secret=resolve_secret(
+                token_secret=read_secret(
                     auth.token_secret, auth.token_secret_env, auth.token_secret_file, name="token_secret"
                 ),
             )
         assert isinstance(auth, OAuth2AuthConfig)
-        key: SecretStr = resolve_secret(
+        key: SecretStr = read_secret(
             auth.private_key, auth.private_key_env, auth.private_key_file, name="private_key"
         )
         token_url = auth.token_url or base_url + TOKEN_PATH
@@ -239,7 +236,7 @@ class NetSuiteConnector:
                 response = await self._request(
                     "POST",
                     f"{RECORD_PATH}/{source_type}/{_path_id(source_id)}/!transform/{doc_type}",
-                    content=encode_json(body),
+                    content=exactjson.dumps_bytes(body),
                     headers={"Content-Type": "application/json"},
                     deadline=budget.left(),
                 )
@@ -254,7 +251,7 @@ class NetSuiteConnector:
             response = await self._request(
                 "PUT",
                 f"{RECORD_PATH}/{doc_type}/eid:{_path_id(ref)}",
-                content=encode_json(body),
+                content=exactjson.dumps_bytes(body),
                 headers={"Content-Type": "application/json"},
                 deadline=budget.left(),
             )
@@ -319,7 +316,7 @@ class NetSuiteConnector:
 
     def _payload(self, request: DocumentRequest) -> dict[str, Any]:
         try:
-            body = parse_json(request.payload) if request.payload else {}
+            body = exactjson.loads(request.payload) if request.payload else {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise PermanentErpError(f"payload is not JSON: {exc}", erp=ERP, code="INVALID_PAYLOAD") from exc
         if not isinstance(body, dict):
@@ -363,7 +360,7 @@ class NetSuiteConnector:
             "GET", f"{RECORD_PATH}/{document_type}/{_path_id(document_id)}", deadline=deadline
         )
         try:
-            record = parse_json(response.content)
+            record = exactjson.loads(response.content)
         except ValueError as exc:
             raise TransientErpError(
                 f"NetSuite sent a record that is not JSON: {exc}", erp=ERP, code="BAD_RESPONSE"
@@ -393,7 +390,7 @@ class NetSuiteConnector:
                 "POST",
                 SUITEQL_PATH,
                 params={"limit": str(limit), "offset": str(offset)},
-                content=encode_json({"q": query}),
+                content=exactjson.dumps_bytes({"q": query}),
                 headers={"Content-Type": "application/json", "Prefer": "transient"},
                 deadline=deadline,
             )
@@ -403,7 +400,7 @@ class NetSuiteConnector:
                 exc.erp_message, erp=ERP, code=exc.code, http_status=exc.http_status
             ) from exc
         try:
-            body = parse_json(response.content)
+            body = exactjson.loads(response.content)
             items = body["items"]
             has_more = bool(body.get("hasMore", False))
         except (ValueError, KeyError, TypeError) as exc:
@@ -463,7 +460,7 @@ class NetSuiteConnector:
         keys = {key(r) for r in page if r.get("lastmodified") == last}
         if last == stamp:
             keys |= seen
-        records = [encode_json(_with_document_type(r)) for r in page]
+        records = [exactjson.dumps_bytes(_with_document_type(r)) for r in page]
         return ChangeBatch(records=records, cursor=_encode_cursor(last, keys), has_more=has_more)
 
 
@@ -560,7 +557,5 @@ __all__ = [
     "NetSuiteConnector",
     "OAuth2AuthConfig",
     "TbaAuthConfig",
-    "encode_json",
-    "parse_json",
     "parse_netsuite_error",
 ]

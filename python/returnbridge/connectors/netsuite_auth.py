@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -17,37 +16,10 @@ from oauthlib.oauth1 import Client as OAuth1Client
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from returnbridge.connectors.http import parse_retry_after
+from returnbridge.domain.erps import NETSUITE
 from returnbridge.errors import ConfigError, ErpAuthError, TransientErpError
 
-ERP = "netsuite"
-
-
-def resolve_secret(inline: SecretStr | None, env: str | None, file: Path | None, *, name: str) -> SecretStr:
-    """Read a secret given inline, by environment variable name, or by file path (exactly one).
-
-    Raises:
-        ConfigError: none or several sources, an unset variable, or an unreadable/empty file.
-    """
-    given = [s for s in (inline is not None, env is not None, file is not None) if s]
-    if len(given) != 1:
-        raise ConfigError(f"{name}: give exactly one of {name}, {name}_env, {name}_file")
-    if inline is not None:
-        value = inline.get_secret_value()
-    elif env is not None:
-        if env not in os.environ:
-            raise ConfigError(f"{name}_env: environment variable {env!r} is not set")
-        value = os.environ[env]
-    else:
-        assert file is not None
-        try:
-            value = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{name}_file: cannot read {str(file)!r}: {exc.strerror}") from exc
-    # Secret files usually end with a newline that is not part of the secret (PEM keys keep theirs inside).
-    value = value.strip("\r\n") if not value.lstrip().startswith("-----BEGIN") else value
-    if not value.strip():
-        raise ConfigError(f"{name}: the secret is empty")
-    return SecretStr(value)
+ERP = NETSUITE.name
 
 
 def _one_source(model: BaseModel, *names: str) -> None:

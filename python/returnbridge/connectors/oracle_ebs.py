@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,8 +14,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from returnbridge import exactjson
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
-from returnbridge.connectors.oracle_fusion import dumps_exact, loads_exact
+from returnbridge.connectors.secrets import read_secret
+from returnbridge.domain.erps import ORACLE_EBS
 from returnbridge.errors import (
     AmbiguousErpError,
     ConfigError,
@@ -26,7 +27,7 @@ from returnbridge.errors import (
     TransientErpError,
 )
 
-ERP = "oracle_ebs"
+ERP = ORACLE_EBS.name
 RMA = "OE_ORDER_PUB.PROCESS_ORDER"
 CREDIT_MEMO = "AR_CREDIT_MEMO_API_PUB.CREATE_REQUEST"
 DOCUMENT_TYPES = (RMA, CREDIT_MEMO)
@@ -154,22 +155,10 @@ class OracleEbsConfig(BaseModel):
         return self
 
     def secret(self) -> str:
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError(
-                    f"oracle_ebs: environment variable {self.password_env} (the password) is not set"
-                )
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"oracle_ebs: cannot read the password file {self.password_file}: {exc.strerror}"
-                ) from exc
-        assert self.password is not None
-        return self.password.get_secret_value()
+        """The password, read now (ConfigError naming the source when it is missing or unreadable)."""
+        return read_secret(
+            self.password, self.password_env, self.password_file, name="oracle_ebs password"
+        ).get_secret_value()
 
 
 def classify_db_error(exc: BaseException, *, phase: str) -> ErpError:
@@ -304,7 +293,7 @@ class OracleEbsConnector:
         if not request.external_reference:
             raise PermanentErpError("external_reference is required", erp=ERP, code="PAYLOAD")
         try:
-            payload = loads_exact(request.payload)
+            payload = exactjson.loads(request.payload)
         except ValueError as exc:
             raise PermanentErpError(f"payload is not valid JSON: {exc}", erp=ERP, code="PAYLOAD") from exc
         if not isinstance(payload, dict):
@@ -375,7 +364,7 @@ class OracleEbsConnector:
             _ONHAND_SQL, "last_update_date, 1, 3, 5, 6", cursor, limit
         )
         return ChangeBatch(
-            records=[dumps_exact(r).encode() for r in records], cursor=next_cursor, has_more=more
+            records=[exactjson.dumps(r).encode() for r in records], cursor=next_cursor, has_more=more
         )
 
     async def read_status_changes(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
@@ -397,7 +386,7 @@ class OracleEbsConnector:
         out: list[bytes] = []
         for doc_type, row in taken:
             cursors[doc_type] = _advance(cursors.get(doc_type), str(row["LAST_UPDATE_DATE"]))
-            out.append(dumps_exact(_status_record(doc_type, row)).encode())
+            out.append(exactjson.dumps(_status_record(doc_type, row)).encode())
         return ChangeBatch(
             records=out, cursor=json.dumps(cursors, sort_keys=True), has_more=more or bool(rest)
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -15,14 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from returnbridge import exactjson
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
 from returnbridge.connectors.http import HttpTransport
-from returnbridge.errors import ConfigError, ErpError, PermanentErpError
+from returnbridge.connectors.secrets import read_secret
+from returnbridge.domain.erps import ORACLE_FUSION
+from returnbridge.errors import ErpError, PermanentErpError
 
 ORDERS = "salesOrdersForOrderHub"
 RECEIPTS = "receivingReceiptRequests"
 CREDIT_MEMOS = "receivablesCreditMemos"
 ONHAND = "onhandQuantityDetails"
 DOCUMENT_TYPES = (ORDERS, RECEIPTS, CREDIT_MEMOS)
-ERP = "oracle_fusion"
+ERP = ORACLE_FUSION.name
 
 # Per document type: the id attribute, the human number, the field our external reference goes into,
 # and the status attribute.
@@ -97,30 +98,13 @@ class OracleFusionConfig(BaseModel):
     def authorization(self) -> str:
         """The Authorization header value, reading the secret now (raises ConfigError if unreadable)."""
         if self.auth == "bearer":
-            return f"Bearer {_secret(None, self.token_env, self.token_file, 'token')}"
-        password = _secret(self.password, self.password_env, self.password_file, "password")
+            token = read_secret(None, self.token_env, self.token_file, name="oracle_fusion token")
+            return f"Bearer {token.get_secret_value()}"
+        password = read_secret(
+            self.password, self.password_env, self.password_file, name="oracle_fusion password"
+        ).get_secret_value()
         raw = f"{self.username}:{password}".encode()
         return "Basic " + base64.b64encode(raw).decode()
-
-
-def _secret(inline: SecretStr | None, env: str | None, path: Path | None, what: str) -> str:
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise ConfigError(f"oracle_fusion: environment variable {env} (the {what}) is not set")
-        return value
-    if path:
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"oracle_fusion: cannot read the {what} file {path}: {exc.strerror}") from exc
-    if inline is not None:
-        return inline.get_secret_value()
-    raise ConfigError(f"oracle_fusion: no {what} configured")
-
-
-dumps_exact = exactjson.dumps
-loads_exact = exactjson.loads
 
 
 def parse_fusion_error(response: httpx.Response) -> tuple[str, str]:
@@ -183,7 +167,7 @@ class OracleFusionConnector:
     async def create_document(self, request: DocumentRequest) -> DocumentResult:
         doc_type = self._check_type(request.document_type)
         try:
-            body = loads_exact(request.payload)
+            body = exactjson.loads(request.payload)
         except ValueError as exc:
             raise PermanentErpError(f"payload is not valid JSON: {exc}", erp=ERP, code="PAYLOAD") from exc
         if not isinstance(body, dict):
@@ -205,7 +189,7 @@ class OracleFusionConnector:
             response = await self.transport.request(
                 "POST",
                 doc_type,
-                content=dumps_exact(body).encode(),
+                content=exactjson.dumps(body).encode(),
                 headers={"Content-Type": "application/json"},
                 timeout=request.timeout,
             )
@@ -291,7 +275,7 @@ class OracleFusionConnector:
     async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
         records, next_cursor, more = await self._changes(ONHAND, cursor, limit, fields=None)
         return ChangeBatch(
-            records=[dumps_exact(r).encode() for r in records], cursor=next_cursor, has_more=more
+            records=[exactjson.dumps(r).encode() for r in records], cursor=next_cursor, has_more=more
         )
 
     async def read_status_changes(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
@@ -316,7 +300,7 @@ class OracleFusionConnector:
         out: list[bytes] = []
         for doc_type, record in taken:
             cursors[doc_type] = _advance(cursors.get(doc_type), str(record.get("LastUpdateDate", "")))
-            out.append(dumps_exact(self._status_record(doc_type, record)).encode())
+            out.append(exactjson.dumps(self._status_record(doc_type, record)).encode())
         return ChangeBatch(records=out, cursor=json.dumps(cursors, sort_keys=True), has_more=more)
 
     async def _changes(
@@ -380,7 +364,7 @@ class OracleFusionConnector:
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
-            body = loads_exact(response.content)
+            body = exactjson.loads(response.content)
         except ValueError as exc:
             raise ErpError(f"Fusion answered with non-JSON: {response.text[:200]!r}", erp=ERP) from exc
         if not isinstance(body, dict):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,16 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
 from returnbridge.connectors.http import HttpTransport
+from returnbridge.connectors.secrets import read_secret
+from returnbridge.domain.erps import SAP_S4HANA
 from returnbridge.errors import (
     AmbiguousErpError,
-    ConfigError,
     ErpAuthError,
     ErpError,
     PermanentErpError,
     TransientErpError,
 )
 
-ERP = "sap_s4hana"
+ERP = SAP_S4HANA.name
 CUSTOMER_RETURN = "A_CustomerReturn"
 RETURNS_DELIVERY = "A_ReturnsDeliveryHeader"
 CREDIT_MEMO_REQUEST = "A_CreditMemoRequest"
@@ -50,23 +50,6 @@ _STOCK_ORDER = (
     "SDDocumentItem,InventorySpecialStockType,InventoryStockType"
 )
 _SNAPSHOT = "snapshot:"
-
-
-def read_secret(inline: SecretStr | None, env: str | None, path: Path | None, what: str) -> SecretStr:
-    """A secret from the environment, a file or the config itself (in that order of preference)."""
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise ConfigError(f"{what}: environment variable {env} is not set")
-        return SecretStr(value)
-    if path is not None:
-        try:
-            return SecretStr(path.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from exc
-    if inline is not None:
-        return inline
-    raise ConfigError(f"{what}: set one of *_env, *_file or the value itself")
 
 
 class SapODataConfig(BaseModel):
@@ -194,7 +177,7 @@ class SapODataConnector:
             client=client,
         )
         self._password = (
-            read_secret(config.password, config.password_env, config.password_file, "sap_odata password")
+            read_secret(config.password, config.password_env, config.password_file, name="sap_odata password")
             if config.auth == "basic"
             else None
         )
@@ -203,7 +186,7 @@ class SapODataConnector:
                 config.client_secret,
                 config.client_secret_env,
                 config.client_secret_file,
-                "sap_odata client_secret",
+                name="sap_odata client_secret",
             )
             if config.auth == "oauth2"
             else None
@@ -274,7 +257,7 @@ class SapODataConnector:
         )
         if response.status_code >= 400:
             raise self._error(response)
-        token = response.headers.get("x-csrf-token")
+        token: str | None = response.headers.get("x-csrf-token")
         if not token or token.lower() == "required":
             raise TransientErpError(
                 "SAP returned no CSRF token", erp=ERP, code="CSRF", http_status=response.status_code

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
-from returnbridge.connectors.sap_odata import read_secret
+from returnbridge.connectors.secrets import read_secret
+from returnbridge.domain.erps import SAP_S4HANA
 from returnbridge.errors import (
     AmbiguousErpError,
     ConfigError,
@@ -27,7 +28,7 @@ from returnbridge.errors import (
     TransientErpError,
 )
 
-ERP = "sap_s4hana"
+ERP = SAP_S4HANA.name
 DOCUMENT_TYPE = "BAPI_CUSTOMERRETURN_CREATE"
 _SNAPSHOT = "snapshot:"
 # BCD (packed) fields of the BAPI tables: pyrfc wants Decimal, the mapper sends decimal strings.
@@ -110,7 +111,7 @@ class SapRfcConfig(BaseModel):
             params["saprouter"] = self.saprouter
         params.update(self.extra_params)
         params["passwd"] = read_secret(
-            self.password, self.password_env, self.password_file, "sap_rfc password"
+            self.password, self.password_env, self.password_file, name="sap_rfc password"
         ).get_secret_value()
         return params
 

@@ -16,10 +16,12 @@ import grpc
 from google.protobuf import json_format
 
 from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc
+from returnbridge.domain.erps import ERPS
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-_ERPS = {"netsuite": 1, "sap": 2, "sap_s4hana": 2, "oracle_fusion": 3, "oracle_ebs": 4}
+# Names and aliases accepted by --erp -> the ERP enum value the server filters on.
+_ERPS = {alias: erp.enum_value for erp in ERPS.values() for alias in (erp.name, *erp.aliases)}
 
 
 def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
@@ -97,7 +99,7 @@ def _main(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
 
 
-def add_dlq_commands(subparsers: Any) -> None:
+def add_dlq_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``dlq list|show|replay|discard`` on the top-level CLI's subparsers."""
     dlq = subparsers.add_parser("dlq", help="inspect, replay or discard dead letters (over gRPC)")
     dlq.add_argument("--server", default=os.environ.get("RETURNBRIDGE_GRPC_TARGET", DEFAULT_TARGET))

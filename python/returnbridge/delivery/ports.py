@@ -1,23 +1,8 @@
-"""What the pipeline needs from the mapper and the alerter, as protocols (real classes or test doubles)."""
+"""What delivery needs of the alerter, as a protocol (the real Alerter or a test double)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
-
-from returnbridge.errors import TranslationError
-
-
-class MapperLike(Protocol):
-    def translate(self, document: bytes) -> bytes: ...
-
-    def translate_batch(self, documents: Sequence[bytes]) -> list[bytes | TranslationError]: ...
-
-
-class MapperSource(Protocol):
-    """``returnbridge.mapping.MappingRegistry`` or a test double."""
-
-    def get(self, mapping_id: str) -> MapperLike: ...
 
 
 class AlerterLike(Protocol):

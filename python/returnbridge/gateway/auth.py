@@ -15,8 +15,8 @@ import grpc
 import jwt
 
 from returnbridge.audit.redact import register_secret
+from returnbridge.domain.context import Principal
 from returnbridge.errors import AuthError, ConfigError
-from returnbridge.gateway.context import Principal
 from returnbridge.gateway.rbac import ROLES
 from returnbridge.gateway.security_config import SecurityConfig
 

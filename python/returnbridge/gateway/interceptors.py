@@ -13,32 +13,27 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.redact import redact_text
-from returnbridge.errors import (
-    ErpError,
-    PermissionDeniedError,
-    RateLimitedError,
-    ReturnBridgeError,
-    TranslationError,
-    ValidationError,
-)
-from returnbridge.gateway.auth import Authenticator
-from returnbridge.gateway.context import (
+from returnbridge.domain.context import (
     maybe_principal,
     new_request_id,
     set_principal,
     set_request_id,
 )
+from returnbridge.errors import (
+    PermissionDeniedError,
+    RateLimitedError,
+    ReturnBridgeError,
+)
+from returnbridge.gateway.auth import Authenticator
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.rbac import authorize
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import count_api_call
+from returnbridge.services.errors import status_for_error
 
 __all__ = [
     "AuthInterceptor",
@@ -103,7 +98,7 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, around: Around) -
     return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)
 
 
-class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -112,64 +107,10 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap_handler(handler, handler_call_details.method, self.around)  # type: ignore[attr-defined]
+        return _wrap_handler(handler, handler_call_details.method, self.around)
 
     def around(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
-
-
-def _pack(message: Any) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-
-def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Status:
-    """The rich gRPC status for one of our errors (BadRequest / RetryInfo + QuotaFailure details)."""
-    code: grpc.StatusCode = exc.grpc_status
-    # ERP messages can echo document content (names, e-mails) back at us; never pass those on verbatim.
-    message = redact_text(str(exc)) if isinstance(exc, ErpError) else str(exc)
-    details: list[any_pb2.Any] = []
-    if isinstance(exc, ValidationError) and exc.violations:
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                        for v in exc.violations
-                    ]
-                )
-            )
-        )
-    elif isinstance(exc, TranslationError):
-        field = exc.path or exc.rule or "document"
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
-                    ]
-                )
-            )
-        )
-    elif isinstance(exc, RateLimitedError):
-        seconds = max(exc.retry_after, 0.0)
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(round(seconds * 1e9))
-        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-        details.append(
-            _pack(
-                error_details_pb2.QuotaFailure(
-                    violations=[
-                        error_details_pb2.QuotaFailure.Violation(subject=exc.quota, description=message)
-                    ]
-                )
-            )
-        )
-    if request_id:
-        details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
-    return rpc_status.to_status(status)
 
 
 def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
@@ -180,11 +121,11 @@ def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
     if code is None:
         return default
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)
     if isinstance(code, int):
         for candidate in grpc.StatusCode:
             if candidate.value[0] == code:
-                return candidate.name
+                return str(candidate.name)
     return default
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from returnbridge.domain.context import Principal
 from returnbridge.errors import RateLimitedError
-from returnbridge.gateway.context import Principal
 from returnbridge.gateway.security_config import RateLimitConfig
 
 __all__ = ["RateLimiter", "TokenBucket"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from returnbridge.domain.context import Principal, current_principal
 from returnbridge.errors import PermissionDeniedError
-from returnbridge.gateway.context import Principal, current_principal
 
 __all__ = [
     "METHOD_PERMISSIONS",

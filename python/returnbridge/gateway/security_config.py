@@ -17,7 +17,6 @@ __all__ = [
     "JwtConfig",
     "MtlsPrincipalConfig",
     "RateLimitConfig",
-    "ReferenceDataConfig",
     "SecurityConfig",
     "TlsConfig",
     "parse_section",
@@ -212,16 +211,6 @@ class RateLimitConfig(_Model):
     )
     # Bound on remembered buckets; the least recently used are forgotten (they refill to full anyway).
     max_tracked_keys: int = Field(default=10_000, ge=10)
-
-
-class ReferenceDataConfig(_Model):
-    """Where known locations, cost centers, vendor codes and SKUs come from (YAML); empty sets are not checked."""
-
-    file: Path | None = None
-    locations: list[str] = Field(default_factory=list)
-    cost_centers: list[str] = Field(default_factory=list)
-    vendor_codes: list[str] = Field(default_factory=list)
-    skus: list[str] = Field(default_factory=list)
 
 
 class SecurityConfig(_Model):

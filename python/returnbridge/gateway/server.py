@@ -9,9 +9,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.api.v1 import admin_pb2, inventory_pb2, returns_pb2, translation_pb2
-from returnbridge.config import GrpcSettings
 from returnbridge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,25 @@ API_SERVICES: tuple[str, ...] = (
 )
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class GrpcSettings(BaseModel):
+    """The ``grpc:`` config section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    # Calls the core queues before the application takes them; grpc's default (~1,000) CANCELs the rest.
+    max_pending_requests: int = Field(default=20_000, ge=1)
+    # How long a queued call may wait for the application before grpc CANCELs it (grpc's default: 30 s).
+    # A burst of 10,000 submissions takes longer than 30 s to drain on 2 cores.
+    max_queued_seconds: int = Field(default=300, ge=1)
+    max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_send_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Seconds in-flight calls get to finish on SIGTERM/SIGINT.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    reflection: bool = True
 
 
 def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:

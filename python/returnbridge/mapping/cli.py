@@ -22,7 +22,9 @@ from returnbridge.errors import MappingError, NotFoundError, ReturnBridgeError, 
 _PROTOBUF_PREFIX = "application/x-protobuf"
 
 
-def add_mapping_commands(subparsers: Any) -> argparse.ArgumentParser:
+def add_mapping_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register ``mapping check``, ``mapping test`` and ``mapping explain`` on an argparse subparsers object.
 
     Each sub-command sets ``func`` (taking the parsed namespace, returning the exit code 0/1).

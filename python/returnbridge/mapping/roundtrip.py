@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from google.protobuf.message import DecodeError
 
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.domain.erps import ERPS
 from returnbridge.errors import NotFoundError, TranslationError
 
 RTV = returns_pb2.DISPOSITION_RETURN_TO_VENDOR
@@ -63,56 +64,10 @@ HEADER_FIELDS: dict[str, Callable[[returns_pb2.ReturnOrder], Any]] = {
     "refund_amount": lambda o: _dec(o.refund.amount.amount),
 }
 
-_NS_LINES = ("line_id", "sku", "quantity", "price", "tax", "cost_center", "vendor_code", "site")
-_ORDER_LINES = (
-    "line_id", "sku", "quantity", "price", "cost_center", "vendor_code", "site", "sub_location", "original_line",
-)  # fmt: skip
-
-#: mapping id -> (header fields, line fields) its document carries and its echo reads back.
+#: mapping id -> (header fields, line fields) its document carries and its echo reads back; declared per
+#: ERP document in ``domain/erps.py``.
 CARRIED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "netsuite/return_authorization": (
-        ("rma_number", "return_id", "customer", "currency", "original_order", "restocking_fee"),
-        (
-            "line_id",
-            "sku",
-            "quantity",
-            "price",
-            "tax",
-            "serials",
-            "cost_center",
-            "vendor_code",
-            "site",
-            "lot",
-        ),
-    ),
-    "netsuite/item_receipt": (
-        ("return_id",),
-        ("line_id", "sku", "quantity", "serials", "cost_center", "vendor_code", "site", "lot"),
-    ),
-    "netsuite/credit_memo": (
-        ("return_id", "customer", "restocking_fee", "tax_total", "refund_amount"),
-        _NS_LINES,
-    ),
-    "netsuite/cash_refund": (("return_id", "restocking_fee", "tax_total", "refund_amount"), _NS_LINES),
-    "sap/customer_return": (
-        ("customer", "currency", "original_order"),
-        ("sku", "quantity", "serials", "vendor_rtv", "site", "sub_location", "original_line"),
-    ),
-    "sap/returns_delivery": ((), ("quantity", "serials", "cost_center", "site", "sub_location", "lot")),
-    "sap/credit_memo_request": (("customer", "currency"), ("sku", "quantity", "price", "site")),
-    # REF_DOC_IT is NUMC(6): the original line id comes back zero-padded, so it is not compared.
-    "sap/rfc_customer_return": (
-        ("currency", "customer", "original_order"),
-        ("sku", "quantity", "site", "sub_location", "lot"),
-    ),
-    "oracle/return_order": (("rma_number", "customer", "currency", "original_order_by_line"), _ORDER_LINES),
-    "oracle/receipt": (
-        ("customer",),
-        ("line_id", "sku", "quantity", "serials", "site", "sub_location", "lot"),
-    ),
-    "oracle/credit_memo": (("customer", "currency"), ("sku", "quantity", "price")),
-    "oracle_ebs/rma": (("rma_number", "customer", "currency", "original_order_by_line"), _ORDER_LINES),
-    "oracle_ebs/credit_memo": ((), ("quantity", "price")),
+    doc.mapping: (doc.header_fields, doc.line_fields) for erp in ERPS.values() for doc in erp.documents
 }
 
 
@@ -129,7 +84,8 @@ def _ebs_serials(payload: dict[str, Any]) -> list[list[str]]:
     return grouped
 
 
-#: Fields a document carries in a shape the echo language cannot regroup; checked on the payload itself.
+#: Fields a document carries in a shape the echo language cannot regroup; checked on the payload itself
+#: (these read one pack's payload layout, so they live with the mapping code, not the ERP descriptor).
 PAYLOAD_CHECKS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
     "sap/rfc_customer_return": ("price", _rfc_prices),
     "oracle_ebs/rma": ("serials", _ebs_serials),

@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from returnbridge.api.v1 import common_pb2, returns_pb2
-
-ErpName = Literal["netsuite", "sap_s4hana", "oracle_fusion", "oracle_ebs"]
-
-ERP_SYSTEMS: dict[str, int] = {
-    "netsuite": common_pb2.ERP_SYSTEM_NETSUITE,
-    "sap_s4hana": common_pb2.ERP_SYSTEM_SAP_S4HANA,
-    "oracle_fusion": common_pb2.ERP_SYSTEM_ORACLE_FUSION,
-    "oracle_ebs": common_pb2.ERP_SYSTEM_ORACLE_EBS,
-}
-ERP_NAMES: dict[int, str] = {value: key for key, value in ERP_SYSTEMS.items()}
-
-# The cross-team contract: each outbound mapping feeds exactly one connector document type.
-CONTRACT_DOCUMENT_TYPES: dict[str, str] = {
-    "netsuite/return_authorization": "returnAuthorization",
-    "netsuite/item_receipt": "itemReceipt",
-    "netsuite/credit_memo": "creditMemo",
-    "netsuite/cash_refund": "cashRefund",
-    "sap/customer_return": "A_CustomerReturn",
-    "sap/returns_delivery": "A_ReturnsDeliveryHeader",
-    "sap/credit_memo_request": "A_CreditMemoRequest",
-    "sap/rfc_customer_return": "BAPI_CUSTOMERRETURN_CREATE",
-    "oracle/return_order": "salesOrdersForOrderHub",
-    "oracle/receipt": "receivingReceiptRequests",
-    "oracle/credit_memo": "receivablesCreditMemos",
-    "oracle_ebs/rma": "OE_ORDER_PUB.PROCESS_ORDER",
-    "oracle_ebs/credit_memo": "AR_CREDIT_MEMO_API_PUB.CREATE_REQUEST",
-}
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.domain.enums import enum_short, enum_value
+from returnbridge.domain.erps import ERPS, contract_document_type
+from returnbridge.domain.steps import PlannedStep
 
 
-def enum_value(enum: object, prefix: str, name: str) -> int:
-    """``"refunded"`` -> ``LIFECYCLE_EVENT_REFUNDED`` value; raises ValueError naming the allowed names."""
-    full = prefix + name.strip().upper()
-    try:
-        return int(enum.Value(full))  # type: ignore[attr-defined]
-    except ValueError:
-        allowed = [n[len(prefix) :] for n in enum.keys() if not n.endswith("UNSPECIFIED")]  # type: ignore[attr-defined]
-        raise ValueError(f"{name!r} is not one of {allowed}") from None
+def _known_erp(value: str) -> str:
+    if value not in ERPS:
+        raise ValueError(f"unknown ERP {value!r}; known: {sorted(ERPS)}")
+    return value
 
 
-def enum_short(enum: object, prefix: str, value: int) -> str:
-    return str(enum.Name(value))[len(prefix) :]  # type: ignore[attr-defined]
+#: An ERP family name from ``domain/erps.py``.
+ErpName = Annotated[str, AfterValidator(_known_erp)]
 
 
 class FlowStep(BaseModel):
@@ -83,7 +53,7 @@ class FlowStep(BaseModel):
 
     @model_validator(mode="after")
     def _contract(self) -> FlowStep:
-        expected = CONTRACT_DOCUMENT_TYPES.get(self.mapping)
+        expected = contract_document_type(self.mapping)
         if expected is not None and expected != self.document_type:
             raise ValueError(
                 f"mapping {self.mapping!r} feeds document type {expected!r}, not {self.document_type!r}"
@@ -128,32 +98,6 @@ class Flow(BaseModel):
         return [step for step in self.events.get(event, ()) if step.applies(order)]
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedStep:
-    """A step as carried in the delivery message header, so workers and replays need no routing config."""
-
-    step: str
-    mapping: str
-    document_type: str
-    source: str = ""
-    # "" (posts no amount), "gross" or "net": see FlowStep.posts_amount.
-    posts_amount: str = ""
-
-    @classmethod
-    def of(cls, step: FlowStep) -> PlannedStep:
-        return cls(step.step, step.mapping, step.document_type, step.source, step.amount_basis)
-
-
-def _basis(value: object) -> str:
-    # Messages accepted before amount bases existed carry a bool.
-    if value is True:
-        return "gross"
-    return value if value in ("gross", "net") else ""  # type: ignore[return-value]
-
-
-def encode_steps(steps: list[PlannedStep]) -> str:
-    return json.dumps([[s.step, s.mapping, s.document_type, s.source, s.posts_amount] for s in steps])
-
-
-def decode_steps(text: str) -> list[PlannedStep]:
-    return [PlannedStep(str(a), str(b), str(c), str(d), _basis(e)) for a, b, c, d, e in json.loads(text)]
+def planned(step: FlowStep) -> PlannedStep:
+    """The header form of a flow step."""
+    return PlannedStep(step.step, step.mapping, step.document_type, step.source, step.amount_basis)

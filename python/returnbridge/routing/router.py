@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.domain.enums import enum_short
+from returnbridge.domain.erps import erp_enum
+from returnbridge.domain.steps import PlannedStep
 from returnbridge.errors import RoutingError
-from returnbridge.routing.flows import ERP_SYSTEMS, PlannedStep, enum_short
+from returnbridge.routing.flows import planned
 from returnbridge.routing.rules import Conditions, RoutingConfig, load_routing_file
 
 DEFAULT_RULE = "default"
@@ -122,9 +125,9 @@ class Router:
             rule_name, target_name, lane = DEFAULT_RULE, self.config.default.target, self.config.default.lane
         target = self.config.targets[target_name]
         flow = self.config.flows[target.flow]
-        steps = [PlannedStep.of(step) for step in flow.plan(order)]
+        steps = [planned(step) for step in flow.plan(order)]
         decision = returns_pb2.RouteDecision(
-            erp=ERP_SYSTEMS[target.erp],  # type: ignore[arg-type]
+            erp=erp_enum(target.erp),  # type: ignore[arg-type]
             target=target_name,
             flow=f"{target.flow}." + ("+".join(s.step for s in steps) if steps else "none"),
             document_types=[s.document_type for s in steps],

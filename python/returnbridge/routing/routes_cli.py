@@ -77,7 +77,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_routes_commands(subparsers: Any) -> None:
+def add_routes_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``routes check|explain`` on the top-level CLI's subparsers."""
     routes = subparsers.add_parser("routes", help="validate routing files and explain routing decisions")
     sub = routes.add_subparsers(dest="routes_command", required=True, metavar="ACTION")

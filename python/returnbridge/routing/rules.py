@@ -12,8 +12,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.domain.enums import enum_value
 from returnbridge.errors import RoutingError
-from returnbridge.routing.flows import ErpName, Flow, enum_value
+from returnbridge.routing.flows import ErpName, Flow
 
 DEFAULT_ROUTES = Path(__file__).with_name("default_routes.yaml")
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")

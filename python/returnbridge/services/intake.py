@@ -19,12 +19,13 @@ from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_IDEMPOTENCY, H_LANE, H_RULE, H_STEPS
+from returnbridge.domain.context import current_principal
+from returnbridge.domain.enums import enum_short
+from returnbridge.domain.steps import encode_steps
+from returnbridge.domain.validation import Validator, default_validator
 from returnbridge.errors import ConflictError, FieldViolation, ReturnBridgeError, ValidationError
-from returnbridge.gateway.context import current_principal
 from returnbridge.observability.metrics import count_processing
-from returnbridge.routing.flows import encode_steps, enum_short
 from returnbridge.routing.router import Router
-from returnbridge.services.validation_seam import Validator, default_validator
 from returnbridge.sync.status import SyncStateStore, is_acceptance
 
 
@@ -184,7 +185,7 @@ class Intake:
         route: returns_pb2.RouteDecision | None = None,
     ) -> returns_pb2.SubmitReturnResponse:
         accepted_at = Timestamp()
-        accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))  # type: ignore[arg-type]
+        accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))
         if route is None:
             route = returns_pb2.RouteDecision.FromString(base64.b64decode(str(record["route"])))
         return returns_pb2.SubmitReturnResponse(
@@ -192,7 +193,7 @@ class Intake:
             return_id=order.return_id,
             version=order.version,
             outcome=outcome,  # type: ignore[arg-type]
-            stream_sequence=int(record["stream_sequence"]),  # type: ignore[call-overload]
+            stream_sequence=int(record["stream_sequence"]),
             accepted_at=accepted_at,
             route=route,
             idempotency_key=str(record["key"]),

@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from returnbridge.api.v1 import inventory_pb2, inventory_pb2_grpc
-from returnbridge.errors import ReturnBridgeError
-from returnbridge.gateway.context import current_principal
-from returnbridge.services.errors import abort
+from returnbridge.domain.context import current_principal
 from returnbridge.sync.inventory import InventoryStore
 
 
@@ -22,36 +20,27 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def GetInventory(
         self, request: inventory_pb2.GetInventoryRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.InventoryLevel:
-        try:
-            tenant = current_principal().tenant_id
-            return await self._store.get(
-                tenant, request.sku, request.location.site, request.location.sub_location, request.target
-            )
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        tenant = current_principal().tenant_id
+        return await self._store.get(
+            tenant, request.sku, request.location.site, request.location.sub_location, request.target
+        )
 
     async def ListInventory(
         self, request: inventory_pb2.ListInventoryRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ListInventoryResponse:
-        try:
-            levels, token = await self._store.list(
-                current_principal().tenant_id,
-                skus=set(request.skus),
-                sites=set(request.sites),
-                page_size=request.page_size,
-                page_token=request.page_token,
-            )
-            return inventory_pb2.ListInventoryResponse(levels=levels, next_page_token=token)
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        levels, token = await self._store.list(
+            current_principal().tenant_id,
+            skus=set(request.skus),
+            sites=set(request.sites),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return inventory_pb2.ListInventoryResponse(levels=levels, next_page_token=token)
 
     async def WatchInventory(
         self, request: inventory_pb2.WatchInventoryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[inventory_pb2.InventoryUpdate]:
-        try:
-            tenant = current_principal().tenant_id
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        tenant = current_principal().tenant_id
         async for update in self._store.watch(
             tenant,
             skus=set(request.skus),

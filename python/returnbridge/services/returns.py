@@ -10,12 +10,12 @@ import grpc
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError as JsNotFoundError
 
-from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc, sync_pb2
+from returnbridge.api.v1 import common_pb2, returns_pb2, returns_pb2_grpc, sync_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ordered_config
-from returnbridge.errors import NotFoundError, ReturnBridgeError, ValidationError
-from returnbridge.gateway.context import current_principal
-from returnbridge.services.errors import abort, internal_item_error, item_error
+from returnbridge.domain.context import current_principal
+from returnbridge.errors import NotFoundError, ValidationError
+from returnbridge.services.errors import item_result
 from returnbridge.services.intake import Intake
 from returnbridge.sync.status import SyncStateStore, to_proto
 
@@ -41,10 +41,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
     async def SubmitReturn(
         self, request: returns_pb2.SubmitReturnRequest, context: grpc.aio.ServicerContext
     ) -> returns_pb2.SubmitReturnResponse:
-        try:
-            return await self._intake.submit(request)
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        return await self._intake.submit(request)
 
     async def SubmitReturns(
         self,
@@ -63,13 +60,13 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
                 version=request.return_order.version,
             )
             try:
-                result.accepted.CopyFrom(await self._intake.submit(request))
-            except ReturnBridgeError as exc:
-                result.error.CopyFrom(item_error(exc))
-            except Exception as exc:  # noqa: BLE001 - one bad item must not end the stream
-                result.error.CopyFrom(internal_item_error(f"{type(exc).__name__}: {exc}"))
+                outcome = await item_result(self._intake.submit(request))
             finally:
                 slots.release()
+            if isinstance(outcome, common_pb2.ItemError):
+                result.error.CopyFrom(outcome)
+            else:
+                result.accepted.CopyFrom(outcome)
             await results.put(result)
 
         async def feed() -> None:
@@ -97,26 +94,20 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
     async def GetReturnStatus(
         self, request: returns_pb2.GetReturnStatusRequest, context: grpc.aio.ServicerContext
     ) -> sync_pb2.ReturnSyncStatus:
-        try:
-            if not request.return_id:
-                raise ValidationError("return_id is required")
-            tenant = current_principal().tenant_id
-            record = await self._status.get(tenant, request.return_id)
-            if record is None or record["tenant_id"] != tenant:
-                raise NotFoundError(f"return {request.return_id!r} not found")
-            return to_proto(record)
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        if not request.return_id:
+            raise ValidationError("return_id is required")
+        tenant = current_principal().tenant_id
+        record = await self._status.get(tenant, request.return_id)
+        if record is None or record["tenant_id"] != tenant:
+            raise NotFoundError(f"return {request.return_id!r} not found")
+        return to_proto(record)
 
     async def WatchSyncEvents(
         self, request: returns_pb2.WatchSyncEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[sync_pb2.SyncEvent]:
         """Ordered ephemeral consumer on ``rb.status.<caller tenant>``; events carry their stream sequence."""
-        try:
-            tenant = current_principal().tenant_id
-            subject = subjects.status(tenant)
-        except ReturnBridgeError as exc:
-            await abort(context, exc)
+        tenant = current_principal().tenant_id
+        subject = subjects.status(tenant)
         policy, config = ordered_config(request.after_sequence, request.from_beginning)
         return_ids = set(request.return_ids)
         erps = set(request.erps)
@@ -131,7 +122,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
                 idle_heartbeat=2.0,
             )
         except JsNotFoundError:
-            await abort(context, NotFoundError("event stream not available"))
+            raise NotFoundError("event stream not available") from None
         try:
             while True:
                 try:

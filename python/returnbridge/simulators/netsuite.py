@@ -5,15 +5,19 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
-from returnbridge.connectors.netsuite import parse_json
+from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX
 from returnbridge.simulators.kit import SimulatorKit
 from returnbridge.simulators.netsuite_auth import AuthFailure, OAuth2Client, OAuth2Issuer, TbaVerifier
+
+# Re-exported: callers configure the simulator through this module.
+from returnbridge.simulators.netsuite_config import NetSuiteSimulatorConfig as NetSuiteSimulatorConfig
+from returnbridge.simulators.netsuite_config import OAuth2ClientConfig as OAuth2ClientConfig
+from returnbridge.simulators.netsuite_config import TbaToken as TbaToken
 from returnbridge.simulators.netsuite_records import (
     RECORD,
     STANDALONE,
@@ -39,63 +43,6 @@ REST = "/services/rest"
 SUITEQL = REST + "/query/v1/suiteql"
 TOKEN = REST + "/auth/oauth2/v1/token"
 NS_CONTROL = CONTROL_PREFIX + "netsuite/"
-
-
-class TbaToken(BaseModel):
-    consumer_key: str
-    secret: str
-
-
-class OAuth2ClientConfig(BaseModel):
-    client_id: str
-    certificate_id: str
-    public_key_pem: str
-
-
-class NetSuiteSimulatorConfig(BaseModel):
-    """Simulator settings; the defaults are what ``returnbridge serve`` runs with (never production secrets)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    account_id: str = "1234567"
-    #: OAuth 1.0a realm; default: account id upper case with "-" -> "_" (sandbox "1234567_SB1").
-    realm: str | None = None
-    consumers: dict[str, str] = Field(default_factory=lambda: {"rb-sim-consumer": "rb-sim-consumer-secret"})
-    tokens: dict[str, TbaToken] = Field(
-        default_factory=lambda: {
-            "rb-sim-token": TbaToken(consumer_key="rb-sim-consumer", secret="rb-sim-token-secret")
-        }
-    )
-    oauth2_clients: list[OAuth2ClientConfig] = Field(default_factory=list)
-    access_token_lifetime: int = Field(default=3600, ge=1)
-    timestamp_max_age: int = Field(default=300, ge=1)
-    #: How far a timestamp may lag the newest one seen for the token (requests race each other).
-    timestamp_backward_tolerance: int = Field(default=5, ge=0)
-    #: Status of a new return authorization (unconfirmed which one an account uses: it is a preference).
-    ra_initial_status: Literal["Pending Receipt", "Pending Approval"] = "Pending Receipt"
-    #: Requests in flight across the account (0 = unlimited); developer accounts allow 5.
-    concurrency_limit: int = Field(default=5, ge=0)
-    #: What an over-limit request gets (REST status and body are unconfirmed).
-    concurrency_status: int = 429
-    concurrency_error_code: str = "CONCURRENCY_LIMIT_EXCEEDED"
-    concurrency_retry_after: int | None = 1
-    duplicate_error_code: str = "DUP_RCRD"
-    require_prefer_transient: bool = True
-    field_lengths: dict[str, int] = Field(
-        default_factory=lambda: {
-            "externalId": 255,
-            "memo": 999,
-            "otherRefNum": 45,
-            "description": 999,
-            "custom": 300,
-            "receiptInventoryNumber": 255,
-        }
-    )
-    suiteql_max_limit: int = 1000
-    seed: bool = True
-
-    def resolved_realm(self) -> str:
-        return self.realm or self.account_id.replace("-", "_").upper()
 
 
 # -- reference data -------------------------------------------------------------------------------
@@ -277,7 +224,7 @@ class NetSuiteSimulator(RecordBook):
         if not raw:
             return {}
         try:
-            body = parse_json(raw)
+            body = exactjson.loads(raw)
         except ValueError as exc:
             raise user_error(f"Invalid JSON in request body: {exc}") from None
         if not isinstance(body, dict):

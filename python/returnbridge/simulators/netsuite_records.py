@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from returnbridge.connectors.netsuite import encode_json
+from returnbridge import exactjson
 from returnbridge.simulators.kit import SimulatorKit
 from returnbridge.simulators.netsuite_suiteql import Row
 
 RECORD = "/services/rest/record/v1"
 
 if TYPE_CHECKING:
-    from returnbridge.simulators.netsuite import NetSuiteSimulatorConfig
+    from returnbridge.simulators.netsuite_config import NetSuiteSimulatorConfig
 
 RA_STATUS = {
     "A": "Pending Approval",
@@ -100,7 +100,7 @@ def _section(status: int) -> int:
 
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        body=encode_json(body), status=status, content_type="application/json", headers=headers
+        body=exactjson.dumps_bytes(body), status=status, content_type="application/json", headers=headers
     )
 
 

@@ -114,9 +114,6 @@ class FusionError(Exception):
         self.details = details
 
 
-dumps_exact = exactjson.dumps
-
-
 # --- q= filter -------------------------------------------------------------------------------------------
 
 _CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|<>|!=|=|>|<)\s*(.*?)\s*$", re.S)
@@ -341,7 +338,9 @@ class OracleSimulator:
         content_type: str = ITEM_CT,
         headers: dict[str, str] | None = None,
     ) -> web.Response:
-        return web.Response(status=status, text=dumps_exact(body), content_type=content_type, headers=headers)
+        return web.Response(
+            status=status, text=exactjson.dumps(body), content_type=content_type, headers=headers
+        )
 
     def _href(self, request: web.Request, path: str) -> str:
         return f"{request.scheme}://{request.host}{API_ROOT}/{path}"

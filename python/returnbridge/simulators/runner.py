@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from returnbridge.config import SimulatorSettings
 from returnbridge.simulators import netsuite, oracle, sap
 from returnbridge.simulators.kit import RunningSimulator, SimulatorKit
 from returnbridge.simulators.sap_backend import SapSimulatorConfig
+from returnbridge.simulators.settings import SimulatorSettings
 
 #: Routing targets of the shipped routing file, served by these simulators on embedded defaults.
 EMBEDDED_TARGETS = ("netsuite", "sap", "oracle_fusion")

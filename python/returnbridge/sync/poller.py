@@ -16,7 +16,7 @@ from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
 from returnbridge.connectors.base import ChangeBatch, Connector
-from returnbridge.delivery.ports import MapperSource
+from returnbridge.domain.erps import ERPS, erp_enum
 from returnbridge.errors import (
     ErpAuthError,
     ErpError,
@@ -25,18 +25,12 @@ from returnbridge.errors import (
     ReturnBridgeError,
     TranslationError,
 )
+from returnbridge.mapping.ports import MapperSource
 from returnbridge.observability.metrics import count_erp_call, count_processing
-from returnbridge.routing.flows import ERP_SYSTEMS
 from returnbridge.sync.inventory import InventoryStore
 
 log = logging.getLogger(__name__)
 
-# Inbound mapping ids per ERP family (contract table).
-INBOUND_MAPPINGS: dict[str, tuple[str, str]] = {
-    "netsuite": ("netsuite/inventory_level", "netsuite/document_status"),
-    "sap_s4hana": ("sap/material_stock", "sap/document_status"),
-    "oracle_fusion": ("oracle/onhand", "oracle/document_status"),
-}
 
 Kind = Literal["inventory", "status"]
 
@@ -75,7 +69,8 @@ class PollTarget:
         explicit = self.config.inventory_mapping if kind == "inventory" else self.config.status_mapping
         if explicit:
             return explicit
-        defaults = INBOUND_MAPPINGS.get(self.connector.erp)
+        erp = ERPS.get(self.connector.erp)
+        defaults = erp.inbound if erp is not None else None
         if defaults is None:
             raise NotFoundError(f"no inbound mappings known for ERP {self.connector.erp!r}")
         return defaults[0] if kind == "inventory" else defaults[1]
@@ -201,13 +196,13 @@ class Poller:
                 level = inventory_pb2.InventoryLevel.FromString(output)
                 level.tenant_id = tenant
                 level.target = target.config.target
-                level.source_erp = ERP_SYSTEMS.get(target.connector.erp, 0)  # type: ignore[assignment]
+                level.source_erp = erp_enum(target.connector.erp)  # type: ignore[assignment]
                 await self._inventory.put(level)
                 await self._publisher.publish_event(subjects.inventory(tenant), level.SerializeToString())
             else:
                 status = inventory_pb2.DocumentStatus.FromString(output)
                 status.tenant_id = tenant
-                status.erp = ERP_SYSTEMS.get(target.connector.erp, 0)  # type: ignore[assignment]
+                status.erp = erp_enum(target.connector.erp)  # type: ignore[assignment]
                 if status.document_id:
                     await self._sync_state.put(
                         subjects.posted_key(tenant, status.document_type, status.document_id),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,9 +19,10 @@ from returnbridge.api.v1 import common_pb2, returns_pb2, sync_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import JsonRecord, get_json, modify_json, modify_json_versioned
 from returnbridge.bus.publisher import Publisher
-from returnbridge.gateway.context import request_id
-from returnbridge.gateway.reference_data import ISO_4217
-from returnbridge.routing.flows import ERP_SYSTEMS, PlannedStep, enum_short
+from returnbridge.domain.context import request_id
+from returnbridge.domain.enums import enum_short
+from returnbridge.domain.money import line_amount, minor_units
+from returnbridge.domain.steps import PlannedStep
 
 # Worst first: the return's overall state is the worst of its documents.
 _SEVERITY = {
@@ -57,12 +58,11 @@ def net_amount(order: returns_pb2.ReturnOrder) -> str:
 
     The same rule the gateway validates ``total_amount`` with; "" when a line has no usable price.
     """
-    exponent = Decimal(1).scaleb(-ISO_4217.get(order.currency, 2))
+    places = minor_units(order.currency)
     total = Decimal(0)
     try:
         for line in order.lines:
-            product = Decimal(line.quantity) * Decimal(line.unit_price.amount)
-            total += product.quantize(exponent, rounding=ROUND_HALF_UP)
+            total += line_amount(Decimal(line.quantity), Decimal(line.unit_price.amount), places)
     except InvalidOperation:
         return ""
     return str(total) if order.lines else ""
@@ -83,7 +83,7 @@ def version_state(record: JsonRecord, version: int) -> str:
     docs = [record["documents"][doc_key(version, s)]["state"] for s in entry["steps"]]
     if not docs:
         return str(entry["state"])
-    return max(docs, key=lambda s: _SEVERITY[s])
+    return str(max(docs, key=lambda s: _SEVERITY[s]))
 
 
 def is_acceptance(record: JsonRecord, version: int, event: str, accepted_at: float) -> bool:
@@ -399,7 +399,6 @@ def to_proto(record: JsonRecord) -> sync_pb2.ReturnSyncStatus:
 
 
 __all__ = [
-    "ERP_SYSTEMS",
     "RESOLVED",
     "SyncStateStore",
     "blocking_versions",

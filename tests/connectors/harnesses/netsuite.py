@@ -10,17 +10,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
 from connectors.harness import ALL_CAPABILITIES
+from returnbridge import exactjson
 from returnbridge.connectors.base import Connector, DocumentRequest
 from returnbridge.connectors.netsuite import (
     NetSuiteConfig,
     NetSuiteConnector,
     OAuth2AuthConfig,
     TbaAuthConfig,
-    encode_json,
 )
 from returnbridge.simulators.faults import FaultPlan
 from returnbridge.simulators.kit import RunningSimulator
-from returnbridge.simulators.netsuite import NetSuiteSimulator, NetSuiteSimulatorConfig, OAuth2ClientConfig
+from returnbridge.simulators.netsuite import NetSuiteSimulator
+from returnbridge.simulators.netsuite_config import NetSuiteSimulatorConfig, OAuth2ClientConfig
 
 CONSUMER_KEY, CONSUMER_SECRET = "rb-sim-consumer", "rb-sim-consumer-secret"
 TOKEN_ID, TOKEN_SECRET = "rb-sim-token", "rb-sim-token-secret"
@@ -122,7 +123,7 @@ class NetSuiteTbaHarness:
         return DocumentRequest(
             document_type="returnAuthorization",
             external_reference=external_reference,
-            payload=encode_json(ra_payload(quantity=quantity, rate=unit_price)),
+            payload=exactjson.dumps_bytes(ra_payload(quantity=quantity, rate=unit_price)),
             timeout=timeout,
         )
 
@@ -130,7 +131,7 @@ class NetSuiteTbaHarness:
         return DocumentRequest(
             document_type="returnAuthorization",
             external_reference=external_reference,
-            payload=encode_json(ra_payload(item="999999")),
+            payload=exactjson.dumps_bytes(ra_payload(item="999999")),
         )
 
     async def set_faults(self, plan: dict[str, Any]) -> None:

@@ -1,26 +1,150 @@
-"""Request validation before anything is written: every violation of a ReturnOrder, reported at once."""
+"""Validation of a return before anything is written: every violation at once, against reference data.
+
+One module for all of it: the reference data requests are checked against (currencies, locations, cost
+centers, vendors, SKUs), the complete check of a ReturnOrder, and the structural checks the pipeline relies on.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Final
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
-from returnbridge.errors import FieldViolation, ValidationError
-from returnbridge.gateway.context import current_principal, maybe_principal
-from returnbridge.gateway.reference_data import ReferenceData
+from returnbridge.domain.context import current_principal, maybe_principal
+from returnbridge.domain.money import ISO_4217, line_amount
+from returnbridge.errors import ConfigError, FieldViolation, ValidationError
 
 __all__ = [
     "MAX_EXTERNAL_REFERENCE",
     "MAX_LINES",
     "QUANTITY_DECIMALS",
+    "ReferenceData",
+    "ReferenceDataConfig",
+    "Validator",
+    "default_validator",
+    "full_validator",
+    "minimal_validate",
     "refuse_server_owned",
     "validate_return_order",
     "validate_submit_request",
 ]
+
+Validator = Callable[[returns_pb2.ReturnOrder], None]
+_POSITIVE_DECIMAL: Final = re.compile(r"^\d+(\.\d+)?$")
+
+
+class ReferenceDataConfig(BaseModel):
+    """Where known locations, cost centers, vendor codes and SKUs come from (YAML); empty sets are not checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Path | None = None
+    locations: list[str] = Field(default_factory=list)
+    cost_centers: list[str] = Field(default_factory=list)
+    vendor_codes: list[str] = Field(default_factory=list)
+    skus: list[str] = Field(default_factory=list)
+
+
+_SET_KEYS: Final = ("locations", "cost_centers", "vendor_codes", "skus")
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceData:
+    """Known codes; an empty set means "not checked". ``tenants`` holds per-tenant replacements of the sets."""
+
+    locations: frozenset[str] = frozenset()
+    cost_centers: frozenset[str] = frozenset()
+    vendor_codes: frozenset[str] = frozenset()
+    skus: frozenset[str] = frozenset()
+    currencies: Mapping[str, int] = field(default_factory=lambda: ISO_4217)
+    tenants: Mapping[str, ReferenceData] = field(default_factory=dict)
+
+    def for_tenant(self, tenant_id: str) -> ReferenceData:
+        """The sets that apply to ``tenant_id``: its own where it has them, the global ones otherwise."""
+        return self.tenants.get(tenant_id, self)
+
+    @classmethod
+    def from_config(cls, config: ReferenceDataConfig) -> ReferenceData:
+        """Inline lists from the config, merged with (and overridden per key by) the YAML file if one is named.
+
+        Raises:
+            ConfigError: the file is unreadable or malformed; the message names the file and key.
+        """
+        base = cls(
+            locations=frozenset(config.locations),
+            cost_centers=frozenset(config.cost_centers),
+            vendor_codes=frozenset(config.vendor_codes),
+            skus=frozenset(config.skus),
+        )
+        if config.file is None:
+            return base
+        return base._merge_file(config.file)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> ReferenceData:
+        return cls()._merge_file(path)
+
+    def _merge_file(self, path: Path) -> ReferenceData:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"reference data {path}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"reference data {path}: invalid YAML: {exc}") from exc
+        if raw is None:
+            return self
+        if not isinstance(raw, dict):
+            raise ConfigError(f"reference data {path}: top level must be a mapping")
+        unknown = sorted(set(raw) - {*_SET_KEYS, "currencies", "tenants"})
+        if unknown:
+            raise ConfigError(f"reference data {path}: unknown keys {unknown}")
+        merged = _apply_sets(self, raw, f"{path}")
+        currencies = dict(self.currencies)
+        for code, digits in (raw.get("currencies") or {}).items():
+            if not (isinstance(code, str) and len(code) == 3 and code.isalpha() and code.isupper()):
+                raise ConfigError(
+                    f"reference data {path}: currencies: {code!r} is not a 3-letter upper-case code"
+                )
+            if not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 4:
+                raise ConfigError(f"reference data {path}: currencies.{code}: minor units must be 0..4")
+            currencies[code] = digits
+        merged = replace(merged, currencies=MappingProxyType(currencies))
+        tenants_raw = raw.get("tenants") or {}
+        if not isinstance(tenants_raw, dict):
+            raise ConfigError(f"reference data {path}: tenants must map tenant ids to sets")
+        tenants = dict(self.tenants)
+        for tenant, sets in tenants_raw.items():
+            if not isinstance(sets, dict):
+                raise ConfigError(f"reference data {path}: tenants.{tenant} must be a mapping")
+            extra = sorted(set(sets) - set(_SET_KEYS))
+            if extra:
+                raise ConfigError(f"reference data {path}: tenants.{tenant}: unknown keys {extra}")
+            tenants[str(tenant)] = replace(_apply_sets(merged, sets, f"{path}: tenants.{tenant}"), tenants={})
+        return replace(merged, tenants=MappingProxyType(tenants))
+
+
+def _apply_sets(base: ReferenceData, raw: Mapping[str, Any], where: str) -> ReferenceData:
+    values: dict[str, frozenset[str]] = {}
+    for key in _SET_KEYS:
+        if key not in raw:
+            continue
+        items = raw[key] or []
+        if not isinstance(items, list) or not all(
+            isinstance(i, str | int) and not isinstance(i, bool) for i in items
+        ):
+            raise ConfigError(f"reference data {where}: {key} must be a list of codes")
+        values[key] = frozenset(str(i) for i in items)
+    return replace(base, **values)  # type: ignore[arg-type]
+
 
 MAX_LINES: Final = 2000
 MAX_ID_LENGTH: Final = 64
@@ -240,8 +364,7 @@ def validate_return_order(
         elif price is None:
             unpriced.append(index)
         else:
-            step = Decimal(1).scaleb(-(minor or 0))
-            line_total += (quantity * price).quantize(step, rounding=ROUND_HALF_UP)
+            line_total += line_amount(quantity, price, minor or 0)
 
         serials = list(line.serial_numbers)
         if line.serialized:
@@ -384,10 +507,11 @@ def validate_submit_request(request: returns_pb2.SubmitReturnRequest, reference:
     violations: list[FieldViolation] = []
     if not request.HasField("return_order"):
         raise ValidationError("return_order is required", [FieldViolation("return_order", "required")])
-    for check in (
+    checks: list[Callable[[], None]] = [
         lambda: refuse_server_owned(request.return_order),
         lambda: validate_return_order(request.return_order, reference),
-    ):
+    ]
+    for check in checks:
         try:
             check()
         except ValidationError as exc:
@@ -396,3 +520,44 @@ def validate_submit_request(request: returns_pb2.SubmitReturnRequest, reference:
         violations.append(FieldViolation("client_reference", "at most 128 characters"))
     if violations:
         raise ValidationError(f"invalid return_order: {len(violations)} problem(s)", violations)
+
+
+def minimal_validate(order: returns_pb2.ReturnOrder) -> None:
+    """The checks the pipeline itself relies on (ids, version, event, positive decimal quantities)."""
+    problems: list[FieldViolation] = []
+    if not order.return_id:
+        problems.append(FieldViolation("return_order.return_id", "required"))
+    if order.version == 0:
+        problems.append(FieldViolation("return_order.version", "must be >= 1"))
+    if order.event == returns_pb2.LIFECYCLE_EVENT_UNSPECIFIED:
+        problems.append(FieldViolation("return_order.event", "required"))
+    if order.erp_references:
+        problems.append(FieldViolation("return_order.erp_references", "owned by the server; must be empty"))
+    if not order.lines and order.event != returns_pb2.LIFECYCLE_EVENT_CANCELLED:
+        problems.append(FieldViolation("return_order.lines", "at least one line is required"))
+    for index, line in enumerate(order.lines):
+        try:
+            ok = bool(_POSITIVE_DECIMAL.match(line.quantity)) and Decimal(line.quantity) > 0
+        except InvalidOperation:
+            ok = False
+        if not ok:
+            problems.append(
+                FieldViolation(f"return_order.lines[{index}].quantity", "must be a decimal string > 0")
+            )
+    if problems:
+        raise ValidationError("invalid return order", problems)
+
+
+def default_validator() -> Validator:
+    """The structural checks only; ``serve`` passes ``full_validator(reference_data)`` instead."""
+    return minimal_validate
+
+
+def full_validator(reference: ReferenceData) -> Validator:
+    """The complete validation (every violation at once), then the pipeline's own invariants."""
+
+    def validate(order: returns_pb2.ReturnOrder) -> None:
+        validate_return_order(order, reference, tenant_id=order.tenant_id)
+        minimal_validate(order)
+
+    return validate

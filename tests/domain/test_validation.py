@@ -13,15 +13,16 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
-from returnbridge.errors import AuthError, ConfigError, ValidationError
-from returnbridge.gateway.context import Principal, set_principal
-from returnbridge.gateway.reference_data import ISO_4217, ReferenceData
-from returnbridge.gateway.security_config import ReferenceDataConfig
-from returnbridge.gateway.validation import (
+from returnbridge.domain.context import Principal, set_principal
+from returnbridge.domain.money import ISO_4217
+from returnbridge.domain.validation import (
+    ReferenceData,
+    ReferenceDataConfig,
     refuse_server_owned,
     validate_return_order,
     validate_submit_request,
 )
+from returnbridge.errors import AuthError, ConfigError, ValidationError
 
 R = returns_pb2
 REF = ReferenceData(

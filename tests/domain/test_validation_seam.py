@@ -6,9 +6,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.domain.validation import ReferenceData, full_validator, minimal_validate
 from returnbridge.errors import ValidationError
-from returnbridge.gateway.reference_data import ReferenceData
-from returnbridge.services.validation_seam import gateway_validator, minimal_validate
 
 
 def _cancel() -> returns_pb2.ReturnOrder:
@@ -21,7 +20,7 @@ def _cancel() -> returns_pb2.ReturnOrder:
 
 def test_cancel_without_lines_passes_both_layers() -> None:
     minimal_validate(_cancel())
-    gateway_validator(ReferenceData())(_cancel())
+    full_validator(ReferenceData())(_cancel())
 
 
 def test_other_events_still_need_lines() -> None:

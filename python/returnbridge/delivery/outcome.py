@@ -1,0 +1,217 @@
+"""Recording a step's outcome: delivered, retrying or dead-lettered, with the alerts and audit entries it brings."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from returnbridge.audit.log import AuditLog
+from returnbridge.connectors.base import DocumentResult
+from returnbridge.delivery.dlq import DeadLetterStore
+from returnbridge.delivery.headers import H_ACCEPTED_AT
+from returnbridge.delivery.ports import AlerterLike
+from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.delivery.work import Work, error_proto
+from returnbridge.domain.steps import PlannedStep
+from returnbridge.errors import ErpAuthError, ErpError, TransientErpError
+from returnbridge.observability.metrics import count_processing, observe_sync_latency, set_dlq_size
+from returnbridge.sync.status import SyncStateStore
+
+__all__ = ["OutcomeRecorder"]
+
+
+class OutcomeRecorder:
+    """Writes outcomes to the sync state and settles the message; one per worker (it remembers open alerts)."""
+
+    def __init__(
+        self,
+        target: str,
+        status: SyncStateStore,
+        dead_letters: DeadLetterStore,
+        retry: RetryPolicy,
+        *,
+        alerter: AlerterLike | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.target = target
+        self._status = status
+        self._dlq = dead_letters
+        self._retry = retry
+        self._alerter = alerter
+        self._audit = audit
+        self._unreachable_alerted = False
+
+    async def delivered(
+        self,
+        work: Work,
+        step: PlannedStep,
+        known: tuple[dict[str, Any], int],
+        result: DocumentResult,
+        *,
+        erp: str,
+        reference: str,
+        attempted: bool,
+    ) -> tuple[dict[str, Any] | None, int]:
+        """Store DELIVERED with the ERP document id (CAS on ``known``); returns the stored record and revision."""
+        order = work.order
+        stored = await self._status.transition(
+            order.tenant_id,
+            order.return_id,
+            int(order.version),
+            step.step,
+            "DELIVERED",
+            erp_document_id=result.document_id,
+            attempt=attempted,
+            known=known,
+        )
+        count_processing("delivered")
+        if self._unreachable_alerted and self._alerter is not None:
+            self._unreachable_alerted = False
+            await self._alerter.resolve(kind="erp_unreachable", key=self.target)
+        if self._audit is not None:
+            await self._audit.record(
+                action="erp.document_created" if result.created else "erp.document_found",
+                object_type="return",
+                object_id=f"{order.return_id}:{order.version}",
+                tenant_id=order.tenant_id,
+                actor="system",
+                after=body if isinstance(body := work.translations.get(step.mapping), bytes) else None,
+                details={
+                    "target": self.target,
+                    "step": step.step,
+                    "document_type": step.document_type,
+                    "erp_document_id": result.document_id,
+                    "external_reference": reference,
+                },
+            )
+        accepted_at = float(work.headers.get(H_ACCEPTED_AT, "0") or 0)
+        if accepted_at:
+            observe_sync_latency(erp, step.document_type, max(time.time() - accepted_at, 0.0))
+        return stored
+
+    async def transient(
+        self,
+        work: Work,
+        step: PlannedStep,
+        doc: dict[str, Any],
+        exc: TransientErpError,
+        *,
+        erp: str,
+        attempted: bool,
+    ) -> None:
+        """RETRYING and a nak with backoff, or a dead letter once the retries are exhausted."""
+        attempts = max(int(doc["attempts"]), 1)
+        error = error_proto(exc, int(doc["erp"]), "transient")
+        if exc.http_status != 429:  # throttling is the ERP answering, not the ERP being unreachable
+            await self._erp_unreachable(erp, exc)
+        if self._retry.exhausted(attempts):
+            await self.dead_letter(
+                work,
+                step,
+                doc,
+                f"retries exhausted after {attempts} attempts: {exc}",
+                exc,
+                attempted=attempted,
+            )
+            return
+        order = work.order
+        await self._status.transition(
+            order.tenant_id,
+            order.return_id,
+            int(order.version),
+            step.step,
+            "RETRYING",
+            error=error,
+            attempt=attempted,
+        )
+        await work.msg.nak(delay=self._retry.delay(attempts, exc.retry_after))
+
+    async def refused(
+        self, work: Work, step: PlannedStep, doc: dict[str, Any], exc: ErpError, *, erp: str, attempted: bool
+    ) -> None:
+        """A permanent or credential refusal: alert on credentials, then dead-letter."""
+        if isinstance(exc, ErpAuthError) and self._alerter is not None:
+            await self._alerter.alert(
+                kind="erp_auth",
+                key=f"{self.target}",
+                severity="critical",
+                summary=f"{erp} refused our credentials: {exc.erp_message}",
+            )
+        await self.dead_letter(work, step, doc, str(exc), exc, attempted=attempted)
+
+    async def _erp_unreachable(self, erp: str, exc: ErpError) -> None:
+        """Report a failed ERP call; the alerter fires only once the target stayed unreachable long enough."""
+        if self._alerter is None:
+            return
+        self._unreachable_alerted = True
+        await self._alerter.alert(
+            kind="erp_unreachable",
+            key=self.target,
+            severity="critical",
+            summary=f"{erp} target {self.target} failing: {exc.erp_message[:200]}",
+            details={"code": exc.code, "http_status": str(exc.http_status)},
+        )
+
+    async def dead_letter(
+        self,
+        work: Work,
+        step: PlannedStep,
+        doc: dict[str, Any],
+        reason: str,
+        exc: Exception | None,
+        *,
+        attempted: bool = False,
+    ) -> None:
+        """DLQ copy first, then term: a crash in between leaves a duplicate DLQ entry, never a lost message."""
+        order = work.order
+        error_class = "auth" if isinstance(exc, ErpAuthError) else "permanent"
+        error = error_proto(exc, int(doc["erp"]), error_class) if exc is not None else None
+        dead_letter_id = await self._dlq.put(
+            target=self.target,
+            tenant=order.tenant_id,
+            payload=work.msg.data,
+            headers=work.headers,
+            step=step.step,
+            document_type=step.document_type,
+            reason=reason,
+            error=error,
+            attempts=int(doc["attempts"]),
+            source_sequence=work.msg.metadata.sequence.stream,
+        )
+        await work.msg.term()
+        await self._status.transition(
+            order.tenant_id,
+            order.return_id,
+            int(order.version),
+            step.step,
+            "DEAD_LETTERED",
+            error=error,
+            dead_letter_id=dead_letter_id,
+            attempt=attempted,
+        )
+        count_processing("dead_lettered")
+        if self._audit is not None:
+            await self._audit.record(
+                action="dlq.dead_lettered",
+                object_type="dead_letter",
+                object_id=str(dead_letter_id),
+                tenant_id=order.tenant_id,
+                actor="system",
+                details={
+                    "return_id": order.return_id,
+                    "version": str(order.version),
+                    "step": step.step,
+                    "reason": reason[:500],
+                },
+            )
+        with contextlib.suppress(Exception):
+            set_dlq_size(await self._dlq.count())
+        if self._alerter is not None:
+            await self._alerter.alert(
+                kind="dead_letter",
+                key=f"{order.tenant_id}:{order.return_id}:{order.version}:{step.step}",
+                severity="warning",
+                summary=f"{step.document_type} for return {order.return_id} v{order.version} dead-lettered: {reason}",
+                details={"dead_letter_id": str(dead_letter_id), "target": self.target, "step": step.step},
+            )

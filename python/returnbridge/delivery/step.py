@@ -1,0 +1,206 @@
+"""Delivering one step: look up before any re-create, call the connector under the ERP deadline, hand the outcome on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
+from returnbridge.delivery.headers import H_REPLAY_OF
+from returnbridge.delivery.outcome import OutcomeRecorder
+from returnbridge.delivery.work import Work
+from returnbridge.domain.erps import erp_name
+from returnbridge.domain.steps import PlannedStep
+from returnbridge.domain.validation import MAX_EXTERNAL_REFERENCE
+from returnbridge.errors import (
+    AmbiguousErpError,
+    ErpAuthError,
+    PermanentErpError,
+    ReturnBridgeError,
+    TransientErpError,
+)
+from returnbridge.observability.metrics import count_erp_call, count_processing
+from returnbridge.sync.status import SyncStateStore, doc_key, source_document
+
+__all__ = ["StepDeliverer", "external_reference", "heartbeat"]
+
+
+def external_reference(work: Work) -> str:
+    """What the ERP document carries as its external reference (and what a look-up searches for)."""
+    return f"{work.order.rma_number or work.order.return_id}-{work.order.version}"
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(msg: Msg, interval: float) -> AsyncIterator[None]:
+    """Tell JetStream we are still working so a slow ERP call does not trigger a redelivery.
+
+    A timer, not a task: nearly every call ends before the first beat, and a task per call costs three
+    event-loop turns (start, cancel, finish) on the hot path.
+    """
+    loop = asyncio.get_running_loop()
+    beats: set[asyncio.Task[None]] = set()
+
+    def settle(task: asyncio.Task[None]) -> None:
+        beats.discard(task)
+        if not task.cancelled():
+            task.exception()  # best effort: a lost beat only risks a redelivery, which looks up first
+
+    timers: list[asyncio.TimerHandle] = []
+
+    def beat() -> None:
+        task = loop.create_task(msg.in_progress())
+        beats.add(task)
+        task.add_done_callback(settle)
+        timers[0] = loop.call_later(interval, beat)
+
+    timers.append(loop.call_later(interval, beat))
+    try:
+        yield
+    finally:
+        timers[0].cancel()
+
+
+class StepDeliverer:
+    """Delivers one planned document of one message to the target's connector.
+
+    Args:
+        connector: the target's ERP connector.
+        status: sync state (IN_PROGRESS is announced here; outcomes go through ``outcomes``).
+        outcomes: records what happened.
+        erp_timeout_seconds: deadline handed to the connector; the call itself gets one second more.
+        heartbeat_seconds: how often a slow call tells JetStream it is still being worked on.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        status: SyncStateStore,
+        outcomes: OutcomeRecorder,
+        *,
+        erp_timeout_seconds: float,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.connector = connector
+        self._status = status
+        self._outcomes = outcomes
+        self._timeout = erp_timeout_seconds
+        self._heartbeat = heartbeat_seconds
+
+    async def deliver(
+        self, work: Work, step: PlannedStep, record: dict[str, Any], revision: int
+    ) -> tuple[dict[str, Any] | None, int] | None:
+        """Deliver one document; the stored record and revision when confirmed (None: nak'ed or dead-lettered).
+
+        Only outcomes are stored (DELIVERED, RETRYING, DEAD_LETTERED) so the happy path costs one KV write;
+        IN_PROGRESS is announced as an event. Any redelivery, earlier attempt or replay looks the document up
+        by its external reference before creating, which covers a crash between the ERP call and the write.
+        """
+        order, msg = work.order, work.msg
+        version = int(order.version)
+        # A copy: local attempt counting must not leak into ``record``, the CAS base of the next write.
+        doc = dict(record["documents"][doc_key(version, step.step)])
+        erp = erp_name(int(doc["erp"]), self.connector.erp)
+        reference = external_reference(work)
+        if len(reference) > MAX_EXTERNAL_REFERENCE:
+            reason = f"external reference {reference!r} exceeds {MAX_EXTERNAL_REFERENCE} characters"
+            await self._outcomes.dead_letter(work, step, doc, reason, None)
+            return None
+        source_id = ""
+        if step.source:
+            source = source_document(record, step.source, version)
+            if source is None:
+                reason = f"no delivered {step.source!r} document to follow from"
+                await self._outcomes.dead_letter(work, step, doc, reason, None)
+                return None
+            source_id = source["erp_document_id"]
+        attempted = False
+        try:
+            result: DocumentResult | None = None
+            if (
+                doc["attempts"] > 0
+                or doc["state"] in ("IN_PROGRESS", "RETRYING")
+                or msg.metadata.num_delivered > 1
+                or H_REPLAY_OF in work.headers
+            ):
+                # An earlier attempt may have reached the ERP (ambiguous failure or a crash): look before creating.
+                result = await self._call(
+                    erp, "find_document", self.connector.find_document(step.document_type, reference)
+                )
+            if result is None:
+                translation = work.translations.get(step.mapping)
+                if isinstance(translation, ReturnBridgeError) or translation is None:
+                    count_processing("translation_failed")
+                    await self._outcomes.dead_letter(
+                        work, step, doc, f"translation failed: {translation}", translation
+                    )
+                    return None
+                doc["attempts"] += 1
+                attempted = True
+                await self._status.announce(
+                    record, version, step.step, "IN_PROGRESS", attempt=doc["attempts"]
+                )
+                request = self._request(work, step, record, translation, reference, source_id)
+                async with heartbeat(msg, self._heartbeat):
+                    result = await self._call(erp, "create_document", self.connector.create_document(request))
+        except (PermanentErpError, ErpAuthError) as exc:
+            await self._outcomes.refused(work, step, doc, exc, erp=erp, attempted=attempted)
+            return None
+        except TransientErpError as exc:
+            await self._outcomes.transient(work, step, doc, exc, erp=erp, attempted=attempted)
+            return None
+        return await self._outcomes.delivered(
+            work, step, (record, revision), result, erp=erp, reference=reference, attempted=attempted
+        )
+
+    def _request(
+        self,
+        work: Work,
+        step: PlannedStep,
+        record: dict[str, Any],
+        payload: bytes,
+        reference: str,
+        source_id: str,
+    ) -> DocumentRequest:
+        source_type = ""
+        if source_id:
+            source_type = next(
+                (
+                    d["document_type"]
+                    for d in record["documents"].values()
+                    if d["erp_document_id"] == source_id
+                ),
+                "",
+            )
+        return DocumentRequest(
+            document_type=step.document_type,
+            external_reference=reference,
+            payload=payload,
+            source_document_type=source_type,
+            source_document_id=source_id,
+            tenant_id=work.order.tenant_id,
+            return_id=work.order.return_id,
+            timeout=self._timeout,
+        )
+
+    async def _call(self, erp: str, operation: str, call: Any) -> Any:
+        """Await one connector call under the ERP deadline, counting it; a deadline overrun is ambiguous."""
+        try:
+            result = await asyncio.wait_for(call, timeout=self._timeout + 1.0)
+        except TimeoutError as exc:
+            count_erp_call(erp, operation, "error", "transient")
+            raise AmbiguousErpError(f"{operation} exceeded the ERP deadline", erp=erp) from exc
+        except ErpAuthError:
+            count_erp_call(erp, operation, "error", "auth")
+            raise
+        except PermanentErpError:
+            count_erp_call(erp, operation, "error", "permanent")
+            raise
+        except TransientErpError:
+            count_erp_call(erp, operation, "error", "transient")
+            raise
+        count_erp_call(erp, operation, "ok")
+        return result

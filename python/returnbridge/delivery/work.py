@@ -1,0 +1,75 @@
+"""One delivery message in hand: the decoded return, its planned steps, headers and translations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nats.aio.msg import Msg
+
+from returnbridge.api.v1 import common_pb2, returns_pb2
+from returnbridge.delivery.headers import H_STEPS
+from returnbridge.domain.steps import PlannedStep, decode_steps
+from returnbridge.errors import ErpError, ReturnBridgeError
+
+__all__ = ["ReturnKey", "Work", "error_proto", "read_messages"]
+
+#: (tenant id, return id): the unit of ordering.
+ReturnKey = tuple[str, str]
+
+_CLASSES = {
+    "transient": common_pb2.ERROR_CLASS_TRANSIENT,
+    "permanent": common_pb2.ERROR_CLASS_PERMANENT,
+    "auth": common_pb2.ERROR_CLASS_AUTH,
+}
+
+
+@dataclass(slots=True)
+class Work:
+    msg: Msg
+    order: returns_pb2.ReturnOrder
+    steps: list[PlannedStep]
+    headers: dict[str, str]
+    translations: dict[str, bytes | ReturnBridgeError] = field(default_factory=dict)
+    # (document type, id) of the ERP references the translations were made with.
+    refs_used: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> ReturnKey:
+        return (self.order.tenant_id, self.order.return_id)
+
+
+def read_messages(msgs: list[Msg]) -> tuple[list[Work], list[tuple[Msg, Exception]]]:
+    """Decode a fetched batch; messages that cannot be decoded are returned with the reason."""
+    works: list[Work] = []
+    malformed: list[tuple[Msg, Exception]] = []
+    for msg in msgs:
+        try:
+            headers = dict(msg.headers or {})
+            works.append(
+                Work(
+                    msg, returns_pb2.ReturnOrder.FromString(msg.data), decode_steps(headers[H_STEPS]), headers
+                )
+            )
+        except (KeyError, ValueError) as exc:
+            malformed.append((msg, exc))
+    return works, malformed
+
+
+def error_proto(exc: Exception, erp: int, error_class: str) -> common_pb2.ErpError:
+    """The ErpError stored with a document: the ERP's own code and message, or the translation failure."""
+    if isinstance(exc, ErpError):
+        return common_pb2.ErpError(
+            erp=erp,  # type: ignore[arg-type]
+            code=exc.code,
+            message=exc.erp_message[:2000],
+            http_status=exc.http_status,
+            error_class=_CLASSES[error_class],
+        )
+    rule = getattr(exc, "rule", "")
+    path = getattr(exc, "path", "")
+    return common_pb2.ErpError(
+        erp=erp,  # type: ignore[arg-type]
+        code=type(exc).__name__ + (f":{rule}" if rule else ""),
+        message=(f"{path}: " if path else "") + str(exc)[:2000],
+        error_class=_CLASSES[error_class],
+    )
