@@ -70,22 +70,22 @@ class _CallDefaults:
         )
 
 
-class _UnaryUnary(_CallDefaults, grpc.aio.UnaryUnaryClientInterceptor):
+class _UnaryUnary(_CallDefaults, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc ships no type hints
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
 
-class _UnaryStream(_CallDefaults, grpc.aio.UnaryStreamClientInterceptor):
+class _UnaryStream(_CallDefaults, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]  # grpc ships no type hints
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
 
-class _StreamUnary(_CallDefaults, grpc.aio.StreamUnaryClientInterceptor):
+class _StreamUnary(_CallDefaults, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]  # grpc ships no type hints
     async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(details), request_iterator)
 
 
-class _StreamStream(_CallDefaults, grpc.aio.StreamStreamClientInterceptor):
+class _StreamStream(_CallDefaults, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]  # grpc ships no type hints
     async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
         return await continuation(self._details(details), request_iterator)
 

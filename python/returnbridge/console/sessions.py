@@ -11,7 +11,7 @@ from typing import Final
 from aiohttp import web
 
 from returnbridge.client import ReturnBridgeClient
-from returnbridge.gateway.context import Principal
+from returnbridge.domain.context import Principal
 from returnbridge.gateway.rbac import permissions_for
 
 __all__ = ["COOKIE", "SESSION", "Session", "SessionStore"]

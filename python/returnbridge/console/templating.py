@@ -54,6 +54,7 @@ NAV: Final = (
 
 
 def _when(value: Timestamp | float | None) -> str:
+    moment: datetime
     if isinstance(value, Timestamp):
         if not value.seconds and not value.nanos:
             return ""
@@ -66,20 +67,19 @@ def _when(value: Timestamp | float | None) -> str:
 
 
 def _sync_state(value: int) -> str:
-    return sync_pb2.SyncState.Name(value).removeprefix("SYNC_STATE_")  # type: ignore[arg-type]
+    return str(sync_pb2.SyncState.Name(value)).removeprefix("SYNC_STATE_")
 
 
 def _erp(value: int) -> str:
-    return common_pb2.ErpSystem.Name(value).removeprefix("ERP_SYSTEM_").lower()  # type: ignore[arg-type]
+    return str(common_pb2.ErpSystem.Name(value)).removeprefix("ERP_SYSTEM_").lower()
 
 
 def _dead_letter_state(value: int) -> str:
-    return admin_pb2.DeadLetterState.Name(value).removeprefix("DEAD_LETTER_STATE_")  # type: ignore[arg-type]
+    return str(admin_pb2.DeadLetterState.Name(value)).removeprefix("DEAD_LETTER_STATE_")
 
 
 def _reconciliation(value: int) -> str:
-    name = admin_pb2.ReconciliationStatus.Name(value)  # type: ignore[arg-type]
-    return name.removeprefix("RECONCILIATION_STATUS_")
+    return str(admin_pb2.ReconciliationStatus.Name(value)).removeprefix("RECONCILIATION_STATUS_")
 
 
 def _percent(value: float | None) -> str:

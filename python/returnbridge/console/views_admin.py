@@ -68,7 +68,7 @@ def _payload_view(payload: bytes) -> str:
     """The dead-lettered message as readable JSON (it is a canonical ReturnOrder); hex when it is not."""
     try:
         order = returns_pb2.ReturnOrder.FromString(payload)
-        return json_format.MessageToJson(order, preserving_proto_field_name=True, indent=2)
+        return str(json_format.MessageToJson(order, preserving_proto_field_name=True, indent=2))
     except Exception:  # noqa: BLE001 - not a ReturnOrder: show the bytes instead of failing the page
         return payload.hex(" ", 16)
 
