@@ -36,6 +36,7 @@ from returnbridge.mapping.service import TranslationServicer
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
 from returnbridge.observability.monitor import QueueMonitor
+from returnbridge.observability.tracing import setup_tracing
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
@@ -107,6 +108,9 @@ class App:
         self.mappings = MappingRegistry.load(settings.mapping.overrides, settings.mapping.packs_dirs)
         router = Router(settings.routing.load())
 
+        shutdown_tracing = setup_tracing(settings.tracing)
+        if shutdown_tracing is not None:
+            self._cleanups.append(("tracing", _async(shutdown_tracing)))
         await self._start_nats()
         assert self.nc is not None and self.js is not None
         js = self.js

@@ -28,6 +28,7 @@ from returnbridge.gateway.server import GrpcSettings
 from returnbridge.mapping.service import TranslationServiceConfig
 from returnbridge.observability.alerts import AlertConfig
 from returnbridge.observability.monitor import MonitorConfig
+from returnbridge.observability.tracing import TracingSettings
 from returnbridge.routing.rules import RoutingSettings
 from returnbridge.simulators.settings import SimulatorSettings
 from returnbridge.sync.poller import PollerSettings
@@ -95,6 +96,7 @@ class Settings(_Section):
     simulators: SimulatorSettings = SimulatorSettings()
     metrics: MetricsSettings = MetricsSettings()
     console: ConsoleSettings = ConsoleSettings()
+    tracing: TracingSettings = TracingSettings()
     mapping: MappingSettings = MappingSettings()
     process: ProcessSettings = ProcessSettings()
     security: SecurityConfig = SecurityConfig()
