@@ -1,4 +1,8 @@
-"""Command line: ``returnbridge serve | worker | sync | simulate | mapping | routes | dlq | audit``."""
+"""Command line: ``returnbridge serve | worker | sync | simulate | status | inventory | mapping | routes | dlq | audit``.
+
+Exit codes: 0 success; 1 the operation failed (the server refused it, a check found problems); 2 usage or
+configuration error; 3 not found; 4 not authenticated or not permitted; 5 server unreachable; 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any
 
 from returnbridge.audit.cli import add_audit_commands
 from returnbridge.delivery.dlq_cli import add_dlq_commands
-from returnbridge.errors import ConfigError, ReturnBridgeError
+from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
 from returnbridge.mapping.cli import add_mapping_commands
 from returnbridge.routing.routes_cli import add_routes_commands
 
@@ -121,7 +125,9 @@ def _print_banner(app: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="returnbridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="returnbridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the gRPC service (embedded NATS and ERP simulators by default)")
@@ -155,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--oracle-port", type=int, default=8703)
     simulate.set_defaults(func=_simulate)
 
+    from returnbridge.console.terminal import add_terminal_commands
+
+    add_terminal_commands(sub)
     add_mapping_commands(sub)
     add_routes_commands(sub)
     add_dlq_commands(sub)
@@ -168,17 +177,24 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="override data_dir")
 
 
+def exit_code(exc: ReturnBridgeError, unreachable: type[ReturnBridgeError]) -> int:
+    """The documented exit code for an error (module docstring)."""
+    for kind, code in ((ConfigError, 2), (NotFoundError, 3), (AuthError, 4), (unreachable, 5)):
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from returnbridge.console.terminal import ServerUnreachableError
+
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"returnbridge: {exc}", file=sys.stderr)
-        return 2
     except ReturnBridgeError as exc:
         print(f"returnbridge: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc, ServerUnreachableError)
     except KeyboardInterrupt:
         return 130
 
