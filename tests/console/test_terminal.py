@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from returnbridge.cli import main
 
-from .harness import KEYS, ServedApp
+from .harness import KEYS, ServedApp, sample_order
 
 
 def run(served: ServedApp, monkeypatch: pytest.MonkeyPatch, who: str | None, *argv: str) -> int:
@@ -73,3 +75,16 @@ def test_inventory_json(
     assert all(level["tenant_id"] == "acme" for level in levels)
     assert run(served, monkeypatch, "acme_reader", "inventory") == 0
     assert "SKU" in capsys.readouterr().out
+
+
+def test_the_readme_client_example_runs(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    code = readme.split("## Client library", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "127.0.0.1:50051" in code
+    namespace: dict[str, Any] = {}
+    # The example as printed, pointed at this test's server instead of the default port.
+    exec(compile(code.replace("127.0.0.1:50051", served.app.endpoints.grpc), "README.md", "exec"), namespace)
+    served.run(namespace["main"](sample_order("readme-1", "acme"), KEYS["acme_admin"][0]))
+    out = capsys.readouterr().out
+    assert "accepted, routed by rule" in out
+    assert "return_authorization SYNC_STATE_DELIVERED" in out
