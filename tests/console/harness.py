@@ -46,6 +46,13 @@ class ServedApp:
                 "metrics": {"enabled": False},
                 "console": {"port": 0, "kpi_sample_seconds": 0.5},
                 "simulators": {"enabled": True, "netsuite_port": 0, "sap_port": 0, "oracle_port": 0},
+                # Stock from every simulator for tenant acme (the inventory page and command show it).
+                "sync": {
+                    "interval_seconds": 0.5,
+                    "targets": [
+                        {"target": t, "tenant": "acme"} for t in ("netsuite", "sap", "oracle_fusion")
+                    ],
+                },
                 "security": {
                     "api_keys": [
                         {"name": name, "tenant_id": tenant, "roles": roles, "sha256": hash_api_key(key)}
