@@ -16,6 +16,7 @@ import grpc
 import jinja2
 from aiohttp import web
 
+from returnbridge.client import ReturnBridgeClient
 from returnbridge.console import views_admin, views_returns
 from returnbridge.console.kpis import KpiHistory
 from returnbridge.console.sessions import COOKIE, SESSION, Session, SessionStore
@@ -213,8 +214,6 @@ class ConsoleServer:
                 {"login_csrf": cookie_token, "next": next_path, "expired": False, "error": str(exc)},
                 status=401,
             )
-        from returnbridge.client import ReturnBridgeClient
-
         client = ReturnBridgeClient.connect(
             self.grpc_target, token=credential, timeout=self.settings.api_timeout_seconds
         )
