@@ -13,9 +13,16 @@ from pathlib import Path
 
 import nats
 import pytest
+from hypothesis import settings
 from nats.aio.client import Client as NatsClient
 
 from returnbridge.bus.embedded import EmbeddedNatsServer
+
+# CI replays the same examples every run, so a red CI is a real regression that reproduces, never a new random
+# draw; locally the default profile keeps exploring. Must be loaded before test modules build their settings.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
