@@ -3,8 +3,11 @@
 Both servers run in a child process with the same interceptor and the same client (this process), so the ratio
 isolates what the pipeline costs: validation, routing, KV idempotency, JetStream publish, sync state, and for
 "confirmed" the worker's fetch, mapping (the real Rust mapper when it loads), an instant ERP and the state writes.
+Mode ``erp`` delivers through the real NetSuite connector to the strict NetSuite simulator (in the server
+process) and reports the ERP requests per delivered document (rb_erp_requests_total / delivered; goal <= 1.1).
 
     .venv/bin/python benchmarks/e2e_load.py --calls 20000 --in-flight 1000 [--audit] [--sync-always]
+    .venv/bin/python benchmarks/e2e_load.py --modes erp --calls 2000 --in-flight 200
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class LoadResult:
     confirm_p50_ms: float = 0.0
     confirm_p99_ms: float = 0.0
     confirm_seconds: float = 0.0
+    # Mode "erp": HTTP requests the workers sent to the ERP, documents delivered, and their ratio.
+    erp_requests: int = 0
+    delivered: int = 0
+    erp_requests_per_document: float = 0.0
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -209,11 +216,15 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit
         intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status, audit=audit_log)
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(intake, status, js), server)
         dlq = DeadLetterStore(js, publisher, status)
-        if mode == "pipeline":
+        connector: Any = InstantErp()
+        closers: list[Any] = []
+        if mode == "erp":
+            connector = await _netsuite_simulator(closers)
+        if mode in ("pipeline", "erp"):
             for _ in range(workers):
                 worker = DeliveryWorker(
                     "netsuite",
-                    InstantErp(),
+                    connector,
                     mappers,
                     js,
                     status,
@@ -223,6 +234,8 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit
                 )
                 await worker.start()
                 stop.append(worker)
+        # The simulator and connector stop after the workers.
+        stop.extend(closers)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     conn.send(port)
@@ -230,6 +243,43 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit
     for worker in stop:
         await worker.stop()
     await server.stop(1)
+    conn.send(_erp_counts())
+
+
+async def _netsuite_simulator(stop: list[Any]) -> Any:
+    """The strict NetSuite simulator on loopback and the real connector pointed at it (TBA, embedded config)."""
+    from returnbridge.connectors.registry import build_connector, parse_connector_config
+    from returnbridge.simulators.kit import RunningSimulator
+    from returnbridge.simulators.netsuite import create_app, embedded_connector_config
+
+    app, _ = create_app()
+    running = await RunningSimulator(app).start()
+    connector = build_connector(
+        parse_connector_config(embedded_connector_config(running.url), source="bench")
+    )
+
+    class _Closer:
+        async def stop(self) -> None:
+            await connector.aclose()
+            await running.stop()
+
+    stop.append(_Closer())
+    return connector
+
+
+def _erp_counts() -> dict[str, float]:
+    """ERP requests and delivered documents from this process's Prometheus registry."""
+    from returnbridge.observability.metrics import REGISTRY
+
+    total = sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "rb_erp_requests"
+        for sample in metric.samples
+        if sample.name == "rb_erp_requests_total"
+    )
+    delivered = REGISTRY.get_sample_value("rb_processing_total", {"outcome": "delivered"}) or 0.0
+    return {"erp_requests": total, "delivered": delivered}
 
 
 def _child(
@@ -321,7 +371,7 @@ def run_mode(
     profile: str | None = None,
     audit: bool = False,
 ) -> LoadResult:
-    """Start the ``mode`` server ("noop", "submit" or "pipeline") in a child process and drive it.
+    """Start the ``mode`` server ("noop", "submit", "pipeline" or "erp") in a child process and drive it.
 
     ``profile``: a path prefix; the server process runs under cProfile and writes ``<prefix>.<mode>.prof``.
     """
@@ -334,10 +384,19 @@ def run_mode(
             raise RuntimeError(f"{mode} server did not start")
         port = parent.recv()
         orders = [make_order(offset + i) for i in range(calls)]
-        watch = nats_url if mode == "pipeline" else None
-        return asyncio.run(_drive(mode, f"127.0.0.1:{port}", orders, in_flight, watch))
-    finally:
+        watch = nats_url if mode in ("pipeline", "erp") else None
+        result = asyncio.run(_drive(mode, f"127.0.0.1:{port}", orders, in_flight, watch))
         parent.send("stop")
+        if parent.poll(60):
+            counts = parent.recv()
+            result.erp_requests, result.delivered = int(counts["erp_requests"]), int(counts["delivered"])
+            if result.delivered:
+                result.erp_requests_per_document = round(result.erp_requests / result.delivered, 3)
+        return result
+    finally:
+        if process.is_alive():
+            with contextlib.suppress(OSError, BrokenPipeError):
+                parent.send("stop")
         process.join(30)
         if process.is_alive():
             process.kill()
@@ -381,14 +440,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--audit", action="store_true", help="record audit entries as the served app does (submit + delivery)"
     )
     parser.add_argument(
-        "--modes", default="noop,submit,pipeline", help="comma-separated subset of noop,submit,pipeline"
+        "--modes",
+        default="noop,submit,pipeline",
+        help="comma-separated subset of noop,submit,pipeline,erp (erp: real NetSuite connector + simulator)",
     )
     parser.add_argument(
         "--profile", metavar="PREFIX", help="run each server under cProfile, stats to PREFIX.<mode>.prof"
     )
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
-    unknown = set(modes) - {"noop", "submit", "pipeline"}
+    unknown = set(modes) - {"noop", "submit", "pipeline", "erp"}
     if unknown:
         parser.error(f"unknown modes: {sorted(unknown)}")
     results = run(
@@ -409,8 +470,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for r in results:
         confirm = f"{r.confirmed} {r.confirm_p50_ms}/{r.confirm_p99_ms}" if r.confirmed else "-"
+        calls = (
+            f"  ERP calls/document {r.erp_requests_per_document} ({r.erp_requests}/{r.delivered})"
+            if r.name == "erp"
+            else ""
+        )
         print(
-            f"{r.name:<9} {r.throughput:>9} {(f'{r.throughput / noop:.2f}' if noop else '-'):>6} {r.p50_ms:>8} {r.p99_ms:>8} {r.errors:>6}  {confirm}"
+            f"{r.name:<9} {r.throughput:>9} {(f'{r.throughput / noop:.2f}' if noop else '-'):>6} {r.p50_ms:>8} {r.p99_ms:>8} {r.errors:>6}  {confirm}{calls}"
         )
     return 0
 

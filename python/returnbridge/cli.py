@@ -41,16 +41,32 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _run_app(args: argparse.Namespace, process: dict[str, Any] | None = None) -> int:
-    from returnbridge.app import App
-    from returnbridge.audit.redact import install_log_redaction
+def app_settings(args: argparse.Namespace, process: dict[str, Any] | None = None) -> Any:
+    """The settings a command runs with; ``worker`` and ``sync`` (``process`` given) never start simulators.
+
+    Only ``serve`` on embedded defaults and ``simulate`` run them: a worker or poller joining a cluster
+    delivers to the ERPs its configuration names, never to a private simulator of its own.
+    """
     from returnbridge.config import load_settings
-    from returnbridge.logs import configure_logging
 
     overrides = _cli_overrides(args)
     if process is not None:
         overrides["process"] = process
-    settings = load_settings(args.config, overrides=overrides)
+        overrides.setdefault("simulators", {})["enabled"] = False
+    return load_settings(args.config, overrides=overrides)
+
+
+def _run_app(args: argparse.Namespace, process: dict[str, Any] | None = None) -> int:
+    from returnbridge.app import App
+    from returnbridge.audit.redact import install_log_redaction
+    from returnbridge.logs import configure_logging
+
+    settings = app_settings(args, process)
+    if process is not None and not settings.connectors:
+        raise ConfigError(
+            f"{args.command}: no connectors configured (connectors: ...); worker and sync never start the "
+            "bundled simulators -- run `returnbridge simulate` and point connectors at it"
+        )
     configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
     install_log_redaction()
 
@@ -83,12 +99,21 @@ def _simulate(args: argparse.Namespace) -> int:
     settings = SimulatorSettings(
         host=args.host, netsuite_port=args.netsuite_port, sap_port=args.sap_port, oracle_port=args.oracle_port
     )
+    configs = simulator_configs(args)
 
     async def main() -> None:
-        sims = await start_simulators(settings)
+        sims = await start_simulators(settings, configs)
         try:
             for name, url in sorted(sims.urls.items()):
                 print(f"  simulator   {name:<9} {url}   (control: {url}/_sim/)", flush=True)
+            print(
+                f"  duplicates  netsuite={configs.netsuite.duplicates} sap={configs.sap.duplicates} "
+                f"oracle={configs.oracle.duplicates}; oracle REST-Framework-Version "
+                f"{','.join(map(str, configs.oracle.framework_versions))} "
+                f"(default {configs.oracle.default_framework_version}); netsuite property name validation "
+                f"{configs.netsuite.property_name_validation}",
+                flush=True,
+            )
             print("Ctrl-C stops them.", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -100,6 +125,44 @@ def _simulate(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def simulator_configs(args: argparse.Namespace) -> Any:
+    """The simulators' settings from ``simulate``'s switches (defaults: the strict, documented ones)."""
+    import dataclasses
+
+    from returnbridge.simulators.runner import SIMULATOR_NAMES, SimulatorConfigs
+
+    configs = SimulatorConfigs()
+    for spec in args.duplicates or []:
+        name, _, policy = spec.rpartition("=")
+        if policy not in ("refuse", "accept") or (name and name not in SIMULATOR_NAMES):
+            raise ConfigError(
+                f"--duplicates {spec!r}: expected refuse|accept or <{'|'.join(SIMULATOR_NAMES)}>=refuse|accept"
+            )
+        for target in [name] if name else SIMULATOR_NAMES:
+            configs = configs.with_duplicates(target, policy)
+    versions = tuple(sorted({int(v) for v in args.oracle_framework_versions.split(",") if v.strip()}))
+    default = args.oracle_default_framework_version
+    if not versions or any(v not in (1, 2, 3, 4) for v in versions) or default not in versions:
+        raise ConfigError(
+            "--oracle-framework-versions must list versions among 1-4 and include "
+            f"--oracle-default-framework-version ({default})"
+        )
+    configs.oracle = dataclasses.replace(
+        configs.oracle,
+        framework_versions=versions,
+        default_framework_version=default,
+        error_format=args.oracle_error_format,
+        require_return_reference=args.oracle_require_return_reference,
+    )
+    configs.netsuite = configs.netsuite.model_copy(
+        update={
+            "property_name_validation": args.netsuite_property_name_validation,
+            "concurrency_limit": args.netsuite_concurrency_limit,
+        }
+    )
+    return configs
 
 
 def _print_banner(app: Any) -> None:
@@ -159,6 +222,45 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--netsuite-port", type=int, default=8701)
     simulate.add_argument("--sap-port", type=int, default=8702)
     simulate.add_argument("--oracle-port", type=int, default=8703)
+    simulate.add_argument(
+        "--duplicates",
+        action="append",
+        metavar="[ERP=]POLICY",
+        help="refuse|accept a second document with the same external reference, for all simulators or one "
+        "(netsuite=, sap=, oracle=); defaults are each ERP's: netsuite refuse, sap accept, oracle refuse",
+    )
+    simulate.add_argument(
+        "--oracle-framework-versions", default="1,2,3,4", help="REST-Framework-Version values Oracle allows"
+    )
+    simulate.add_argument(
+        "--oracle-default-framework-version",
+        type=int,
+        default=1,
+        help="version used when a request sends no REST-Framework-Version (Fusion's default: 1)",
+    )
+    simulate.add_argument(
+        "--oracle-error-format",
+        choices=("by_version", "json", "text"),
+        default="by_version",
+        help="Oracle error bodies: text up to version 3 and JSON from 4 (by_version), or always one",
+    )
+    simulate.add_argument(
+        "--oracle-require-return-reference",
+        action="store_true",
+        help="refuse return lines without an original order reference or UnreferencedReturnFlag=Y",
+    )
+    simulate.add_argument(
+        "--netsuite-property-name-validation",
+        choices=("Error", "Warning", "Ignore"),
+        default="Error",
+        help="unknown fields when a request sends no X-NetSuite-PropertyNameValidation (strict: Error)",
+    )
+    simulate.add_argument(
+        "--netsuite-concurrency-limit",
+        type=int,
+        default=5,
+        help="requests in flight across the NetSuite account (0 = unlimited; developer accounts: 5)",
+    )
     simulate.set_defaults(func=_simulate)
 
     from returnbridge.console.terminal import add_terminal_commands

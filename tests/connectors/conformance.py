@@ -19,12 +19,14 @@ from connectors.harness import (
     CAP_AUTH,
     CAP_COMMIT_THEN_DROP,
     CAP_HANG,
+    CAP_HTTP,
     CAP_INVENTORY,
     CAP_RETRY_AFTER,
     CAP_STATUS_CHANGES,
     ConnectorHarness,
 )
 from returnbridge.connectors.base import ChangeBatch, Connector, DocumentRequest, DocumentResult
+from returnbridge.connectors.tally import tally_requests
 from returnbridge.errors import (
     AmbiguousErpError,
     ErpAuthError,
@@ -87,14 +89,43 @@ class ConnectorConformance:
         assert result.created is True
         assert await harness.count_documents(harness.document_type, ref) == 1
 
-    async def test_recreate_with_same_reference_yields_one_document(self, harness: ConnectorHarness) -> None:
+    async def test_retry_after_unknown_outcome_yields_one_document(self, harness: ConnectorHarness) -> None:
+        """The worker's retry (look up, create only if absent) never makes a second document."""
+        connector = harness.connector()
+        ref = new_reference()
+        first = await connector.create_document(harness.request(ref))
+        second = await worker_style_create(connector, harness.request(ref))
+        assert second.document_id == first.document_id
+        assert second.created is False
+        assert await harness.count_documents(harness.document_type, ref) == 1
+
+    async def test_blind_recreate_follows_the_duplicate_policy(self, harness: ConnectorHarness) -> None:
+        """Without a lookup a second create is a duplicate wherever the ERP accepts one.
+
+        This is what makes a missing lookup visible: under ``accept`` the simulator stores the second
+        document (as S/4HANA does by default), so only the worker's lookup keeps delivery exactly-once.
+        """
         connector = harness.connector()
         ref = new_reference()
         first = await connector.create_document(harness.request(ref))
         second = await connector.create_document(harness.request(ref))
-        assert second.document_id == first.document_id
-        assert second.created is False
-        assert await harness.count_documents(harness.document_type, ref) == 1
+        if harness.upsert or harness.duplicates == "refuse":
+            assert second.document_id == first.document_id
+            assert await harness.count_documents(harness.document_type, ref) == 1
+        else:
+            assert second.document_id != first.document_id
+            assert await harness.count_documents(harness.document_type, ref) == 2
+
+    async def test_happy_path_create_is_one_request(self, harness: ConnectorHarness) -> None:
+        """No lookup and no read-back around a create: one ERP request per document."""
+        require(harness, CAP_HTTP)
+        connector = harness.connector()
+        # The first write may fetch a session token (SAP CSRF) once per connector, not per document.
+        await connector.create_document(harness.request(new_reference()))
+        with tally_requests() as tally:
+            created = await connector.create_document(harness.request(new_reference()))
+        assert created.document_id
+        assert tally.count == 1, f"{tally.count} ERP requests for one document"
 
     async def test_find_document_by_external_reference(self, harness: ConnectorHarness) -> None:
         connector = harness.connector()
@@ -226,9 +257,9 @@ class ConnectorConformance:
         await harness.clear_faults()
         assert await harness.count_documents(harness.document_type, ref) == 1, "the write was applied"
         recovered = await worker_style_create(connector, harness.request(ref))
-        again = await connector.create_document(harness.request(ref))
+        again = await worker_style_create(connector, harness.request(ref))
         assert again.document_id == recovered.document_id
-        assert again.created is False
+        assert recovered.created is False and again.created is False
         assert await harness.count_documents(harness.document_type, ref) == 1
 
     # -- change feeds ------------------------------------------------------------------------------

@@ -26,9 +26,12 @@ CAP_COMMIT_THEN_DROP = "commit_then_drop"  # the ERP applies a write and the ans
 CAP_AUTH = "auth"  # a connector with wrong credentials can be built
 CAP_INVENTORY = "inventory"  # read_inventory is implemented
 CAP_STATUS_CHANGES = "status_changes"  # read_status_changes is implemented
+CAP_HTTP = "http"  # the connector talks HTTP, so its requests are counted (connectors.tally)
 ALL_CAPABILITIES = frozenset(
-    {CAP_RETRY_AFTER, CAP_HANG, CAP_COMMIT_THEN_DROP, CAP_AUTH, CAP_INVENTORY, CAP_STATUS_CHANGES}
+    {CAP_RETRY_AFTER, CAP_HANG, CAP_COMMIT_THEN_DROP, CAP_AUTH, CAP_INVENTORY, CAP_STATUS_CHANGES, CAP_HTTP}
 )
+#: The simulators' duplicate policies: "refuse" a second document with our reference, or "accept" it.
+DUPLICATE_POLICIES = ("refuse", "accept")
 
 
 @runtime_checkable
@@ -44,6 +47,11 @@ class ConnectorHarness(Protocol):
     #: Regex (FaultPlan.path_pattern) matching only the request that writes the document, so the suite
     #: can drop that answer and not a lookup made before it.
     write_path_pattern: str
+    #: The simulator's duplicate policy for this run ("refuse" or "accept").
+    duplicates: str
+    #: True when the connector's create is an idempotent upsert by our reference (NetSuite PUT eid:), so
+    #: even a blind second create cannot make a duplicate.
+    upsert: bool
 
     async def start(self) -> None:
         """Start a fresh simulator (loopback, port 0) with its seed data."""
@@ -113,6 +121,20 @@ class ConnectorHarness(Protocol):
 
 
 HarnessFactory = Callable[[], ConnectorHarness]
+
+
+def with_duplicate_policies(cls: Any) -> list[HarnessFactory]:
+    """One factory per duplicate policy: ``cls(duplicates=policy)``, named ``<name>-dup_<policy>``."""
+
+    def factory(policy: str) -> HarnessFactory:
+        def build() -> ConnectorHarness:
+            harness: ConnectorHarness = cls(duplicates=policy)
+            return harness
+
+        build.name = f"{cls.name}-dup_{policy}"  # type: ignore[attr-defined]
+        return build
+
+    return [factory(policy) for policy in DUPLICATE_POLICIES]
 
 
 def harness_id(factory: HarnessFactory) -> str:

@@ -203,7 +203,7 @@ def _mock_connector(handler: Any) -> NetSuiteConnector:
 
 async def test_refused_duplicate_on_transform_returns_the_existing_document() -> None:
     calls: list[str] = []
-    lookups = iter([[], [{"id": "77", "tranid": "IR5", "externalid": "R-1", "statusname": "", "links": []}]])
+    lookups = iter([[{"id": "77", "tranid": "IR5", "externalid": "R-1", "statusname": "", "links": []}]])
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(f"{request.method} {request.url.path}")
@@ -226,8 +226,8 @@ async def test_refused_duplicate_on_transform_returns_the_existing_document() ->
         )
     )
     assert (result.document_id, result.created, result.document_number) == ("77", False, "IR5")
+    # No lookup before the write (one call in the happy path); the refusal is what triggers one.
     assert calls == [
-        "POST /services/rest/query/v1/suiteql",
         "POST /services/rest/record/v1/returnAuthorization/12/!transform/itemReceipt",
         "POST /services/rest/query/v1/suiteql",
     ]

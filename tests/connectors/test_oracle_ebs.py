@@ -39,8 +39,8 @@ from returnbridge.simulators.oracle_db import (
     IntegrityError,
     OperationalError,
     StandInDriver,
-    _Error,
 )
+from returnbridge.simulators.oracle_db_errors import _Error
 
 DSN = "127.0.0.1:1521/EBSDB"
 

@@ -59,7 +59,8 @@ async def test_bapi_then_commit_on_the_same_connection(
     result = await connector.create_document(request("RMA-900-1"))
     assert result.created is True and result.document_id.startswith("6")
     calls = [c for conn in opened for c in conn.calls]
-    assert calls == ["RFC_READ_TABLE", "BAPI_CUSTOMERRETURN_CREATE", "BAPI_TRANSACTION_COMMIT"]
+    # No lookup (RFC_READ_TABLE) in the happy path: the worker looks up only after an unknown outcome.
+    assert calls == ["BAPI_CUSTOMERRETURN_CREATE", "BAPI_TRANSACTION_COMMIT"]
     assert len({id(c) for c in opened if "BAPI_TRANSACTION_COMMIT" in c.calls}) == 1
     creator = next(c for c in opened if "BAPI_CUSTOMERRETURN_CREATE" in c.calls)
     assert "BAPI_TRANSACTION_COMMIT" in creator.calls, "the commit runs in the BAPI's own session"
@@ -118,18 +119,23 @@ async def test_duplicate_refused_by_system_returns_the_existing_document(
     sim: SapSimulator, rfc: tuple[SapRfcConnector, list[fake.Connection]]
 ) -> None:
     connector, _ = rfc
+    # A system customized to refuse a repeated customer reference (S/4HANA's default only warns).
+    sim.backend.config = sim.backend.config.model_copy(update={"duplicates": "refuse"})
     first = await connector.create_document(request("RMA-905-1"))
-    # Another writer used our reference in between: the lookup misses, the BAPI refuses with V4/115.
-    original = connector.find_document
-    calls = {"n": 0}
-
-    async def blind_first_lookup(document_type: str, ref: str, **kw: Any) -> Any:
-        calls["n"] += 1
-        return None if calls["n"] == 1 else await original(document_type, ref, **kw)
-
-    connector.find_document = blind_first_lookup  # type: ignore[method-assign]
+    # A blind second create (no lookup): the BAPI refuses with V4/115 and the connector finds the first.
     again = await connector.create_document(request("RMA-905-1"))
     assert again.document_id == first.document_id and again.created is False
+    assert len(sim.kit.state.documents["A_CustomerReturn"]) == 1
+
+
+async def test_duplicate_accepted_by_default_makes_a_second_document(
+    sim: SapSimulator, rfc: tuple[SapRfcConnector, list[fake.Connection]]
+) -> None:
+    connector, _ = rfc
+    first = await connector.create_document(request("RMA-906-1"))
+    again = await connector.create_document(request("RMA-906-1"))
+    # S/4HANA's default: only the worker's lookup (after an unknown outcome) prevents this.
+    assert again.document_id != first.document_id and again.created is True
 
 
 async def test_status_and_inventory_records_share_the_odata_shapes(

@@ -33,7 +33,7 @@ from returnbridge.sync.status import SyncStateStore
 
 
 class FakeErp:
-    """Connector double: one document per (type, external reference); faults are queued per document type.
+    """Connector double that accepts duplicate references; faults are queued per document type.
 
     A queued fault is an exception raised instead of creating, or the string ``"ambiguous"``: the document
     is created and then AmbiguousErpError raised (the answer was lost).
@@ -61,15 +61,15 @@ class FakeErp:
         if isinstance(fault, Exception):
             raise fault
         key = (request.document_type, request.external_reference)
-        if key in self.documents:
-            return DocumentResult(request.document_type, self.documents[key].document_id, created=False)
+        # Duplicates are accepted (as S/4HANA does by default): a second create makes a second document,
+        # so ``creates[key] == 1`` proves the worker's lookup, not a refusal by the ERP double.
         result = DocumentResult(
             request.document_type,
             str(next(self._ids)),
             external_reference=request.external_reference,
             raw={"payload": request.payload.decode(), "source": request.source_document_id},
         )
-        self.documents[key] = result
+        self.documents.setdefault(key, result)
         self.creates[key] += 1
         if fault == "ambiguous":
             raise AmbiguousErpError("connection dropped after the request was sent", erp=self.erp)

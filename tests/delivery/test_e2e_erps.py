@@ -64,7 +64,8 @@ async def test_flow_through_simulator(
     intake = Intake(
         router, pipeline.publisher, pipeline.buckets[subjects.IDEMPOTENCY_BUCKET], pipeline.status
     )
-    harness = harness_cls()
+    # Duplicates accepted: exactly once is the worker's doing, not a refusal by the simulator.
+    harness = harness_cls(duplicates="accept")
     await harness.start()
     try:
         worker = DeliveryWorker(

@@ -27,7 +27,8 @@ def registry() -> MappingRegistry:
 
 @pytest.fixture
 async def netsuite() -> AsyncIterator[NetSuiteTbaHarness]:
-    harness = NetSuiteTbaHarness()
+    # Duplicates accepted: exactly once is the worker's doing, not a refusal by the simulator.
+    harness = NetSuiteTbaHarness(duplicates="accept")
     await harness.start()
     try:
         yield harness
@@ -136,3 +137,46 @@ async def test_lifecycle_through_simulator_with_faults_exactly_once(
     assert {line.erp_posted.amount for line in report.lines} == {o.refund.amount.amount for o in orders}
     assert report.balanced, [(line.expected.amount, line.erp_posted.amount) for line in report.lines]
     assert netsuite.sim.kit.state.trial_balance()["balanced"] is True
+
+
+def _erp_requests() -> float:
+    from returnbridge.observability.metrics import REGISTRY
+
+    return sum(
+        REGISTRY.get_sample_value("rb_erp_requests_total", {"erp": "netsuite", "operation": op}) or 0.0
+        for op in ("create_document", "find_document")
+    )
+
+
+async def test_happy_path_costs_one_erp_request_per_document(
+    pipeline: Pipeline, netsuite: NetSuiteTbaHarness, registry: MappingRegistry
+) -> None:
+    """No faults, versions in order: each document is one request (no lookup, no read-back), counted."""
+    worker = DeliveryWorker(
+        "netsuite",
+        netsuite.connector(timeout=5.0),
+        registry,
+        pipeline.nc.jetstream(),
+        pipeline.status,
+        pipeline.dead_letters,
+        fast_settings(),
+    )
+    await worker.start()
+    pipeline.workers.append(worker)
+    channel = await pipeline.start_grpc(pipeline.returns_servicer())
+    returns = returns_pb2_grpc.ReturnsServiceStub(channel)
+    before, requests_before = netsuite.sim.kit.state.requests, _erp_requests()
+    orders = lifecycle(7)
+    for count, order in enumerate(orders, start=1):
+        await returns.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme"))
+
+        async def delivered(count: int = count, return_id: str = order.return_id) -> None:
+            status = await returns.GetReturnStatus(
+                returns_pb2.GetReturnStatusRequest(return_id=return_id), metadata=md("acme")
+            )
+            states = [d.state for d in status.documents]
+            assert states.count(sync_pb2.SYNC_STATE_DELIVERED) == count, states
+
+        await assert_eventually(delivered, timeout=30)
+    assert netsuite.sim.kit.state.requests - before == len(orders), "ERP requests seen by the simulator"
+    assert _erp_requests() - requests_before == len(orders), "rb_erp_requests_total"

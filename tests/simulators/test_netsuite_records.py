@@ -454,9 +454,11 @@ async def test_embedded_connector_config_talks_to_the_simulator() -> None:
 async def test_patch_updates_header_fields_with_the_same_checks(sim: Sim) -> None:
     ra_id = await sim.create(f"{RECORD}/returnAuthorization", ra_body(memo="before"))
     stamp = sim.record("returnAuthorization", ra_id)["lastModifiedDate"]
-    patched = await sim.send(
+    read_only = await sim.send(
         "PATCH", f"{RECORD}/returnAuthorization/{ra_id}", {"memo": "after", "status": {"id": "H"}}
     )
+    assert read_only.status_code == 400 and error_of(read_only)["o:errorPath"] == "status"
+    patched = await sim.send("PATCH", f"{RECORD}/returnAuthorization/{ra_id}", {"memo": "after"})
     assert patched.status_code == 204
     record = sim.record("returnAuthorization", ra_id)
     assert record["memo"] == "after"

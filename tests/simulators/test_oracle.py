@@ -13,6 +13,7 @@ from returnbridge import exactjson
 from returnbridge.simulators.kit import RunningSimulator
 from returnbridge.simulators.oracle import (
     API_ROOT,
+    FusionError,
     OracleSimConfig,
     OracleSimulator,
     create_app,
@@ -107,7 +108,9 @@ async def _started(config: OracleSimConfig) -> tuple[RunningSimulator, OracleSim
 @pytest.fixture
 async def sim() -> AsyncIterator[tuple[httpx.AsyncClient, OracleSimulator]]:
     running, simulator = await _started(OracleSimConfig(bearer_tokens=("tok-123",)))
-    async with httpx.AsyncClient(base_url=running.url + API_ROOT + "/", auth=AUTH, timeout=5) as client:
+    async with httpx.AsyncClient(
+        base_url=running.url + API_ROOT + "/", auth=AUTH, timeout=5, headers={"REST-Framework-Version": "4"}
+    ) as client:
         yield client, simulator
     await running.stop()
 
@@ -184,7 +187,17 @@ async def test_order_create_read_by_order_key_and_children(
     got = by_key.json()
     assert "links" not in got
     assert got["HeaderId"] == created["HeaderId"]
-    [line] = got["lines"]
+    # Framework version 3+ returns an expanded child as a resource collection object.
+    assert got["lines"]["count"] == 1 and got["lines"]["hasMore"] is False
+    [line] = got["lines"]["items"]
+    for version in ("1", "2"):
+        old_shape = await client.get(
+            "salesOrdersForOrderHub/RETBRIDGE:RMA-T-1",
+            params={"expand": "lines", "onlyData": "true"},
+            headers={"REST-Framework-Version": version},
+        )
+        assert old_shape.headers["REST-Framework-Version"] == version
+        assert isinstance(old_shape.json()["lines"], list), f"version {version} children are an array"
     assert line["OrderedQuantity"] == 3 and line["LineNumber"] == 1
     assert by_key.text.count('"UnitListPrice":19.99') == 1, "decimals travel as exact JSON numbers"
 
@@ -203,13 +216,20 @@ async def test_q_filters_fields_and_order(sim: tuple[httpx.AsyncClient, OracleSi
     for ref in ("RMA-Q-1", "RMA-Q-2", "RMA O'Neil"):
         assert (await post(client, "salesOrdersForOrderHub", order(ref))).status_code == 201
 
-    async def refs(q: str, **params: str) -> list[str]:
-        r = await client.get("salesOrdersForOrderHub", params={"q": q, "onlyData": "true", **params})
+    async def refs(q: str, version: str = "4", **params: str) -> list[str]:
+        r = await client.get(
+            "salesOrdersForOrderHub",
+            params={"q": q, "onlyData": "true", **params},
+            headers={"REST-Framework-Version": version},
+        )
         assert r.status_code == 200, r.text
         return [i.get("SourceTransactionNumber", "") for i in r.json()["items"]]
 
     assert await refs("SourceTransactionNumber='RMA-Q-2'") == ["RMA-Q-2"]
-    assert await refs("SourceTransactionNumber=RMA-Q-1;SourceTransactionSystem=RETBRIDGE") == ["RMA-Q-1"]
+    qbe = "SourceTransactionNumber=RMA-Q-1;SourceTransactionSystem=RETBRIDGE"
+    assert await refs(qbe, version="1") == ["RMA-Q-1"]
+    refused = await client.get("salesOrdersForOrderHub", params={"q": qbe})
+    assert refused.status_code == 400 and details(refused) == ["INVALID_QUERY"], "v1 syntax under v4"
     assert await refs("SourceTransactionNumber = 'RMA O''Neil' and BuyingPartyNumber = '1001'") == [
         "RMA O'Neil"
     ]
@@ -225,8 +245,13 @@ async def test_q_filters_fields_and_order(sim: tuple[httpx.AsyncClient, OracleSi
 
 
 def test_parse_q_forms() -> None:
-    assert parse_q("A='x;y' and B>=5") == [("A", "=", "x;y"), ("B", ">=", "5")]
-    assert parse_q("A=1;B<>2") == [("A", "=", "1"), ("B", "<>", "2")]
+    assert parse_q("A='x;y' and B>=5", 2) == [("A", "=", "x;y"), ("B", ">=", "5")]
+    assert parse_q("A=1;B<>2", 1) == [("A", "=", "1"), ("B", "<>", "2")]
+    for text in ("A=1;B<>2", "A=x", "A='x' or B='y'"):
+        with pytest.raises(FusionError):
+            parse_q(text, 4)
+    with pytest.raises(FusionError):
+        parse_q("Nope='x'", 4, frozenset({"A"}))
 
 
 async def test_order_validation_errors_all_reported(sim: tuple[httpx.AsyncClient, OracleSimulator]) -> None:

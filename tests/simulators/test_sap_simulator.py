@@ -215,7 +215,8 @@ async def test_validation_errors_list_every_field(client: httpx.AsyncClient) -> 
     assert error["innererror"]["application"]["service_id"] == "API_CUSTOMER_RETURN_SRV"
 
 
-async def test_duplicate_reference_refused_or_warned_per_config(client: httpx.AsyncClient) -> None:
+async def test_duplicate_reference_accepted_with_warning_by_default(client: httpx.AsyncClient) -> None:
+    """S/4HANA's default: a repeated PurchaseOrderByCustomer is created again, with warning V4/115."""
     token = await _token(client)
     first = await client.post(
         CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
@@ -223,21 +224,24 @@ async def test_duplicate_reference_refused_or_warned_per_config(client: httpx.As
     second = await client.post(
         CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
     )
-    assert first.status_code == 201 and second.status_code == 400
-    assert second.json()["error"]["code"] == "V4/115"
+    assert first.status_code == 201 and second.status_code == 201
+    assert '"V4/115"' in second.headers["sap-message"]
+    assert first.json()["d"]["CustomerReturn"] != second.json()["d"]["CustomerReturn"]
 
-    simulator, running = await _start(SapSimulatorConfig(reject_duplicate_po=False))
+
+async def test_duplicate_reference_refused_when_configured() -> None:
+    simulator, running = await _start(SapSimulatorConfig(duplicates="refuse"))
     try:
-        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as lenient:
-            token = await _token(lenient)
-            await lenient.post(
+        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as strict:
+            token = await _token(strict)
+            await strict.post(
                 CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
             )
-            dup = await lenient.post(
+            dup = await strict.post(
                 CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-D"), headers={"X-CSRF-Token": token}
             )
-            assert dup.status_code == 201 and '"V4/115"' in dup.headers["sap-message"]
-        assert len(simulator.kit.state.documents["A_CustomerReturn"]) == 2
+            assert dup.status_code == 400 and dup.json()["error"]["code"] == "V4/115"
+        assert len(simulator.kit.state.documents["A_CustomerReturn"]) == 1
     finally:
         await running.stop()
 

@@ -16,7 +16,8 @@ class DocumentRequest:
 
     ``external_reference`` is our idempotency reference: the connector writes it onto the document
     (NetSuite ``externalId``, SAP ``PurchaseOrderByCustomer``, Oracle ``SourceTransactionNumber`` ...)
-    overriding whatever the payload holds, and looks it up before any re-create.
+    overriding whatever the payload holds. ``find_document`` looks it up; the delivery worker does that
+    before a create only when an earlier attempt's outcome is unknown.
 
     ``source_document_type``/``source_document_id`` name the document this one follows from
     (NetSuite ``!transform`` source, SAP reference document, Oracle original return order).
@@ -67,7 +68,13 @@ class Connector(Protocol):
     erp: str
 
     async def create_document(self, request: DocumentRequest) -> DocumentResult:
-        """Create (or transform into) a document; never creates a second one for the same reference."""
+        """Create (or transform into) a document with one ERP call where the ERP allows it.
+
+        No lookup first and no read-back of what the answer already gives: where the ERP accepts a
+        repeated reference (S/4HANA by default) a blind second call makes a second document, so callers
+        look up first when an earlier attempt's outcome is unknown. A refusal as duplicate is answered
+        with the existing document (``created=False``).
+        """
         ...
 
     async def find_document(self, document_type: str, external_reference: str) -> DocumentResult | None:

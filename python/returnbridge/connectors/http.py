@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from opentelemetry import propagate, trace
 
+from returnbridge.connectors.tally import note_request
 from returnbridge.errors import (
     AmbiguousErpError,
     ErpAuthError,
@@ -105,6 +106,7 @@ class HttpTransport:
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(min(timeout, self.timeout))
         async with self._limit:
+            note_request()
             try:
                 return await self._traced(method, url, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

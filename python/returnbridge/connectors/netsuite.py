@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+import urllib.parse
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Literal
@@ -224,13 +224,9 @@ class NetSuiteConnector:
             )
         body = self._payload(request)
         source_type, source_id = self._source(request, body)
-        # request.timeout bounds the whole call (lookup, write, read-back), not each request.
-        budget = _Budget(request.timeout)
-
-        existing = await self.find_document(doc_type, ref, deadline=budget.left())
-        if existing is not None:
-            return replace(existing, created=False)
-
+        # One request per document: the PUT upsert by external id is idempotent, and a transform that
+        # repeats an externalId is refused. Looking up first is the worker's job, and only when an earlier
+        # attempt's outcome is unknown; the 204 + Location answer names the record, so nothing is read back.
         if source_id:
             try:
                 response = await self._request(
@@ -238,27 +234,25 @@ class NetSuiteConnector:
                     f"{RECORD_PATH}/{source_type}/{_path_id(source_id)}/!transform/{doc_type}",
                     content=exactjson.dumps_bytes(body),
                     headers={"Content-Type": "application/json"},
-                    deadline=budget.left(),
+                    deadline=request.timeout,
                 )
             except PermanentErpError:
-                # A transform cannot upsert: NetSuite refuses a second record with our externalId. If that
-                # is what happened, the earlier attempt's document is the answer.
-                again = await self.find_document(doc_type, ref, deadline=budget.left(minimum=1.0))
-                if again is not None:
-                    return replace(again, created=False)
-                raise
+                # NetSuite's code for a repeated externalId is not documented (the simulator says DUP_RCRD),
+                # so any refusal is checked: if an earlier attempt's document holds our externalId, it is the
+                # answer. This costs a lookup only on the error path.
+                again = await self.find_document(doc_type, ref, deadline=request.timeout)
+                if again is None:
+                    raise
+                return replace(again, created=False)
         else:
             response = await self._request(
                 "PUT",
                 f"{RECORD_PATH}/{doc_type}/eid:{_path_id(ref)}",
                 content=exactjson.dumps_bytes(body),
                 headers={"Content-Type": "application/json"},
-                deadline=budget.left(),
+                deadline=request.timeout,
             )
-        document_id = _id_from_location(response)
-        if budget.expired():
-            return DocumentResult(doc_type, document_id, ref, created=True)
-        return await self._read_back(doc_type, document_id, ref, budget.left())
+        return DocumentResult(doc_type, _id_from_location(response), ref, created=True)
 
     async def find_document(
         self, document_type: str, external_reference: str, *, deadline: float | None = None
@@ -371,17 +365,6 @@ class NetSuiteConnector:
             )
         return record
 
-    async def _read_back(
-        self, doc_type: str, document_id: str, ref: str, deadline: float | None
-    ) -> DocumentResult:
-        try:
-            record = await self._get_record(doc_type, document_id, deadline)
-        except TransientErpError:
-            # The document exists; only the read-back failed. Report it with what we know.
-            return DocumentResult(doc_type, document_id, ref, created=True)
-        result = _result_from_record(doc_type, document_id, record, created=True)
-        return replace(result, external_reference=result.external_reference or ref)
-
     async def _suiteql(
         self, query: str, *, limit: int, offset: int, deadline: float | None = None
     ) -> tuple[list[dict[str, Any]], bool]:
@@ -464,28 +447,6 @@ class NetSuiteConnector:
         return ChangeBatch(records=records, cursor=_encode_cursor(last, keys), has_more=has_more)
 
 
-class _Budget:
-    """What is left of a call's deadline; None means no deadline beyond the transport's own timeout."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self._end = None if seconds is None else time.monotonic() + seconds
-
-    def expired(self) -> bool:
-        return self._end is not None and time.monotonic() >= self._end
-
-    def left(self, *, minimum: float = 0.0) -> float | None:
-        """Seconds left (at least ``minimum``); raises before sending when nothing is left."""
-        if self._end is None:
-            return None
-        remaining = self._end - time.monotonic()
-        if remaining <= 0 and minimum <= 0:
-            # Nothing was sent for this step, so nothing can have been applied by it.
-            raise TransientErpError(
-                "the call's deadline passed before the next NetSuite request", erp=ERP, code="DEADLINE"
-            )
-        return max(remaining, minimum)
-
-
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -512,10 +473,13 @@ def _with_document_type(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _path_id(value: str) -> str:
-    # Ids and external ids end up in a URL path; refuse anything that could change the path.
-    if not value or "/" in value or "?" in value or "#" in value or any(ord(c) < 33 for c in value):
+    """An id or external id as one URL path segment: percent-encoded, so ``%41`` stays ``%41``.
+
+    A "/" is refused rather than encoded: servers and proxies commonly decode ``%2F`` before routing.
+    """
+    if not value or "/" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise PermanentErpError(f"invalid NetSuite id {value!r}", erp=ERP, code="INVALID_REFERENCE")
-    return value
+    return urllib.parse.quote(value, safe="")
 
 
 def _id_from_location(response: httpx.Response) -> str:

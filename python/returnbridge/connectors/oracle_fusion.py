@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -75,7 +76,7 @@ class OracleFusionConfig(BaseModel):
     token_env: str | None = None
     token_file: Path | None = None
     #: REST-Framework-Version header; 2+ uses the RowMatch q syntax.
-    rest_framework_version: str = "4"
+    rest_framework_version: Literal["1", "2", "3", "4"] = "4"
     #: Order hub SourceTransactionSystem when the payload has none (must be registered in Fusion).
     source_transaction_system: str = Field(default="RETBRIDGE", max_length=30)
     #: Requests in flight at once against this Fusion account.
@@ -223,12 +224,12 @@ class OracleFusionConnector:
             )
         response = await self.transport.request(
             "GET",
-            f"{ORDERS}/{request.source_document_id}",
+            f"{ORDERS}/{_segment(request.source_document_id)}",
             params={"expand": "lines", "onlyData": "true"},
             timeout=request.timeout,
         )
         order = self._json(response)
-        by_source_line = {str(ln.get("SourceTransactionLineId")): ln for ln in order.get("lines", [])}
+        by_source_line = {str(ln.get("SourceTransactionLineId")): ln for ln in child_items(order, "lines")}
         for i, line in enumerate(lines, start=1):
             if not isinstance(line, dict):
                 continue
@@ -265,10 +266,8 @@ class OracleFusionConnector:
 
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         doc_type = self._check_type(document_type)
-        if not document_id or "/" in document_id:
-            raise PermanentErpError(f"invalid {doc_type} id {document_id!r}", erp=ERP, code="PAYLOAD")
         response = await self.transport.request(
-            "GET", f"{doc_type}/{document_id}", params={"onlyData": "true"}
+            "GET", f"{doc_type}/{_segment(document_id)}", params={"onlyData": "true"}
         )
         return self._result(doc_type, self._json(response), created=False)
 
@@ -350,6 +349,14 @@ class OracleFusionConnector:
     def _q(self, conditions: list[tuple[str, str, str]]) -> str:
         """A q filter in the syntax of the configured framework version (v1 query-by-example, v2+ RowMatch)."""
         if self.config.rest_framework_version == "1":
+            for _, _, value in conditions:
+                # Query-by-example has no quoting: these characters would split or end the condition.
+                if any(c in value for c in ";'\"") or value != value.strip():
+                    raise PermanentErpError(
+                        f"{value!r} cannot be expressed in a REST-Framework-Version 1 q filter",
+                        erp=ERP,
+                        code="PAYLOAD",
+                    )
             return ";".join(f"{name}{op}{value}" for name, op, value in conditions)
         return " and ".join(f"{name} {op} {_quote(value)}" for name, op, value in conditions)
 
@@ -385,6 +392,25 @@ class OracleFusionConnector:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def child_items(item: dict[str, Any], child: str) -> list[dict[str, Any]]:
+    """An expanded child's rows: a bare array up to framework version 2, a collection object from 3 on."""
+    value = item.get(child)
+    if isinstance(value, dict):
+        value = value.get("items")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ErpError(f"Fusion sent {child!r} as {type(value).__name__}, not a collection", erp=ERP)
+    return [row for row in value if isinstance(row, dict)]
+
+
+def _segment(value: str) -> str:
+    """An id or key as one URL path segment (order keys hold ':'; ids never hold '/')."""
+    if not value or "/" in value or any(ord(c) < 32 for c in value):
+        raise PermanentErpError(f"invalid Fusion id {value!r}", erp=ERP, code="PAYLOAD")
+    return urllib.parse.quote(value, safe=":")
 
 
 def _numbers(node: Any) -> None:

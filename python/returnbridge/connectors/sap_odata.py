@@ -8,14 +8,22 @@ import json
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
 from returnbridge.connectors.http import HttpTransport
+from returnbridge.connectors.sap_odata_wire import (
+    SapODataConfig,
+    check_no_json_numbers,
+    date_ms,
+    entity_record,
+    key_literal,
+    numeric_key,
+    parse_odata_error,
+    quote_literal,
+)
 from returnbridge.connectors.secrets import read_secret
 from returnbridge.domain.erps import SAP_S4HANA
 from returnbridge.errors import (
@@ -50,108 +58,6 @@ _STOCK_ORDER = (
     "SDDocumentItem,InventorySpecialStockType,InventoryStockType"
 )
 _SNAPSHOT = "snapshot:"
-
-
-class SapODataConfig(BaseModel):
-    """``kind: sap_odata`` -- one S/4HANA system (and client) reached over its A2X OData services."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["sap_odata"] = "sap_odata"
-    #: Scheme, host and port, e.g. ``https://s4.example.com:44300``; services hang under /sap/opu/odata/sap/.
-    base_url: str
-    #: Sent as the ``sap-client`` query parameter on every call; None leaves it to the system default.
-    sap_client: str | None = "100"
-    auth: Literal["basic", "oauth2"] = "basic"
-    username: str | None = None
-    password: SecretStr | None = None
-    password_env: str | None = None
-    password_file: Path | None = None
-    #: OAuth 2.0 client credentials (SAP's own endpoint is /sap/bc/sec/oauth2/token).
-    token_url: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    client_secret_env: str | None = None
-    client_secret_file: Path | None = None
-    scope: str | None = None
-    timeout: float = Field(default=30.0, gt=0)
-    #: Requests in flight at once against this system (all flows share it).
-    max_concurrency: int = Field(default=8, ge=1, le=256)
-    customer_return_service: str = "API_CUSTOMER_RETURN_SRV"
-    returns_delivery_service: str = "API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
-    credit_memo_request_service: str = "API_CREDIT_MEMO_REQUEST_SRV"
-    material_stock_service: str = "API_MATERIAL_STOCK_SRV"
-    #: Extra $filter on the stock read, e.g. ``Plant eq 'DAL1' or Plant eq 'RNO2'``.
-    stock_filter: str = ""
-
-    @model_validator(mode="after")
-    def _credentials_named(self) -> SapODataConfig:
-        if self.auth == "basic":
-            if not self.username:
-                raise ValueError("basic auth needs username")
-            if not (self.password or self.password_env or self.password_file):
-                raise ValueError("basic auth needs one of password_env, password_file, password")
-        else:
-            if not (self.token_url and self.client_id):
-                raise ValueError("oauth2 needs token_url and client_id")
-            if not (self.client_secret or self.client_secret_env or self.client_secret_file):
-                raise ValueError("oauth2 needs one of client_secret_env, client_secret_file, client_secret")
-        return self
-
-
-def parse_odata_error(response: httpx.Response) -> tuple[str, str]:
-    """(code, message) of an SAP Gateway error; the innererror's detail messages are appended."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return str(response.status_code), text[:500]
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return str(response.status_code), response.text[:500]
-    code = str(error.get("code", ""))
-    message = error.get("message", "")
-    text = str(message.get("value", "")) if isinstance(message, dict) else str(message)
-    details = (error.get("innererror") or {}).get("errordetails") or []
-    extra = [
-        f"{d.get('code', '')}: {d.get('message', '')}"
-        for d in details
-        if isinstance(d, dict) and d.get("message") and d.get("message") != text
-    ]
-    if extra:
-        text = f"{text} ({'; '.join(extra)})"
-    return code, text
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _check_no_json_numbers(value: Any, path: str = "$") -> None:
-    """SAP wants decimals as strings; a JSON number in the mapper output is a pack bug, not an ERP issue."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_no_json_numbers(v, f"{path}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_no_json_numbers(v, f"{path}[{i}]")
-    elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        raise PermanentErpError(
-            f"payload {path} is a JSON number; SAP OData expects decimals as strings", erp=ERP, code="PAYLOAD"
-        )
-
-
-def _entity_record(entity: dict[str, Any]) -> dict[str, Any]:
-    """The entity's own properties: no __metadata, no deferred or expanded navigation properties."""
-    return {k: v for k, v in entity.items() if k != "__metadata" and not isinstance(v, dict | list)}
-
-
-def _date_ms(value: Any) -> int | None:
-    if isinstance(value, str) and value.startswith("/Date(") and value.endswith(")/"):
-        digits = value[6:-2].split("+")[0]
-        if digits.lstrip("-").isdigit():
-            return int(digits)
-    return None
 
 
 class SapODataConnector:
@@ -362,7 +268,7 @@ class SapODataConnector:
             document_number=number,
             created=created,
             status=str(entity.get(status_field, "")),
-            raw=_entity_record(entity),
+            raw=entity_record(entity),
         )
 
     # -- Connector interface ------------------------------------------------------------------------------
@@ -374,7 +280,7 @@ class SapODataConnector:
             raise PermanentErpError(f"payload is not JSON: {exc}", erp=ERP, code="PAYLOAD") from exc
         if not isinstance(payload, dict):
             raise PermanentErpError("payload must be a JSON object", erp=ERP, code="PAYLOAD")
-        _check_no_json_numbers(payload)
+        check_no_json_numbers(payload)
         if not request.external_reference or len(request.external_reference) > 35:
             raise PermanentErpError(
                 "external_reference must be 1..35 characters (PurchaseOrderByCustomer)",
@@ -399,10 +305,9 @@ class SapODataConnector:
     async def _create_sales_document(
         self, request: DocumentRequest, payload: dict[str, Any]
     ) -> DocumentResult:
+        # One request per document: S/4HANA accepts a repeated customer reference by default, so the
+        # worker looks up first whenever an earlier attempt's outcome is unknown, not this method.
         doc_type, ref = request.document_type, request.external_reference
-        existing = await self.find_document(doc_type, ref, deadline=request.timeout)
-        if existing is not None:
-            return existing
         body = dict(payload)
         body["PurchaseOrderByCustomer"] = ref
         if (
@@ -439,7 +344,7 @@ class SapODataConnector:
             service,
             "A_ReturnsDeliveryItem",
             params={
-                "$filter": f"ReferenceSDDocument eq {_quote(source)}",
+                "$filter": f"ReferenceSDDocument eq {quote_literal(source)}",
                 "$expand": "to_SerialDeliveryItem/to_MaintenanceItemObject",
             },
             deadline=request.timeout,
@@ -453,7 +358,7 @@ class SapODataConnector:
         number = str(delivery_items[0]["DeliveryDocument"])
         header = self._json(
             await self._call(
-                "GET", service, f"A_ReturnsDeliveryHeader({_quote(number)})", deadline=request.timeout
+                "GET", service, f"A_ReturnsDeliveryHeader({key_literal(number)})", deadline=request.timeout
             )
         )
         if header.get("OverallGoodsMovementStatus") == "C":
@@ -480,8 +385,8 @@ class SapODataConnector:
             plan.append((target, changes, serials))
         for target, changes, serials in plan:
             key = (
-                f"A_ReturnsDeliveryItem(DeliveryDocument={_quote(number)},"
-                f"DeliveryDocumentItem={_quote(str(target['DeliveryDocumentItem']))})"
+                f"A_ReturnsDeliveryItem(DeliveryDocument={key_literal(number)},"
+                f"DeliveryDocumentItem={key_literal(str(target['DeliveryDocumentItem']))})"
             )
             if changes:
                 await self._call("PATCH", service, key, body=changes, deadline=request.timeout)
@@ -496,23 +401,23 @@ class SapODataConnector:
                 await self._call(
                     "POST",
                     service,
-                    f"A_ReturnsDeliverySrlNmbr({serial_list.get('MaintenanceItemObjectList')})/to_MaintenanceItemObject",
+                    f"A_ReturnsDeliverySrlNmbr({numeric_key(serial_list.get('MaintenanceItemObjectList'))})/to_MaintenanceItemObject",
                     body={"SerialNumber": serial, "Material": target.get("Material", "")},
                     deadline=request.timeout,
                 )
         await self._call(
             "PATCH",
             service,
-            f"A_ReturnsDeliveryHeader({_quote(number)})",
+            f"A_ReturnsDeliveryHeader({key_literal(number)})",
             body={"DeliveryDocumentBySupplier": request.external_reference},
             deadline=request.timeout,
         )
-        movement_ms = _date_ms(payload.get("ActualGoodsMovementDate"))
+        movement_ms = date_ms(payload.get("ActualGoodsMovementDate"))
         moved = (
             datetime.fromtimestamp(movement_ms / 1000, UTC) if movement_ms is not None else datetime.now(UTC)
         )
         params = {
-            "DeliveryDocument": _quote(number),
+            "DeliveryDocument": quote_literal(number),
             "ActualGoodsMovementDate": f"datetime'{moved:%Y-%m-%dT00:00}'",
         }
         try:
@@ -523,7 +428,10 @@ class SapODataConnector:
             if exc.code == "VL/609":  # already posted by an earlier attempt whose answer was lost
                 header = self._json(
                     await self._call(
-                        "GET", service, f"A_ReturnsDeliveryHeader({_quote(number)})", deadline=request.timeout
+                        "GET",
+                        service,
+                        f"A_ReturnsDeliveryHeader({key_literal(number)})",
+                        deadline=request.timeout,
                     )
                 )
                 return self._result(RETURNS_DELIVERY, header, created=False)
@@ -537,9 +445,9 @@ class SapODataConnector:
     ) -> DocumentResult | None:
         service, key = self._service_for(document_type)
         if document_type == RETURNS_DELIVERY:
-            flt = f"DeliveryDocumentBySupplier eq {_quote(external_reference)}"
+            flt = f"DeliveryDocumentBySupplier eq {quote_literal(external_reference)}"
         else:
-            flt = f"PurchaseOrderByCustomer eq {_quote(external_reference)}"
+            flt = f"PurchaseOrderByCustomer eq {quote_literal(external_reference)}"
         response = await self._call(
             "GET",
             service,
@@ -556,7 +464,7 @@ class SapODataConnector:
 
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         service, _ = self._service_for(document_type)
-        response = await self._call("GET", service, f"{document_type}({_quote(document_id)})")
+        response = await self._call("GET", service, f"{document_type}({key_literal(document_id)})")
         return self._result(document_type, self._json(response), created=False)
 
     async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
@@ -582,7 +490,7 @@ class SapODataConnector:
         rows = d.get("results", [])
         total = int(d.get("__count", skip + len(rows)))
         has_more = bool(rows) and skip + len(rows) < total
-        records = [json.dumps(_entity_record(r), default=str).encode() for r in rows]
+        records = [json.dumps(entity_record(r), default=str).encode() for r in rows]
         return ChangeBatch(
             records=records, cursor=f"{_SNAPSHOT}{skip + len(rows) if has_more else 0}", has_more=has_more
         )
@@ -611,17 +519,17 @@ class SapODataConnector:
                 params["$filter"] = f"LastChangeDateTime ge datetimeoffset'{stamp}Z'"
             rows = self._json(await self._call("GET", service, doc_type, params=params)).get("results", [])
             fresh = [
-                r for r in rows if not (_date_ms(r.get("LastChangeDateTime")) == since and r.get(key) in seen)
+                r for r in rows if not (date_ms(r.get("LastChangeDateTime")) == since and r.get(key) in seen)
             ]
             taken = fresh[:remaining]
             if len(fresh) > remaining or len(rows) == remaining + len(seen):
                 has_more = True
             for row in taken:
-                ms = _date_ms(row.get("LastChangeDateTime"))
+                ms = date_ms(row.get("LastChangeDateTime"))
                 if ms != since:
                     since, seen = ms, set()
                 seen.add(row.get(key))
-                record = {"DocumentType": doc_type, "SDDocument": row.get(key, ""), **_entity_record(row)}
+                record = {"DocumentType": doc_type, "SDDocument": row.get(key, ""), **entity_record(row)}
                 records.append(json.dumps(record, default=str).encode())
             if since is not None:
                 state[doc_type] = {"ms": since, "ids": sorted(str(s) for s in seen)}
@@ -631,3 +539,6 @@ class SapODataConnector:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+__all__ = ["ERP", "SapODataConfig", "SapODataConnector", "parse_odata_error"]

@@ -317,9 +317,7 @@ class SapRfcConnector:
         header_x["PURCH_NO_C"] = "X"
         params["RETURN_HEADER_INX"] = header_x
 
-        existing = await self.find_document(DOCUMENT_TYPE, ref, deadline=request.timeout)
-        if existing is not None:
-            return existing
+        # One call per document: the worker looks up first only when an earlier attempt's outcome is unknown.
         options = self._options(request.timeout)
 
         def job(conn: Any) -> tuple[str, list[dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""Delivering one step: look up before any re-create, call the connector under the ERP deadline, hand the outcome on."""
+"""Delivering one step: look up only when an earlier outcome is unknown, create under the ERP deadline, hand on."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
+from returnbridge.connectors.tally import tally_requests
 from returnbridge.delivery.headers import H_REPLAY_OF
 from returnbridge.delivery.outcome import OutcomeRecorder
 from returnbridge.delivery.work import Work
@@ -23,7 +24,7 @@ from returnbridge.errors import (
     ReturnBridgeError,
     TransientErpError,
 )
-from returnbridge.observability.metrics import count_erp_call, count_processing
+from returnbridge.observability.metrics import count_erp_call, count_erp_requests, count_processing
 from returnbridge.sync.status import SyncStateStore, doc_key, source_document
 
 __all__ = ["StepDeliverer", "external_reference", "heartbeat"]
@@ -188,6 +189,15 @@ class StepDeliverer:
 
     async def _call(self, erp: str, operation: str, call: Any) -> Any:
         """Await one connector call under the ERP deadline, counting it; a deadline overrun is ambiguous."""
+        # The HTTP requests the call sends, lookups included: rb_erp_requests_total / delivered documents is
+        # the ERP calls per document (1 in the happy path: create only).
+        with tally_requests() as tally:
+            try:
+                return await self._call_counted(erp, operation, call)
+            finally:
+                count_erp_requests(erp, operation, tally.count)
+
+    async def _call_counted(self, erp: str, operation: str, call: Any) -> Any:
         try:
             result = await asyncio.wait_for(call, timeout=self._timeout + 1.0)
         except TimeoutError as exc:

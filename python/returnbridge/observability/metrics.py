@@ -57,6 +57,13 @@ ERP_CALLS: Final = Counter(
     ["erp", "operation", "outcome", "error_class"],
     registry=REGISTRY,
 )
+ERP_REQUESTS: Final = Counter(
+    "rb_erp_requests_total",
+    "HTTP requests the delivery workers sent to ERPs (lookups, creates, read-backs, CSRF fetches); divided by "
+    'rb_processing_total{outcome="delivered"} it is the ERP calls per delivered document.',
+    ["erp", "operation"],
+    registry=REGISTRY,
+)
 API_CALLS: Final = Counter(
     "rb_api_calls_total",
     "gRPC calls by full method name and status code.",
@@ -115,6 +122,15 @@ def count_erp_call(erp: str, operation: str, outcome: str, error_class: str = ""
             f"unknown ERP error class {error_class!r}; expected one of {sorted(ERP_ERROR_CLASSES)}"
         )
     ERP_CALLS.labels(erp=erp, operation=operation, outcome=outcome, error_class=error_class).inc()
+
+
+def count_erp_requests(erp: str, operation: str, requests: int) -> None:
+    """Add the HTTP requests one connector call sent (0 for transports without HTTP, e.g. RFC)."""
+    _require_label("erp", erp)
+    _require_label("operation", operation)
+    if requests < 0:
+        raise ValueError("requests must be >= 0")
+    ERP_REQUESTS.labels(erp=erp, operation=operation).inc(requests)
 
 
 def count_api_call(method: str, code: str) -> None:

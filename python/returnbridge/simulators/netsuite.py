@@ -18,19 +18,19 @@ from returnbridge.simulators.netsuite_auth import AuthFailure, OAuth2Client, OAu
 from returnbridge.simulators.netsuite_config import NetSuiteSimulatorConfig as NetSuiteSimulatorConfig
 from returnbridge.simulators.netsuite_config import OAuth2ClientConfig as OAuth2ClientConfig
 from returnbridge.simulators.netsuite_config import TbaToken as TbaToken
-from returnbridge.simulators.netsuite_records import (
+from returnbridge.simulators.netsuite_data import (
     RECORD,
     STANDALONE,
     TRANSFORMS,
     TYPE_CODES,
     NetSuiteError,
-    RecordBook,
     json_response,
     seed_reference_data,
     status_ref,
     user_error,
     utc_now,
 )
+from returnbridge.simulators.netsuite_records import RecordBook
 from returnbridge.simulators.netsuite_suiteql import (
     SuiteQL,
     SuiteQLError,
@@ -167,6 +167,10 @@ class NetSuiteSimulator(RecordBook):
             return await handler(request)
         except NetSuiteError as exc:
             return exc.response()
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            # An unknown path or method answers in NetSuite's error shape, not aiohttp's text page.
+            what = "resource" if exc.status == 404 else f"method {request.method} for the resource"
+            return NetSuiteError(exc.status, "INVALID_REQUEST", f"Unknown {what} {request.path}.").response()
 
     # -- routes -----------------------------------------------------------------------------------
 
@@ -176,6 +180,8 @@ class NetSuiteSimulator(RecordBook):
             web.post(SUITEQL, self._suiteql),
             web.post(RECORD + "/{type}", self._post_record),
             web.get(RECORD + "/{type}/{id}", self._get_record),
+            web.get(RECORD + "/{type}/{id}/item", self._get_sublist),
+            web.get(RECORD + "/{type}/{id}/item/{line}", self._get_line),
             web.put(RECORD + "/{type}/{id}", self._put_record),
             web.patch(RECORD + "/{type}/{id}", self._patch_record),
             web.post(RECORD + "/{type}/{id}/!transform/{to}", self._transform),
@@ -223,6 +229,12 @@ class NetSuiteSimulator(RecordBook):
         raw = await request.read()
         if not raw:
             return {}
+        if request.content_type != "application/json":
+            raise NetSuiteError(
+                415,
+                "INVALID_CONTENT_TYPE",
+                f"Invalid content type {request.content_type or '(none)'}: use application/json.",
+            )
         try:
             body = exactjson.loads(raw)
         except ValueError as exc:
@@ -260,12 +272,10 @@ class NetSuiteSimulator(RecordBook):
 
     async def _post_record(self, request: web.Request) -> web.Response:
         record_type = self._record_type(request)
-        body = await self._body(request)
+        body = await self._record_body(request)
         if record_type not in STANDALONE:
             raise user_error(f"A {record_type} can only be created by transforming its source transaction.")
-        external_id = body.get("externalId")
-        if isinstance(external_id, str) and self.find_by_external_id(record_type, external_id) is not None:
-            raise self._duplicate(external_id)
+        self._refuse_duplicate(record_type, body.get("externalId"), None)
         record_id = self._create(record_type, body, source=None)
         return _created(request, record_type, record_id)
 
@@ -276,7 +286,7 @@ class NetSuiteSimulator(RecordBook):
             raise NetSuiteError(
                 405, "INVALID_REQUEST", "PUT is only supported with an external id (eid:<externalId>)."
             )
-        body = await self._body(request)
+        body = await self._record_body(request)
         body["externalId"] = key[4:]
         existing = self.find_by_external_id(record_type, key[4:])
         if existing is not None:
@@ -289,7 +299,9 @@ class NetSuiteSimulator(RecordBook):
     async def _patch_record(self, request: web.Request) -> web.Response:
         record_type = self._record_type(request)
         record = self._lookup(record_type, request.match_info["id"])
-        self._update(record_type, record, await self._body(request))
+        body = await self._record_body(request)
+        self._refuse_duplicate(record_type, body.get("externalId"), record)
+        self._update(record_type, record, body)
         return web.Response(status=204)
 
     async def _transform(self, request: web.Request) -> web.Response:
@@ -304,12 +316,63 @@ class NetSuiteSimulator(RecordBook):
                 "The record instance does not exist. Provide a valid record instance ID.",
             )
         source = self._lookup(source_type, request.match_info["id"])
-        body = await self._body(request)
-        external_id = body.get("externalId")
-        if isinstance(external_id, str) and self.find_by_external_id(target, external_id) is not None:
-            raise self._duplicate(external_id)
+        body = await self._record_body(request)
+        self._refuse_duplicate(target, body.get("externalId"), None)
         record_id = self._create(target, body, source=(source_type, source))
         return _created(request, target, record_id)
+
+    async def _record_body(self, request: web.Request) -> dict[str, Any]:
+        """A record body, its field names checked under the request's property name validation."""
+        body = await self._body(request)
+        validation = request.headers.get(
+            "X-NetSuite-PropertyNameValidation", self.config.property_name_validation
+        )
+        if validation not in ("Error", "Warning", "Ignore"):
+            raise NetSuiteError(
+                400,
+                "INVALID_HEADER",
+                f"Invalid value {validation!r} for X-NetSuite-PropertyNameValidation: use Error, Warning or Ignore.",
+            )
+        self.check_fields(body, validation)
+        return body
+
+    def _refuse_duplicate(self, record_type: str, external_id: Any, record: dict[str, Any] | None) -> None:
+        """Under the "refuse" policy, no second record of the type may hold an externalId."""
+        if self.config.duplicates != "refuse" or not isinstance(external_id, str):
+            return
+        existing = self.find_by_external_id(record_type, external_id)
+        if existing is not None and existing is not record:
+            raise self._duplicate(external_id)
+
+    async def _get_sublist(self, request: web.Request) -> web.Response:
+        """The item sublist a record links to: one entry per line, each linking to the line."""
+        record_type = self._record_type(request)
+        record = self._lookup(record_type, request.match_info["id"])
+        href = f"{_base(request)}{RECORD}/{record_type}/{record['id']}/item"
+        lines = record.get("item") or []
+        items = [{"links": [{"rel": "self", "href": f"{href}/{n}"}]} for n in range(1, len(lines) + 1)]
+        return json_response(
+            {
+                "links": [{"rel": "self", "href": href}],
+                "count": len(items),
+                "hasMore": False,
+                "items": items,
+                "offset": 0,
+                "totalResults": len(items),
+            }
+        )
+
+    async def _get_line(self, request: web.Request) -> web.Response:
+        record_type = self._record_type(request)
+        record = self._lookup(record_type, request.match_info["id"])
+        lines = record.get("item") or []
+        raw = request.match_info["line"]
+        if not raw.isdigit() or not 1 <= int(raw) <= len(lines):
+            raise NetSuiteError(404, "NONEXISTENT_ID", f"The record has no line {raw}.")
+        href = f"{_base(request)}{RECORD}/{record_type}/{record['id']}/item/{raw}"
+        return json_response(
+            {"links": [{"rel": "self", "href": href}], **self._render_refs(lines[int(raw) - 1])}
+        )
 
     async def _approve(self, request: web.Request) -> web.Response:
         record_type = self._record_type(request)

@@ -48,6 +48,13 @@ class NetSuiteSimulatorConfig(BaseModel):
     concurrency_error_code: str = "CONCURRENCY_LIMIT_EXCEEDED"
     concurrency_retry_after: int | None = 1
     duplicate_error_code: str = "DUP_RCRD"
+    #: A second record of a type with an existing externalId (POST, transform, PATCH): "refuse" (NetSuite:
+    #: external ids are unique per record type) or "accept" (store it, so a missing lookup shows up as a
+    #: duplicate). PUT eid:<id> is an upsert either way.
+    duplicates: Literal["refuse", "accept"] = "refuse"
+    #: X-NetSuite-PropertyNameValidation when a request sends none: "Error" refuses unknown fields (the
+    #: account default is not documented in our sources; the stricter choice is the default).
+    property_name_validation: Literal["Error", "Warning", "Ignore"] = "Error"
     require_prefer_transient: bool = True
     field_lengths: dict[str, int] = Field(
         default_factory=lambda: {

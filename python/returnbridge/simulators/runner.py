@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from returnbridge.simulators import netsuite, oracle, sap
 from returnbridge.simulators.kit import RunningSimulator, SimulatorKit
@@ -12,6 +13,33 @@ from returnbridge.simulators.settings import SimulatorSettings
 
 #: Routing targets of the shipped routing file, served by these simulators on embedded defaults.
 EMBEDDED_TARGETS = ("netsuite", "sap", "oracle_fusion")
+SIMULATOR_NAMES = ("netsuite", "sap", "oracle")
+DuplicatePolicy = Literal["refuse", "accept"]
+
+
+@dataclass
+class SimulatorConfigs:
+    """Each simulator's settings; the defaults are the strict ones (see docs/erp/*.md, "Fidelity")."""
+
+    netsuite: netsuite.NetSuiteSimulatorConfig = field(default_factory=netsuite.NetSuiteSimulatorConfig)
+    sap: SapSimulatorConfig = field(default_factory=SapSimulatorConfig)
+    oracle: oracle.OracleSimConfig = field(default_factory=oracle.OracleSimConfig)
+
+    def with_duplicates(self, name: str, policy: DuplicatePolicy) -> SimulatorConfigs:
+        """A copy with one simulator's duplicate policy set ("netsuite", "sap" or "oracle")."""
+        if name == "netsuite":
+            return SimulatorConfigs(
+                self.netsuite.model_copy(update={"duplicates": policy}), self.sap, self.oracle
+            )
+        if name == "sap":
+            return SimulatorConfigs(
+                self.netsuite, self.sap.model_copy(update={"duplicates": policy}), self.oracle
+            )
+        if name == "oracle":
+            return SimulatorConfigs(
+                self.netsuite, self.sap, dataclasses.replace(self.oracle, duplicates=policy)
+            )
+        raise ValueError(f"unknown simulator {name!r}; expected one of {', '.join(SIMULATOR_NAMES)}")
 
 
 @dataclass
@@ -20,6 +48,7 @@ class SimulatorSet:
 
     running: dict[str, RunningSimulator] = field(default_factory=dict)
     kits: dict[str, SimulatorKit] = field(default_factory=dict)
+    configs: SimulatorConfigs = field(default_factory=SimulatorConfigs)
 
     @property
     def urls(self) -> dict[str, str]:
@@ -27,10 +56,12 @@ class SimulatorSet:
 
     def connector_configs(self) -> dict[str, dict[str, Any]]:
         """The ``connectors`` section that points every embedded target at its simulator."""
-        sap_defaults = SapSimulatorConfig()
-        oracle_defaults = oracle.OracleSimConfig()
+        sap_defaults = self.configs.sap
+        oracle_defaults = self.configs.oracle
         return {
-            "netsuite": netsuite.embedded_connector_config(self.running["netsuite"].url),
+            "netsuite": netsuite.embedded_connector_config(
+                self.running["netsuite"].url, self.configs.netsuite
+            ),
             "sap": {
                 "kind": "sap_odata",
                 "base_url": self.running["sap"].url,
@@ -45,6 +76,8 @@ class SimulatorSet:
                 "auth": "basic",
                 "username": oracle_defaults.username,
                 "password": oracle_defaults.password,
+                # The newest version the simulated pod allows, as a client pinned to it would send.
+                "rest_framework_version": str(max(oracle_defaults.framework_versions)),
             },
         }
 
@@ -54,13 +87,16 @@ class SimulatorSet:
         self.running.clear()
 
 
-async def start_simulators(settings: SimulatorSettings) -> SimulatorSet:
+async def start_simulators(
+    settings: SimulatorSettings, configs: SimulatorConfigs | None = None
+) -> SimulatorSet:
     """Start NetSuite, SAP and Oracle simulators on loopback; on failure the started ones are stopped."""
-    result = SimulatorSet()
+    configs = configs or SimulatorConfigs()
+    result = SimulatorSet(configs=configs)
     apps = {
-        "netsuite": (netsuite.create_app(), settings.netsuite_port),
-        "sap": (sap.create_app(), settings.sap_port),
-        "oracle": (oracle.create_app(), settings.oracle_port),
+        "netsuite": (netsuite.create_app(configs.netsuite), settings.netsuite_port),
+        "sap": (sap.create_app(configs.sap), settings.sap_port),
+        "oracle": (oracle.create_app(configs.oracle), settings.oracle_port),
     }
     try:
         for name, ((app, kit), port) in apps.items():

@@ -203,6 +203,19 @@ class SapODataApp:
                 ),
                 "",
             )
+        fmt = request.query.get("$format")
+        if fmt is not None and fmt not in self.config.formats:
+            known = fmt in ("xml", "atom", "json")
+            return self._error(
+                ODataError(
+                    406 if known else 400,
+                    "/IWBEP/CM_MGW_RT/023",
+                    f"$format '{fmt}' is not served here (supported: {', '.join(self.config.formats)})"
+                    if known
+                    else f"Invalid $format '{fmt}'",
+                ),
+                service.name,
+            )
         # Read the body first: the dispatch then never suspends, so it can hold the back end's lock, which the
         # RFC stand-in takes from its worker threads.
         await request.read()
@@ -221,6 +234,13 @@ class SapODataApp:
         return web.json_response(exc.body(service), status=exc.status)
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type != "application/json":
+            # The JSON parser is chosen by Content-Type; anything else is refused before parsing.
+            raise ODataError(
+                415,
+                "/IWBEP/CM_MGW_RT/004",
+                f"Content type '{request.content_type or '(none)'}' not supported; use application/json",
+            )
         try:
             body = json.loads(await request.read() or b"{}", parse_float=Decimal)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -268,7 +288,10 @@ class SapODataApp:
                 and name == "A_ReturnsDeliverySrlNmbr"
                 and nav == "to_MaintenanceItemObject"
             ):
-                created = self.backend.add_serial(int(key[""]), await self._json_body(request))
+                list_id = next(iter(key.values()), "")
+                if not list_id.isdigit():
+                    raise ODataError(400, "/IWBEP/CM_MGW_RT/021", f"Invalid key predicate '{list_id}'")
+                created = self.backend.add_serial(int(list_id), await self._json_body(request))
                 return web.json_response(
                     {"d": self._entity_json(service, child_et, child_set, created, base, set())}, status=201
                 )
@@ -356,11 +379,13 @@ class SapODataApp:
             for field_name, desc in reversed(parse_orderby(q["$orderby"], known)):
                 rows = sorted(rows, key=lambda r, f=field_name: sort_key(r.get(f)), reverse=desc)  # type: ignore[misc]
         count = len(rows)
-        try:
-            skip = int(q.get("$skip", "0"))
-            top = int(q["$top"]) if "$top" in q else None
-        except ValueError as exc:
-            raise ODataError(400, "/IWBEP/CM_MGW_RT/023", "Invalid $top or $skip") from exc
+        skip_text, top_text = q.get("$skip", "0"), q.get("$top")
+        # OData v2: $top and $skip are non-negative integers; "-1" or "1.5" is a syntax error.
+        if not skip_text.isdigit() or (top_text is not None and not top_text.isdigit()):
+            raise ODataError(
+                400, "/IWBEP/CM_MGW_RT/023", f"Invalid $top or $skip ({top_text!r}, {skip_text!r})"
+            )
+        skip, top = int(skip_text), (int(top_text) if top_text is not None else None)
         rows = rows[skip:] if top is None else rows[skip : skip + top]
         expand = self._expand(request, et)
         select = [s.strip() for s in q.get("$select", "").split(",") if s.strip()]

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
-from connectors.harness import ALL_CAPABILITIES
+from connectors.harness import ALL_CAPABILITIES, with_duplicate_policies
 from returnbridge import exactjson
 from returnbridge.connectors.base import Connector, DocumentRequest
 from returnbridge.connectors.netsuite import (
@@ -59,11 +59,18 @@ class NetSuiteTbaHarness:
     document_type = "returnAuthorization"
     capabilities = ALL_CAPABILITIES
     write_path_pattern = r"/record/v1/returnAuthorization/eid:"
+    # The return authorization is created by PUT eid:<reference>, an upsert.
+    upsert = True
     stock_sku = "SKU-1001"
     stock_site = "DAL1"
 
-    def __init__(self, sim_config: NetSuiteSimulatorConfig | None = None) -> None:
-        self.sim_config = sim_config or NetSuiteSimulatorConfig()
+    def __init__(
+        self, sim_config: NetSuiteSimulatorConfig | None = None, *, duplicates: str = "refuse"
+    ) -> None:
+        self.duplicates = duplicates
+        self.sim_config = (sim_config or NetSuiteSimulatorConfig()).model_copy(
+            update={"duplicates": duplicates}
+        )
         self.simulator: NetSuiteSimulator | None = None
         self.running: RunningSimulator | None = None
         self._connectors: list[Connector] = []
@@ -166,7 +173,7 @@ class NetSuiteOAuth2Harness(NetSuiteTbaHarness):
 
     name = "netsuite-oauth2"
 
-    def __init__(self) -> None:
+    def __init__(self, *, duplicates: str = "refuse") -> None:
         self.private_pem, public_pem = ec_key_pair()
         super().__init__(
             NetSuiteSimulatorConfig(
@@ -175,7 +182,8 @@ class NetSuiteOAuth2Harness(NetSuiteTbaHarness):
                         client_id="rb-client", certificate_id="rb-cert", public_key_pem=public_pem
                     )
                 ]
-            )
+            ),
+            duplicates=duplicates,
         )
 
     def auth(self, *, bad_credentials: bool) -> TbaAuthConfig | OAuth2AuthConfig:
@@ -185,4 +193,4 @@ class NetSuiteOAuth2Harness(NetSuiteTbaHarness):
         )
 
 
-HARNESSES = [NetSuiteTbaHarness, NetSuiteOAuth2Harness]
+HARNESSES = [*with_duplicate_policies(NetSuiteTbaHarness), NetSuiteOAuth2Harness]

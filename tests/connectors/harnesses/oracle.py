@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from typing import Any
 
-from connectors.harness import ALL_CAPABILITIES, CAP_RETRY_AFTER
+from connectors.harness import ALL_CAPABILITIES, CAP_HTTP, CAP_RETRY_AFTER, with_duplicate_policies
 from returnbridge.connectors.base import Connector, DocumentRequest
 from returnbridge.connectors.oracle_ebs import RMA, OracleEbsConfig, OracleEbsConnector
 from returnbridge.connectors.oracle_fusion import (
@@ -123,9 +124,11 @@ class _FusionHarness:
     stock_sku = "SKU-1001"
     stock_site = "DAL1"
     sim_config = OracleSimConfig()
+    upsert = False
 
-    def __init__(self) -> None:
-        self.sim = OracleSimulator(self.sim_config)
+    def __init__(self, *, duplicates: str = "refuse") -> None:
+        self.duplicates = duplicates
+        self.sim = OracleSimulator(dataclasses.replace(self.sim_config, duplicates=duplicates))
         self.running = RunningSimulator(self.sim.app)
         self._connectors: list[Connector] = []
 
@@ -237,8 +240,10 @@ class _EbsHarness:
 
     name = "oracle_ebs"
     document_type = RMA
-    # No HTTP status, so no Retry-After to carry.
-    capabilities = ALL_CAPABILITIES - {CAP_RETRY_AFTER}
+    # No HTTP status, so no Retry-After to carry; the EBS stand-in refuses a repeated orig_sys_document_ref.
+    capabilities = ALL_CAPABILITIES - {CAP_RETRY_AFTER, CAP_HTTP}
+    duplicates = "refuse"
+    upsert = False
     write_path_pattern = r"^COMMIT$"
     stock_sku = "SKU-1001"
     stock_site = "DAL1"
@@ -313,4 +318,8 @@ class _EbsHarness:
         return record["DocumentId"], record["StatusCode"]
 
 
-HARNESSES = [_FusionHarness, _FusionCreditMemoHarness, _EbsHarness]
+HARNESSES = [
+    *with_duplicate_policies(_FusionHarness),
+    *with_duplicate_policies(_FusionCreditMemoHarness),
+    _EbsHarness,
+]

@@ -15,6 +15,7 @@ from connectors.harness import (
     CAP_HANG,
     CAP_INVENTORY,
     CAP_STATUS_CHANGES,
+    with_duplicate_policies,
 )
 from returnbridge.connectors.base import Connector, DocumentRequest
 from returnbridge.connectors.sap_odata import SapODataConfig, SapODataConnector
@@ -63,9 +64,11 @@ class _SapHarnessBase:
     document_type = "A_CustomerReturn"
     stock_sku = "SKU-1001"
     stock_site = "DAL1"
+    upsert = False
 
-    def __init__(self) -> None:
-        self.sim: SapSimulator = build_simulator(SapSimulatorConfig())
+    def __init__(self, *, duplicates: str = "accept") -> None:
+        self.duplicates = duplicates
+        self.sim: SapSimulator = build_simulator(SapSimulatorConfig(duplicates=duplicates))  # type: ignore[arg-type]
         self._connectors: list[Connector] = []
 
     async def set_faults(self, plan: dict[str, Any]) -> None:
@@ -115,8 +118,8 @@ class SapODataHarness(_SapHarnessBase):
     capabilities = ALL_CAPABILITIES
     write_path_pattern = r"/API_CUSTOMER_RETURN_SRV/A_CustomerReturn$"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, duplicates: str = "accept") -> None:
+        super().__init__(duplicates=duplicates)
         self.running: RunningSimulator | None = None
 
     async def start(self) -> None:
@@ -251,4 +254,4 @@ class SapRfcHarness(_SapHarnessBase):
         return DocumentRequest(self.document_type, external_reference, json.dumps(payload).encode())
 
 
-HARNESSES: list[Any] = [SapODataHarness, SapRfcHarness]
+HARNESSES: list[Any] = [*with_duplicate_policies(SapODataHarness), *with_duplicate_policies(SapRfcHarness)]

@@ -1,0 +1,182 @@
+"""Bad input never gets a 500: every leaf of a valid create body, replaced by each bad value, is refused with a 4xx.
+
+A 5xx means "the ERP broke" to every connector (transient, retried for hours); a simulator that answers
+bad input with one hides the connector's real problem behind retries.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.harnesses.oracle import credit_memo_payload, return_order_payload
+from returnbridge import exactjson
+from returnbridge.simulators.kit import RunningSimulator
+from returnbridge.simulators.oracle import API_ROOT, OracleSimulator
+from returnbridge.simulators.sap import SapSimulatorConfig
+from simulators.test_netsuite_records import RECORD, Sim, ra_body, start
+from simulators.test_oracle import AUTH, receipt
+from simulators.test_sap_simulator import CR_SRV, PASSWORD, USER, _return_body, _start, _token
+
+BAD_VALUES: list[Any] = [
+    None,
+    "",
+    "A1",
+    -1,
+    0,
+    Decimal("1.5"),
+    Decimal("-0.001"),
+    "1e400",
+    "NaN",
+    [],
+    {},
+    {"id": None},
+    "2026-13-45",
+    "x" * 400,
+    True,
+]
+
+
+def leaf_paths(body: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(body, dict) and body:
+        for key, value in body.items():
+            yield from leaf_paths(value, (*path, key))
+    elif isinstance(body, list) and body:
+        for index, value in enumerate(body):
+            yield from leaf_paths(value, (*path, index))
+    else:
+        yield path
+
+
+def replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    out = copy.deepcopy(body)
+    node = out
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    return out
+
+
+def variants(body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for path in leaf_paths(body):
+        for value in BAD_VALUES:
+            yield "/".join(map(str, path)) + f"={value!r}"[:40], replaced(body, path, value)
+
+
+def encode(body: Any) -> bytes:
+    return exactjson.dumps_bytes(body)
+
+
+def assert_no_5xx(results: list[tuple[str, int, str]]) -> None:
+    broken = [(where, status, text[:200]) for where, status, text in results if status >= 500]
+    assert not broken, f"{len(broken)} bad inputs got a 5xx: {broken[:5]}"
+
+
+@pytest.fixture
+async def netsuite() -> AsyncIterator[Sim]:
+    sim, running = await start()
+    yield sim
+    await sim.http.aclose()
+    await running.stop()
+
+
+async def test_netsuite_never_answers_bad_input_with_a_5xx(netsuite: Sim) -> None:
+    body = ra_body(externalId="RMA-F-1", tranDate="2026-11-27", memo="m", department={"id": "1"})
+    results = []
+    for where, mutated in variants(body):
+        response = await netsuite.http.post(
+            f"{RECORD}/returnAuthorization",
+            content=encode(mutated),
+            headers={"Content-Type": "application/json"},
+        )
+        results.append((where, response.status_code, response.text))
+    assert_no_5xx(results)
+    assert any(status == 400 for _, status, _ in results)
+
+
+async def test_sap_never_answers_bad_input_with_a_5xx() -> None:
+    _, running = await _start(SapSimulatorConfig())
+    try:
+        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
+            token = await _token(client)
+            body = _return_body("RMA-F-2", TransactionCurrency="USD", SDDocumentReason="R01")
+            body["to_Item"]["results"][0].update(
+                CustomerReturnItem="10", ReturnReason="101", ProfitCenter="YB101"
+            )
+            results = []
+            for where, mutated in variants(body):
+                response = await client.post(
+                    CR_SRV + "/A_CustomerReturn",
+                    content=encode(mutated),
+                    headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+                )
+                results.append((where, response.status_code, response.text))
+        assert_no_5xx(results)
+    finally:
+        await running.stop()
+
+
+@pytest.mark.parametrize(
+    ("resource", "make"),
+    [
+        ("salesOrdersForOrderHub", lambda: return_order_payload()),
+        ("receivablesCreditMemos", lambda: credit_memo_payload()),
+        ("receivingReceiptRequests", lambda: receipt("700001", qty=Decimal(1))),
+    ],
+)
+async def test_oracle_never_answers_bad_input_with_a_5xx(resource: str, make: Any) -> None:
+    sim = OracleSimulator()
+    running = await RunningSimulator(sim.app).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
+        ) as client:
+            results = []
+            for where, mutated in variants(make()):
+                response = await client.post(
+                    resource, content=encode(mutated), headers={"Content-Type": "application/json"}
+                )
+                results.append((where, response.status_code, response.text))
+        assert_no_5xx(results)
+    finally:
+        await running.stop()
+
+
+async def test_netsuite_transforms_never_answer_bad_input_with_a_5xx(netsuite: Sim) -> None:
+    ra_id = await netsuite.create(f"{RECORD}/returnAuthorization", ra_body())
+    bodies = {
+        "creditMemo": {
+            "tranDate": "2026-11-27",
+            "discountItem": {"id": "701"},
+            "discountRate": Decimal("-5.00"),
+            "item": {"items": [{"item": {"id": "501"}, "quantity": 1, "rate": Decimal("19.99")}]},
+        },
+        "itemReceipt": {
+            "item": {
+                "items": [
+                    {
+                        "orderLine": 1,
+                        "item": {"id": "501"},
+                        "itemReceive": True,
+                        "quantity": 1,
+                        "location": {"id": "1"},
+                    }
+                ]
+            }
+        },
+    }
+    results = []
+    for target, body in bodies.items():
+        for where, mutated in variants(body):
+            response = await netsuite.http.post(
+                f"{RECORD}/returnAuthorization/{ra_id}/!transform/{target}",
+                content=encode(mutated),
+                headers={"Content-Type": "application/json"},
+            )
+            results.append((f"{target}:{where}", response.status_code, response.text))
+    assert_no_5xx(results)
