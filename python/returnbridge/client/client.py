@@ -105,8 +105,10 @@ class ReturnBridgeClient:
         version = accepted.version
         snapshot = await self.status(accepted.return_id)
         latest = {d.step: d.state for d in snapshot.documents if d.version == version}
-        if not latest or all(state in FINAL_STATES for state in latest.values()):
-            return
+        if not latest:
+            return  # an event that creates no ERP document
+        # Replayed from the start even when the snapshot is already final, so the caller always sees the
+        # documents' final events (ids, attempts), however fast the ERP was.
         async for event in self.watch([accepted.return_id], from_beginning=True):
             if event.version != version:
                 continue
