@@ -83,11 +83,14 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _load(
-    target: str, nats_url: str, token: str, calls: int, in_flight: int, confirm_timeout: float
+    target: str, nats_url: str, token: str, calls: int, in_flight: int, confirm_timeout: float, data_dir: str
 ) -> dict:
+    from returnbridge.bus.embedded import client_login
+
     run = str(int(time.time()))
     metadata = (("authorization", f"Bearer {token}"),)
-    nc = await nats.connect(nats_url)
+    # The served app's embedded nats-server takes only the credentials it generated into data_dir.
+    nc = await nats.connect(nats_url, **client_login(nats_url, Path(data_dir)))
     delivered: set[str] = set()
     all_delivered = asyncio.Event()
 
@@ -164,7 +167,7 @@ def main() -> int:
         target, nats_url, token = parent.recv()
         try:
             result = asyncio.run(
-                _load(target, nats_url, token, args.calls, args.in_flight, args.confirm_timeout)
+                _load(target, nats_url, token, args.calls, args.in_flight, args.confirm_timeout, data_dir)
             )
         finally:
             parent.send("stop")

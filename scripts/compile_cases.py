@@ -16,7 +16,7 @@ from pathlib import Path
 from google.protobuf import json_format, message_factory
 
 from returnbridge.api.v1 import returns_pb2
-from returnbridge.mapping.registry import descriptor_set, source_from_spec
+from returnbridge.mapping.registry import descriptor_set, dynamic_types, source_from_spec
 from returnbridge.mapping.spec import Spec, load_spec_file
 
 CASES = Path(__file__).resolve().parent.parent / "tests" / "mapping" / "cases" / "ops"
@@ -65,7 +65,7 @@ def _broken_with_committed_descriptors() -> list[Path]:
     for case in sorted(p for p in CASES.iterdir() if (p / "compiled").is_dir()):
         compiled = case / "compiled"
         try:
-            mapper = _mapper.Mapper((compiled / "spec.json").read_bytes(), descriptors)
+            mapper = _mapper.Mapper((compiled / "spec.json").read_bytes(), descriptors, dynamic_types())
             result: bytes | str = mapper.translate((compiled / "input.bin").read_bytes())
         except (_mapper.SpecCompileError, _mapper.TranslateFailure) as exc:
             result = "|".join(str(a) for a in exc.args)

@@ -47,12 +47,18 @@ async def test_health_is_serving_once_started(app: App) -> None:
         assert per_service.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def _dev_token(app: App) -> tuple[tuple[str, str]]:
+    token = Path(app.endpoints.dev_token_file).read_text().strip()
+    return (("authorization", f"Bearer {token}"),)
+
+
 async def test_reflection_lists_all_four_services(app: App) -> None:
     async with grpc.aio.insecure_channel(app.endpoints.grpc) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
         names: set[str] = set()
-        async for response in stub.ServerReflectionInfo(iter([request]), timeout=5):
+        calls = stub.ServerReflectionInfo(iter([request]), timeout=5, metadata=_dev_token(app))
+        async for response in calls:
             names.update(s.name for s in response.list_services_response.service)
     for service in API_SERVICES:
         assert service in names
@@ -65,7 +71,8 @@ async def test_reflection_serves_the_contract_descriptors(app: App) -> None:
         request = reflection_pb2.ServerReflectionRequest(
             file_containing_symbol="returnbridge.api.v1.ReturnOrder"
         )
-        responses = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
+        calls = stub.ServerReflectionInfo(iter([request]), timeout=5, metadata=_dev_token(app))
+        responses = [r async for r in calls]
     protos = responses[0].file_descriptor_response.file_descriptor_proto
     assert protos, responses[0]
 

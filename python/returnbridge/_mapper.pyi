@@ -14,9 +14,12 @@ class TranslateFailure(ValueError):
 
 @final
 class Mapper:
-    """One compiled mapping spec (normalized JSON spec + serialized FileDescriptorSet)."""
+    """One compiled mapping spec (normalized JSON spec + serialized FileDescriptorSet).
 
-    def __new__(cls, spec_json: bytes, descriptors: bytes) -> Mapper: ...
+    ``dynamic_types``: full names of the API's dynamic-value messages (value, list, struct).
+    """
+
+    def __new__(cls, spec_json: bytes, descriptors: bytes, dynamic_types: tuple[str, str, str]) -> Mapper: ...
     @property
     def id(self) -> str: ...
     @property

@@ -18,7 +18,8 @@ from nats.js import JetStreamContext
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
-from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
+from returnbridge.bus.id_key import load_tenant_ids
 from returnbridge.bus.publisher import Publisher
 from returnbridge.bus.streams import ensure_streams
 from returnbridge.config import Settings
@@ -37,6 +38,7 @@ from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
 from returnbridge.observability.monitor import QueueMonitor
 from returnbridge.observability.tracing import setup_tracing
+from returnbridge.private_file import write_private_file
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
@@ -115,6 +117,7 @@ class App:
         assert self.nc is not None and self.js is not None
         js = self.js
         buckets = await ensure_streams(js, settings.delivery.streams)
+        ids = await load_tenant_ids(js, replicas=settings.delivery.streams.replicas)
         publisher = Publisher(self.nc, js)
         status = SyncStateStore(buckets["rb_sync_state"], publisher)
         dead_letters = DeadLetterStore(js, publisher, status)
@@ -145,7 +148,7 @@ class App:
                 validator=full_validator(ReferenceData.from_config(settings.reference_data)),
                 audit=audit,
             )
-            security = self._security()
+            security = self._security().with_open_reflection(settings.grpc.host)
             authenticator = Authenticator(security)
             self.grpc = GrpcServer(
                 settings.grpc,
@@ -157,7 +160,7 @@ class App:
             returns_name, translation_name, inventory_name, admin_name = API_SERVICES
             self.grpc.add_service(
                 returns_pb2_grpc.add_ReturnsServiceServicer_to_server,
-                ReturnsServicer(intake, status, js),
+                ReturnsServicer(intake, status, js, ids=ids),
                 returns_name,
             )
             self.grpc.add_service(
@@ -167,12 +170,12 @@ class App:
             )
             self.grpc.add_service(
                 inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
-                InventoryServicer(InventoryStore(buckets["rb_inventory"])),
+                InventoryServicer(InventoryStore(buckets["rb_inventory"]), ids=ids),
                 inventory_name,
             )
             self.grpc.add_service(
                 admin_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(dead_letters, status, audit),
+                AdminServicer(dead_letters, status, audit, ids=ids),
                 admin_name,
             )
             port = await self.grpc.start()
@@ -194,23 +197,50 @@ class App:
             # Started from the main thread on purpose (parent-death signal, see EmbeddedNatsServer.start).
             self.nats_server.start()
             self._cleanups.append(("nats-server", self.nats_server.astop))
-            url = self.nats_server.url
+            url = self.nats_server.public_url
+            login = self.nats_server.credentials.connect_options()
+        else:
+            login = client_login(url, settings.data_dir, settings.nats.credentials_file)
         self.endpoints.nats = url
-        try:
-            self.nc = await nats.connect(
+        refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def on_error(exc: Exception) -> None:
+            # nats-py retries refused credentials forever; at startup that is a configuration error.
+            refusal = (
+                isinstance(exc, nats.errors.AuthorizationError)
+                or "authorization violation" in str(exc).lower()
+            )
+            if refusal and not refused.done():
+                refused.set_result(None)
+            log.warning("nats: %s", exc)
+
+        connecting = asyncio.ensure_future(
+            nats.connect(
                 servers=url.split(","),
+                **login,
                 connect_timeout=settings.nats.connect_timeout,
-                user_credentials=str(settings.nats.credentials_file)
-                if settings.nats.credentials_file
-                else None,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
                 name="returnbridge",
+                error_cb=on_error,
                 # Health follows the NATS link: nothing can be accepted durably while it is down.
                 disconnected_cb=self._nats_down,
                 reconnected_cb=self._nats_up,
             )
+        )
+        waiting: set[asyncio.Future[Any]] = {connecting, refused}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError, nats.errors.Error, TimeoutError):
+                await connecting
+            raise ConfigError(
+                f"nats: {url} refused our credentials (nats.credentials_file; for the embedded server of this "
+                f"host, {settings.data_dir / 'nats' / 'client-auth.json'})"
+            )
+        try:
+            self.nc = connecting.result()
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise ConfigError(f"nats: cannot connect to {url} (nats.url): {exc!r}") from None
         self._cleanups.append(("nats-client", self._close_nats))
@@ -341,8 +371,7 @@ class App:
             return security
         raw, digest = generate_api_key()
         token_file = self.settings.data_dir / "dev-token"
-        token_file.write_text(raw + "\n")
-        os.chmod(token_file, 0o600)
+        write_private_file(token_file, raw + "\n")
         self.endpoints.dev_token_file = str(token_file)
         log.warning("no credentials configured: generated a development API key in %s", token_file)
         dev = ApiKeyConfig(name="dev", tenant_id=DEMO_TENANT, roles=DEV_ROLES, sha256=digest)

@@ -6,6 +6,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The host API's dynamic-value messages (the engine is told their names; it does not know them).
+fn dynamic() -> rust_mapper::DynamicTypes {
+    rust_mapper::DynamicTypes::new(
+        "returnbridge.api.v1.CustomValue",
+        "returnbridge.api.v1.CustomList",
+        "returnbridge.api.v1.CustomStruct",
+    )
+}
+
 fn main() {
     let dir = std::env::var_os("RB_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops/return_authorization/compiled")
@@ -15,7 +24,7 @@ fn main() {
     let desc = std::fs::read(dir.join("desc.bin"))
         .or_else(|_| std::fs::read(dir.join("../../descriptors.bin")))
         .expect("descriptors");
-    let prog = rust_mapper::compile(&read("spec.json"), &desc).expect("spec compiles");
+    let prog = rust_mapper::compile(&read("spec.json"), &desc, &dynamic()).expect("spec compiles");
     let input = read("input.bin");
     let iters: u32 = std::env::var("RB_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let mut bytes = 0usize;

@@ -18,11 +18,13 @@ mod python;
 
 pub use error::{SpecError, TranslateError};
 pub use program::{ExplainEntry, Program};
+pub use proto::DynamicTypes;
 
 /// Build profile, exported so benchmarks can refuse a debug build.
 pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
 
-/// Compile a normalized spec (JSON) against a serialized `FileDescriptorSet`.
-pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Result<Program, SpecError> {
-    spec::compile(spec_json, descriptors)
+/// Compile a normalized spec (JSON) against a serialized `FileDescriptorSet`; ``dynamic`` names the host API's
+/// dynamic-value messages (see [`DynamicTypes`]).
+pub fn compile(spec_json: &[u8], descriptors: &[u8], dynamic: &DynamicTypes) -> Result<Program, SpecError> {
+    spec::compile(spec_json, descriptors, dynamic)
 }

@@ -11,9 +11,35 @@ use crate::value::Value;
 pub const MAX_DEPTH: usize = 64;
 
 pub const TIMESTAMP: &str = "google.protobuf.Timestamp";
-pub const CUSTOM_VALUE: &str = "returnbridge.api.v1.CustomValue";
-pub const CUSTOM_LIST: &str = "returnbridge.api.v1.CustomList";
-pub const CUSTOM_STRUCT: &str = "returnbridge.api.v1.CustomStruct";
+
+/// Full names of the host API's three messages for dynamically typed values: a value (oneof of scalars, list
+/// and struct), a list of values and a string-keyed struct of values. The host names them; the engine does not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DynamicTypes {
+    pub value: String,
+    pub list: String,
+    pub map: String,
+}
+
+impl DynamicTypes {
+    pub fn new(value: impl Into<String>, list: impl Into<String>, map: impl Into<String>) -> Self {
+        DynamicTypes { value: value.into(), list: list.into(), map: map.into() }
+    }
+
+    fn special(&self, full_name: &str) -> Special {
+        if full_name == TIMESTAMP {
+            Special::Timestamp
+        } else if full_name == self.value {
+            Special::CustomValue
+        } else if full_name == self.list {
+            Special::CustomList
+        } else if full_name == self.map {
+            Special::CustomStruct
+        } else {
+            Special::None
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
@@ -309,8 +335,8 @@ fn parse_message(
 }
 
 impl Schema {
-    /// Decode a serialized `google.protobuf.FileDescriptorSet`.
-    pub fn from_descriptor_set(buf: &[u8]) -> Result<Schema, String> {
+    /// Decode a serialized `google.protobuf.FileDescriptorSet`; ``dynamic`` names the dynamic-value messages.
+    pub fn from_descriptor_set(buf: &[u8], dynamic: &DynamicTypes) -> Result<Schema, String> {
         let mut raw_msgs = Vec::new();
         let mut enums = Vec::new();
         let mut r = Reader::new(buf);
@@ -386,13 +412,8 @@ impl Schema {
                     map_entry,
                 });
             }
-            let special = match m.full_name.as_str() {
-                TIMESTAMP => Special::Timestamp,
-                CUSTOM_VALUE => Special::CustomValue,
-                CUSTOM_LIST => Special::CustomList,
-                CUSTOM_STRUCT => Special::CustomStruct,
-                _ => Special::None,
-            };
+            // Empty names match no message (full names are never empty).
+            let special = dynamic.special(&m.full_name);
             let max = fields.iter().map(|f| f.number).filter(|n| *n < 1024).max().unwrap_or(0) as usize;
             let mut dense = vec![0u32; max + 1];
             for (i, f) in fields.iter().enumerate() {

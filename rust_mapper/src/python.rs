@@ -31,9 +31,16 @@ fn failure(e: crate::TranslateError) -> PyErr {
 #[pymethods]
 impl Mapper {
     #[new]
-    fn new(py: Python<'_>, spec_json: &[u8], descriptors: &[u8]) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        spec_json: &[u8],
+        descriptors: &[u8],
+        dynamic_types: (String, String, String),
+    ) -> PyResult<Self> {
+        let (value, list, map) = dynamic_types;
+        let dynamic = crate::DynamicTypes::new(value, list, map);
         let prog = py
-            .detach(|| crate::compile(spec_json, descriptors))
+            .detach(|| crate::compile(spec_json, descriptors, &dynamic))
             .map_err(|e| SpecCompileError::new_err((e.rule, e.message)))?;
         Ok(Mapper { prog })
     }

@@ -14,7 +14,7 @@ use crate::program::{
     Base, CPath, CmpOp, Cond, Direction, EachBody, EachRule, Expr, FieldRule, Marker, Node, NodeKind, Program, Seg,
     Slot, TPart,
 };
-use crate::proto::{FieldType, Schema, Special};
+use crate::proto::{DynamicTypes, FieldType, Schema, Special};
 use crate::value::Value;
 
 type V<'a> = Value<'a>;
@@ -75,9 +75,9 @@ fn list<'v, 'a>(v: Option<&'v V<'a>>) -> &'v [V<'a>] {
 }
 
 /// Compile a normalized spec against the descriptor set.
-pub fn compile(spec_json: &[u8], descriptors: &[u8]) -> Res<Program> {
-    let schema =
-        Schema::from_descriptor_set(descriptors).map_err(|e| SpecError::new("", format!("bad descriptors: {e}")))?;
+pub fn compile(spec_json: &[u8], descriptors: &[u8], dynamic: &DynamicTypes) -> Res<Program> {
+    let schema = Schema::from_descriptor_set(descriptors, dynamic)
+        .map_err(|e| SpecError::new("", format!("bad descriptors: {e}")))?;
     let spec = json::parse(spec_json).map_err(|e| SpecError::new("", format!("bad spec JSON: {e}")))?;
     let id = get_str(&spec, "id").unwrap_or("").to_owned();
     let direction = match get_str(&spec, "direction") {

@@ -5,6 +5,15 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
+/// The host API's dynamic-value messages (the engine is told their names; it does not know them).
+fn dynamic() -> rust_mapper::DynamicTypes {
+    rust_mapper::DynamicTypes::new(
+        "returnbridge.api.v1.CustomValue",
+        "returnbridge.api.v1.CustomList",
+        "returnbridge.api.v1.CustomStruct",
+    )
+}
+
 fn descriptors() -> Vec<u8> {
     fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops/descriptors.bin"))
         .expect("descriptors")
@@ -12,7 +21,7 @@ fn descriptors() -> Vec<u8> {
 
 fn program(case: &str) -> rust_mapper::Program {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops").join(case).join("compiled");
-    rust_mapper::compile(&fs::read(dir.join("spec.json")).unwrap(), &descriptors()).unwrap()
+    rust_mapper::compile(&fs::read(dir.join("spec.json")).unwrap(), &descriptors(), &dynamic()).unwrap()
 }
 
 const STEPS: &[&str] = &[
@@ -21,7 +30,7 @@ const STEPS: &[&str] = &[
     r#"{"op":"decimal","scale":2,"rounding":"half_even"}"#,
     r#"{"op":"number"}"#,
     r#"{"op":"bool"}"#,
-    r#"{"op":"date","from":"auto","to":"sap"}"#,
+    r#"{"op":"date","from":"auto","to":"ms_date"}"#,
     r#"{"op":"minor_units","exponent":2,"currency":null}"#,
     r#"{"op":"trim"}"#,
     r#"{"op":"upper"}"#,
@@ -76,13 +85,13 @@ proptest! {
 
     #[test]
     fn random_spec_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = rust_mapper::compile(&bytes, &descriptors());
+        let _ = rust_mapper::compile(&bytes, &descriptors(), &dynamic());
     }
 
     #[test]
     fn random_pipelines_never_panic(source in 0..SOURCES.len(), steps in proptest::collection::vec(0..64usize, 0..6)) {
         let spec = spec_with(SOURCES[source], &steps);
-        let prog = rust_mapper::compile(&spec, &descriptors()).expect("generated spec compiles");
+        let prog = rust_mapper::compile(&spec, &descriptors(), &dynamic()).expect("generated spec compiles");
         let input = fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops/return_authorization/compiled/input.bin")).unwrap();
         let _ = prog.translate(&input);
     }

@@ -3,6 +3,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The host API's dynamic-value messages (the engine is told their names; it does not know them).
+fn dynamic() -> rust_mapper::DynamicTypes {
+    rust_mapper::DynamicTypes::new(
+        "returnbridge.api.v1.CustomValue",
+        "returnbridge.api.v1.CustomList",
+        "returnbridge.api.v1.CustomStruct",
+    )
+}
+
 fn cases_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mapping/cases/ops")
 }
@@ -11,7 +20,7 @@ fn run_case(case: &Path, descriptors: &[u8]) -> Result<(), String> {
     let compiled = case.join("compiled");
     let spec = fs::read(compiled.join("spec.json")).map_err(|e| e.to_string())?;
     let input = fs::read(compiled.join("input.bin")).map_err(|e| e.to_string())?;
-    let prog = rust_mapper::compile(&spec, descriptors).map_err(|e| format!("compile: {e}"))?;
+    let prog = rust_mapper::compile(&spec, descriptors, &dynamic()).map_err(|e| format!("compile: {e}"))?;
     let result = prog.translate(&input);
     // `explain` runs every rule through the general interpreter; `translate` takes the fast paths. Same result.
     let general = prog.explain(&input).map(|(out, _)| out);
@@ -68,7 +77,7 @@ fn explain_names_rules_and_paths() {
     let dir = cases_dir();
     let descriptors = fs::read(dir.join("descriptors.bin")).expect("descriptors");
     let case = dir.join("return_authorization/compiled");
-    let prog = rust_mapper::compile(&fs::read(case.join("spec.json")).unwrap(), &descriptors).unwrap();
+    let prog = rust_mapper::compile(&fs::read(case.join("spec.json")).unwrap(), &descriptors, &dynamic()).unwrap();
     let (out, entries) = prog.explain(&fs::read(case.join("input.bin")).unwrap()).unwrap();
     assert_eq!(out, fs::read(case.join("expected.bin")).unwrap());
     let serial = entries
@@ -85,7 +94,7 @@ fn translate_many_keeps_order_and_results() {
     let dir = cases_dir();
     let descriptors = fs::read(dir.join("descriptors.bin")).expect("descriptors");
     let case = dir.join("return_authorization/compiled");
-    let prog = rust_mapper::compile(&fs::read(case.join("spec.json")).unwrap(), &descriptors).unwrap();
+    let prog = rust_mapper::compile(&fs::read(case.join("spec.json")).unwrap(), &descriptors, &dynamic()).unwrap();
     let good = fs::read(case.join("input.bin")).unwrap();
     let bad = b"\xff\xff".to_vec();
     let inputs: Vec<&[u8]> = (0..1000).map(|i| if i % 7 == 3 { bad.as_slice() } else { good.as_slice() }).collect();

@@ -295,7 +295,8 @@ async def test_bad_query_names_the_field(
 
 async def test_admin_queries_scope_to_the_callers_tenant(nats_client: NatsClient) -> None:
     from returnbridge.api.v1 import admin_pb2
-    from returnbridge.audit.service import AuditQueries
+    from returnbridge.audit.service import AUDIT_SEQUENCE, AuditQueries
+    from returnbridge.domain.tenant_ids import TenantIds
     from returnbridge.errors import AuthError
 
     log = await AuditLog.open(nats_client.jetstream())
@@ -303,16 +304,23 @@ async def test_admin_queries_scope_to_the_callers_tenant(nats_client: NatsClient
         await log.record(
             action="return.submitted", object_type="return_order", object_id="RMA-1", tenant_id=tenant
         )
-    queries = AuditQueries(log)
+    ids = TenantIds(b"k" * 32)
+    queries = AuditQueries(log, ids=ids)
     set_principal(None)
     with pytest.raises(AuthError):
         await queries.query(admin_pb2.QueryAuditRequest())
     set_principal(Principal(name="auditor-1", tenant_id="beta", roles=frozenset({"auditor"})))
     response = await queries.query(admin_pb2.QueryAuditRequest(page_size=10))
-    assert [(e.sequence, e.tenant_id) for e in response.entries] == [(2, "beta")]
+    # Sequences are per-tenant opaque ids of the shared chain's positions (issue 12).
+    assert [(e.sequence, e.tenant_id) for e in response.entries] == [
+        (ids.encode("beta", AUDIT_SEQUENCE, 2), "beta")
+    ]
     assert response.entries[0].occurred_at.seconds > 0 and len(response.entries[0].hash) == 64
     verified = await queries.verify(admin_pb2.VerifyAuditRequest())
-    assert verified.intact and verified.entries_checked == 3
+    # Only the caller's own entries are counted: beta cannot watch acme's activity through this number.
+    assert verified.intact and verified.entries_checked == 1
+    set_principal(Principal(name="auditor-2", tenant_id="acme", roles=frozenset({"auditor"})))
+    assert (await queries.verify(admin_pb2.VerifyAuditRequest())).entries_checked == 2
 
 
 async def test_time_seek_uses_server_storage_time(nats_client: NatsClient) -> None:

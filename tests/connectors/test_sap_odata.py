@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from connectors.harnesses.sap import PASSWORD, USER, customer_return_payload
 from returnbridge.connectors.base import DocumentRequest
 from returnbridge.connectors.registry import build_connector
-from returnbridge.connectors.sap_odata import SapODataConfig, SapODataConnector, parse_odata_error
+from returnbridge.connectors.sap_odata import SapODataConfig, SapODataConnector
+from returnbridge.connectors.sap_odata_wire import parse_odata_error
 from returnbridge.errors import (
     AmbiguousErpError,
     ConfigError,

@@ -13,8 +13,9 @@ from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.delivery.dlq_cli import add_dlq_commands
 from returnbridge.domain.context import Principal, set_principal
+from returnbridge.domain.tenant_ids import default_ids
 from returnbridge.errors import ConfigError, NotFoundError
-from returnbridge.services.admin import AdminServicer
+from returnbridge.services.admin import DEAD_LETTER_ID, AdminServicer
 
 
 def run(argv: list[str]) -> int:
@@ -36,7 +37,8 @@ async def test_cli_lists_shows_replays_and_discards(
     async def two() -> list[int]:
         letters, _ = await pipeline.dead_letters.list("acme")
         assert len(letters) == 2
-        return [letter.id for letter in letters]
+        # The API shows dead-letter ids as per-tenant opaque ids (issue 12).
+        return [default_ids().encode("acme", DEAD_LETTER_ID, letter.id) for letter in letters]
 
     ids = await assert_eventually(two)
     await pipeline.start_grpc(AdminServicer(pipeline.dead_letters, pipeline.status))

@@ -34,6 +34,9 @@ def _all_rpcs() -> set[str]:
     for module in (returns_pb2, inventory_pb2, translation_pb2, admin_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             methods |= {f"/{service.full_name}/{m.name}" for m in service.methods}
+    # Reflection is behind authentication too (issue 12), so it has a permission like any RPC.
+    for prefix in ("grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"):
+        methods.add(f"/{prefix}/ServerReflectionInfo")
     return methods
 
 

@@ -10,6 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
+from pydantic import ValidationError as PydanticValidationError
 
 from gateway.support import (
     HMAC_ENV,
@@ -27,6 +28,7 @@ from gateway.support import (
 )
 from returnbridge.api.v1 import admin_pb2, returns_pb2
 from returnbridge.audit.redact import RedactingFilter
+from returnbridge.errors import ConfigError
 from returnbridge.gateway.auth import Authenticator
 from returnbridge.gateway.interceptors import build_interceptors
 
@@ -140,10 +142,12 @@ async def test_health_is_open_and_admin_rpcs_follow_roles(gw: Running) -> None:
             await gw.admin.VerifyAudit(admin_pb2.VerifyAuditRequest(), metadata=bearer(KEYS[role]))
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED, role
     await gw.admin.ReplayDeadLetter(
-        admin_pb2.ReplayDeadLetterRequest(), metadata=bearer(KEYS["integration_admin"])
+        admin_pb2.ReplayDeadLetterRequest(id=1), metadata=bearer(KEYS["integration_admin"])
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await gw.admin.ReplayDeadLetter(admin_pb2.ReplayDeadLetterRequest(), metadata=bearer(KEYS["auditor"]))
+        await gw.admin.ReplayDeadLetter(
+            admin_pb2.ReplayDeadLetterRequest(id=1), metadata=bearer(KEYS["auditor"])
+        )
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -153,7 +157,7 @@ async def test_unimplemented_rpc_still_requires_auth(gw: Running) -> None:
         await gw.admin.GetDeadLetter(admin_pb2.GetDeadLetterRequest())
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await gw.admin.GetDeadLetter(admin_pb2.GetDeadLetterRequest(), metadata=bearer(KEYS["auditor"]))
+        await gw.admin.GetDeadLetter(admin_pb2.GetDeadLetterRequest(id=1), metadata=bearer(KEYS["auditor"]))
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
@@ -275,22 +279,23 @@ async def test_streaming_rpcs_are_authenticated_and_mapped(gw: Running) -> None:
 
 async def test_deadline_propagation_helper(gw: Running) -> None:
     without = await gw.returns.GetReturnStatus(
-        returns_pb2.GetReturnStatusRequest(), metadata=bearer(KEYS["reader"])
+        returns_pb2.GetReturnStatusRequest(return_id="R-1"), metadata=bearer(KEYS["reader"])
     )
     assert without.return_id == "none"
     with_deadline = await gw.returns.GetReturnStatus(
-        returns_pb2.GetReturnStatusRequest(), metadata=bearer(KEYS["reader"]), timeout=30
+        returns_pb2.GetReturnStatusRequest(return_id="R-1"), metadata=bearer(KEYS["reader"]), timeout=30
     )
     # grpc pads the propagated deadline slightly.
     assert 25.0 < float(with_deadline.return_id) <= 31.0
 
 
-async def test_reflection_is_open() -> None:
+@pytest.mark.parametrize("open_on_loopback", [False, True])
+async def test_reflection_needs_a_credential_unless_opened_on_loopback(open_on_loopback: bool) -> None:
     from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-    server = grpc.aio.server(
-        interceptors=build_interceptors(security_config(), authenticator=_authenticator())
-    )
+    config = security_config(reflection_open_on_loopback=open_on_loopback).with_open_reflection("127.0.0.1")
+    authenticator = Authenticator(config, env={HMAC_ENV: HMAC_SECRET})
+    server = grpc.aio.server(interceptors=build_interceptors(config, authenticator=authenticator))
     reflection.enable_server_reflection((reflection.SERVICE_NAME,), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -301,8 +306,24 @@ async def test_reflection_is_open() -> None:
             async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
                 yield reflection_pb2.ServerReflectionRequest(list_services="")
 
-            replies = [r async for r in stub.ServerReflectionInfo(ask())]
-        names = [s.name for s in replies[0].list_services_response.service]
-        assert reflection.SERVICE_NAME in names
+            if not open_on_loopback:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    _ = [r async for r in stub.ServerReflectionInfo(ask())]
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            for role in ("reader", "auditor"):
+                replies = [r async for r in stub.ServerReflectionInfo(ask(), metadata=bearer(KEYS[role]))]
+                names = [s.name for s in replies[0].list_services_response.service]
+                assert reflection.SERVICE_NAME in names
+            if open_on_loopback:
+                replies = [r async for r in stub.ServerReflectionInfo(ask())]
+                assert replies[0].list_services_response.service
     finally:
         await server.stop(None)
+
+
+def test_open_reflection_is_refused_off_loopback() -> None:
+    config = security_config(reflection_open_on_loopback=True)
+    with pytest.raises(ConfigError, match="not a loopback address"):
+        config.with_open_reflection("0.0.0.0")
+    with pytest.raises(PydanticValidationError, match="only health and reflection"):
+        security_config(open_methods=["/returnbridge.api.v1.AdminService/QueryAudit"])

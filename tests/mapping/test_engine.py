@@ -18,7 +18,7 @@ from returnbridge.api.v1 import returns_pb2
 from returnbridge.errors import NotFoundError, SpecError, TranslationError
 from returnbridge.mapping import ExplainEntry, Mapper, MappingRegistry
 from returnbridge.mapping.reference import ReferenceMapper
-from returnbridge.mapping.registry import descriptor_set, source_from_spec
+from returnbridge.mapping.registry import descriptor_set, dynamic_types, source_from_spec
 from returnbridge.mapping.spec import Spec, load_spec_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,9 +150,9 @@ def test_broken_spec_fails_at_construction_with_line() -> None:
 
 def test_rust_constructor_rejects_garbage() -> None:
     with pytest.raises(_mapper.SpecCompileError):
-        _mapper.Mapper(b"{not json", descriptor_set())
+        _mapper.Mapper(b"{not json", descriptor_set(), dynamic_types())
     with pytest.raises(_mapper.SpecCompileError):
-        _mapper.Mapper(b"{}", b"\xff\xff\xff")
+        _mapper.Mapper(b"{}", b"\xff\xff\xff", dynamic_types())
 
 
 def test_stub_matches_extension() -> None:

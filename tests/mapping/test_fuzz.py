@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from returnbridge import _mapper
 from returnbridge.errors import TranslationError
 from returnbridge.mapping import MappingRegistry, check_spec_text
-from returnbridge.mapping.registry import descriptor_set
+from returnbridge.mapping.registry import descriptor_set, dynamic_types
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REGISTRY = MappingRegistry.load()
@@ -51,7 +51,7 @@ def test_random_json_documents_never_crash(value: object) -> None:
 @given(st.binary(max_size=400))
 def test_random_spec_bytes_are_spec_errors(data: bytes) -> None:
     try:
-        _mapper.Mapper(data, descriptor_set())
+        _mapper.Mapper(data, descriptor_set(), dynamic_types())
     except _mapper.SpecCompileError as exc:
         assert len(exc.args) == 2
 

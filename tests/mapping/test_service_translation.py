@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import grpc
 import pytest
@@ -13,6 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from returnbridge.api.v1 import inventory_pb2, translation_pb2, translation_pb2_grpc
+from returnbridge.gateway import SecurityConfig, build_interceptors, hash_api_key
 from returnbridge.mapping import MappingRegistry
 from returnbridge.mapping.service import TranslationServiceConfig, TranslationServicer
 
@@ -34,16 +36,35 @@ def registry() -> MappingRegistry:
     return MappingRegistry.load()
 
 
+_KEY = "rbk_translation_test_key_0001"
+
+
+class _Bearer(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Sends the test API key with every call."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), ("authorization", f"Bearer {_KEY}")]
+        return await continuation(details._replace(metadata=metadata), request)
+
+
 @pytest.fixture
 async def stub(registry: MappingRegistry) -> AsyncIterator[translation_pb2_grpc.TranslationServiceStub]:
-    server = grpc.aio.server()
+    # Behind the real interceptor chain, as in production: auth, rate limits, RBAC, error mapping.
+    security = SecurityConfig.model_validate(
+        {
+            "api_keys": [
+                {"name": "rms", "tenant_id": "acme", "roles": ["submitter"], "sha256": hash_api_key(_KEY)}
+            ]
+        }
+    )
+    server = grpc.aio.server(interceptors=build_interceptors(security))
     config = TranslationServiceConfig(max_batch_size=50, offload_threshold=4)
     translation_pb2_grpc.add_TranslationServiceServicer_to_server(
         TranslationServicer(registry, config), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", interceptors=[_Bearer()])
     try:
         yield translation_pb2_grpc.TranslationServiceStub(channel)
     finally:
@@ -150,6 +171,23 @@ async def test_wrong_input_kind_is_invalid_argument(stub, mapping_id: str, field
     bad, info = _details(caught.value)
     assert info.reason == "WRONG_INPUT_KIND"
     assert bad.field_violations[0].field == field
+
+
+async def test_calls_without_credentials_are_refused(registry: MappingRegistry) -> None:
+    security = SecurityConfig.model_validate({"api_keys": []})
+    server = grpc.aio.server(interceptors=build_interceptors(security))
+    translation_pb2_grpc.add_TranslationServiceServicer_to_server(TranslationServicer(registry), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await translation_pb2_grpc.TranslationServiceStub(channel).Translate(
+                    translation_pb2.TranslateRequest(mapping_id="netsuite/return_authorization")
+                )
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await server.stop(None)
 
 
 async def test_missing_mapping_id_is_invalid_argument(stub) -> None:

@@ -9,7 +9,9 @@ from google.rpc import error_details_pb2, status_pb2
 from delivery.pipeline_harness import Pipeline, make_order, md
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
 from returnbridge.bus import subjects
+from returnbridge.domain.tenant_ids import default_ids
 from returnbridge.services.intake import idempotency_kv_key
+from returnbridge.services.returns import DELIVERY_SEQUENCE
 
 
 async def _stream_messages(pipeline: Pipeline) -> int:
@@ -29,7 +31,9 @@ async def test_accepts_after_puback_and_routes(pipeline: Pipeline) -> None:
     assert response.route.target == "sap" and response.route.rule == "eu-to-sap"
     assert list(response.route.document_types) == ["A_CustomerReturn"]
     assert response.client_reference == "c-1"
-    msg = await pipeline.nc.jetstream().get_msg(subjects.DELIVER_STREAM, seq=response.stream_sequence)
+    # The reply carries a per-tenant opaque id of the stream position (issue 12).
+    position = default_ids().decode("acme", DELIVERY_SEQUENCE, response.stream_sequence)
+    msg = await pipeline.nc.jetstream().get_msg(subjects.DELIVER_STREAM, seq=position)
     assert msg.subject == "rb.deliver.sap.acme"
     assert msg.headers["Nats-Msg-Id"] == "acme:R1:1:AUTHORIZED"
     stored = returns_pb2.ReturnOrder.FromString(msg.data)
@@ -188,7 +192,7 @@ async def test_crash_between_puback_and_registration_is_completed_by_resubmit(pi
     # Not yet registered, so not provably accepted: the republish is deduplicated onto the stored message.
     assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
     assert await _stream_messages(pipeline) == 1
-    assert response.stream_sequence == 1
+    assert default_ids().decode("acme", DELIVERY_SEQUENCE, response.stream_sequence) == 1
     status = await pipeline.status.get("acme", "R21")
     assert status is not None and status["versions"]["1"]["stream_sequence"] == 1
     _refuse_publish(pipeline)

@@ -12,12 +12,14 @@ from typing import Any, TextIO
 from returnbridge.audit.export import EXPORT_FORMATS, export_audit, parse_timestamp
 from returnbridge.audit.log import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, AuditLog
 from returnbridge.audit.verify import VerifyReport, verify_jsonl, verify_stream
+from returnbridge.bus.embedded import client_login
 from returnbridge.errors import ConfigError
 
 __all__ = ["add_audit_commands", "run_export", "run_verify"]
 
 # The same variable the service configuration reads for nats.url.
 NATS_URL_ENV = "RETURNBRIDGE_NATS__URL"
+DATA_DIR_ENV = "RETURNBRIDGE_DATA_DIR"
 
 
 def add_audit_commands(
@@ -33,6 +35,15 @@ def add_audit_commands(
             dest="audit_nats_url",
             default=os.environ.get(NATS_URL_ENV, "nats://127.0.0.1:4222"),
             help=f"NATS server holding the audit stream (default: ${NATS_URL_ENV} or nats://127.0.0.1:4222)",
+        )
+        parser.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path(os.environ.get(DATA_DIR_ENV, ".returnbridge")),
+            help="data_dir of the local service: a loopback --nats-url uses its embedded server's credentials",
+        )
+        parser.add_argument(
+            "--nats-credentials", type=Path, help="NATS .creds file (JWT + NKey) for an external server"
         )
         parser.add_argument(
             "--stream", default=DEFAULT_STREAM, help="audit stream name (default: %(default)s)"
@@ -66,7 +77,8 @@ async def _open_log(args: argparse.Namespace) -> tuple[Any, AuditLog]:
     import nats
 
     try:
-        nc = await nats.connect(args.audit_nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        login = client_login(args.audit_nats_url, args.data_dir, args.nats_credentials)
+        nc = await nats.connect(args.audit_nats_url, connect_timeout=5, max_reconnect_attempts=0, **login)
     except (OSError, nats.errors.Error) as exc:
         raise ConfigError(f"cannot connect to NATS at {args.audit_nats_url}: {exc}") from exc
     log = await AuditLog.open(nc.jetstream(), stream=args.stream, subject_prefix=args.subject_prefix)

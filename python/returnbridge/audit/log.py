@@ -387,7 +387,7 @@ class AuditLog:
         violations: list[FieldViolation] = []
         if not 1 <= page_size <= 1000:
             violations.append(FieldViolation("page_size", "must be between 1 and 1000"))
-        if page_token and not page_token.isdigit():
+        if page_token and not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 20):
             violations.append(FieldViolation("page_token", "malformed page token"))
         for name, moment in (("since", since), ("until", until)):
             if moment is not None and moment.tzinfo is None:

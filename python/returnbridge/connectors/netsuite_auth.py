@@ -15,6 +15,7 @@ from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_AUTH_HEADER
 from oauthlib.oauth1 import Client as OAuth1Client
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from returnbridge.connectors.http import describe_transport_error as _describe
 from returnbridge.connectors.http import parse_retry_after
 from returnbridge.domain.erps import NETSUITE
 from returnbridge.errors import ConfigError, ErpAuthError, TransientErpError
@@ -211,7 +212,7 @@ async def fetch_oauth2_token(
         response = await client.post(token_url, data=form, timeout=deadline)
     except httpx.TransportError as exc:
         raise TransientErpError(
-            f"cannot reach the NetSuite token endpoint: {exc!r}", erp=ERP, code="TOKEN_ENDPOINT"
+            f"cannot reach the NetSuite token endpoint: {_describe(exc)}", erp=ERP, code="TOKEN_ENDPOINT"
         ) from exc
     body: dict[str, Any] = {}
     try:

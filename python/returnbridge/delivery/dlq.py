@@ -150,7 +150,7 @@ class DeadLetterStore:
         if page_size < 0 or page_size > 1000:
             raise ValidationError("page_size must be between 0 and 1000")
         page_size = page_size or 50
-        if page_token and not page_token.isdigit():
+        if page_token and not (page_token.isascii() and page_token.isdigit() and len(page_token) <= 20):
             raise ValidationError("malformed page_token")
         start = int(page_token or 0) + 1
         info = await self._js.stream_info(subjects.DLQ_STREAM)

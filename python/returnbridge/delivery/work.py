@@ -9,7 +9,7 @@ from nats.aio.msg import Msg
 from returnbridge.api.v1 import common_pb2, returns_pb2
 from returnbridge.delivery.headers import H_STEPS
 from returnbridge.domain.steps import PlannedStep, decode_steps
-from returnbridge.errors import ErpError, ReturnBridgeError
+from returnbridge.errors import ErpError, MappingError, ReturnBridgeError, TranslationError, ValidationError
 
 __all__ = ["ReturnKey", "Work", "error_proto", "read_messages"]
 
@@ -55,6 +55,16 @@ def read_messages(msgs: list[Msg]) -> tuple[list[Work], list[tuple[Msg, Exceptio
     return works, malformed
 
 
+def _code_of(exc: Exception) -> str:
+    if isinstance(exc, TranslationError):
+        return "TRANSLATION_FAILED"
+    if isinstance(exc, MappingError):
+        return "MAPPING_INVALID"
+    if isinstance(exc, ValidationError):
+        return "INVALID_DOCUMENT"
+    return "PIPELINE_ERROR"
+
+
 def error_proto(exc: Exception, erp: int, error_class: str) -> common_pb2.ErpError:
     """The ErpError stored with a document: the ERP's own code and message, or the translation failure."""
     if isinstance(exc, ErpError):
@@ -69,7 +79,8 @@ def error_proto(exc: Exception, erp: int, error_class: str) -> common_pb2.ErpErr
     path = getattr(exc, "path", "")
     return common_pb2.ErpError(
         erp=erp,  # type: ignore[arg-type]
-        code=type(exc).__name__ + (f":{rule}" if rule else ""),
+        # A stable code, never a Python class name: this reaches tenants (status, dead letters).
+        code=_code_of(exc) + (f":{rule}" if rule else ""),
         message=(f"{path}: " if path else "") + str(exc)[:2000],
         error_class=_CLASSES[error_class],
     )

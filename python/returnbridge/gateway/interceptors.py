@@ -30,8 +30,10 @@ from returnbridge.errors import (
     ReturnBridgeError,
 )
 from returnbridge.gateway.auth import Authenticator
+from returnbridge.gateway.malformed import MalformedLog, MalformedRequest, refusal, tolerant
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.rbac import authorize
+from returnbridge.gateway.request_limits import check_request
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import count_api_call
@@ -42,6 +44,7 @@ __all__ = [
     "ErrorsInterceptor",
     "RateLimitInterceptor",
     "RbacInterceptor",
+    "RequestLimitsInterceptor",
     "build_interceptors",
     "remaining_timeout",
     "status_for_error",
@@ -53,6 +56,7 @@ REQUEST_ID_HEADER: Final = "x-request-id"
 _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+Check = Callable[[Any, grpc.aio.ServicerContext], None]
 
 
 def _reset(token: contextvars.Token[Any]) -> None:
@@ -63,13 +67,37 @@ def _reset(token: contextvars.Token[Any]) -> None:
         pass
 
 
-def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, around: Around) -> grpc.RpcMethodHandler:
-    """The same handler with every call run inside ``around(method, context)``, for all four RPC shapes."""
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler,
+    method: str,
+    around: Around,
+    check: Check | None = None,
+    deserializer: Callable[[bytes], Any] | None = None,
+) -> grpc.RpcMethodHandler:
+    """The same handler with every call run inside ``around(method, context)``, for all four RPC shapes.
+
+    ``check`` sees each request message (each one of a request stream) inside ``around`` before the handler;
+    ``deserializer`` replaces the handler's own.
+    """
+
+    def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if check is None:
+            return request
+        if hasattr(request, "__aiter__"):
+
+            async def each() -> AsyncIterator[Any]:
+                async for item in request:
+                    check(item, context)
+                    yield item
+
+            return each()
+        check(request, context)
+        return request
 
     def unary_response(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with around(method, context):
-                result = behavior(request, context)
+                result = behavior(checked(request, context), context)
                 return await result if inspect.isawaitable(result) else result
 
         return run
@@ -77,7 +105,7 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, around: Around) -
     def stream_response(behavior: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with around(method, context):
-                result = behavior(request, context)
+                result = behavior(checked(request, context), context)
                 if hasattr(result, "__aiter__"):
                     async for item in result:
                         yield item
@@ -88,7 +116,7 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, around: Around) -
         return run
 
     kwargs = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": deserializer or handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
@@ -132,7 +160,33 @@ def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
 
 
 class ErrorsInterceptor(_WrappingInterceptor):
-    """Outermost: request id in, request id out, our errors -> their status, anything else -> INTERNAL, metrics."""
+    """Outermost: request id in, request id out, our errors -> their status, anything else -> INTERNAL, metrics.
+
+    It also decodes requests tolerantly, so bytes that are no valid request message are INVALID_ARGUMENT here,
+    before authentication, logged once per peer host per ``malformed_log.interval``.
+    """
+
+    def __init__(self, malformed_log: MalformedLog | None = None) -> None:
+        self.malformed_log = malformed_log or MalformedLog()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method
+
+        def refuse_malformed(request: Any, context: grpc.aio.ServicerContext) -> None:
+            if isinstance(request, MalformedRequest):
+                self.malformed_log.note(context.peer() or "unknown", method)
+                raise refusal(method)
+
+        return _wrap_handler(
+            handler, method, self.around, refuse_malformed, tolerant(handler.request_deserializer)
+        )
 
     @asynccontextmanager
     async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
@@ -337,6 +391,26 @@ class RbacInterceptor(_WrappingInterceptor):
             log.exception("could not audit denied call to %s", method)
 
 
+class RequestLimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
+    """Innermost: every request message meets ``request_limits.RULES`` before the servicer sees it."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method
+        return _wrap_handler(handler, method, _no_context, lambda request, _context: check_request(request))
+
+
+@asynccontextmanager
+async def _no_context(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    yield
+
+
 def build_interceptors(
     config: SecurityConfig,
     *,
@@ -347,8 +421,8 @@ def build_interceptors(
 ) -> list[grpc.aio.ServerInterceptor]:
     """Interceptors for ``grpc.aio.server(interceptors=...)``, outermost first.
 
-    Order: errors/request id/metrics, authentication, rate limits, RBAC. Rate limits run before RBAC so a
-    principal hammering a forbidden RPC is still throttled. ``audit`` records permission denials; ``alerter``
+    Order: errors/request id/metrics (and malformed bytes), authentication, rate limits, RBAC, request field
+    limits. Rate limits run before RBAC so a principal hammering a forbidden RPC is still throttled. ``audit`` records permission denials; ``alerter``
     raises a ``backlog`` alert while the concurrency cap refuses calls.
 
     Raises:
@@ -361,6 +435,7 @@ def build_interceptors(
         AuthInterceptor(authenticator),
         RateLimitInterceptor(limiter, authenticator, alerter=alerter),
         RbacInterceptor(authenticator, audit=audit),
+        RequestLimitsInterceptor(),
     ]
 
 

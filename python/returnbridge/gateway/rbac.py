@@ -20,6 +20,7 @@ _RETURNS: Final = "/returnbridge.api.v1.ReturnsService/"
 _INVENTORY: Final = "/returnbridge.api.v1.InventoryService/"
 _TRANSLATION: Final = "/returnbridge.api.v1.TranslationService/"
 _ADMIN: Final = "/returnbridge.api.v1.AdminService/"
+_REFLECTION: Final = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 
 #: Permission -> what it allows (the table in docs/security.md mirrors this).
 PERMISSIONS: Final[dict[str, str]] = {
@@ -32,9 +33,10 @@ PERMISSIONS: Final[dict[str, str]] = {
     "mapping.validate": "validate mapping specs and overrides",
     "audit.read": "query and verify the audit log",
     "reports.read": "read reconciliation reports",
+    "api.describe": "list services and read the contract's descriptors (gRPC reflection)",
 }
 
-#: Every RPC of every v1 service needs exactly one permission; an RPC missing here is denied.
+#: Every RPC of every v1 service (and reflection) needs exactly one permission; an RPC missing here is denied.
 METHOD_PERMISSIONS: Final[dict[str, str]] = {
     _RETURNS + "SubmitReturn": "returns.submit",
     _RETURNS + "SubmitReturns": "returns.submit",
@@ -53,12 +55,15 @@ METHOD_PERMISSIONS: Final[dict[str, str]] = {
     _ADMIN + "QueryAudit": "audit.read",
     _ADMIN + "VerifyAudit": "audit.read",
     _ADMIN + "GetReconciliationReport": "reports.read",
+    **{prefix + "ServerReflectionInfo": "api.describe" for prefix in _REFLECTION},
 }
 
 #: Role -> permissions. ``system`` is the in-process principal for internal work, never configured for callers.
 ROLES: Final[dict[str, frozenset[str]]] = {
-    "submitter": frozenset({"returns.submit", "returns.read", "inventory.read", "translation.use"}),
-    "reader": frozenset({"returns.read", "inventory.read", "reports.read"}),
+    "submitter": frozenset(
+        {"returns.submit", "returns.read", "inventory.read", "translation.use", "api.describe"}
+    ),
+    "reader": frozenset({"returns.read", "inventory.read", "reports.read", "api.describe"}),
     "integration_admin": frozenset(
         {
             "returns.read",
@@ -68,9 +73,12 @@ ROLES: Final[dict[str, frozenset[str]]] = {
             "dlq.manage",
             "mapping.validate",
             "reports.read",
+            "api.describe",
         }
     ),
-    "auditor": frozenset({"audit.read", "returns.read", "inventory.read", "dlq.read", "reports.read"}),
+    "auditor": frozenset(
+        {"audit.read", "returns.read", "inventory.read", "dlq.read", "reports.read", "api.describe"}
+    ),
     "system": frozenset(PERMISSIONS),
 }
 

@@ -213,6 +213,14 @@ class RateLimitConfig(_Model):
     max_tracked_keys: int = Field(default=10_000, ge=10)
 
 
+HEALTH_METHODS: Final = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
+REFLECTION_METHODS: Final = (
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+)
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
+
+
 class SecurityConfig(_Model):
     """``security:`` section: how callers authenticate and how fast they may call."""
 
@@ -220,15 +228,35 @@ class SecurityConfig(_Model):
     jwt: JwtConfig | None = None
     tls: TlsConfig | None = None
     rate_limits: RateLimitConfig = RateLimitConfig()
-    # Reachable without credentials: health checks and reflection.
-    open_methods: list[str] = Field(
-        default_factory=lambda: [
-            "/grpc.health.v1.Health/Check",
-            "/grpc.health.v1.Health/Watch",
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        ]
-    )
+    # Reachable without credentials: health checks only. Reflection needs a credential (any role) unless
+    # reflection_open_on_loopback is set for development and grpc.host is a loopback address.
+    open_methods: list[str] = Field(default_factory=lambda: list(HEALTH_METHODS))
+    reflection_open_on_loopback: bool = False
+
+    @field_validator("open_methods")
+    @classmethod
+    def _only_health_or_reflection(cls, methods: list[str]) -> list[str]:
+        allowed = HEALTH_METHODS + REFLECTION_METHODS
+        others = [m for m in methods if m not in allowed]
+        if others:
+            raise ValueError(f"only health and reflection RPCs may be open, not {others}")
+        return methods
+
+    def with_open_reflection(self, grpc_host: str) -> SecurityConfig:
+        """This config with reflection open when ``reflection_open_on_loopback`` asks for it.
+
+        Raises:
+            ConfigError: the switch is on but ``grpc_host`` is not a loopback address.
+        """
+        if not self.reflection_open_on_loopback:
+            return self
+        if grpc_host not in LOOPBACK_HOSTS:
+            raise ConfigError(
+                f"security.reflection_open_on_loopback: grpc.host {grpc_host!r} is not a loopback address; "
+                "open reflection is for local development only"
+            )
+        methods = [*self.open_methods, *(m for m in REFLECTION_METHODS if m not in self.open_methods)]
+        return self.model_copy(update={"open_methods": methods})
 
     @model_validator(mode="after")
     def _unique_keys(self) -> SecurityConfig:

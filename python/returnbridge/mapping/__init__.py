@@ -12,7 +12,7 @@ from typing import NamedTuple
 from returnbridge import _mapper
 from returnbridge.errors import NotFoundError, SpecError, TranslationError
 
-from .registry import SpecSource, check_source_text, descriptor_set, load_sources
+from .registry import SpecSource, check_source_text, descriptor_set, dynamic_types, load_sources
 
 __all__ = ["ExplainEntry", "Mapper", "MappingRegistry", "check_spec_text"]
 
@@ -45,7 +45,7 @@ class Mapper:
         """
         self.normalized_spec: bytes = source.normalized()
         try:
-            self._ref = _mapper.Mapper(self.normalized_spec, descriptor_set())
+            self._ref = _mapper.Mapper(self.normalized_spec, descriptor_set(), dynamic_types())
         except _mapper.SpecCompileError as exc:
             rule, message = exc.args
             raise source.error_at(rule, message) from None

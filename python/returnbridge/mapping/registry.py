@@ -34,6 +34,17 @@ TableData = tuple[dict[str, Any], Any]
 
 
 @functools.cache
+def dynamic_types() -> tuple[str, str, str]:
+    """Full names of the API's dynamic-value messages (value, list, struct): the engine is told, not hard-coded."""
+    from returnbridge.api.v1 import common_pb2
+
+    return (
+        common_pb2.CustomValue.DESCRIPTOR.full_name,
+        common_pb2.CustomList.DESCRIPTOR.full_name,
+        common_pb2.CustomStruct.DESCRIPTOR.full_name,
+    )
+
+
 def descriptor_set() -> bytes:
     """Serialized ``FileDescriptorSet`` of the v1 API (and its imports), as the Rust engine needs it."""
     from returnbridge.api.v1 import (
@@ -172,9 +183,9 @@ def _patch_table(
 ) -> TableData:
     entries, fallback = (dict(current[0]), current[1]) if current is not None else ({}, None)
     if current is None:
-        from .spec import _UNSET
+        from .spec import UNSET
 
-        fallback = _UNSET
+        fallback = UNSET
     if patch.file is not None:
         file_entries, file_fallback = resolve_table(name, patch, info)
         entries.update(file_entries)

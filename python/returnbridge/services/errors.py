@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 
 from returnbridge.api.v1 import common_pb2
 from returnbridge.audit.redact import redact_text
+from returnbridge.domain.context import request_id
 from returnbridge.errors import (
     ErpError,
     RateLimitedError,
@@ -108,6 +109,7 @@ async def item_result(work: Awaitable[T]) -> T | common_pb2.ItemError:
         return await work
     except ReturnBridgeError as exc:
         return item_error(exc)
-    except Exception as exc:
-        log.exception("batch item failed unexpectedly")
-        return internal_item_error(f"{type(exc).__name__}: {exc}")
+    except Exception:
+        # The cause goes to the log only: replies never carry exception classes or internals.
+        log.exception("batch item failed unexpectedly (request id %s)", request_id())
+        return internal_item_error(f"internal error (request id {request_id()})")

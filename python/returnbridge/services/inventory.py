@@ -8,14 +8,19 @@ import grpc
 
 from returnbridge.api.v1 import inventory_pb2, inventory_pb2_grpc
 from returnbridge.domain.context import current_principal
+from returnbridge.domain.tenant_ids import TenantIds, default_ids
 from returnbridge.sync.inventory import InventoryStore
+
+#: Kind of opaque id (tenant_ids) for inventory update sequences.
+INVENTORY_REVISION = "inventory_revision"
 
 
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
-    """Args: store: the inventory store over ``rb_inventory``."""
+    """Args: store: the inventory store over ``rb_inventory``; ids: per-tenant opaque ids."""
 
-    def __init__(self, store: InventoryStore) -> None:
+    def __init__(self, store: InventoryStore, *, ids: TenantIds | None = None) -> None:
         self._store = store
+        self._ids = ids or default_ids()
 
     async def GetInventory(
         self, request: inventory_pb2.GetInventoryRequest, context: grpc.aio.ServicerContext
@@ -47,4 +52,6 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             sites=set(request.sites),
             include_snapshot=request.include_snapshot,
         ):
+            # KV revisions count every tenant's changes: shown as this tenant's opaque ids.
+            update.sequence = self._ids.encode(tenant, INVENTORY_REVISION, update.sequence)
             yield update

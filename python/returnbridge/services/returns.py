@@ -14,10 +14,15 @@ from returnbridge.api.v1 import common_pb2, returns_pb2, returns_pb2_grpc, sync_
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ordered_config
 from returnbridge.domain.context import current_principal
-from returnbridge.errors import NotFoundError, ValidationError
+from returnbridge.domain.tenant_ids import TenantIds, default_ids
+from returnbridge.errors import FieldViolation, NotFoundError, ValidationError
 from returnbridge.services.errors import item_result
 from returnbridge.services.intake import Intake
 from returnbridge.sync.status import SyncStateStore, to_proto
+
+# Kinds of opaque ids (tenant_ids): sync events and the delivery messages a submission stored.
+EVENT_SEQUENCE = "event_sequence"
+DELIVERY_SEQUENCE = "delivery_sequence"
 
 
 class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
@@ -28,11 +33,19 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         status: sync state store.
         js: JetStream context for the event stream watch.
         bulk_in_flight: submissions of one bulk stream processed concurrently.
+        ids: per-tenant opaque ids for the stream sequences a caller sees (never raw shared-stream positions).
     """
 
     def __init__(
-        self, intake: Intake, status: SyncStateStore, js: JetStreamContext, *, bulk_in_flight: int = 1000
+        self,
+        intake: Intake,
+        status: SyncStateStore,
+        js: JetStreamContext,
+        *,
+        bulk_in_flight: int = 1000,
+        ids: TenantIds | None = None,
     ) -> None:
+        self._ids = ids or default_ids()
         self._intake = intake
         self._status = status
         self._js = js
@@ -41,7 +54,13 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
     async def SubmitReturn(
         self, request: returns_pb2.SubmitReturnRequest, context: grpc.aio.ServicerContext
     ) -> returns_pb2.SubmitReturnResponse:
-        return await self._intake.submit(request)
+        return self._hide_sequence(await self._intake.submit(request))
+
+    def _hide_sequence(self, response: returns_pb2.SubmitReturnResponse) -> returns_pb2.SubmitReturnResponse:
+        response.stream_sequence = self._ids.encode(
+            response.tenant_id, DELIVERY_SEQUENCE, response.stream_sequence
+        )
+        return response
 
     async def SubmitReturns(
         self,
@@ -66,7 +85,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
             if isinstance(outcome, common_pb2.ItemError):
                 result.error.CopyFrom(outcome)
             else:
-                result.accepted.CopyFrom(outcome)
+                result.accepted.CopyFrom(self._hide_sequence(outcome))
             await results.put(result)
 
         async def feed() -> None:
@@ -95,7 +114,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         self, request: returns_pb2.GetReturnStatusRequest, context: grpc.aio.ServicerContext
     ) -> sync_pb2.ReturnSyncStatus:
         if not request.return_id:
-            raise ValidationError("return_id is required")
+            raise ValidationError("return_id is required", [FieldViolation("return_id", "required")])
         tenant = current_principal().tenant_id
         record = await self._status.get(tenant, request.return_id)
         if record is None or record["tenant_id"] != tenant:
@@ -108,7 +127,13 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         """Ordered ephemeral consumer on ``rb.status.<caller tenant>``; events carry their stream sequence."""
         tenant = current_principal().tenant_id
         subject = subjects.status(tenant)
-        policy, config = ordered_config(request.after_sequence, request.from_beginning)
+        after = self._ids.decode(tenant, EVENT_SEQUENCE, request.after_sequence)
+        if after is None:
+            raise ValidationError(
+                "after_sequence is not a sequence this stream handed out",
+                [FieldViolation("after_sequence", "pass a SyncEvent.sequence you received, or 0")],
+            )
+        policy, config = ordered_config(after, request.from_beginning)
         return_ids = set(request.return_ids)
         erps = set(request.erps)
         states = set(request.states)
@@ -136,7 +161,7 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
                     continue
                 if states and event.state not in states:
                     continue
-                event.sequence = msg.metadata.sequence.stream
+                event.sequence = self._ids.encode(tenant, EVENT_SEQUENCE, msg.metadata.sequence.stream)
                 yield event
         finally:
             with contextlib.suppress(Exception):

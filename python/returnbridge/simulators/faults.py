@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 CONTROL_PREFIX = "/_sim/"
 
@@ -92,7 +93,7 @@ class FaultInjector:
             self.plan.remaining -= 1
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(CONTROL_PREFIX) or not self._applies(request):
             return await handler(request)
         plan = self.plan

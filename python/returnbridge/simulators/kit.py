@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from returnbridge.simulators.faults import CONTROL_PREFIX, FaultInjector, FaultPlan
 
@@ -112,7 +113,7 @@ class SimulatorKit:
             hook(self.state)
 
     @web.middleware
-    async def _count_requests(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _count_requests(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(CONTROL_PREFIX):
             self.state.requests += 1
         return await handler(request)

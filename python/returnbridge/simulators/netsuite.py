@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX
@@ -98,7 +99,7 @@ class NetSuiteSimulator(RecordBook):
     # -- middlewares ------------------------------------------------------------------------------
 
     @web.middleware
-    async def _concurrency(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _concurrency(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         limit = self.config.concurrency_limit
         if request.path.startswith(CONTROL_PREFIX) or not limit:
             return await handler(request)
@@ -124,7 +125,7 @@ class NetSuiteSimulator(RecordBook):
             self.in_flight -= 1
 
     @web.middleware
-    async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if (
             request.path.startswith(CONTROL_PREFIX)
             or request.path == TOKEN

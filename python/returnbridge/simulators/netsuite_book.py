@@ -248,18 +248,19 @@ class BookCore:
         return values
 
     def _match_source_line(self, source: dict[str, Any], line: dict[str, Any], path: str) -> dict[str, Any]:
+        candidates: list[dict[str, Any]] = source["item"]
         if "orderLine" in line:
             try:
                 number = int(line["orderLine"])
             except (TypeError, ValueError):
                 raise user_error("orderLine must be a line number.", f"{path}.orderLine") from None
-            for candidate in source["item"]:
+            for candidate in candidates:
                 if candidate["line"] == number:
                     return candidate
             raise user_error(f"The source transaction has no line {number}.", f"{path}.orderLine")
         item = line.get("item")
         if isinstance(item, dict):
-            for candidate in source["item"]:
+            for candidate in candidates:
                 if candidate["item"]["id"] == str(item.get("id")):
                     return candidate
             raise user_error(f"Item {item.get('id')} is not on the source transaction.", f"{path}.item")

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler as NextHandler
 
 from returnbridge.simulators.faults import CONTROL_PREFIX
 from returnbridge.simulators.kit import SimulatorKit
@@ -176,7 +177,7 @@ class OracleSimulator(Receiving, Receivables):
         return wrapped
 
     @web.middleware
-    async def _unknown_resources(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _unknown_resources(self, request: web.Request, handler: NextHandler) -> web.StreamResponse:
         """An unknown resource or method answers like Fusion does, not with aiohttp's own text page."""
         try:
             return await handler(request)

@@ -299,7 +299,8 @@ class SapBackend:
         return doc
 
     def delivery_item(self, number: str, item_no: str) -> dict[str, Any]:
-        for item in self.delivery(number)["to_DeliveryDocumentItem"]:
+        items: list[dict[str, Any]] = self.delivery(number)["to_DeliveryDocumentItem"]
+        for item in items:
             if item["DeliveryDocumentItem"] == item_no:
                 return item
         raise ODataError(404, "VL/002", f"Item {item_no} of delivery {number} does not exist")

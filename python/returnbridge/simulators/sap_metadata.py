@@ -86,7 +86,7 @@ class Service:
 
 
 def _s(name: str, n: int, **kw: bool) -> Prop:
-    return Prop(name, STRING, n, **kw)  # type: ignore[arg-type]
+    return Prop(name, STRING, n, **kw)
 
 
 def _ro(name: str, n: int) -> Prop:

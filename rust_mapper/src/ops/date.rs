@@ -1,4 +1,4 @@
-//! Date and time conversion between ISO 8601, RFC 3339, SAP `/Date(ms)/`, `YYYYMMDD` and epoch integers.
+//! Date and time conversion between ISO 8601, RFC 3339, the `/Date(ms)/` JSON date, `YYYYMMDD` and epoch integers.
 
 use std::borrow::Cow;
 
@@ -13,7 +13,8 @@ pub enum Format {
     Auto,
     Date,
     DateTime,
-    Sap,
+    /// `/Date(ms)/`: milliseconds since the epoch in the Microsoft JSON date form (OData v2).
+    MsDate,
     Yyyymmdd,
     EpochMs,
     EpochS,
@@ -25,7 +26,8 @@ impl Format {
             "auto" => Format::Auto,
             "date" => Format::Date,
             "datetime" => Format::DateTime,
-            "sap" => Format::Sap,
+            // "sap" is the name specs used before "ms_date"; kept so they still compile.
+            "ms_date" | "sap" => Format::MsDate,
             "yyyymmdd" => Format::Yyyymmdd,
             "epoch_ms" => Format::EpochMs,
             "epoch_s" => Format::EpochS,
@@ -207,7 +209,7 @@ fn parse_datetime(s: &str) -> Option<(i64, i64)> {
     in_range(secs, nanos)
 }
 
-fn parse_sap(s: &str) -> Option<(i64, i64)> {
+fn parse_ms_date(s: &str) -> Option<(i64, i64)> {
     let inner = s.strip_prefix("/Date(")?.strip_suffix(")/")?;
     let b = inner.as_bytes();
     let mut end = usize::from(b.first() == Some(&b'-'));
@@ -259,9 +261,12 @@ pub fn convert<'a>(v: Value<'a>, from: Format, to: Format) -> Result<Value<'a>, 
             let parsed = match from {
                 Format::Date => parse_date(s),
                 Format::DateTime => parse_datetime(s),
-                Format::Sap => parse_sap(s),
+                Format::MsDate => parse_ms_date(s),
                 Format::Yyyymmdd => parse_yyyymmdd(s),
-                _ => parse_datetime(s).or_else(|| parse_date(s)).or_else(|| parse_sap(s)).or_else(|| parse_yyyymmdd(s)),
+                _ => parse_datetime(s)
+                    .or_else(|| parse_date(s))
+                    .or_else(|| parse_ms_date(s))
+                    .or_else(|| parse_yyyymmdd(s)),
             };
             parsed.ok_or_else(|| format!("not a valid date ({}): {s:?}", format_name(from)))?
         }
@@ -270,7 +275,7 @@ pub fn convert<'a>(v: Value<'a>, from: Format, to: Format) -> Result<Value<'a>, 
     Ok(match to {
         Format::EpochMs => Value::Int(secs * 1000 + nanos / 1_000_000),
         Format::EpochS => Value::Int(secs),
-        Format::Sap => Value::Str(Cow::Owned(format!("/Date({})/", secs * 1000 + nanos / 1_000_000))),
+        Format::MsDate => Value::Str(Cow::Owned(format!("/Date({})/", secs * 1000 + nanos / 1_000_000))),
         Format::DateTime | Format::Auto => {
             Value::Str(Cow::Owned(format_rfc3339(secs, nanos).ok_or("date out of range")?))
         }
@@ -293,7 +298,7 @@ fn format_name(f: Format) -> &'static str {
         Format::Auto => "date, datetime, /Date(ms)/ or YYYYMMDD",
         Format::Date => "YYYY-MM-DD",
         Format::DateTime => "RFC 3339",
-        Format::Sap => "/Date(ms)/",
+        Format::MsDate => "/Date(ms)/",
         Format::Yyyymmdd => "YYYYMMDD",
         Format::EpochMs => "epoch ms",
         Format::EpochS => "epoch s",
@@ -361,10 +366,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ms_date_keeps_its_former_name() {
+        assert_eq!(Format::parse("ms_date"), Some(Format::MsDate));
+        assert_eq!(Format::parse("sap"), Some(Format::MsDate));
+    }
+
+    #[test]
     fn round_trips() {
-        let v = convert(Value::Str("2026-11-27T15:22:05.120Z".into()), Format::Auto, Format::Sap).unwrap();
+        let v = convert(Value::Str("2026-11-27T15:22:05.120Z".into()), Format::Auto, Format::MsDate).unwrap();
         assert_eq!(v, Value::Str("/Date(1795792925120)/".into()));
-        let back = convert(v, Format::Sap, Format::DateTime).unwrap();
+        let back = convert(v, Format::MsDate, Format::DateTime).unwrap();
         assert_eq!(back, Value::Str("2026-11-27T15:22:05.120Z".into()));
         let d = convert(Value::Str("20240229".into()), Format::Yyyymmdd, Format::Date).unwrap();
         assert_eq!(d, Value::Str("2024-02-29".into()));
