@@ -34,3 +34,13 @@ def test_quick_start_is_two_make_targets_that_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_returns_policy_example_is_a_valid_section() -> None:
+    from returnbridge.domain.policy import ReturnPolicyConfig
+
+    blocks = [yaml.safe_load(b) for b in _yaml_blocks()]
+    returns = next(b["returns"] for b in blocks if isinstance(b, dict) and "returns" in b)
+    policy = ReturnPolicyConfig.model_validate(returns)
+    assert policy.for_tenant("demo").lifecycle.refund_before_receipt_tiers == {"gold"}
+    assert policy.for_tenant("other") == ReturnPolicyConfig().for_tenant("other")

@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -41,6 +42,7 @@ from returnbridge.observability.tracing import setup_tracing
 from returnbridge.private_file import write_private_file
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
+from returnbridge.services.admission import Admissions
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
 from returnbridge.sync import (
     InventoryStore,
@@ -55,6 +57,8 @@ log = logging.getLogger(__name__)
 
 Cleanup = Callable[[], Awaitable[None]]
 
+#: The simulators' master data as reference data, used on embedded defaults.
+DEMO_REFERENCE_DATA = Path(__file__).parent / "simulators" / "demo_reference_data.yaml"
 #: Tenant of the development principal and of the poller on embedded defaults.
 DEMO_TENANT = "demo"
 DEV_ROLES = ["submitter", "reader", "integration_admin", "auditor"]
@@ -140,13 +144,15 @@ class App:
         self._cleanups.append(("queue-monitor", monitor.stop))
 
         if settings.process.gateway:
+            reference = self._reference_data()
             intake = Intake(
                 router,
                 publisher,
                 buckets["rb_idempotency"],
                 status,
-                validator=full_validator(ReferenceData.from_config(settings.reference_data)),
+                validator=full_validator(reference, settings.returns),
                 audit=audit,
+                admissions=Admissions(status, settings.returns, reference.currencies),
             )
             security = self._security().with_open_reflection(settings.grpc.host)
             authenticator = Authenticator(security)
@@ -255,6 +261,14 @@ class App:
         log.info("NATS connection restored")
         if self.grpc is not None and self._ready:
             await self.grpc.set_serving(True)
+
+    def _reference_data(self) -> ReferenceData:
+        """The configured reference data; on embedded defaults (simulators, nothing configured) the demo's."""
+        settings = self.settings
+        configured = settings.reference_data.model_dump(exclude_defaults=True)
+        if not configured and settings.simulators.enabled and not settings.connectors:
+            return ReferenceData.from_yaml(DEMO_REFERENCE_DATA)
+        return ReferenceData.from_config(settings.reference_data)
 
     async def _start_connectors(self) -> None:
         settings = self.settings

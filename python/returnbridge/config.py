@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from returnbridge.connectors.registry import ConnectorConfig
 from returnbridge.console.settings import ConsoleSettings
 from returnbridge.delivery.worker import DeliverySettings
+from returnbridge.domain.policy import ReturnPolicyConfig
 from returnbridge.domain.validation import ReferenceDataConfig
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.security_config import SecurityConfig
@@ -101,6 +102,8 @@ class Settings(_Section):
     process: ProcessSettings = ProcessSettings()
     security: SecurityConfig = SecurityConfig()
     reference_data: ReferenceDataConfig = ReferenceDataConfig()
+    # Return lifecycle exceptions, money bounds and the text rule, per tenant (README "Return lifecycle").
+    returns: ReturnPolicyConfig = ReturnPolicyConfig()
     routing: RoutingSettings = RoutingSettings()
     # Named connector instances (the routing file's targets), e.g. {"netsuite": {"kind": "netsuite", ...}}.
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)

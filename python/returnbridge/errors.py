@@ -11,6 +11,8 @@
     │   └── PermissionDeniedError          PERMISSION_DENIED
     ├── NotFoundError                      NOT_FOUND
     ├── ConflictError                      FAILED_PRECONDITION  (same idempotency key, other payload)
+    ├── PreconditionError                  FAILED_PRECONDITION  (lifecycle: event not allowed now, stale version;
+    │                                                            carries google.rpc.PreconditionFailure violations)
     ├── RateLimitedError                   RESOURCE_EXHAUSTED   (retry_after seconds)
     └── ErpError                           UNAVAILABLE          (an ERP call failed; keeps the ERP's own code)
         ├── TransientErpError              -> retry with backoff (timeouts, 429, 5xx, dropped connections)
@@ -33,6 +35,20 @@ class FieldViolation:
     """One invalid field: a path such as ``return_order.lines[2].quantity`` and what is wrong with it."""
 
     field: str
+    description: str
+    # The rule that refused it (``rb_rejected_total{rule=...}``); "" = the generic input checks.
+    rule: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PreconditionViolation:
+    """One failed precondition, as in google.rpc.PreconditionFailure.Violation.
+
+    ``type`` is the kind (``LIFECYCLE``, ``VERSION``), ``subject`` what it is about (``return/<id>``).
+    """
+
+    type: str
+    subject: str
     description: str
 
 
@@ -117,6 +133,17 @@ class ConflictError(ReturnBridgeError):
     """The same idempotency key arrived with a different payload."""
 
     grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PreconditionError(ReturnBridgeError):
+    """The request is well formed but not allowed in the object's current state (e.g. a lifecycle event)."""
+
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, message: str, violations: list[PreconditionViolation], *, rule: str = "") -> None:
+        super().__init__(message)
+        self.violations = list(violations)
+        self.rule = rule
 
 
 class RateLimitedError(ReturnBridgeError):

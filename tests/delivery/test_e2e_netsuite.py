@@ -84,8 +84,9 @@ async def test_lifecycle_through_simulator_with_faults_exactly_once(
     await netsuite.set_faults(
         FaultPlan(error_rate=1.0, remaining=2, path_pattern=r"/record/v1/", methods=["POST", "PUT"]).to_json()
     )
-    orders = lifecycle(1) + lifecycle(2)
-    for order in reversed(orders):  # newest first: ordering must still hold
+    # Interleaved across returns (each return's versions in order: the lifecycle admission requires it).
+    orders = [order for pair in zip(lifecycle(2), lifecycle(1), strict=True) for order in pair]
+    for order in orders:
         response = await returns.SubmitReturn(
             returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme")
         )

@@ -65,16 +65,20 @@ async def test_refund_method_selects_cash_refund(pipeline: Pipeline) -> None:
     as_tenant("acme")
     erp = await pipeline.start_worker("netsuite")
     await submit(pipeline, make_order("R2", 1))
+    await submit(pipeline, make_order("R2", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED))
     await submit(
         pipeline,
         make_order(
-            "R2", 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED, refund_method=returns_pb2.REFUND_METHOD_CASH
+            "R2", 3, returns_pb2.LIFECYCLE_EVENT_REFUNDED, refund_method=returns_pb2.REFUND_METHOD_CASH
         ),
     )
     await wait_state(
-        pipeline, "acme", "R2", {"1:return_authorization": "DELIVERED", "2:cash_refund": "DELIVERED"}
+        pipeline,
+        "acme",
+        "R2",
+        {"1:return_authorization": "DELIVERED", "2:item_receipt": "DELIVERED", "3:cash_refund": "DELIVERED"},
     )
-    assert [r.document_type for r in erp.requests] == ["returnAuthorization", "cashRefund"]
+    assert [r.document_type for r in erp.requests] == ["returnAuthorization", "itemReceipt", "cashRefund"]
 
 
 async def test_transient_and_ambiguous_faults_deliver_exactly_once(pipeline: Pipeline) -> None:
@@ -97,7 +101,7 @@ async def test_transient_and_ambiguous_faults_deliver_exactly_once(pipeline: Pip
 
 
 async def test_ordering_under_concurrency_with_random_faults(pipeline: Pipeline) -> None:
-    """Many returns, three versions each, submitted newest first, random transient faults, two workers."""
+    """Many returns, three versions each (in order per return, interleaved), random faults, two workers."""
     as_tenant("acme")
     rng = random.Random(7)
     erp = FakeErp()
@@ -122,12 +126,13 @@ async def test_ordering_under_concurrency_with_random_faults(pipeline: Pipeline)
     await pipeline.start_worker("netsuite", settings)
     await pipeline.start_worker("netsuite", settings)
     returns = [f"O{i}" for i in range(25)]
-    submissions = [
-        submit(pipeline, make_order(rid, version, LIFECYCLE[version - 1]))
-        for version in (3, 2, 1)
-        for rid in returns
-    ]
-    await asyncio.gather(*submissions)
+
+    async def life(rid: str) -> None:
+        # The lifecycle admission takes a return's versions in order only; returns interleave freely.
+        for version in (1, 2, 3):
+            await submit(pipeline, make_order(rid, version, LIFECYCLE[version - 1]))
+
+    await asyncio.gather(*(life(rid) for rid in returns))
 
     async def all_delivered() -> None:
         for rid in returns:
@@ -211,7 +216,7 @@ async def test_discard_releases_later_versions(pipeline: Pipeline) -> None:
     erp.faults["returnAuthorization"] = [PermanentErpError("bad", erp="netsuite")]
     await pipeline.start_worker("netsuite")
     await submit(pipeline, make_order("R8", 1))
-    await submit(pipeline, make_order("R8", 2, returns_pb2.LIFECYCLE_EVENT_INSPECTED))
+    await submit(pipeline, make_order("R8", 2, returns_pb2.LIFECYCLE_EVENT_CANCELLED))
     record = await wait_state(pipeline, "acme", "R8", {"1:return_authorization": "DEAD_LETTERED"})
     await pipeline.dead_letters.discard(
         "acme", record["documents"]["1:return_authorization"]["dead_letter_id"]

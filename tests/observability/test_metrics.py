@@ -99,3 +99,23 @@ def test_exposition_server_serves_our_metrics(server_port: int) -> None:
     ):
         assert f"# TYPE {name}" in text
     assert 'rb_processing_total{outcome="dead_lettered"}' in text
+
+
+def test_a_rejection_counts_once_as_rejected_and_once_per_distinct_rule() -> None:
+    def value(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        value("rb_processing_total", {"outcome": "rejected"}),
+        value("rb_rejected_total", {"rule": "contract.enum"}),
+        value("rb_rejected_total", {"rule": "text.control_character"}),
+        value("rb_rejected_total", {"rule": "validation"}),
+    )
+    metrics.count_rejection(["contract.enum", "contract.enum", "text.control_character", ""])
+    after = (
+        value("rb_processing_total", {"outcome": "rejected"}),
+        value("rb_rejected_total", {"rule": "contract.enum"}),
+        value("rb_rejected_total", {"rule": "text.control_character"}),
+        value("rb_rejected_total", {"rule": "validation"}),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1, 1]

@@ -149,6 +149,31 @@ async def test_bulk_stream_answers_every_item(pipeline: Pipeline) -> None:
     assert await _stream_messages(pipeline) == 200
 
 
+async def test_bulk_stream_submits_each_returns_events_in_order(pipeline: Pipeline) -> None:
+    """Events of one return in one stream are admitted in stream order, whatever the concurrency."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    life = (
+        returns_pb2.LIFECYCLE_EVENT_AUTHORIZED,
+        returns_pb2.LIFECYCLE_EVENT_RECEIVED,
+        returns_pb2.LIFECYCLE_EVENT_REFUNDED,
+    )
+
+    async def requests():  # type: ignore[no-untyped-def]
+        for version, event in enumerate(life, start=1):
+            for i in range(20):
+                order = make_order(f"O{i}", version, event)
+                yield returns_pb2.SubmitReturnRequest(return_order=order, client_reference=f"O{i}-{version}")
+        # Out of order within the stream: refused by the lifecycle, never raced past it.
+        stale = make_order("O0", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED, notes="changed")
+        yield returns_pb2.SubmitReturnRequest(return_order=stale, client_reference="stale")
+
+    results = [r async for r in stub.SubmitReturns(requests(), metadata=md("acme"))]
+    by_ref = {r.client_reference: r for r in results}
+    assert all(by_ref[f"O{i}-{v}"].WhichOneof("result") == "accepted" for i in range(20) for v in (1, 2, 3))
+    assert by_ref["stale"].error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert await _stream_messages(pipeline) == 60
+
+
 def _refuse_publish(pipeline: Pipeline) -> None:
     async def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a duplicate must be answered without publishing again")
@@ -186,7 +211,9 @@ async def test_crash_between_puback_and_registration_is_completed_by_resubmit(pi
     pipeline.status.register = crash  # type: ignore[method-assign]
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.SubmitReturn(request, metadata=md("acme"))
-    assert await pipeline.status.get("acme", "R21") is None
+    # The lifecycle admission reserved the version, but nothing registered it as accepted.
+    stored = await pipeline.status.get("acme", "R21")
+    assert stored is not None and stored["versions"] == {} and stored["lifecycle"]["latest_version"] == 1
     pipeline.status.register = real_register  # type: ignore[method-assign]
     response = await stub.SubmitReturn(request, metadata=md("acme"))
     # Not yet registered, so not provably accepted: the republish is deduplicated onto the stored message.
@@ -201,8 +228,8 @@ async def test_crash_between_puback_and_registration_is_completed_by_resubmit(pi
     assert (again.stream_sequence, again.accepted_at) == (response.stream_sequence, response.accepted_at)
 
 
-async def test_version_held_by_another_event_still_keeps_its_acceptance(pipeline: Pipeline) -> None:
-    """The sync state keeps the first event of a version; the second is proven by its idempotency record."""
+async def test_version_held_by_another_event_is_refused_and_nothing_is_published(pipeline: Pipeline) -> None:
+    """A second event at an accepted version used to be ACCEPTED and then fail in the worker (KeyError)."""
     stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
     await stub.SubmitReturn(
         returns_pb2.SubmitReturnRequest(return_order=make_order("R22")), metadata=md("acme")
@@ -210,12 +237,41 @@ async def test_version_held_by_another_event_still_keeps_its_acceptance(pipeline
     other = returns_pb2.SubmitReturnRequest(
         return_order=make_order("R22", event=returns_pb2.LIFECYCLE_EVENT_RECEIVED)
     )
-    other.return_order.tenant_id = "acme"
-    second = await stub.SubmitReturn(other, metadata=md("acme"))
-    assert second.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
-    entry = await pipeline.buckets[subjects.IDEMPOTENCY_BUCKET].get(idempotency_kv_key(other.return_order))
-    assert b'"state":"accepted"' in entry.value
-    _refuse_publish(pipeline)
-    again = await stub.SubmitReturn(other, metadata=md("acme"))
-    assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
-    assert again.stream_sequence == second.stream_sequence
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SubmitReturn(other, metadata=md("acme"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    status = status_pb2.Status.FromString(dict(caught.value.trailing_metadata())["grpc-status-details-bin"])
+    failure = error_details_pb2.PreconditionFailure()
+    assert status.details[0].Unpack(failure)
+    (violation,) = failure.violations
+    assert violation.type == "VERSION" and violation.subject == "returns/R22"
+    assert "already accepted as AUTHORIZED" in violation.description
+    assert await _stream_messages(pipeline) == 1
+
+
+async def test_a_return_accepted_before_histories_were_kept_is_adopted(pipeline: Pipeline) -> None:
+    """A sync record without a lifecycle history (an upgrade): its versions set the state and the version floor."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    old = make_order("R30")
+    old.tenant_id = "acme"
+    await pipeline.status.register(
+        old, returns_pb2.RouteDecision(target="netsuite"), [], stream_sequence=1, accepted_at=1.0
+    )
+    record = await pipeline.status.get("acme", "R30")
+    assert record is not None and "lifecycle" not in record
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SubmitReturn(
+            returns_pb2.SubmitReturnRequest(
+                return_order=make_order("R30", 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED)
+            ),
+            metadata=md("acme"),
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "in state AUTHORIZED" in caught.value.details()
+    received = make_order("R30", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED)
+    response = await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=received), metadata=md("acme")
+    )
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    record = await pipeline.status.get("acme", "R30")
+    assert record is not None and record["lifecycle"]["state"] == "RECEIVED" and record["lifecycle"]["legacy"]

@@ -124,23 +124,25 @@ async def test_inventory_polled_into_kv_and_served_per_tenant(pipeline: Pipeline
 async def test_posted_amounts_reconcile_against_sync_state(pipeline: Pipeline) -> None:
     set_principal(Principal(name="rms", tenant_id="acme"))
     erp = await pipeline.start_worker("netsuite")
-    await pipeline.intake.submit(
-        returns_pb2.SubmitReturnRequest(return_order=make_order("M1", amount="30.00"))
-    )
+    # Each return's life in order (authorized, received, refunded): the lifecycle admits nothing else.
     for rid, amount in (("M1", "30.00"), ("M2", "12.50")):
-        order = make_order(rid, 2, returns_pb2.LIFECYCLE_EVENT_REFUNDED, amount=amount)
-        if rid == "M2":
-            await pipeline.intake.submit(
-                returns_pb2.SubmitReturnRequest(return_order=make_order(rid, amount=amount))
-            )
-        await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
+        for version, event in enumerate(
+            (
+                returns_pb2.LIFECYCLE_EVENT_AUTHORIZED,
+                returns_pb2.LIFECYCLE_EVENT_RECEIVED,
+                returns_pb2.LIFECYCLE_EVENT_REFUNDED,
+            ),
+            start=1,
+        ):
+            order = make_order(rid, version, event, amount=amount)
+            await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
 
     async def credits() -> dict[str, str]:
         ids = {}
         for rid in ("M1", "M2"):
             record = await pipeline.status.get("acme", rid)
-            assert record is not None and record["documents"]["2:credit_memo"]["state"] == "DELIVERED"
-            ids[rid] = record["documents"]["2:credit_memo"]["erp_document_id"]
+            assert record is not None and record["documents"]["3:credit_memo"]["state"] == "DELIVERED"
+            ids[rid] = record["documents"]["3:credit_memo"]["erp_document_id"]
         return ids
 
     ids = await assert_eventually(credits)

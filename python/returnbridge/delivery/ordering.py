@@ -41,9 +41,12 @@ def blockers(record: dict[str, Any], version: int, *, gap_wait_seconds: float) -
     """Earlier versions ``version`` must wait for: (version, state), "MISSING" for one not yet arrived."""
     waiting = blocking_versions(record, version)
     entry = record["versions"][str(version)]
+    # The lifecycle admission refuses versions below the latest, so a gap it did not admit stays a gap.
+    admitted = (record.get("lifecycle") or {}).get("versions")
     if (
         version > 1
         and str(version - 1) not in record["versions"]
+        and (admitted is None or str(version - 1) in admitted)
         and time.time() - float(entry["accepted_at"]) < gap_wait_seconds
     ):
         waiting.append((version - 1, "MISSING"))

@@ -1,4 +1,5 @@
-"""The domain core: request context, money and currencies, enum helpers, validation, ERP descriptors, steps.
+"""The domain core: request context, money and currencies, enum helpers, validation, ERP descriptors, steps,
+the return lifecycle, its financial invariants and the per-tenant return policy.
 
 Every layer may import it; it imports nothing of the pipeline (only ``errors`` and the generated API).
 """
@@ -16,8 +17,17 @@ from returnbridge.domain.context import (
 )
 from returnbridge.domain.enums import enum_short, enum_value
 from returnbridge.domain.erps import ERPS, DocumentKind, ErpDescriptor, by_alias, erp_enum, erp_name
+from returnbridge.domain.lifecycle import STATES, TRANSITIONS, admit, allowed_events
 from returnbridge.domain.money import ISO_4217, line_amount, minor_units, quantum
+from returnbridge.domain.policy import (
+    LifecyclePolicy,
+    MoneyPolicy,
+    ReturnPolicy,
+    ReturnPolicyConfig,
+    TextPolicy,
+)
 from returnbridge.domain.steps import PlannedStep, decode_steps, encode_steps
+from returnbridge.domain.strict import strict_violations
 from returnbridge.domain.validation import (
     MAX_EXTERNAL_REFERENCE,
     ReferenceData,
@@ -33,14 +43,23 @@ __all__ = [
     "ERPS",
     "ISO_4217",
     "MAX_EXTERNAL_REFERENCE",
+    "STATES",
     "SYSTEM",
+    "TRANSITIONS",
     "DocumentKind",
     "ErpDescriptor",
+    "LifecyclePolicy",
+    "MoneyPolicy",
     "PlannedStep",
     "Principal",
     "ReferenceData",
     "ReferenceDataConfig",
+    "ReturnPolicy",
+    "ReturnPolicyConfig",
+    "TextPolicy",
     "Validator",
+    "admit",
+    "allowed_events",
     "by_alias",
     "current_principal",
     "current_tenant",
@@ -61,5 +80,6 @@ __all__ = [
     "request_id",
     "set_principal",
     "set_request_id",
+    "strict_violations",
     "validate_return_order",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.api.v1 import common_pb2, returns_pb2
 from returnbridge.domain.context import current_principal, maybe_principal
+from returnbridge.domain.contract import parse_date, parse_decimal
 from returnbridge.domain.money import ISO_4217, line_amount
+from returnbridge.domain.policy import ReturnPolicyConfig
+from returnbridge.domain.strict import merge_violations, strict_violations
 from returnbridge.errors import ConfigError, FieldViolation, ValidationError
 
 __all__ = [
@@ -39,7 +41,8 @@ __all__ = [
 ]
 
 Validator = Callable[[returns_pb2.ReturnOrder], None]
-_POSITIVE_DECIMAL: Final = re.compile(r"^\d+(\.\d+)?$")
+# ASCII digits only, matched in full (no Unicode digits, no trailing newline).
+_POSITIVE_DECIMAL: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class ReferenceDataConfig(BaseModel):
@@ -52,9 +55,25 @@ class ReferenceDataConfig(BaseModel):
     cost_centers: list[str] = Field(default_factory=list)
     vendor_codes: list[str] = Field(default_factory=list)
     skus: list[str] = Field(default_factory=list)
+    customer_tiers: list[str] = Field(default_factory=list)
+    product_types: list[str] = Field(default_factory=list)
+    reason_codes: list[str] = Field(default_factory=list)
+    # Every unit of these SKUs carries a serial number / every line of these a lot number.
+    serial_controlled_skus: list[str] = Field(default_factory=list)
+    lot_controlled_skus: list[str] = Field(default_factory=list)
 
 
-_SET_KEYS: Final = ("locations", "cost_centers", "vendor_codes", "skus")
+_SET_KEYS: Final = (
+    "locations",
+    "cost_centers",
+    "vendor_codes",
+    "skus",
+    "customer_tiers",
+    "product_types",
+    "reason_codes",
+    "serial_controlled_skus",
+    "lot_controlled_skus",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,11 @@ class ReferenceData:
     cost_centers: frozenset[str] = frozenset()
     vendor_codes: frozenset[str] = frozenset()
     skus: frozenset[str] = frozenset()
+    customer_tiers: frozenset[str] = frozenset()
+    product_types: frozenset[str] = frozenset()
+    reason_codes: frozenset[str] = frozenset()
+    serial_controlled_skus: frozenset[str] = frozenset()
+    lot_controlled_skus: frozenset[str] = frozenset()
     currencies: Mapping[str, int] = field(default_factory=lambda: ISO_4217)
     tenants: Mapping[str, ReferenceData] = field(default_factory=dict)
 
@@ -79,12 +103,7 @@ class ReferenceData:
         Raises:
             ConfigError: the file is unreadable or malformed; the message names the file and key.
         """
-        base = cls(
-            locations=frozenset(config.locations),
-            cost_centers=frozenset(config.cost_centers),
-            vendor_codes=frozenset(config.vendor_codes),
-            skus=frozenset(config.skus),
-        )
+        base = cls(**{key: frozenset(getattr(config, key)) for key in _SET_KEYS})  # type: ignore[arg-type]
         if config.file is None:
             return base
         return base._merge_file(config.file)
@@ -152,7 +171,6 @@ MAX_TEXT_LENGTH: Final = 2000
 # The ERP documents carry "<rma_number>-<version>" as their external reference, and SAP/NetSuite cap it at 35.
 MAX_EXTERNAL_REFERENCE: Final = 35
 QUANTITY_DECIMALS: Final = 3
-_DECIMAL: Final = re.compile(r"^-?\d{1,18}(\.\d{1,12})?$")
 _CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -168,12 +186,12 @@ class _Collector:
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
 
-    def add(self, field: str, description: str) -> None:
-        self.violations.append(FieldViolation(field, description))
+    def add(self, field: str, description: str, rule: str = "") -> None:
+        self.violations.append(FieldViolation(field, description, rule))
 
 
 def _decimal(text: str) -> Decimal | None:
-    return Decimal(text) if _DECIMAL.match(text) else None
+    return parse_decimal(text)
 
 
 def _places(value: Decimal) -> int:
@@ -196,7 +214,7 @@ def _check_id(
 
 def _check_code(out: _Collector, path: str, value: str, known: frozenset[str], what: str) -> None:
     if value and known and value not in known:
-        out.add(path, f"unknown {what} {value!r}")
+        out.add(path, f"unknown {what} {value!r}", "reference." + what.lower().replace(" ", "_"))
 
 
 def _check_money(
@@ -252,6 +270,8 @@ def _check_custom(out: _Collector, path: str, fields: Iterable[tuple[str, common
         here = f"{path}[{key!r}]"
         if kind == "decimal_value" and _decimal(value.decimal_value) is None:
             out.add(here, f"{value.decimal_value!r} is not a decimal string")
+        elif kind == "date_value" and parse_date(value.date_value) is None:
+            out.add(here, f"{value.date_value!r} is not an ISO 8601 date 'YYYY-MM-DD'")
         elif kind == "list_value":
             _check_custom(out, here, ((str(i), v) for i, v in enumerate(value.list_value.values)))
         elif kind == "struct_value":
@@ -304,12 +324,7 @@ def validate_return_order(
     if not order.HasField("event_time"):
         out.add(f"{p}.event_time", "required: when the lifecycle event happened in the RMS")
     if order.original_order.order_date:
-        try:
-            date.fromisoformat(order.original_order.order_date)
-            well_formed = len(order.original_order.order_date) == 10
-        except ValueError:
-            well_formed = False
-        if not well_formed:
+        if parse_date(order.original_order.order_date) is None:
             out.add(f"{p}.original_order.order_date", "must be an ISO 8601 date 'YYYY-MM-DD'")
 
     currency = order.currency
@@ -537,7 +552,7 @@ def minimal_validate(order: returns_pb2.ReturnOrder) -> None:
         problems.append(FieldViolation("return_order.lines", "at least one line is required"))
     for index, line in enumerate(order.lines):
         try:
-            ok = bool(_POSITIVE_DECIMAL.match(line.quantity)) and Decimal(line.quantity) > 0
+            ok = bool(_POSITIVE_DECIMAL.fullmatch(line.quantity)) and Decimal(line.quantity) > 0
         except InvalidOperation:
             ok = False
         if not ok:
@@ -553,11 +568,24 @@ def default_validator() -> Validator:
     return minimal_validate
 
 
-def full_validator(reference: ReferenceData) -> Validator:
-    """The complete validation (every violation at once), then the pipeline's own invariants."""
+def full_validator(reference: ReferenceData, policy: ReturnPolicyConfig | None = None) -> Validator:
+    """The complete validation and the strict checks (every violation at once), then the pipeline's own.
+
+    The strict checks (``domain.strict``) run first: with the "strip" text policy they clean free text before
+    it is validated.
+    """
+    policy = policy or ReturnPolicyConfig()
 
     def validate(order: returns_pb2.ReturnOrder) -> None:
-        validate_return_order(order, reference, tenant_id=order.tenant_id)
+        ref = reference.for_tenant(order.tenant_id)
+        places = ref.currencies.get(order.currency)
+        violations = strict_violations(order, policy.for_tenant(order.tenant_id), places, ref)
+        try:
+            validate_return_order(order, reference, tenant_id=order.tenant_id)
+        except ValidationError as exc:
+            violations = merge_violations(violations, exc.violations)
+        if violations:
+            raise ValidationError(f"invalid return_order: {len(violations)} problem(s)", violations)
         minimal_validate(order)
 
     return validate

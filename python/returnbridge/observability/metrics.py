@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
@@ -16,11 +17,13 @@ __all__ = [
     "PROCESSING",
     "PROCESSING_OUTCOMES",
     "QUEUE_DEPTH",
+    "REJECTED",
     "SYNC_LATENCY",
     "count_alert",
     "count_api_call",
     "count_erp_call",
     "count_processing",
+    "count_rejection",
     "observe_sync_latency",
     "set_dlq_size",
     "set_queue_depth",
@@ -49,6 +52,12 @@ PROCESSING: Final = Counter(
     "Documents by processing outcome (validated, rejected, delivered, dead_lettered, roundtrip_mismatch, "
     "translation_failed).",
     ["outcome"],
+    registry=REGISTRY,
+)
+REJECTED: Final = Counter(
+    "rb_rejected_total",
+    "Submissions refused at submit, by the rule that refused them (one count per distinct rule per submission).",
+    ["rule"],
     registry=REGISTRY,
 )
 ERP_CALLS: Final = Counter(
@@ -107,6 +116,13 @@ def count_processing(outcome: str) -> None:
             f"unknown processing outcome {outcome!r}; expected one of {sorted(PROCESSING_OUTCOMES)}"
         )
     PROCESSING.labels(outcome=outcome).inc()
+
+
+def count_rejection(rules: Iterable[str]) -> None:
+    """Count one refused submission: ``rb_processing_total{outcome="rejected"}`` and each distinct rule once."""
+    PROCESSING.labels(outcome="rejected").inc()
+    for rule in sorted(set(rules)) or ["unclassified"]:
+        REJECTED.labels(rule=rule or "validation").inc()
 
 
 def count_erp_call(erp: str, operation: str, outcome: str, error_class: str = "") -> None:

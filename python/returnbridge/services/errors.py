@@ -21,6 +21,7 @@ from returnbridge.audit.redact import redact_text
 from returnbridge.domain.context import request_id
 from returnbridge.errors import (
     ErpError,
+    PreconditionError,
     RateLimitedError,
     ReturnBridgeError,
     TranslationError,
@@ -45,7 +46,7 @@ def _pack(message: Any) -> any_pb2.Any:
 
 
 def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Status:
-    """The rich gRPC status for one of our errors (BadRequest / RetryInfo + QuotaFailure details)."""
+    """The rich gRPC status for one of our errors (BadRequest / PreconditionFailure / RetryInfo + QuotaFailure)."""
     code: grpc.StatusCode = exc.grpc_status
     message = error_message(exc)
     details: list[any_pb2.Any] = []
@@ -55,6 +56,19 @@ def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Statu
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        for v in exc.violations
+                    ]
+                )
+            )
+        )
+    elif isinstance(exc, PreconditionError):
+        details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=v.type, subject=v.subject, description=v.description
+                        )
                         for v in exc.violations
                     ]
                 )

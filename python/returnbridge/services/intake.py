@@ -21,11 +21,21 @@ from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_IDEMPOTENCY, H_LANE, H_RULE, H_STEPS
 from returnbridge.domain.context import current_principal
 from returnbridge.domain.enums import enum_short
+from returnbridge.domain.money import ISO_4217
+from returnbridge.domain.policy import ReturnPolicyConfig
 from returnbridge.domain.steps import encode_steps
 from returnbridge.domain.validation import Validator, default_validator
-from returnbridge.errors import ConflictError, FieldViolation, ReturnBridgeError, ValidationError
-from returnbridge.observability.metrics import count_processing
+from returnbridge.errors import (
+    ConflictError,
+    FieldViolation,
+    PreconditionError,
+    ReturnBridgeError,
+    RoutingError,
+    ValidationError,
+)
+from returnbridge.observability.metrics import count_processing, count_rejection
 from returnbridge.routing.router import Router
+from returnbridge.services.admission import Admissions
 from returnbridge.sync.status import SyncStateStore, is_acceptance
 
 
@@ -41,6 +51,19 @@ def idempotency_kv_key(order: returns_pb2.ReturnOrder) -> str:
     )
 
 
+def rejection_rules(exc: ReturnBridgeError) -> list[str]:
+    """The rules a refusal is counted under in ``rb_rejected_total``."""
+    if isinstance(exc, ValidationError):
+        return [v.rule or "validation" for v in exc.violations] or ["validation"]
+    if isinstance(exc, PreconditionError):
+        return [exc.rule or "precondition"]
+    if isinstance(exc, RoutingError):
+        return ["routing"]
+    if isinstance(exc, ConflictError):
+        return ["idempotency"]
+    return [type(exc).__name__]
+
+
 @dataclass(slots=True)
 class Intake:
     """Accepts return events durably; shared by SubmitReturn and the bulk stream.
@@ -52,6 +75,7 @@ class Intake:
         status: sync state store (registers accepted versions).
         validator: request validation (defaults to the gateway's).
         audit: when set, every accepted submission is recorded as ``return.submitted``.
+        admissions: the lifecycle admission (default: the strict lifecycle and default money policy).
     """
 
     router: Router
@@ -60,16 +84,20 @@ class Intake:
     status: SyncStateStore
     validator: Validator | None = None
     audit: AuditLog | None = None
+    admissions: Admissions | None = None
 
     def __post_init__(self) -> None:
         if self.validator is None:
             self.validator = default_validator()
+        if self.admissions is None:
+            self.admissions = Admissions(self.status, ReturnPolicyConfig(), ISO_4217)
 
     async def submit(self, request: returns_pb2.SubmitReturnRequest) -> returns_pb2.SubmitReturnResponse:
         """Validate, route and durably accept one event.
 
         Raises:
-            ValidationError: bad input (nothing is written).
+            ValidationError: bad input, or an invariant broken against the return's history (nothing is written).
+            PreconditionError: the event is not allowed in the return's state, or the version is stale.
             RoutingError: no route (nothing is written).
             ConflictError: same idempotency key seen with a different payload.
         """
@@ -87,12 +115,14 @@ class Intake:
             self.validator(order)
             subjects.token(tenant, "tenant")
             decision, steps = self.router.plan(order)
-        except ReturnBridgeError:
-            count_processing("rejected")
+            payload = order.SerializeToString(deterministic=True)
+            digest = hashlib.sha256(payload).hexdigest()
+            assert self.admissions is not None
+            admitted = await self.admissions.admit(order, digest)
+        except ReturnBridgeError as exc:
+            count_rejection(rejection_rules(exc))
             raise
         count_processing("validated")
-        payload = order.SerializeToString(deterministic=True)
-        digest = hashlib.sha256(payload).hexdigest()
         event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
         key = idempotency_key(order)
         kv_key = idempotency_kv_key(order)
@@ -140,7 +170,12 @@ class Intake:
         # is the proof of acceptance, which saves a KV write per submission. Both writes after the PubAck are
         # independent, so they run together.
         register = self.status.register(
-            order, decision, steps, stream_sequence=ack.seq, accepted_at=record["accepted_at"]
+            order,
+            decision,
+            steps,
+            stream_sequence=ack.seq,
+            accepted_at=record["accepted_at"],
+            known=None if admitted.duplicate else admitted.known,
         )
         if self.audit is None:
             registered = await register

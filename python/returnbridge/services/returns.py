@@ -67,21 +67,31 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         request_iterator: AsyncIterator[returns_pb2.SubmitReturnRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[returns_pb2.SubmitReturnResult]:
-        """Keeps up to ``bulk_in_flight`` submissions going; results stream back as each completes."""
+        """Keeps up to ``bulk_in_flight`` submissions going; results stream back as each completes.
+
+        Events of one return are submitted in stream order, one after the other (the lifecycle admits a
+        return's versions in order only); different returns go concurrently.
+        """
         results: asyncio.Queue[returns_pb2.SubmitReturnResult | None] = asyncio.Queue()
         slots = asyncio.Semaphore(self._bulk_in_flight)
         tasks: set[asyncio.Task[None]] = set()
+        # Per return: the task of its latest event in this stream.
+        latest: dict[str, asyncio.Task[None]] = {}
 
-        async def one(request: returns_pb2.SubmitReturnRequest) -> None:
+        async def one(request: returns_pb2.SubmitReturnRequest, before: asyncio.Task[None] | None) -> None:
             result = returns_pb2.SubmitReturnResult(
                 client_reference=request.client_reference,
                 return_id=request.return_order.return_id,
                 version=request.return_order.version,
             )
             try:
+                if before is not None:
+                    await asyncio.wait([before])
                 outcome = await item_result(self._intake.submit(request))
             finally:
                 slots.release()
+                if latest.get(request.return_order.return_id) is asyncio.current_task():
+                    del latest[request.return_order.return_id]
             if isinstance(outcome, common_pb2.ItemError):
                 result.error.CopyFrom(outcome)
             else:
@@ -92,7 +102,9 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
             try:
                 async for request in request_iterator:
                     await slots.acquire()
-                    task = asyncio.create_task(one(request))
+                    return_id = request.return_order.return_id
+                    task = asyncio.create_task(one(request, latest.get(return_id)))
+                    latest[return_id] = task
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 while tasks:

@@ -68,6 +68,19 @@ def net_amount(order: returns_pb2.ReturnOrder) -> str:
     return str(total) if order.lines else ""
 
 
+def new_record(order: returns_pb2.ReturnOrder) -> JsonRecord:
+    """The empty sync state of a return (no versions yet)."""
+    return {
+        "tenant_id": order.tenant_id,
+        "return_id": order.return_id,
+        "rma_number": order.rma_number,
+        "latest_version": 0,
+        "versions": {},
+        "documents": {},
+        "dead_letters": {},
+    }
+
+
 def _expected(by_basis: dict[str, dict[str, str]], basis: str | bool) -> dict[str, str] | None:
     chosen = by_basis.get("gross" if basis is True else str(basis or ""))
     return chosen if chosen and chosen["amount"] else None
@@ -166,11 +179,13 @@ class SyncStateStore:
         *,
         stream_sequence: int,
         accepted_at: float,
+        known: tuple[JsonRecord | None, int] | None = None,
     ) -> bool:
         """Record an accepted version and its documents (ACCEPTED); never moves an existing entry back.
 
         Returns True when the stored version entry is this acceptance (same event and ``accepted_at``, which
-        is unique per idempotency record), False when another event already holds the version.
+        is unique per idempotency record), False when another event already holds the version. ``known`` is
+        the record and revision the lifecycle admission just wrote (saves a read).
         """
         tenant, version = order.tenant_id, int(order.version)
         event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
@@ -186,15 +201,7 @@ class SyncStateStore:
 
         def change(record: JsonRecord | None) -> JsonRecord | None:
             created.clear()
-            record = record or {
-                "tenant_id": tenant,
-                "return_id": order.return_id,
-                "rma_number": order.rma_number,
-                "latest_version": 0,
-                "versions": {},
-                "documents": {},
-                "dead_letters": {},
-            }
+            record = record or new_record(order)
             if str(version) in record["versions"]:
                 return None
             record["rma_number"] = order.rma_number or record["rma_number"]
@@ -235,7 +242,7 @@ class SyncStateStore:
             self.kv,
             subjects.sync_state_key(tenant, order.return_id),
             change,
-            known=(None, 0) if version == 1 else None,
+            known=known if known is not None else ((None, 0) if version == 1 else None),
         )
         if stored is not None and created:
             for step in created:
@@ -371,6 +378,7 @@ def to_proto(record: JsonRecord) -> sync_pb2.ReturnSyncStatus:
         rma_number=record["rma_number"],
         latest_version=int(record["latest_version"]),
         updated_at=_ts(record.get("updated_at")),
+        lifecycle_state=(record.get("lifecycle") or {}).get("state", ""),
     )
     states = []
     for key in sorted(record["versions"], key=int):
@@ -404,6 +412,7 @@ __all__ = [
     "blocking_versions",
     "doc_key",
     "is_acceptance",
+    "new_record",
     "source_document",
     "state_name",
     "state_value",

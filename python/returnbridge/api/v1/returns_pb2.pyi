@@ -31,6 +31,7 @@ class LifecycleEvent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LIFECYCLE_EVENT_REFUNDED: _ClassVar[LifecycleEvent]
     LIFECYCLE_EVENT_EXCHANGED: _ClassVar[LifecycleEvent]
     LIFECYCLE_EVENT_CANCELLED: _ClassVar[LifecycleEvent]
+    LIFECYCLE_EVENT_CLOSED: _ClassVar[LifecycleEvent]
 
 class Disposition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -78,6 +79,7 @@ LIFECYCLE_EVENT_DISPOSITIONED: LifecycleEvent
 LIFECYCLE_EVENT_REFUNDED: LifecycleEvent
 LIFECYCLE_EVENT_EXCHANGED: LifecycleEvent
 LIFECYCLE_EVENT_CANCELLED: LifecycleEvent
+LIFECYCLE_EVENT_CLOSED: LifecycleEvent
 DISPOSITION_UNSPECIFIED: Disposition
 DISPOSITION_RESTOCK: Disposition
 DISPOSITION_REFURBISH: Disposition

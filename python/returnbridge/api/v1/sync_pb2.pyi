@@ -59,7 +59,7 @@ class DocumentSync(_message.Message):
     def __init__(self, step: _Optional[str] = ..., erp: _Optional[_Union[_common_pb2.ErpSystem, str]] = ..., target: _Optional[str] = ..., document_type: _Optional[str] = ..., state: _Optional[_Union[SyncState, str]] = ..., erp_document_id: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[_Union[_common_pb2.ErpError, _Mapping]] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ReturnSyncStatus(_message.Message):
-    __slots__ = ("tenant_id", "return_id", "rma_number", "latest_version", "state", "documents", "updated_at")
+    __slots__ = ("tenant_id", "return_id", "rma_number", "latest_version", "state", "documents", "updated_at", "lifecycle_state")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     RETURN_ID_FIELD_NUMBER: _ClassVar[int]
     RMA_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class ReturnSyncStatus(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_STATE_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     return_id: str
     rma_number: str
@@ -74,7 +75,8 @@ class ReturnSyncStatus(_message.Message):
     state: SyncState
     documents: _containers.RepeatedCompositeFieldContainer[DocumentSync]
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, tenant_id: _Optional[str] = ..., return_id: _Optional[str] = ..., rma_number: _Optional[str] = ..., latest_version: _Optional[int] = ..., state: _Optional[_Union[SyncState, str]] = ..., documents: _Optional[_Iterable[_Union[DocumentSync, _Mapping]]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    lifecycle_state: str
+    def __init__(self, tenant_id: _Optional[str] = ..., return_id: _Optional[str] = ..., rma_number: _Optional[str] = ..., latest_version: _Optional[int] = ..., state: _Optional[_Union[SyncState, str]] = ..., documents: _Optional[_Iterable[_Union[DocumentSync, _Mapping]]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lifecycle_state: _Optional[str] = ...) -> None: ...
 
 class SyncEvent(_message.Message):
     __slots__ = ("sequence", "tenant_id", "return_id", "version", "step", "erp", "document_type", "state", "erp_document_id", "attempt", "error", "occurred_at", "request_id")

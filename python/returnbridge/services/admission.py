@@ -1,0 +1,99 @@
+"""Lifecycle admission at submit: the event checked against the return's history, reserved with compare-and-set.
+
+The history lives in the return's sync state record (KV ``rb_sync_state``, key ``<tenant>.<return>``, field
+``lifecycle``). The check and the write are one KV compare-and-set: of two concurrent submissions from the
+same state, the second re-reads, sees the first, and is judged against it. A refused submission writes
+nothing; an admitted one holds its version even if the publish then fails, so only a retry of the same
+payload can complete it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.bus import subjects
+from returnbridge.bus.kv import JsonRecord, modify_json_versioned
+from returnbridge.domain.invariants import adopt, book, history_violations
+from returnbridge.domain.lifecycle import admit, event_name
+from returnbridge.domain.policy import ReturnPolicyConfig
+from returnbridge.errors import PreconditionError, ValidationError
+from returnbridge.sync.status import SyncStateStore, new_record
+
+__all__ = ["Admissions", "Admitted"]
+
+_SETTLING = frozenset({"REFUNDED", "EXCHANGED"})
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The outcome: ``duplicate`` when this exact version was admitted before; ``known`` = (record, revision)."""
+
+    duplicate: bool
+    state: str
+    known: tuple[JsonRecord | None, int]
+
+
+class Admissions:
+    """Checks and reserves lifecycle events.
+
+    Args:
+        status: the sync state store (its KV bucket holds the histories).
+        policy: the ``returns`` policy (per tenant).
+        minor_units: currency -> decimal places (ISO 4217 unless reference data says otherwise).
+    """
+
+    def __init__(
+        self, status: SyncStateStore, policy: ReturnPolicyConfig, minor_units: Mapping[str, int]
+    ) -> None:
+        self._status = status
+        self._policy = policy
+        self._minor = minor_units
+
+    async def admit(self, order: returns_pb2.ReturnOrder, digest: str) -> Admitted:
+        """Admit ``order`` (already validated on its own) or raise.
+
+        Raises:
+            PreconditionError: the version or the event does not fit the return's state (FAILED_PRECONDITION).
+            ValidationError: the event breaks an invariant against the history (INVALID_ARGUMENT).
+        """
+        policy = self._policy.for_tenant(order.tenant_id).lifecycle
+        places = self._minor.get(order.currency, 2)
+        event = event_name(order)
+        outcome: list[Admitted] = []
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            outcome.clear()
+            history = record.get("lifecycle") if record else None
+            if history is None and record and record["versions"]:
+                history = adopt(record, order)
+            decision = admit(history, order, digest, policy)
+            if decision.duplicate:
+                outcome.append(Admitted(True, decision.current, (None, 0)))
+                return None
+            early = decision.current == "AUTHORIZED" and event in _SETTLING
+            problems = history_violations(
+                history, order, places, settle_before_receipt=early, partial_receipts=policy.partial_receipts
+            )
+            if problems:
+                raise ValidationError(
+                    f"return {order.return_id!r}: {len(problems)} problem(s) with its history", problems
+                )
+            record = record or new_record(order)
+            record["lifecycle"] = book(history, order, digest, decision.target, places, advance=early)
+            outcome.append(Admitted(False, decision.target, (None, 0)))
+            return record
+
+        key = subjects.sync_state_key(order.tenant_id, order.return_id)
+        if order.version == 1:
+            # Most admissions are a return's first version: try a plain create before the read-modify loop. A
+            # refusal judged against "no record" is only a guess, so it is judged again on the record as read.
+            try:
+                stored, revision = await modify_json_versioned(self._status.kv, key, change, known=(None, 0))
+            except (PreconditionError, ValidationError):
+                stored, revision = await modify_json_versioned(self._status.kv, key, change)
+        else:
+            stored, revision = await modify_json_versioned(self._status.kv, key, change)
+        (result,) = outcome
+        return Admitted(result.duplicate, result.state, (stored, revision))
