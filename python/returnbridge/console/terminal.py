@@ -79,7 +79,8 @@ def timeline_json(t: Timeline) -> dict[str, Any]:
 def print_timeline(t: Timeline, console: Console) -> None:
     s = t.status
     console.print(
-        f"[bold]{s.return_id}[/]  {_F['sync_state'](s.state)}  RMA {s.rma_number or '-'}  tenant {s.tenant_id}"
+        f"[bold]{s.return_id}[/]  {_F['sync_state'](s.state)}  lifecycle {s.lifecycle_state or '-'}"
+        f"  RMA {s.rma_number or '-'}  tenant {s.tenant_id}"
         f"  latest v{s.latest_version}  updated {_F['when'](s.updated_at)}"
     )
     for v in t.versions:
