@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from nats.js import JetStreamContext
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
+from returnbridge.bus.durability import probe_sync_setting
 from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
 from returnbridge.bus.id_key import load_tenant_ids
 from returnbridge.bus.publisher import Publisher
@@ -27,8 +29,10 @@ from returnbridge.config import Settings
 from returnbridge.connectors.base import Connector
 from returnbridge.connectors.registry import build_connector, parse_connector_config
 from returnbridge.delivery import DeadLetterStore, DeliveryWorker
+from returnbridge.delivery.advisory import MaxDeliveriesListener
 from returnbridge.domain.validation import ReferenceData, full_validator
 from returnbridge.errors import ConfigError
+from returnbridge.gateway.admission import Admission
 from returnbridge.gateway.auth import Authenticator, generate_api_key, server_credentials
 from returnbridge.gateway.interceptors import build_interceptors
 from returnbridge.gateway.security_config import ApiKeyConfig, SecurityConfig
@@ -159,7 +163,11 @@ class App:
             self.grpc = GrpcServer(
                 settings.grpc,
                 interceptors=build_interceptors(
-                    security, authenticator=authenticator, audit=audit, alerter=alerter
+                    security,
+                    authenticator=authenticator,
+                    audit=audit,
+                    alerter=alerter,
+                    admission=Admission(settings.grpc.admission),
                 ),
                 credentials=server_credentials(security),
             )
@@ -251,6 +259,33 @@ class App:
             raise ConfigError(f"nats: cannot connect to {url} (nats.url): {exc!r}") from None
         self._cleanups.append(("nats-client", self._close_nats))
         self.js = self.nc.jetstream()
+        if settings.nats.url is not None and settings.nats.durability_check != "skip":
+            await self._check_durability()
+
+    async def _check_durability(self) -> None:
+        """An external server decides whether acknowledged writes survive a power cut: say so, or refuse."""
+        assert self.nc is not None
+        nats_settings = self.settings.nats
+        seen = await probe_sync_setting(self.nc, nats_settings.monitor_url)
+        if seen.sync_always:
+            log.info("nats: JetStream fsyncs every write (sync_always, from %s)", seen.source)
+            return
+        if seen.sync_always is None:
+            problem = f"cannot tell whether JetStream fsyncs every write ({seen.source})"
+        else:
+            interval = (
+                f"every {seen.sync_interval_seconds:g} s" if seen.sync_interval_seconds else "periodically"
+            )
+            problem = (
+                f"JetStream on {nats_settings.url} fsyncs only {interval} (sync_always off, from {seen.source}): "
+                "acknowledged submissions can be lost in a power cut"
+            )
+        if nats_settings.durability_check == "refuse":
+            raise ConfigError(
+                f"nats.durability_check: {problem}; set 'jetstream {{ sync_interval: always }}' on the server, "
+                "give nats.monitor_url, or set nats.durability_check: warn"
+            )
+        log.warning("nats: %s (nats.durability_check: warn)", problem)
 
     async def _nats_down(self) -> None:
         log.warning("NATS connection lost; health NOT_SERVING until it is back")
@@ -317,6 +352,11 @@ class App:
             await worker.start()
             self.workers.append(worker)
         self._cleanups.append(("workers", self._stop_workers))
+        if targets:
+            assert self.nc is not None
+            advisories = MaxDeliveriesListener(self.nc, dead_letters, status, alerter=alerter, audit=audit)
+            await advisories.start()
+            self._cleanups.append(("max-deliveries-advisory", advisories.stop))
 
     async def _start_poller(self, buckets: dict[str, Any], publisher: Publisher) -> None:
         poll: PollerSettings = self.settings.sync
@@ -415,37 +455,61 @@ class App:
         await asyncio.gather(*(c.aclose() for c in self.connectors.values()), return_exceptions=True)
 
     async def _close_nats(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
+        """Drain while the link is up (bounded); otherwise close, which also ends the endless reconnect loop.
+
+        Draining a client that is reconnecting waits for a server that may never come back, and the reconnect
+        task would then keep ``asyncio.run`` from returning: a SIGTERM while NATS disappears never exited.
+        """
+        nc = self.nc
+        if nc is None or nc.is_closed:
+            return
+        if nc.is_connected:
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await asyncio.wait_for(nc.drain(), timeout=self.settings.nats.drain_timeout_seconds)
+        if not nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), timeout=2.0)
 
     async def stop(self) -> None:
         """Stop everything that was started, newest first; errors are logged, never stop the unwinding."""
         self._ready = False
-        # Every step is bounded: a stuck step (a call that never drains) must not keep the rest running.
-        limit = self.settings.grpc.shutdown_grace_seconds + 5.0
+        # The whole stop is bounded (grace for in-flight calls, then a few seconds to close the rest), and so
+        # is every step: a stuck step (a call that never drains, NATS gone) must not keep the rest running.
+        # Each step still gets a moment once the budget is spent, so child processes are always told to stop.
+        deadline = time.monotonic() + self.settings.grpc.shutdown_grace_seconds + _STOP_MARGIN_SECONDS
         while self._cleanups:
             name, cleanup = self._cleanups.pop()
+            limit = max(deadline - time.monotonic(), _STEP_MINIMUM_SECONDS)
             try:
                 await asyncio.wait_for(cleanup(), timeout=limit)
             except TimeoutError:
-                log.error("stopping %s took longer than %.0f s; moving on", name, limit)
+                log.error("stopping %s took longer than %.1f s; moving on", name, limit)
             except Exception:  # keep unwinding: one failed step must not orphan the rest
                 log.exception("error while stopping %s", name)
 
-    async def run_until_signal(self) -> None:
-        """Serve until SIGINT or SIGTERM, then stop gracefully."""
+    async def run_until_signal(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM, then stop gracefully.
+
+        ``on_ready`` runs once the handlers are in place (the banner): a supervisor that signals as soon as it
+        reads the banner must meet a graceful stop, not Python's default death by SIGTERM.
+        """
         loop = asyncio.get_running_loop()
         stop_requested = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_requested.set)
         try:
+            if on_ready is not None:
+                on_ready()
             await stop_requested.wait()
             log.info("shutdown requested; draining")
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+
+_STOP_MARGIN_SECONDS = 5.0
+_STEP_MINIMUM_SECONDS = 0.5
 
 
 def _async(fn: Callable[[], None]) -> Cleanup:

@@ -24,6 +24,7 @@ from returnbridge.delivery.dlq_cli import add_dlq_commands
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
 from returnbridge.mapping.cli import add_mapping_commands
 from returnbridge.routing.routes_cli import add_routes_commands
+from returnbridge.sync.audit_completeness import completeness_lines
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,8 +74,7 @@ def _run_app(args: argparse.Namespace, process: dict[str, Any] | None = None) ->
     async def main() -> None:
         app = App(settings)
         await app.start()
-        _print_banner(app)
-        await app.run_until_signal()
+        await app.run_until_signal(on_ready=lambda: _print_banner(app))
 
     asyncio.run(main())
     return 0
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mapping_commands(sub)
     add_routes_commands(sub)
     add_dlq_commands(sub)
-    add_audit_commands(sub)
+    add_audit_commands(sub, completeness=completeness_lines)
     return parser
 
 

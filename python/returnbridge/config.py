@@ -55,6 +55,13 @@ class NatsSettings(_Section):
     connect_timeout: float = Field(default=5.0, gt=0)
     stream_replicas: int = Field(default=1, ge=1, le=5)
     credentials_file: Path | None = None
+    # External servers only: check at start-up that JetStream fsyncs every write (varz ``sync_always``), read
+    # from ``monitor_url`` (http://host:8222) or, with system-account credentials, $SYS. ``warn`` logs when it
+    # is off or cannot be read; ``refuse`` stops the start-up instead; ``skip`` does not ask.
+    durability_check: Literal["warn", "refuse", "skip"] = "warn"
+    monitor_url: str | None = None
+    # Bounded drain of the client at shutdown; a client that is reconnecting is closed without draining.
+    drain_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 class LoggingSettings(_Section):

@@ -14,6 +14,7 @@
     ├── PreconditionError                  FAILED_PRECONDITION  (lifecycle: event not allowed now, stale version;
     │                                                            carries google.rpc.PreconditionFailure violations)
     ├── RateLimitedError                   RESOURCE_EXHAUSTED   (retry_after seconds)
+    ├── BusUnavailableError                UNAVAILABLE          (NATS unreachable; retry_after seconds)
     └── ErpError                           UNAVAILABLE          (an ERP call failed; keeps the ERP's own code)
         ├── TransientErpError              -> retry with backoff (timeouts, 429, 5xx, dropped connections)
         │   └── AmbiguousErpError          -> the request may have been applied: look up before re-create
@@ -155,6 +156,20 @@ class RateLimitedError(ReturnBridgeError):
         super().__init__(message)
         self.retry_after = retry_after
         self.quota = quota
+
+
+class BusUnavailableError(ReturnBridgeError):
+    """The message bus (NATS) cannot be reached, so nothing can be accepted durably now; safe to retry.
+
+    A retry with the same idempotency key never duplicates: if an earlier attempt did reach JetStream, the
+    retry answers DUPLICATE with the original acceptance.
+    """
+
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ErpError(ReturnBridgeError):

@@ -114,6 +114,10 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         ref = request.client_reference
         if ref == "boom":
             raise RuntimeError("db password=hunter2 at 10.0.0.7")
+        if ref == "bus-timeout":
+            import nats.errors
+
+            raise nats.errors.TimeoutError  # a PubAck that never came: the bus, not us
         if ref == "missing":
             raise NotFoundError("return RMA-9 not found")
         if ref == "invalid":
@@ -188,13 +192,19 @@ async def start(
     limiter: RateLimiter | None = None,
     audit: Any = None,
     alerter: Any = None,
+    admission: Any = None,
     credentials: grpc.ServerCredentials | None = None,
     channel_credentials: grpc.ChannelCredentials | None = None,
 ) -> Running:
     authenticator = Authenticator(config, env={HMAC_ENV: HMAC_SECRET})
     server = grpc.aio.server(
         interceptors=build_interceptors(
-            config, authenticator=authenticator, limiter=limiter, audit=audit, alerter=alerter
+            config,
+            authenticator=authenticator,
+            limiter=limiter,
+            audit=audit,
+            alerter=alerter,
+            admission=admission,
         )
     )
     servicer = ReturnsServicer()

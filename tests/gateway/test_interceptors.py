@@ -224,6 +224,16 @@ async def test_errors_map_to_status_without_leaking_internals(
     assert info.value.details() == "customer [REDACTED] blocked"
 
 
+async def test_bus_failure_mid_call_is_unavailable_with_retry_info(gw: Running) -> None:
+    """A NATS timeout is the bus being unreachable: UNAVAILABLE (retryable), never INTERNAL."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gw.returns.SubmitReturn(_submit(ref="bus-timeout"), metadata=bearer(KEYS["submitter"]))
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "retry with the same idempotency key" in (info.value.details() or "")
+    retry = detail(rich_status(info.value), error_details_pb2.RetryInfo)
+    assert retry.retry_delay.seconds == 1
+
+
 def _count(method: str, code: str) -> float:
     return REGISTRY.get_sample_value("rb_api_calls_total", {"method": method, "code": code}) or 0.0
 

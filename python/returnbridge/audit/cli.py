@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,8 +23,14 @@ NATS_URL_ENV = "RETURNBRIDGE_NATS__URL"
 DATA_DIR_ENV = "RETURNBRIDGE_DATA_DIR"
 
 
+#: ``(nats client, audit log) -> (ok, lines to print)``; passed in by the CLI, since the sync state it reads
+#: lives in a layer above the audit log.
+CompletenessCheck = Callable[[Any, AuditLog], Awaitable[tuple[bool, list[str]]]]
+
+
 def add_audit_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    completeness: CompletenessCheck | None = None,
 ) -> argparse.ArgumentParser:
     """Register ``audit verify`` and ``audit export`` on the top-level ``add_subparsers()`` object."""
     audit = subparsers.add_parser("audit", help="verify or export the hash-chained audit log")
@@ -60,7 +67,13 @@ def add_audit_commands(
     common(verify)
     verify.add_argument("--file", type=Path, help="verify a full JSON-lines export instead of the stream")
     verify.add_argument("--from-seq", type=int, default=1, help="start at this stream sequence (default: 1)")
-    verify.set_defaults(func=run_verify)
+    verify.set_defaults(func=run_verify, completeness_check=completeness)
+    if completeness is not None:
+        verify.add_argument(
+            "--completeness",
+            action="store_true",
+            help="also check that every accepted version and delivered ERP document has its audit entry",
+        )
 
     export = sub.add_parser("export", help="write entries in a time range as jsonl or csv")
     common(export)
@@ -98,14 +111,21 @@ def run_verify(args: argparse.Namespace) -> int:
         with args.file.open("rb") as handle:
             return _print_report(verify_jsonl(handle), sys.stdout)
 
-    async def main() -> VerifyReport:
+    async def main() -> tuple[VerifyReport, bool]:
         nc, log = await _open_log(args)
         try:
-            return await verify_stream(log, start_seq=args.from_seq)
+            report = await verify_stream(log, start_seq=args.from_seq)
+            complete = True
+            if getattr(args, "completeness", False):
+                complete, lines = await args.completeness_check(nc, log)
+                for line in lines:
+                    print(line)
+            return report, complete
         finally:
             await nc.close()
 
-    return _print_report(asyncio.run(main()), sys.stdout)
+    report, complete = asyncio.run(main())
+    return max(_print_report(report, sys.stdout), 0 if complete else 1)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -43,7 +44,11 @@ _MAX_PIPELINE: Final = 256
 _READ_TIMEOUT: Final = 5.0
 # Writer clocks may differ from the NATS server's by this much; time-range scans widen their bounds by it.
 CLOCK_SKEW: Final = timedelta(minutes=15)
-_MAX_APPEND_ATTEMPTS: Final = 50
+# Writers in several processes race for the tail; a loser backs off (jittered, growing to a cap) so the
+# contenders spread out instead of colliding again at once. 200 tries at <= 50 ms spans ~10 s of contention.
+_MAX_APPEND_ATTEMPTS: Final = 200
+_RACE_BACKOFF_BASE: Final = 0.001
+_RACE_BACKOFF_CAP: Final = 0.05
 _ACTION_RE: Final = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 _TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -290,6 +295,9 @@ class AuditLog:
                 if not item.future.done():
                     item.future.set_result(int(result.seq))
             pending = retry
+            if retry:
+                rounds = max(item.attempts for item in retry)
+                await asyncio.sleep(random.uniform(0, min(_RACE_BACKOFF_CAP, _RACE_BACKOFF_BASE * 2**rounds)))
 
     async def _load_tail(self) -> tuple[int, str]:
         info = await self._js.stream_info(self.stream)

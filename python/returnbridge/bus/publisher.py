@@ -10,6 +10,7 @@ from nats.js.api import PubAck
 from opentelemetry.trace import SpanKind
 
 from returnbridge.bus import subjects
+from returnbridge.bus.link import require_link
 from returnbridge.bus.trace_context import inject, tracer
 
 MSG_ID = "Nats-Msg-Id"
@@ -28,6 +29,10 @@ class Publisher:
         self._nc = nc
         self._js = js
         self._timeout = timeout
+
+    def require_link(self) -> None:
+        """Raise BusUnavailableError at once while the NATS link is down (see ``bus.link.require_link``)."""
+        require_link(self._nc)
 
     async def publish_delivery(
         self,

@@ -90,6 +90,11 @@ def subject_target(subject: str) -> str:
     return parts[2]
 
 
+def max_deliveries_advisory(stream: str = DELIVER_STREAM, consumer: str = "*") -> str:
+    """JetStream's advisory when a consumer gives up on a message after MaxDeliver deliveries."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
+
+
 def deliver_consumer(target: str) -> str:
     """Durable name of the pull consumer all workers of ``target`` share."""
     return f"rb-deliver-{token(target, 'target')}"

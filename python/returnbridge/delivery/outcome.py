@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -16,9 +17,11 @@ from returnbridge.delivery.work import Work, error_proto
 from returnbridge.domain.steps import PlannedStep
 from returnbridge.errors import ErpAuthError, ErpError, TransientErpError
 from returnbridge.observability.metrics import count_processing, observe_sync_latency, set_dlq_size
-from returnbridge.sync.status import SyncStateStore
+from returnbridge.sync.status import RESOLVED, SyncStateStore, doc_key
 
-__all__ = ["OutcomeRecorder"]
+__all__ = ["OutcomeRecorder", "mark_dead_lettered"]
+
+log = logging.getLogger(__name__)
 
 
 class OutcomeRecorder:
@@ -53,22 +56,13 @@ class OutcomeRecorder:
         reference: str,
         attempted: bool,
     ) -> tuple[dict[str, Any] | None, int]:
-        """Store DELIVERED with the ERP document id (CAS on ``known``); returns the stored record and revision."""
+        """Audit the ERP document, then store DELIVERED with its id (CAS on ``known``); returns the stored record.
+
+        Audit first: DELIVERED in the sync state then always has its audit entry. If the append fails, the
+        message is retried, the redelivery looks the document up, finds it and audits it as found; a crash in
+        between can only add an entry, never lose one.
+        """
         order = work.order
-        stored = await self._status.transition(
-            order.tenant_id,
-            order.return_id,
-            int(order.version),
-            step.step,
-            "DELIVERED",
-            erp_document_id=result.document_id,
-            attempt=attempted,
-            known=known,
-        )
-        count_processing("delivered")
-        if self._unreachable_alerted and self._alerter is not None:
-            self._unreachable_alerted = False
-            await self._alerter.resolve(kind="erp_unreachable", key=self.target)
         if self._audit is not None:
             await self._audit.record(
                 action="erp.document_created" if result.created else "erp.document_found",
@@ -85,6 +79,20 @@ class OutcomeRecorder:
                     "external_reference": reference,
                 },
             )
+        stored = await self._status.transition(
+            order.tenant_id,
+            order.return_id,
+            int(order.version),
+            step.step,
+            "DELIVERED",
+            erp_document_id=result.document_id,
+            attempt=attempted,
+            known=known,
+        )
+        count_processing("delivered")
+        if self._unreachable_alerted and self._alerter is not None:
+            self._unreachable_alerted = False
+            await self._alerter.resolve(kind="erp_unreachable", key=self.target)
         accepted_at = float(work.headers.get(H_ACCEPTED_AT, "0") or 0)
         if accepted_at:
             observe_sync_latency(erp, step.document_type, max(time.time() - accepted_at, 0.0))
@@ -215,3 +223,84 @@ class OutcomeRecorder:
                 summary=f"{step.document_type} for return {order.return_id} v{order.version} dead-lettered: {reason}",
                 details={"dead_letter_id": str(dead_letter_id), "target": self.target, "step": step.step},
             )
+
+    async def give_up(self, work: Work, reason: str, *, failures: int) -> int:
+        """Dead-letter a message whose handling kept failing unexpectedly (KV down, a bug); returns the DLQ id.
+
+        The DLQ copy, the term and the alert come first and must succeed (an exception leaves the message to
+        the caller's backoff); the sync state and the audit entry follow best effort, since they may be the
+        very thing that is failing.
+        """
+        order = work.order
+        step = work.steps[0] if work.steps else None
+        dead_letter_id = await self._dlq.put(
+            target=self.target,
+            tenant=order.tenant_id,
+            payload=work.msg.data,
+            headers=work.headers,
+            step=step.step if step else "",
+            document_type=step.document_type if step else "",
+            reason=reason,
+            error=None,
+            attempts=failures,
+            source_sequence=work.msg.metadata.sequence.stream,
+        )
+        await work.msg.term()
+        count_processing("dead_lettered")
+        if self._alerter is not None:
+            await self._alerter.alert(
+                kind="dead_letter",
+                key=f"{order.tenant_id}:{order.return_id}:{order.version}:unexpected",
+                severity="critical",
+                summary=f"return {order.return_id} v{order.version} dead-lettered: {reason}",
+                details={"dead_letter_id": str(dead_letter_id), "target": self.target},
+            )
+        try:
+            order = work.order
+            await mark_dead_lettered(
+                self._status,
+                self._audit,
+                tenant=order.tenant_id,
+                return_id=order.return_id,
+                version=int(order.version),
+                steps=work.steps,
+                dead_letter_id=dead_letter_id,
+                reason=reason,
+            )
+            with contextlib.suppress(Exception):
+                set_dlq_size(await self._dlq.count())
+        except Exception:
+            log.exception("dead letter %s stored, but its sync state or audit entry was not", dead_letter_id)
+        return dead_letter_id
+
+
+async def mark_dead_lettered(
+    status: SyncStateStore,
+    audit: AuditLog | None,
+    *,
+    tenant: str,
+    return_id: str,
+    version: int,
+    steps: list[PlannedStep],
+    dead_letter_id: int,
+    reason: str,
+) -> None:
+    """Record a dead letter made outside a step's outcome: its unresolved documents and the audit entry."""
+    record = await status.get(tenant, return_id)
+    documents = record["documents"] if record else {}
+    for step in steps:
+        doc = documents.get(doc_key(version, step.step))
+        if doc is None or doc["state"] in RESOLVED or doc["state"] == "DEAD_LETTERED":
+            continue
+        await status.transition(
+            tenant, return_id, version, step.step, "DEAD_LETTERED", dead_letter_id=dead_letter_id
+        )
+    if audit is not None:
+        await audit.record(
+            action="dlq.dead_lettered",
+            object_type="dead_letter",
+            object_id=str(dead_letter_id),
+            tenant_id=tenant,
+            actor="system",
+            details={"return_id": return_id, "version": str(version), "reason": reason[:500]},
+        )

@@ -128,6 +128,10 @@ class StepDeliverer:
                 or H_REPLAY_OF in work.headers
             ):
                 # An earlier attempt may have reached the ERP (ambiguous failure or a crash): look before creating.
+                # The look-up is the attempt's first ERP call, so a failing look-up counts and backs off like a
+                # failing create; otherwise a long outage retries it forever at the base delay.
+                doc["attempts"] += 1
+                attempted = True
                 result = await self._call(
                     erp, "find_document", self.connector.find_document(step.document_type, reference)
                 )
@@ -136,11 +140,17 @@ class StepDeliverer:
                 if isinstance(translation, ReturnBridgeError) or translation is None:
                     count_processing("translation_failed")
                     await self._outcomes.dead_letter(
-                        work, step, doc, f"translation failed: {translation}", translation
+                        work,
+                        step,
+                        doc,
+                        f"translation failed: {translation}",
+                        translation,
+                        attempted=attempted,
                     )
                     return None
-                doc["attempts"] += 1
-                attempted = True
+                if not attempted:
+                    doc["attempts"] += 1
+                    attempted = True
                 await self._status.announce(
                     record, version, step.step, "IN_PROGRESS", attempt=doc["attempts"]
                 )

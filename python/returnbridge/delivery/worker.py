@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +41,25 @@ from returnbridge.observability.metrics import set_queue_depth
 from returnbridge.sync.status import RESOLVED, SyncStateStore, doc_key
 
 log = logging.getLogger(__name__)
+
+
+class FailureCounts:
+    """Unexpected failures per stream sequence, bounded (oldest forgotten first)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._counts: OrderedDict[int, int] = OrderedDict()
+        self._limit = limit
+
+    def bump(self, sequence: int) -> int:
+        count = self._counts.pop(sequence, 0) + 1
+        self._counts[sequence] = count
+        while len(self._counts) > self._limit:
+            self._counts.popitem(last=False)
+        return count
+
+    def forget(self, sequence: int) -> None:
+        self._counts.pop(sequence, None)
+
 
 KnownRecord = tuple[dict[str, Any] | None, int]
 
@@ -75,6 +94,13 @@ class DeliverySettings(BaseModel):
     def model_post_init(self, __context: Any) -> None:
         if self.consumer.ack_wait_seconds <= self.erp_timeout_seconds:
             raise ValueError("consumer.ack_wait_seconds must exceed erp_timeout_seconds")
+        # A message may carry a few documents, each with its own attempt budget: keep every budget well
+        # inside JetStream's MaxDeliver so the worker, not the server, decides when to give up.
+        if 2 * self.retry.max_attempts > self.consumer.max_deliver:
+            raise ValueError(
+                f"consumer.max_deliver ({self.consumer.max_deliver}) must be at least 2 x retry.max_attempts "
+                f"({self.retry.max_attempts})"
+            )
 
 
 class DeliveryWorker:
@@ -124,6 +150,7 @@ class DeliveryWorker:
             erp_timeout_seconds=self.settings.erp_timeout_seconds,
             heartbeat_seconds=self.settings.consumer.ack_wait_seconds / 3,
         )
+        self._failures = FailureCounts()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -216,6 +243,16 @@ class DeliveryWorker:
                 finished()
             known = await self._prefill_references(works)
             self._translator.translate(works)
+        except Exception as exc:
+            log.error("delivery batch failed before its messages were handled", exc_info=exc)
+            for key, (_before, mine) in turns.items():
+                self._turns.leave(key, mine)
+            for work in works:
+                try:
+                    await self._unexpected(work, exc)
+                finally:
+                    finished()
+            return
         except BaseException:
             for key, (_before, mine) in turns.items():
                 self._turns.leave(key, mine)
@@ -247,11 +284,9 @@ class DeliveryWorker:
                                 span.set_attribute("returnbridge.version", int(work.order.version))
                                 await self._handle(work, first)
                             first = None
-                        except Exception:
-                            # Unknown failure (KV down, bug): leave the message to be redelivered after AckWait.
+                        except Exception as exc:
                             log.exception("delivery of %s failed unexpectedly", work.order.return_id)
-                            with contextlib.suppress(Exception):
-                                await work.msg.nak(delay=self.settings.retry.base_delay)
+                            await self._unexpected(work, exc)
                         finally:
                             finished()
             finally:
@@ -267,6 +302,27 @@ class DeliveryWorker:
         AckWait; say why, instead of an unretrieved task exception."""
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("delivery batch failed; its messages are redelivered after AckWait", exc_info=exc)
+
+    async def _unexpected(self, work: Work, exc: Exception) -> None:
+        """Back off on an unexpected failure and dead-letter once it repeats ``retry.max_attempts`` times.
+
+        Counted here (per stream sequence, in this process) rather than by JetStream's delivery count, which
+        also counts WAITING naks; the delivery count only forces the dead letter just before MaxDeliver, when
+        several processes shared the failures.
+        """
+        msg = work.msg
+        failures = self._failures.bump(msg.metadata.sequence.stream)
+        near_limit = msg.metadata.num_delivered >= self.settings.consumer.max_deliver - 2
+        if self.settings.retry.exhausted(failures) or near_limit:
+            reason = f"failed unexpectedly {failures} times (delivery {msg.metadata.num_delivered}): {exc!r}"
+            try:
+                await self._outcomes.give_up(work, reason[:2000], failures=failures)
+                self._failures.forget(msg.metadata.sequence.stream)
+                return
+            except Exception:
+                log.exception("could not dead-letter %s; retrying later", work.order.return_id)
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=self.settings.retry.delay(failures))
 
     async def _prefill_references(self, works: list[Work]) -> dict[ReturnKey, KnownRecord]:
         """Give mappings the ERP documents delivered so far (``erp_references``), read once per return."""

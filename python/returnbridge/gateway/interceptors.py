@@ -29,6 +29,7 @@ from returnbridge.errors import (
     RateLimitedError,
     ReturnBridgeError,
 )
+from returnbridge.gateway.admission import Admission
 from returnbridge.gateway.auth import Authenticator
 from returnbridge.gateway.malformed import MalformedLog, MalformedRequest, refusal, tolerant
 from returnbridge.gateway.ratelimit import RateLimiter
@@ -37,7 +38,7 @@ from returnbridge.gateway.request_limits import check_request
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import count_api_call
-from returnbridge.services.errors import status_for_error
+from returnbridge.services.errors import as_status_error, status_for_error
 
 __all__ = [
     "AuthInterceptor",
@@ -53,6 +54,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER: Final = "x-request-id"
+# Server pushback for gRPC's built-in retries (gRFC A6): milliseconds to wait before the next attempt.
+PUSHBACK_HEADER: Final = "grpc-retry-pushback-ms"
 _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Around = Callable[[str, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
@@ -159,6 +162,20 @@ def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
     return default
 
 
+async def _abort_with(
+    context: grpc.aio.ServicerContext, exc: ReturnBridgeError, rid: str, method: str
+) -> None:
+    status = status_for_error(exc, rid)
+    if exc.grpc_status == grpc.StatusCode.INTERNAL:
+        log.error("request %s %s failed: %s", rid, method, redact_text(str(exc)))
+    trailing: tuple[tuple[str, str], ...] = (*status.trailing_metadata, (REQUEST_ID_HEADER, rid))
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and retry_after > 0:
+        # gRPC's own retry policy (the service config we ship) waits this long instead of its backoff.
+        trailing = (*trailing, (PUSHBACK_HEADER, str(math.ceil(retry_after * 1000))))
+    await context.abort(status.code, status.details, trailing_metadata=trailing)
+
+
 class ErrorsInterceptor(_WrappingInterceptor):
     """Outermost: request id in, request id out, our errors -> their status, anything else -> INTERNAL, metrics.
 
@@ -239,14 +256,7 @@ class ErrorsInterceptor(_WrappingInterceptor):
             raise
         except ReturnBridgeError as exc:
             code = exc.grpc_status.name
-            status = status_for_error(exc, rid)
-            if code == "INTERNAL":
-                log.error("request %s %s failed: %s", rid, method, redact_text(str(exc)))
-            await context.abort(
-                status.code,
-                status.details,
-                trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, rid)),
-            )
+            await _abort_with(context, exc, rid, method)
         except NotImplementedError:
             # Generated base servicers raise this for RPCs nobody implemented yet.
             code = "UNIMPLEMENTED"
@@ -255,7 +265,11 @@ class ErrorsInterceptor(_WrappingInterceptor):
                 f"{method} is not implemented",
                 trailing_metadata=((REQUEST_ID_HEADER, rid),),
             )
-        except Exception:
+        except Exception as exc:
+            # The bus unreachable mid-call (a PubAck that never came) is UNAVAILABLE: safe to retry.
+            if (mapped := as_status_error(exc)) is not None:
+                code = mapped.grpc_status.name
+                await _abort_with(context, mapped, rid, method)
             code = "INTERNAL"
             log.exception("request %s %s failed unexpectedly", rid, method)
             await context.abort(
@@ -287,6 +301,19 @@ class AuthInterceptor(_WrappingInterceptor):
             yield
         finally:
             _reset(token)
+
+
+class AdmissionInterceptor(_WrappingInterceptor):
+    """Innermost: a submission waits for a tenant-fair work slot, or is shed (see ``gateway.admission``)."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    @asynccontextmanager
+    async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        principal = maybe_principal()
+        async with self._admission.slot(method, principal.tenant_id if principal is not None else "-"):
+            yield
 
 
 class RateLimitInterceptor(_WrappingInterceptor):
@@ -418,6 +445,7 @@ def build_interceptors(
     limiter: RateLimiter | None = None,
     audit: AuditLog | None = None,
     alerter: Alerter | None = None,
+    admission: Admission | None = None,
 ) -> list[grpc.aio.ServerInterceptor]:
     """Interceptors for ``grpc.aio.server(interceptors=...)``, outermost first.
 
@@ -430,13 +458,16 @@ def build_interceptors(
     """
     authenticator = authenticator or Authenticator(config)
     limiter = limiter or RateLimiter(config.rate_limits)
-    return [
+    chain: list[grpc.aio.ServerInterceptor] = [
         ErrorsInterceptor(),
         AuthInterceptor(authenticator),
         RateLimitInterceptor(limiter, authenticator, alerter=alerter),
         RbacInterceptor(authenticator, audit=audit),
         RequestLimitsInterceptor(),
     ]
+    if admission is not None:
+        chain.append(AdmissionInterceptor(admission))  # after RBAC: a refused call never takes a slot
+    return chain
 
 
 def remaining_timeout(context: grpc.aio.ServicerContext) -> float | None:

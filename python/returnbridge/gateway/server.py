@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.api.v1 import admin_pb2, inventory_pb2, returns_pb2, translation_pb2
 from returnbridge.errors import ConfigError
+from returnbridge.gateway.admission import AdmissionSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class GrpcSettings(BaseModel):
     # Seconds in-flight calls get to finish on SIGTERM/SIGINT.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     reflection: bool = True
+    # Tenant-fair queue and load shedding for submissions (gateway.admission).
+    admission: AdmissionSettings = AdmissionSettings()
 
 
 def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:

@@ -18,8 +18,10 @@ from grpc_status import rpc_status
 
 from returnbridge.api.v1 import common_pb2
 from returnbridge.audit.redact import redact_text
+from returnbridge.bus.link import as_bus_unavailable
 from returnbridge.domain.context import request_id
 from returnbridge.errors import (
+    BusUnavailableError,
     ErpError,
     PreconditionError,
     RateLimitedError,
@@ -28,7 +30,14 @@ from returnbridge.errors import (
     ValidationError,
 )
 
-__all__ = ["error_message", "internal_item_error", "item_error", "item_result", "status_for_error"]
+__all__ = [
+    "as_status_error",
+    "error_message",
+    "internal_item_error",
+    "item_error",
+    "item_result",
+    "status_for_error",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +52,12 @@ def _pack(message: Any) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(round(max(seconds, 0.0) * 1e9))
+    return delay
 
 
 def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Status:
@@ -85,6 +100,8 @@ def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Statu
                 )
             )
         )
+    elif isinstance(exc, BusUnavailableError):
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=_duration(exc.retry_after))))
     elif isinstance(exc, RateLimitedError):
         seconds = max(exc.retry_after, 0.0)
         delay = duration_pb2.Duration()
@@ -105,6 +122,11 @@ def status_for_error(exc: ReturnBridgeError, request_id: str = "") -> grpc.Statu
     return rpc_status.to_status(status)
 
 
+def as_status_error(exc: Exception) -> ReturnBridgeError | None:
+    """The error of ours an unexpected exception amounts to (the bus unreachable), or None: INTERNAL."""
+    return as_bus_unavailable(exc)
+
+
 def item_error(error: ReturnBridgeError) -> common_pb2.ItemError:
     item = common_pb2.ItemError(code=error.grpc_status.value[0], message=error_message(error))
     if isinstance(error, ValidationError):
@@ -123,7 +145,9 @@ async def item_result(work: Awaitable[T]) -> T | common_pb2.ItemError:
         return await work
     except ReturnBridgeError as exc:
         return item_error(exc)
-    except Exception:
+    except Exception as exc:
+        if (unavailable := as_bus_unavailable(exc)) is not None:
+            return item_error(unavailable)
         # The cause goes to the log only: replies never carry exception classes or internals.
         log.exception("batch item failed unexpectedly (request id %s)", request_id())
         return internal_item_error(f"internal error (request id {request_id()})")

@@ -115,6 +115,8 @@ class Intake:
             self.validator(order)
             subjects.token(tenant, "tenant")
             decision, steps = self.router.plan(order)
+            # Bad input is still answered as such while NATS is down; the rest fails fast as UNAVAILABLE.
+            self.publisher.require_link()
             payload = order.SerializeToString(deterministic=True)
             digest = hashlib.sha256(payload).hexdigest()
             assert self.admissions is not None

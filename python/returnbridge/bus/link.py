@@ -1,0 +1,46 @@
+"""The NATS link: whether it is up, and which failures mean "the bus is unreachable" (UNAVAILABLE, not INTERNAL)."""
+
+from __future__ import annotations
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+
+from returnbridge.errors import BusUnavailableError
+
+__all__ = ["BUS_FAILURES", "as_bus_unavailable", "require_link"]
+
+#: What nats.py raises when the server cannot be reached or does not answer in time.
+BUS_FAILURES: tuple[type[BaseException], ...] = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.NoServersError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.FlushTimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
+def require_link(nc: NatsClient) -> None:
+    """Refuse at once while the link is down: nats.py would buffer the request and time out seconds later.
+
+    Raises:
+        BusUnavailableError: the client is disconnected or reconnecting.
+    """
+    if not nc.is_connected:
+        raise BusUnavailableError("the message bus is unreachable; nothing was accepted, retry shortly")
+
+
+def as_bus_unavailable(exc: BaseException) -> BusUnavailableError | None:
+    """The BusUnavailableError an exception amounts to, or None when it is something else."""
+    if isinstance(exc, BusUnavailableError):
+        return exc
+    if isinstance(exc, BUS_FAILURES):
+        return BusUnavailableError(
+            f"the message bus did not answer ({type(exc).__name__}); retry with the same idempotency key"
+        )
+    return None

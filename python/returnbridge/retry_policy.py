@@ -1,0 +1,42 @@
+"""The gRPC service config shipped for clients: retry what is safe to retry, honouring the server's pushback.
+
+``SubmitReturn`` is idempotent by its key (a retry of an accepted event answers DUPLICATE), so UNAVAILABLE (bus
+or server away) and RESOURCE_EXHAUSTED (shed by admission control) are retried; the server's
+``grpc-retry-pushback-ms`` trailer, sent with every RetryInfo, replaces the backoff for that attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+__all__ = ["SERVICE_CONFIG", "channel_options"]
+
+_RETRY: Final = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.2s",
+    "maxBackoff": "10s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
+}
+
+SERVICE_CONFIG: Final[dict[str, Any]] = {
+    "methodConfig": [
+        {
+            "name": [
+                {"service": "returnbridge.api.v1.ReturnsService", "method": "SubmitReturn"},
+                {"service": "returnbridge.api.v1.ReturnsService", "method": "GetReturnStatus"},
+                {"service": "returnbridge.api.v1.InventoryService"},
+                {"service": "returnbridge.api.v1.TranslationService"},
+            ],
+            "retryPolicy": _RETRY,
+        }
+    ],
+    # Stop retrying when most calls fail, so a client fleet does not multiply an overload.
+    "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.1},
+}
+
+
+def channel_options() -> list[tuple[str, Any]]:
+    """Options for ``grpc.aio.insecure_channel(target, options=...)`` / ``secure_channel``."""
+    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))]

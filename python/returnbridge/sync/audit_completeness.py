@@ -1,0 +1,111 @@
+"""Audit completeness: every accepted version and every delivered ERP document has its audit entry.
+
+The chain check (``audit.verify``) proves no entry was altered or removed; this proves none was never written.
+It compares the audit log with the sync state (accepted versions, DELIVERED documents) and, when given, with
+the ERP documents themselves (an ERP document id that no ``erp.document_*`` entry names is a gap).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client as NatsClient
+from nats.js.kv import KeyValue
+
+from returnbridge.audit.entry import AuditEntry
+from returnbridge.audit.log import AuditLog
+from returnbridge.bus import subjects
+
+__all__ = ["CompletenessReport", "check_audit_completeness", "completeness_lines"]
+
+_ERP_ACTIONS = frozenset({"erp.document_created", "erp.document_found"})
+
+
+@dataclass(slots=True)
+class CompletenessReport:
+    versions: int = 0
+    documents: int = 0
+    erp_documents: int = 0
+    gaps: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.gaps
+
+    def summary(self) -> str:
+        status = "OK" if self.ok else f"FAILED ({len(self.gaps)} gaps)"
+        return (
+            f"audit completeness {status}: {self.versions} accepted versions, {self.documents} delivered documents"
+            f", {self.erp_documents} ERP documents checked"
+        )
+
+
+async def _sync_records(kv: KeyValue) -> list[dict[str, object]]:
+    watcher = await kv.watch(">", ignore_deletes=True)
+    records: list[dict[str, object]] = []
+    try:
+        while True:
+            entry = await watcher.updates(timeout=5.0)
+            if entry is None:
+                break
+            if entry.value:
+                records.append(json.loads(entry.value))
+            if not entry.delta:
+                break
+    finally:
+        await watcher.stop()
+    return records
+
+
+async def check_audit_completeness(
+    audit: AuditLog, sync_state: KeyValue, *, erp_document_ids: Iterable[str] = ()
+) -> CompletenessReport:
+    """Every accepted version needs ``return.submitted``; every DELIVERED document and every ERP document id
+    given needs an ``erp.document_created`` or ``erp.document_found`` entry naming it."""
+    submitted: set[tuple[str, str]] = set()
+    posted: set[tuple[str, str, str]] = set()
+    posted_ids: set[str] = set()
+    async for stored in audit.raw_entries():
+        if not stored.data:
+            continue
+        try:
+            entry = AuditEntry.from_json(stored.data)
+        except ValueError:
+            continue  # the chain check reports malformed entries
+        if entry.action == "return.submitted":
+            submitted.add((entry.tenant_id, entry.object_id))
+        elif entry.action in _ERP_ACTIONS:
+            posted.add((entry.tenant_id, entry.object_id, entry.details.get("step", "")))
+            posted_ids.add(entry.details.get("erp_document_id", ""))
+    report = CompletenessReport()
+    for record in await _sync_records(sync_state):
+        tenant, return_id = str(record["tenant_id"]), str(record["return_id"])
+        for version in record["versions"]:  # type: ignore[attr-defined]
+            report.versions += 1
+            if (tenant, f"{return_id}:{version}") not in submitted:
+                report.gaps.append(
+                    f"{tenant}/{return_id} v{version}: accepted without a return.submitted entry"
+                )
+        for doc in record["documents"].values():  # type: ignore[attr-defined]
+            if doc["state"] != "DELIVERED":
+                continue
+            report.documents += 1
+            if (tenant, f"{return_id}:{doc['version']}", doc["step"]) not in posted:
+                report.gaps.append(
+                    f"{tenant}/{return_id} v{doc['version']} {doc['step']}: ERP document "
+                    f"{doc['erp_document_id']} delivered without an erp.document_* entry"
+                )
+    for document_id in erp_document_ids:
+        report.erp_documents += 1
+        if document_id not in posted_ids:
+            report.gaps.append(f"ERP document {document_id} has no erp.document_* audit entry")
+    return report
+
+
+async def completeness_lines(nc: NatsClient, audit: AuditLog) -> tuple[bool, list[str]]:
+    """``audit verify --completeness``: the check against this NATS's sync state, as printable lines."""
+    sync_state = await nc.jetstream().key_value(subjects.SYNC_STATE_BUCKET)
+    report = await check_audit_completeness(audit, sync_state)
+    return report.ok, [*report.gaps, report.summary()]

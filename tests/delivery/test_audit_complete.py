@@ -1,0 +1,157 @@
+"""A complete audit trail: no delivered ERP document and no accepted version without its audit entry."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats
+
+from delivery.pipeline_harness import FakeErp, Pipeline, fast_settings, make_order
+from helpers.eventually import assert_eventually
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.audit.log import AuditLog
+from returnbridge.audit.verify import verify_stream
+from returnbridge.bus import subjects
+from returnbridge.delivery.worker import DeliveryWorker
+from returnbridge.domain.context import Principal, set_principal
+from returnbridge.errors import ConflictError
+from returnbridge.services.intake import Intake
+from returnbridge.sync.audit_completeness import check_audit_completeness
+
+
+class FlakyAudit(AuditLog):
+    """The real log, whose ERP-document appends lose the chain race ``failures`` times first."""
+
+    failures = 0
+
+    async def record(self, **fields: Any) -> int:
+        if fields["action"].startswith("erp.document_") and self.failures > 0:
+            self.failures -= 1
+            raise ConflictError("audit append lost the race 200 times")
+        return await super().record(**fields)
+
+
+async def _worker(pipeline: Pipeline, audit: AuditLog, erp: FakeErp) -> None:
+    worker = DeliveryWorker(
+        "netsuite",
+        erp,
+        pipeline.mappers,
+        pipeline.nc.jetstream(),
+        pipeline.status,
+        pipeline.dead_letters,
+        fast_settings(),
+        alerter=pipeline.alerter,
+        audit=audit,
+    )
+    await worker.start()
+    pipeline.workers.append(worker)
+
+
+async def test_a_failed_audit_append_is_retried_before_delivered_is_stored(pipeline: Pipeline) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    audit = await FlakyAudit.open(pipeline.nc.jetstream())
+    audit.failures = 2
+    intake = Intake(
+        pipeline.router,
+        pipeline.publisher,
+        pipeline.buckets[subjects.IDEMPOTENCY_BUCKET],
+        pipeline.status,
+        audit=audit,
+    )
+    erp = FakeErp()
+    await _worker(pipeline, audit, erp)
+    await intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("A1")))
+
+    async def delivered() -> None:
+        record = await pipeline.status.get("acme", "A1")
+        assert record is not None and record["documents"]["1:return_authorization"]["state"] == "DELIVERED"
+
+    await assert_eventually(delivered, timeout=30)
+    assert audit.failures == 0 and sum(erp.creates.values()) == 1
+    ids = [d.document_id for d in erp.documents.values()]
+    report = await check_audit_completeness(
+        audit, pipeline.buckets[subjects.SYNC_STATE_BUCKET], erp_document_ids=ids
+    )
+    assert report.ok, report.gaps
+    assert (report.versions, report.documents, report.erp_documents) == (1, 1, 1)
+
+
+async def test_completeness_reports_a_document_without_its_entry(pipeline: Pipeline) -> None:
+    """The check can fail: a delivered document whose audit entry was never written is a gap."""
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    audit = await AuditLog.open(pipeline.nc.jetstream())
+    erp = FakeErp()
+    await pipeline.start_worker("netsuite")  # a worker without an audit log
+    pipeline.erps["netsuite"] = erp
+    intake = Intake(
+        pipeline.router,
+        pipeline.publisher,
+        pipeline.buckets[subjects.IDEMPOTENCY_BUCKET],
+        pipeline.status,
+        audit=audit,
+    )
+    await intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("G1")))
+
+    async def delivered() -> None:
+        record = await pipeline.status.get("acme", "G1")
+        assert record is not None and record["documents"]["1:return_authorization"]["state"] == "DELIVERED"
+
+    await assert_eventually(delivered, timeout=30)
+    report = await check_audit_completeness(
+        audit, pipeline.buckets[subjects.SYNC_STATE_BUCKET], erp_document_ids=["no-such-id"]
+    )
+    assert len(report.gaps) == 2, report.gaps
+    assert "delivered without an erp.document_* entry" in report.gaps[0]
+    assert "ERP document no-such-id" in report.gaps[1]
+
+
+async def test_burst_with_two_racing_writers_leaves_no_gap(pipeline: Pipeline, nats_server: Any) -> None:
+    """Gateway and worker append from separate connections (as separate processes do) at a burst rate."""
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    worker_nc = await nats.connect(nats_server.url)
+    try:
+        gateway_audit = await AuditLog.open(pipeline.nc.jetstream())
+        worker_audit = await AuditLog.open(worker_nc.jetstream())
+        intake = Intake(
+            pipeline.router,
+            pipeline.publisher,
+            pipeline.buckets[subjects.IDEMPOTENCY_BUCKET],
+            pipeline.status,
+            audit=gateway_audit,
+        )
+        erp = FakeErp()
+        await _worker(pipeline, worker_audit, erp)
+        count = 300
+        await asyncio.gather(
+            *(
+                intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order(f"B{i}")))
+                for i in range(count)
+            )
+        )
+
+        async def all_delivered() -> None:
+            assert sum(erp.creates.values()) == count
+            for i in range(0, count, 37):
+                record = await pipeline.status.get("acme", f"B{i}")
+                assert (
+                    record is not None
+                    and record["documents"]["1:return_authorization"]["state"] == "DELIVERED"
+                )
+
+        await assert_eventually(all_delivered, timeout=120)
+
+        async def complete() -> None:
+            report = await check_audit_completeness(
+                gateway_audit,
+                pipeline.buckets[subjects.SYNC_STATE_BUCKET],
+                erp_document_ids=[d.document_id for d in erp.documents.values()],
+            )
+            assert report.ok, report.gaps[:5]
+            assert (report.versions, report.documents, report.erp_documents) == (count, count, count)
+
+        await assert_eventually(complete, timeout=60, interval=0.5)
+        chain = await verify_stream(gateway_audit)
+        assert chain.ok, chain.problems[:5]
+    finally:
+        await worker_nc.drain()
