@@ -114,7 +114,10 @@ def test_tenant_isolation_in_the_browser(served: ServedApp, browser: WebDriver) 
     sign_in(browser, served, "acme_reader")
     browser.get(served.console_url + "/returns/browser-acme-1")
     assert text(browser, "return-id") == "browser-acme-1"
-    assert text(browser, "lifecycle-state") not in ("", "\u2013")  # the lifecycle state GetReturnStatus reports
+    assert text(browser, "lifecycle-state") not in (
+        "",
+        "\u2013",
+    )  # the lifecycle state GetReturnStatus reports
 
 
 def test_dead_letter_replay_delivers_and_every_page_renders(
