@@ -28,6 +28,14 @@ $(STAMP): pyproject.toml $(LOCK) Cargo.toml Cargo.lock rust_mapper/Cargo.toml $(
 
 install: $(STAMP) ## Create .venv, install deps, build the Rust extension (release)
 
+# Debian packages the tests use: headless Chromium + its driver (console browser tests), promtool (alert rules).
+SYSTEM_DEPS := chromium chromium-driver prometheus
+system-deps: ## Install chromium, chromium-driver and prometheus (promtool) with apt when missing
+	@missing=$$(for p in $(SYSTEM_DEPS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "system deps present: $(SYSTEM_DEPS)"; \
+	else echo "installing: $$missing"; SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
+
 lock: ## Re-lock requirements/*.txt after editing pyproject.toml; UPGRADE=1 moves every pin to the newest release
 	test -x .venv-lock/bin/python || $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install -q 'pip==$(PIP_VERSION)' 'pip-tools==$(PIP_TOOLS_VERSION)'
@@ -59,7 +67,7 @@ format: $(STAMP) ## Apply ruff and cargo formatting
 	$(BIN)/ruff format -q python tests benchmarks examples scripts
 	cargo fmt --all
 
-test: $(STAMP) lint ## Lint, type check, cargo test, pytest, the release wheel in a clean venv
+test: system-deps $(STAMP) lint ## Lint, type check, cargo test, pytest, the release wheel in a clean venv
 	cargo test --workspace --locked -q
 	GRPC_ENABLE_FORK_SUPPORT=false $(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-wheel
@@ -77,4 +85,4 @@ bench: $(STAMP) ## Benchmarks (pytest-benchmark groups, side by side)
 clean: ## Remove build outputs and the venv
 	rm -rf $(VENV) .venv-lock target dist .pytest_cache .benchmarks
 
-.PHONY: help install lock dev run proto lint format test wheel test-wheel bench clean
+.PHONY: help install system-deps lock dev run proto lint format test wheel test-wheel bench clean

@@ -39,6 +39,7 @@ def _serve(conn: Connection, data_dir: str, sync_always: bool) -> None:
                 "data_dir": data_dir,
                 "grpc": {"port": 0},
                 "metrics": {"enabled": False},
+                "console": {"enabled": False},
                 "nats": {"sync_always": sync_always},
                 "process": {"sync": False},
             },

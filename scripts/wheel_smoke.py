@@ -128,6 +128,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         env["PATH"] = f"{env_dir / 'bin'}:{env.get('PATH', '')}"
         env["RETURNBRIDGE_METRICS__PORT"] = "0"
+        env["RETURNBRIDGE_CONSOLE__PORT"] = "0"
         env["GRPC_ENABLE_FORK_SUPPORT"] = "false"
 
         _run("pip", [*pip, "install", "-q", f"pip=={args.pip_version}"], cwd=root, env=env)

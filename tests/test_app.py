@@ -26,6 +26,7 @@ async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[
             "nats": {"url": nats_server.url},
             "grpc": {"port": 0},
             "metrics": {"port": 0},
+            "console": {"port": 0},
             "simulators": {"enabled": False},
         },
     )
@@ -115,3 +116,14 @@ async def test_health_follows_the_nats_connection(app: App, nats_server: Embedde
         await assert_eventually(lambda: status_is(health_pb2.HealthCheckResponse.NOT_SERVING), timeout=15)
         nats_server.start()
         await assert_eventually(lambda: status_is(health_pb2.HealthCheckResponse.SERVING), timeout=30)
+
+
+async def test_console_is_served_on_loopback_and_in_the_endpoints(app: App) -> None:
+    import httpx
+
+    assert app.endpoints.console.startswith("http://127.0.0.1:")
+    async with httpx.AsyncClient() as http:
+        response = await http.get(app.endpoints.console + "healthz")
+        assert response.text == "ok"
+        login = await http.get(app.endpoints.console)
+        assert login.status_code == 303 and login.headers["location"].startswith("/login")

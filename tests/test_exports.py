@@ -30,6 +30,15 @@ EXPORTS = {
         "ordered_config",
         "subjects",
     ],
+    "returnbridge.client": [
+        "DEFAULT_TIMEOUT_SECONDS",
+        "FINAL_STATES",
+        "RETRY_SERVICE_CONFIG",
+        "ReturnBridgeClient",
+        "channel_options",
+        "open_channel",
+    ],
+    "returnbridge.console": ["ConsoleServer", "ConsoleSettings"],
     "returnbridge.connectors": [
         "ChangeBatch",
         "Connector",

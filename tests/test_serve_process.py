@@ -36,6 +36,7 @@ def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNBRIDGE_")}
     env.update(
         RETURNBRIDGE_METRICS__PORT="0",
+        RETURNBRIDGE_CONSOLE__PORT="0",
         RETURNBRIDGE_SIMULATORS__ENABLED="false",
         RETURNBRIDGE_NATS__SYNC_ALWAYS="false",
     )

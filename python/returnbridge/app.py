@@ -42,6 +42,7 @@ from returnbridge.mapping.service import TranslationServicer
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
 from returnbridge.observability.monitor import QueueMonitor
+from returnbridge.observability.tracing import setup_tracing
 from returnbridge.private_file import write_private_file
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
@@ -74,6 +75,7 @@ class Endpoints:
     grpc: str = ""
     nats: str = ""
     metrics: str = ""
+    console: str = ""
     simulators: dict[str, str] = field(default_factory=dict)
     # Path of the generated development token, when no credentials were configured.
     dev_token_file: str = ""
@@ -116,6 +118,9 @@ class App:
         self.mappings = MappingRegistry.load(settings.mapping.overrides, settings.mapping.packs_dirs)
         router = Router(settings.routing.load())
 
+        shutdown_tracing = setup_tracing(settings.tracing)
+        if shutdown_tracing is not None:
+            self._cleanups.append(("tracing", _async(shutdown_tracing)))
         await self._start_nats()
         assert self.nc is not None and self.js is not None
         js = self.js
@@ -153,13 +158,16 @@ class App:
                 audit=audit,
                 admissions=Admissions(status, settings.returns, reference.currencies),
                 constraints=self.mappings.constraints,
+                mappers=self.mappings,
+                verify_round_trip=settings.delivery.verify_round_trip,
             )
             security = self._security().with_open_reflection(settings.grpc.host)
+            authenticator = Authenticator(security)
             self.grpc = GrpcServer(
                 settings.grpc,
                 interceptors=build_interceptors(
                     security,
-                    authenticator=Authenticator(security),
+                    authenticator=authenticator,
                     audit=audit,
                     alerter=alerter,
                     admission=Admission(settings.grpc.admission),
@@ -191,6 +199,7 @@ class App:
             self._cleanups.append(("grpc", self._stop_grpc))
             self.endpoints.grpc = f"{settings.grpc.host}:{port}"
             await self.grpc.set_serving(True)
+            await self._start_console(security, authenticator, port)
         self._ready = True
         log.info("returnbridge ready: gRPC %s, NATS %s", self.endpoints.grpc or "-", self.endpoints.nats)
 
@@ -377,6 +386,37 @@ class App:
         )
         await poller.start()
         self._cleanups.append(("poller", poller.stop))
+
+    async def _start_console(
+        self, security: SecurityConfig, authenticator: Authenticator, grpc_port: int
+    ) -> None:
+        """The web console calls this process's gRPC API over loopback with each user's own credential."""
+        settings = self.settings.console
+        if not settings.enabled:
+            return
+        if security.tls is not None:
+            # The loopback channel would need the server's certificate and, with mTLS, a client identity.
+            log.warning(
+                "console: not started, the gRPC API is served over TLS (not yet supported by the console)"
+            )
+            return
+        from returnbridge.console import ConsoleServer
+
+        assert self.mappings is not None
+        grpc_host = (
+            self.settings.grpc.host
+            if self.settings.grpc.host not in ("0.0.0.0", "::", "[::]")
+            else "127.0.0.1"
+        )
+        console = ConsoleServer(
+            settings,
+            authenticator=authenticator,
+            grpc_target=f"{grpc_host}:{grpc_port}",
+            mapping_ids=self.mappings.ids(),
+        )
+        port = await console.start()
+        self._cleanups.append(("console", console.stop))
+        self.endpoints.console = f"http://{settings.host}:{port}/"
 
     def _security(self) -> SecurityConfig:
         """Configured security; with no credentials configured at all, a development key for tenant ``demo``.

@@ -1,4 +1,9 @@
-"""Command line: ``returnbridge serve | worker | sync | simulate | mapping | routes | dlq | audit | reconcile``."""
+"""Command line: ``returnbridge serve | worker | sync | simulate | status | inventory | mapping | routes | dlq``
+``| audit | reconcile``.
+
+Exit codes: 0 success; 1 the operation failed (the server refused it, a check found problems); 2 usage or
+configuration error; 3 not found; 4 not authenticated or not permitted; 5 server unreachable; 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from typing import Any
 
 from returnbridge.audit.cli import add_audit_commands
 from returnbridge.delivery.dlq_cli import add_dlq_commands
-from returnbridge.errors import ConfigError, ReturnBridgeError
+from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
 from returnbridge.mapping.cli import add_mapping_commands
 from returnbridge.reconcile_cli import add_reconcile_commands
 from returnbridge.routing.routes_cli import add_routes_commands
@@ -28,6 +33,8 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if getattr(args, "grpc_port", None) is not None:
         overrides.setdefault("grpc", {})["port"] = args.grpc_port
+    if getattr(args, "console_port", None) is not None:
+        overrides.setdefault("console", {})["port"] = args.console_port
     if getattr(args, "nats_url", None):
         overrides.setdefault("nats", {})["url"] = args.nats_url
     if getattr(args, "data_dir", None):
@@ -169,6 +176,8 @@ def _print_banner(app: Any) -> None:
     ]
     if ep.metrics:
         lines.append(f"  metrics     {ep.metrics}")
+    if ep.console:
+        lines.append(f"  console     {ep.console}   (sign in with an API key or JWT)")
     for name, url in sorted(ep.simulators.items()):
         lines.append(f"  simulator   {name:<9} {url}   (control: {url}/_sim/)")
     if ep.grpc:
@@ -181,7 +190,9 @@ def _print_banner(app: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="returnbridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="returnbridge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the gRPC service (embedded NATS and ERP simulators by default)")
@@ -191,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML configuration file (default: $RETURNBRIDGE_CONFIG or ./returnbridge.yaml)",
     )
     serve.add_argument("--grpc-port", type=int, help="override grpc.port")
+    serve.add_argument("--console-port", type=int, help="override console.port (0 picks a free one)")
     serve.add_argument("--nats-url", help="use this NATS server/cluster instead of an embedded one")
     serve.add_argument("--data-dir", type=Path, help="override data_dir (embedded NATS store, local state)")
     serve.add_argument("--no-simulators", action="store_true", help="do not start the bundled ERP simulators")
@@ -253,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(func=_simulate)
 
+    from returnbridge.console.terminal import add_terminal_commands
+
+    add_terminal_commands(sub)
     add_mapping_commands(sub)
     add_routes_commands(sub)
     add_dlq_commands(sub)
@@ -267,17 +282,24 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="override data_dir")
 
 
+def exit_code(exc: ReturnBridgeError, unreachable: type[ReturnBridgeError]) -> int:
+    """The documented exit code for an error (module docstring)."""
+    for kind, code in ((ConfigError, 2), (NotFoundError, 3), (AuthError, 4), (unreachable, 5)):
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from returnbridge.console.terminal import ServerUnreachableError
+
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"returnbridge: {exc}", file=sys.stderr)
-        return 2
     except ReturnBridgeError as exc:
         print(f"returnbridge: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc, ServerUnreachableError)
     except KeyboardInterrupt:
         return 130
 

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.connectors.registry import ConnectorConfig
+from returnbridge.console.settings import ConsoleSettings
 from returnbridge.delivery.worker import DeliverySettings
 from returnbridge.domain.policy import ReturnPolicyConfig
 from returnbridge.domain.validation import ReferenceDataConfig
@@ -28,6 +29,7 @@ from returnbridge.gateway.server import GrpcSettings
 from returnbridge.mapping.service import TranslationServiceConfig
 from returnbridge.observability.alerts import AlertConfig
 from returnbridge.observability.monitor import MonitorConfig
+from returnbridge.observability.tracing import TracingSettings
 from returnbridge.routing.rules import RoutingSettings
 from returnbridge.simulators.settings import SimulatorSettings
 from returnbridge.sync.poller import PollerSettings
@@ -101,6 +103,8 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     simulators: SimulatorSettings = SimulatorSettings()
     metrics: MetricsSettings = MetricsSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    tracing: TracingSettings = TracingSettings()
     mapping: MappingSettings = MappingSettings()
     process: ProcessSettings = ProcessSettings()
     security: SecurityConfig = SecurityConfig()

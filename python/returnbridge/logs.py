@@ -1,4 +1,4 @@
-"""Logging setup: plain text or JSON lines, every record stamped with the current request id."""
+"""Logging setup: plain text or JSON lines, every record stamped with the current request id and trace id."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+
 from returnbridge.domain.context import request_id
 
 # Attributes every LogRecord has; anything else passed via ``extra=`` is emitted as a JSON field.
@@ -15,12 +17,28 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "request_id",
+    "trace_id",
+    "span_id",
+    "trace",
 }
 
 
+def current_trace_ids() -> tuple[str, str]:
+    """(trace id, span id) of the current span as lower-case hex, or ("", "") outside a recorded span."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return "", ""
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
 class _RequestIdFilter(logging.Filter):
+    """Stamps request id and, inside a traced span, the W3C trace and span ids (log <-> trace lookups)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id()
+        trace_id, span_id = current_trace_ids()
+        record.trace_id, record.span_id = trace_id, span_id
+        record.trace = f" trace={trace_id}" if trace_id else ""
         return True
 
 
@@ -37,6 +55,10 @@ class JsonLinesFormatter(logging.Formatter):
         rid = getattr(record, "request_id", "")
         if rid:
             entry["request_id"] = rid
+        trace_id = getattr(record, "trace_id", "")
+        if trace_id:
+            entry["trace_id"] = trace_id
+            entry["span_id"] = getattr(record, "span_id", "")
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
@@ -53,7 +75,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
         handler.setFormatter(JsonLinesFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s%(trace)s] %(message)s")
         )
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -48,15 +48,24 @@ async def test_cli_lists_shows_replays_and_discards(
     with pytest.raises(ConfigError):
         await asyncio.to_thread(run, [*base, "list"])
     monkeypatch.setenv("RETURNBRIDGE_TOKEN", harness_key("acme"))
+    assert await asyncio.to_thread(run, [*base, "list", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["dead_letters"]
+    assert [d["return_id"] for d in listed] == ["C1", "C2"] and "translation failed" in listed[0]["reason"]
     assert await asyncio.to_thread(run, [*base, "list"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and "C1" in out[0] and "translation failed" in out[0]
+    table = capsys.readouterr().out
+    assert "C1" in table and "C2" in table and "PENDING" in table
     await asyncio.to_thread(run, [*base, "show", str(ids[0])])
     shown = json.loads(capsys.readouterr().out)
     assert shown["return_id"] == "C1" and "payload" not in shown
     pipeline.mappers.broken.clear()
-    await asyncio.to_thread(run, [*base, "replay", str(ids[0]), "--comment", "mapping fixed"])
-    assert f"replayed dead letter {ids[0]}" in capsys.readouterr().out
+    replayed = [*base, "replay", str(ids[0]), "--comment", "mapping fixed", "--format", "json"]
+    assert await asyncio.to_thread(run, replayed) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [ids[0]]
+    # Replaying it again fails (no longer pending): reported, and the exit status says so.
+    assert await asyncio.to_thread(run, [*base, "replay", str(ids[0])]) == 1
+    assert "replayed 0 of 1 dead letters" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--pending"):
+        await asyncio.to_thread(run, [*base, "replay"])
     await asyncio.to_thread(run, [*base, "discard", str(ids[1])])
     monkeypatch.setenv("RETURNBRIDGE_TOKEN", harness_key("globex"))
     with pytest.raises(NotFoundError):

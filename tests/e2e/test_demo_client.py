@@ -27,6 +27,7 @@ async def demo_app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIter
             "nats": {"url": nats_server.url},
             "grpc": {"port": 0},
             "metrics": {"port": 0},
+            "console": {"port": 0},
             "sync": {"interval_seconds": 0.5},
         },
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+from opentelemetry import propagate, trace
 
 from returnbridge.connectors.tally import note_request
 from returnbridge.errors import (
@@ -115,7 +116,7 @@ class HttpTransport:
         async with self._limit:
             note_request()
             try:
-                return await self.client.request(method, url, **kwargs)
+                return await self._traced(method, url, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never reached the ERP: plainly retryable.
                 raise TransientErpError(
@@ -131,6 +132,24 @@ class HttpTransport:
                 raise TransientErpError(
                     f"transport error talking to {self.erp}: {_describe(exc)}", erp=self.erp, code="TRANSPORT"
                 ) from exc
+
+    async def _traced(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One CLIENT span per ERP call; ``traceparent`` goes along (ERPs that trace can join the trace)."""
+        with trace.get_tracer("returnbridge").start_as_current_span(
+            f"{method.upper()} {self.erp}", kind=trace.SpanKind.CLIENT
+        ) as span:
+            span.set_attribute("http.request.method", method.upper())
+            span.set_attribute("server.address", self.client.base_url.host)
+            # The path only: query strings may carry ERP filters with customer data.
+            span.set_attribute("url.path", httpx.URL(url).path or url)
+            span.set_attribute("returnbridge.erp", self.erp)
+            headers = dict(kwargs.pop("headers", None) or {})
+            propagate.inject(headers)
+            response = await self.client.request(method, url, headers=headers, **kwargs)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, f"HTTP {response.status_code}"))
+            return response
 
     def error_for(self, response: httpx.Response) -> ErpError:
         try:

@@ -14,6 +14,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
 from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc
 from returnbridge.domain.erps import ERPS
@@ -31,12 +34,74 @@ def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-def _row(letter: admin_pb2.DeadLetter) -> str:
-    state = admin_pb2.DeadLetterState.Name(letter.state).removeprefix("DEAD_LETTER_STATE_")
-    return (
-        f"{letter.id:>8}  {state:<9} {letter.target:<14} {letter.return_id:<20} v{letter.version:<4}"
-        f" {letter.step:<22} {letter.reason[:80]}"
-    )
+def _table(letters: list[admin_pb2.DeadLetter]) -> Table:
+    table = Table()
+    for column in ("id", "state", "target", "return", "version", "step", "attempts", "reason"):
+        table.add_column(column, justify="right" if column in ("id", "version", "attempts") else "left")
+    for letter in letters:
+        state = str(admin_pb2.DeadLetterState.Name(letter.state)).removeprefix("DEAD_LETTER_STATE_")
+        table.add_row(
+            str(letter.id),
+            state,
+            letter.target,
+            letter.return_id,
+            str(letter.version),
+            letter.step,
+            str(letter.attempts),
+            letter.reason[:120],
+        )
+    return table
+
+
+async def _pending_ids(
+    stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace, metadata: Any
+) -> list[int]:
+    ids: list[int] = []
+    token = ""
+    while True:
+        page = await stub.ListDeadLetters(
+            admin_pb2.ListDeadLettersRequest(
+                erp=_ERPS.get(args.erp, 0),  # type: ignore[arg-type]
+                return_id=args.return_id,
+                page_size=500,
+                page_token=token,
+            ),
+            metadata=metadata,
+            timeout=args.timeout,
+        )
+        ids.extend(letter.id for letter in page.dead_letters)
+        token = page.next_page_token
+        if not token:
+            return ids
+
+
+async def _replay_many(
+    stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace, metadata: Any, ids: list[int]
+) -> int:
+    """Replay each id (each call audited); a progress bar on a terminal, one line per failure; 1 if any failed."""
+    failed = 0
+    console = Console(stderr=True)
+    with Progress(console=console, disable=args.format == "json") as progress:
+        task = progress.add_task("replaying", total=len(ids))
+        results = []
+        for letter_id in ids:
+            try:
+                replayed = await stub.ReplayDeadLetter(
+                    admin_pb2.ReplayDeadLetterRequest(id=letter_id, comment=args.comment),
+                    metadata=metadata,
+                    timeout=args.timeout,
+                )
+                results.append({"id": letter_id, "replayed_as": replayed.stream_sequence})
+            except grpc.aio.AioRpcError as exc:
+                failed += 1
+                results.append({"id": letter_id, "error": f"{exc.code().name}: {exc.details()}"})
+                progress.console.print(f"dead letter {letter_id}: {exc.code().name}: {exc.details()}")
+            progress.advance(task)
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"replayed {len(ids) - failed} of {len(ids)} dead letters")
+    return 1 if failed else 0
 
 
 def _as_json(message: Any) -> str:
@@ -57,11 +122,10 @@ async def _run(args: argparse.Namespace) -> int:
                     page_token=args.page_token,
                 )
                 page = await stub.ListDeadLetters(request, metadata=metadata, timeout=args.timeout)
-                if args.json:
+                if args.json or args.format == "json":
                     print(_as_json(page))
                 else:
-                    for letter in page.dead_letters:
-                        print(_row(letter))
+                    Console().print(_table(list(page.dead_letters)))
                     if page.next_page_token:
                         print(f"more: --page-token {page.next_page_token}")
             elif args.dlq_command == "show":
@@ -72,12 +136,12 @@ async def _run(args: argparse.Namespace) -> int:
                     letter.ClearField("payload")
                 print(_as_json(letter))
             elif args.dlq_command == "replay":
-                replayed = await stub.ReplayDeadLetter(
-                    admin_pb2.ReplayDeadLetterRequest(id=args.id, comment=args.comment),
-                    metadata=metadata,
-                    timeout=args.timeout,
-                )
-                print(f"replayed dead letter {args.id} as delivery message {replayed.stream_sequence}")
+                ids = list(args.ids)
+                if args.pending:
+                    ids += await _pending_ids(stub, args, metadata)
+                if not ids:
+                    raise ConfigError("name dead letter ids, or --pending to replay every pending one")
+                return await _replay_many(stub, args, metadata, sorted(set(ids)))
             else:
                 await stub.DiscardDeadLetter(
                     admin_pb2.DiscardDeadLetterRequest(id=args.id, comment=args.comment),
@@ -114,14 +178,25 @@ def add_dlq_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     listing.add_argument("--all", action="store_true", help="include replayed and discarded")
     listing.add_argument("--page-size", type=int, default=50)
     listing.add_argument("--page-token", default="")
-    listing.add_argument("--json", action="store_true")
-    show = sub.add_parser("show", help="one dead letter with its ERP error")
+    listing.add_argument("--json", action="store_true", help="same as --format json")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    show = sub.add_parser("show", help="one dead letter with its ERP error (JSON)")
     show.add_argument("id", type=int)
     show.add_argument("--payload", action="store_true", help="include the stored ReturnOrder bytes")
-    for name, text in (("replay", "re-deliver (exactly once at the ERP)"), ("discard", "give up on it")):
-        action = sub.add_parser(name, help=text)
-        action.add_argument("id", type=int)
-        action.add_argument("--comment", default="", help="recorded in the audit log")
+    replay = sub.add_parser(
+        "replay", help="re-deliver (exactly once at the ERP); many at once after a mapping fix"
+    )
+    replay.add_argument("ids", type=int, nargs="*", metavar="ID")
+    replay.add_argument(
+        "--pending", action="store_true", help="every pending dead letter matching the filters"
+    )
+    replay.add_argument("--erp", choices=sorted(_ERPS), default="", help="with --pending: only this ERP")
+    replay.add_argument("--return-id", default="", help="with --pending: only this return")
+    replay.add_argument("--comment", default="", help="recorded in the audit log")
+    replay.add_argument("--format", choices=("table", "json"), default="table")
+    discard = sub.add_parser("discard", help="give up on it")
+    discard.add_argument("id", type=int)
+    discard.add_argument("--comment", default="", help="recorded in the audit log")
     dlq.set_defaults(func=_main)
 
 

@@ -12,7 +12,7 @@ from returnbridge.mapping.ports import MapperSource
 from returnbridge.mapping.roundtrip import round_trip_mismatches
 from returnbridge.observability.metrics import count_processing
 
-__all__ = ["Translator", "set_references"]
+__all__ = ["Translator", "dry_run", "set_references"]
 
 
 def set_references(work: Work, record: dict[str, Any] | None) -> bool:
@@ -31,6 +31,29 @@ def set_references(work: Work, record: dict[str, Any] | None) -> bool:
         work.order.erp_references.add(erp=erp, document_type=document_type, document_id=document_id)
     work.refs_used = used
     return True
+
+
+def dry_run(
+    mappers: MapperSource, mapping_id: str, order: returns_pb2.ReturnOrder, *, verify_round_trip: bool
+) -> TranslationError | None:
+    """What the worker's translation of ``order`` through ``mapping_id`` would fail with, if anything.
+
+    Submit runs this so that a return the mapping (a lookup table, a required input, a format, a lost field)
+    would refuse is refused before it is accepted, instead of dead-lettering after the RMS was told ACCEPTED.
+    Outbound specs read only the order itself, so the result at submit is the result at delivery.
+    """
+    try:
+        output = mappers.get(mapping_id).translate(order.SerializeToString(deterministic=True))
+    except TranslationError as exc:
+        return exc
+    if not verify_round_trip:
+        return None
+    problems = round_trip_mismatches(mappers, mapping_id, order, output)
+    if not problems:
+        return None
+    return TranslationError(
+        f"round trip through {mapping_id}_in: " + "; ".join(problems[:10]), rule="roundtrip"
+    )
 
 
 class Translator:

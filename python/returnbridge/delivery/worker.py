@@ -18,12 +18,14 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
 from returnbridge.bus.streams import StreamsConfig
+from returnbridge.bus.trace_context import extract, tracer
 from returnbridge.connectors.base import Connector
 from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE
@@ -271,7 +273,16 @@ class DeliveryWorker:
                     while pending:
                         work = pending.pop(0)
                         try:
-                            await self._handle(work, first)
+                            # Continue the submission's trace from the message's traceparent header.
+                            with tracer().start_as_current_span(
+                                f"deliver {self.target}",
+                                context=extract(work.headers),
+                                kind=SpanKind.CONSUMER,
+                            ) as span:
+                                span.set_attribute("messaging.system", "nats")
+                                span.set_attribute("returnbridge.return_id", work.order.return_id)
+                                span.set_attribute("returnbridge.version", int(work.order.version))
+                                await self._handle(work, first)
                             first = None
                         except Exception as exc:
                             log.exception("delivery of %s failed unexpectedly", work.order.return_id)

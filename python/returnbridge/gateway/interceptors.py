@@ -13,9 +13,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
 import grpc
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.redact import redact_text
+from returnbridge.bus.trace_context import extract, tracer
 from returnbridge.domain.context import (
     maybe_principal,
     new_request_id,
@@ -205,6 +207,32 @@ class ErrorsInterceptor(_WrappingInterceptor):
 
     @asynccontextmanager
     async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        # One SERVER span per call, continuing the caller's trace when it sent a W3C traceparent.
+        carrier = {
+            key.lower(): value if isinstance(value, str) else value.decode(errors="replace")
+            for key, value in context.invocation_metadata() or ()
+            if key.lower() in ("traceparent", "tracestate", "baggage")
+        }
+        with tracer().start_as_current_span(
+            method.lstrip("/"), context=extract(carrier), kind=SpanKind.SERVER
+        ) as span:
+            span.set_attribute("rpc.system", "grpc")
+            span.set_attribute("rpc.method", method)
+            outcome = ["UNKNOWN"]
+            try:
+                async with self._call(method, context, outcome):
+                    yield
+            finally:
+                code = outcome[0]
+                span.set_attribute("rpc.grpc.status_code", code)
+                if code not in ("OK", "NOT_FOUND", "ALREADY_EXISTS", "CANCELLED"):
+                    span.set_status(Status(StatusCode.ERROR, code))
+
+    @asynccontextmanager
+    async def _call(
+        self, method: str, context: grpc.aio.ServicerContext, outcome: list[str]
+    ) -> AsyncIterator[None]:
+        """Request id, error mapping and the API metric; leaves the status code name in ``outcome[0]``."""
         incoming = ""
         for key, value in context.invocation_metadata() or ():
             if key.lower() == REQUEST_ID_HEADER:
@@ -250,6 +278,7 @@ class ErrorsInterceptor(_WrappingInterceptor):
                 trailing_metadata=((REQUEST_ID_HEADER, rid),),
             )
         finally:
+            outcome[0] = code
             count_api_call(method, code)
             _reset(principal_token)
             _reset(rid_token)

@@ -20,6 +20,7 @@ from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_IDEMPOTENCY, H_LANE, H_RULE, H_STEPS
+from returnbridge.delivery.translate import dry_run
 from returnbridge.domain import erp_constraints
 from returnbridge.domain.context import current_principal
 from returnbridge.domain.enums import enum_short
@@ -35,8 +36,10 @@ from returnbridge.errors import (
     PreconditionError,
     ReturnBridgeError,
     RoutingError,
+    TranslationError,
     ValidationError,
 )
+from returnbridge.mapping.ports import MapperSource
 from returnbridge.observability.metrics import count_processing, count_rejection
 from returnbridge.routing.router import Router
 from returnbridge.services.admission import Admissions
@@ -82,6 +85,9 @@ class Intake:
         admissions: the lifecycle admission (default: the strict lifecycle and default money policy).
         constraints: the ERP constraints a mapping declares (``MappingRegistry.constraints``); when set, a return
             the routed ERP would refuse is refused here, and truncations are reported in the response.
+        mappers: when set, the event is translated (and round-trip verified, with ``verify_round_trip``) through
+            each mapping of its steps before it is accepted, exactly as the worker will.
+        verify_round_trip: the worker's ``delivery.verify_round_trip`` setting.
     """
 
     router: Router
@@ -92,6 +98,8 @@ class Intake:
     audit: AuditLog | None = None
     admissions: Admissions | None = None
     constraints: Callable[[str], Sequence[FieldConstraint]] | None = None
+    mappers: MapperSource | None = None
+    verify_round_trip: bool = True
 
     def __post_init__(self) -> None:
         if self.validator is None:
@@ -123,6 +131,7 @@ class Intake:
             subjects.token(tenant, "tenant")
             decision, steps = self.router.plan(order)
             adjustments = self._check_erp_constraints(order, decision, steps)
+            self._check_translation(order, decision, steps)
             # Bad input is still answered as such while NATS is down; the rest fails fast as UNAVAILABLE.
             self.publisher.require_link()
             payload = order.SerializeToString(deterministic=True)
@@ -245,6 +254,32 @@ class Intake:
             )
             for a in result.adjustments
         ]
+
+    def _check_translation(
+        self, order: returns_pb2.ReturnOrder, decision: returns_pb2.RouteDecision, steps: list[PlannedStep]
+    ) -> None:
+        """Refuse what the mapping of this event's documents would refuse at delivery.
+
+        Raises:
+            ValidationError: one violation per failing mapping, naming the field, the ERP and the rule.
+        """
+        if self.mappers is None:
+            return
+        erp = erp_name(int(decision.erp), decision.target)
+        violations: list[FieldViolation] = []
+        for step in steps:
+            failure: TranslationError | None = dry_run(
+                self.mappers, step.mapping, order, verify_round_trip=self.verify_round_trip
+            )
+            if failure is None:
+                continue
+            field = f"return_order.{failure.path}" if failure.path else "return_order"
+            rule = f" (rule {failure.rule})" if failure.rule else ""
+            violations.append(
+                FieldViolation(field, f"{erp} ({step.mapping}){rule}: {failure}", rule="erp_mapping")
+            )
+        if violations:
+            raise ValidationError(f"{erp} would refuse this return", violations)
 
     async def _registered_sequence(
         self, order: returns_pb2.ReturnOrder, event: str, accepted_at: float

@@ -1,0 +1,168 @@
+"""The console over plain HTTP: sign-in, cookie flags, CSRF, RBAC and tenant isolation (no browser needed)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from .harness import KEYS, ServedApp
+
+
+def login(served: ServedApp, who: str) -> httpx.Client:
+    client = httpx.Client(base_url=served.console_url, follow_redirects=False, timeout=30)
+    page = client.get("/login")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    response = client.post(
+        "/login", data={"login_csrf": token.group(1), "token": KEYS[who][0], "next": "/returns"}
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def csrf_of(client: httpx.Client, path: str = "/returns") -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_pages_need_a_session(served: ServedApp) -> None:
+    with httpx.Client(base_url=served.console_url) as anonymous:
+        response = anonymous.get("/dead-letters?erp=sap")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?next=/dead-letters?erp=sap"
+        assert anonymous.post("/logout").status_code == 401
+
+
+def test_session_cookie_is_httponly_and_samesite_strict(served: ServedApp) -> None:
+    client = httpx.Client(base_url=served.console_url)
+    page = client.get("/login")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    response = client.post("/login", data={"login_csrf": token.group(1), "token": KEYS["acme_reader"][0]})
+    assert response.status_code == 303
+    header = next(h for h in response.headers.get_list("set-cookie") if h.startswith("rb_console="))
+    assert "HttpOnly" in header
+    assert "SameSite=Strict" in header
+    assert KEYS["acme_reader"][0] not in header
+
+
+def test_login_refuses_a_bad_key_and_a_missing_login_token(served: ServedApp) -> None:
+    client = httpx.Client(base_url=served.console_url)
+    page = client.get("/login")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    bad = client.post("/login", data={"login_csrf": token.group(1), "token": "rbk_not_a_key_0123456789"})
+    assert bad.status_code == 401
+    assert "invalid API key" in bad.text
+    forged = httpx.Client(base_url=served.console_url).post(
+        "/login", data={"login_csrf": "forged", "token": KEYS["acme_admin"][0]}
+    )
+    assert forged.status_code == 403
+
+
+def test_posts_need_the_csrf_token_and_same_origin(served: ServedApp) -> None:
+    client = login(served, "acme_admin")
+    assert client.post("/logout").status_code == 403
+    assert client.post("/logout", data={"csrf": "wrong"}).status_code == 403
+    token = csrf_of(client)
+    cross = client.post("/logout", data={"csrf": token}, headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    assert client.post("/logout", data={"csrf": token}).status_code == 303
+    # The session is gone: the same cookie no longer opens pages.
+    assert client.get("/returns").status_code == 303
+
+
+def test_next_never_leaves_the_site(served: ServedApp) -> None:
+    client = httpx.Client(base_url=served.console_url)
+    page = client.get("/login?next=//evil.example/x")
+    assert 'name="next" value="/"' in page.text
+
+
+def test_security_headers(served: ServedApp) -> None:
+    client = login(served, "acme_reader")
+    response = client.get("/returns")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_reader_sees_reader_pages_only(served: ServedApp) -> None:
+    client = login(served, "acme_reader")
+    nav = client.get("/returns").text
+    assert 'href="/inventory"' in nav
+    assert 'href="/dead-letters"' not in nav
+    assert 'href="/kpis"' not in nav
+    denied = client.get("/dead-letters")
+    assert denied.status_code == 403
+    assert "PERMISSION_DENIED" in denied.text
+    assert client.get("/kpis").status_code == 403
+    assert client.get("/sandbox").status_code == 403
+    token = csrf_of(client)
+    run = client.post(
+        "/sandbox",
+        data={
+            "csrf": token,
+            "run": "1",
+            "mapping_id": "netsuite/return_authorization",
+            "sample": "us_authorized_netsuite",
+        },
+    )
+    assert run.status_code == 403
+
+
+def test_tenants_never_see_each_other(served: ServedApp) -> None:
+    served.submit("acme_admin", "iso-acme-1")
+    acme = login(served, "acme_reader")
+    page = acme.get("/returns/iso-acme-1")
+    assert page.status_code == 200
+    assert "tenant acme" in page.text
+    globex = login(served, "globex_admin")
+    other = globex.get("/returns/iso-acme-1")
+    assert other.status_code == 404
+    assert "iso-acme-1" not in other.text.replace("return &#39;iso-acme-1&#39;", "")
+    assert "iso-acme-1" not in globex.get("/dead-letters?resolved=1").text
+
+
+def test_unknown_erp_filter_and_sample_are_bad_requests(served: ServedApp) -> None:
+    client = login(served, "acme_admin")
+    assert client.get("/dead-letters?erp=bogus").status_code == 400
+    assert client.get("/sandbox?sample=bogus").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("mapping_id", "needle"),
+    [("netsuite/return_authorization", "returnAuthorization"), ("sap/customer_return", "A_CustomerReturn")],
+)
+def test_sandbox_translates_and_explains(served: ServedApp, mapping_id: str, needle: str) -> None:
+    client = login(served, "acme_admin")
+    token = csrf_of(client, "/sandbox")
+    sample = "us_authorized_netsuite" if mapping_id.startswith("netsuite") else "eu_authorized_sap"
+    page = client.post(
+        "/sandbox", data={"csrf": token, "run": "1", "mapping_id": mapping_id, "sample": sample}
+    )
+    assert page.status_code == 200, page.text
+    assert 'id="output"' in page.text
+    assert 'id="explain"' in page.text
+    bad = client.post(
+        "/sandbox", data={"csrf": token, "run": "1", "mapping_id": mapping_id, "document": "{nope"}
+    )
+    assert bad.status_code == 400
+    assert "not a valid ReturnOrder" in bad.text
+
+
+def test_override_validation_reports_problems(served: ServedApp) -> None:
+    client = login(served, "acme_admin")
+    token = csrf_of(client, "/sandbox")
+    page = client.post(
+        "/sandbox/validate",
+        data={
+            "csrf": token,
+            "override": "rules: [this is not a rule]\n",
+            "base_mapping_id": "netsuite/return_authorization",
+        },
+    )
+    assert page.status_code == 200
+    assert 'id="override-problems"' in page.text
