@@ -127,7 +127,7 @@ class App:
         buckets = await ensure_streams(js, settings.delivery.streams)
         ids = await load_tenant_ids(js, replicas=settings.delivery.streams.replicas)
         publisher = Publisher(self.nc, js)
-        status = SyncStateStore(buckets["rb_sync_state"], publisher)
+        status = SyncStateStore(buckets["rb_sync_state"], publisher, rma_index=buckets["rb_rma_index"])
         dead_letters = DeadLetterStore(js, publisher, status)
         audit = await AuditLog.open(js)
         await self._audit_config_loaded(audit)

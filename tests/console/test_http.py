@@ -166,3 +166,18 @@ def test_override_validation_reports_problems(served: ServedApp) -> None:
     )
     assert page.status_code == 200
     assert 'id="override-problems"' in page.text
+
+
+def test_search_finds_a_return_by_its_rma_number_within_the_tenant(served: ServedApp) -> None:
+    served.submit("acme_admin", "rma-search-1")  # its RMA number is "RMA-rma-search-1"
+    acme = login(served, "acme_reader")
+    by_rma = acme.get("/returns", params={"q": "RMA-rma-search-1"})
+    assert by_rma.status_code == 303 and by_rma.headers["location"] == "/returns/rma-search-1"
+    assert "tenant acme" in acme.get(by_rma.headers["location"]).text
+    by_id = acme.get("/returns", params={"q": "rma-search-1"})
+    assert by_id.headers["location"] == "/returns/rma-search-1"
+    # Another tenant's RMA number finds nothing: the search falls through to a timeline that is NOT_FOUND.
+    globex = login(served, "globex_admin")
+    miss = globex.get("/returns", params={"q": "RMA-rma-search-1"})
+    assert miss.headers["location"] == "/returns/RMA-rma-search-1"
+    assert globex.get(miss.headers["location"]).status_code == 404

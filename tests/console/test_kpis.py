@@ -36,6 +36,9 @@ def registry_with_traffic() -> CollectorRegistry:
     processing.labels("delivered").inc(9)
     processing.labels("dead_lettered").inc(1)
     processing.labels("rejected").inc(4)
+    rejected = Counter("rb_rejected_total", "", ["rule"], registry=registry)
+    rejected.labels("lifecycle.transition").inc(3)
+    rejected.labels("erp_constraint").inc(1)
     api = Counter("rb_api_calls_total", "", ["method", "code"], registry=registry)
     api.labels("/x/Submit", "OK").inc(8)
     api.labels("/x/Submit", "INVALID_ARGUMENT").inc(2)
@@ -59,6 +62,7 @@ def test_read_kpis() -> None:
     assert snap.erp_errors == {"sap": {"auth": 1}}
     assert snap.queue_depth == {"RB_DELIVER/rb-deliver-sap": 7}
     assert snap.dlq_size == 2
+    assert snap.rejected_by_rule == {"lifecycle.transition": 3, "erp_constraint": 1}
     assert read_kpis(CollectorRegistry()).accuracy is None
 
 

@@ -219,7 +219,9 @@ class Pipeline:
         js = nc.jetstream()
         buckets = await ensure_streams(js, StreamsConfig())
         publisher = Publisher(nc, js)
-        status = SyncStateStore(buckets[subjects.SYNC_STATE_BUCKET], publisher)
+        status = SyncStateStore(
+            buckets[subjects.SYNC_STATE_BUCKET], publisher, rma_index=buckets[subjects.RMA_INDEX_BUCKET]
+        )
         router = router or Router()
         intake = Intake(router, publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status)
         return cls(nc, router, status, intake, DeadLetterStore(js, publisher, status), publisher, buckets)

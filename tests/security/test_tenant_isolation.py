@@ -25,6 +25,8 @@ def order(return_id: str) -> returns_pb2.ReturnOrder:
     built.event_time.GetCurrentTime()
     # NetSuite refuses a return authorization without a customer: refused at submit (ERP constraints).
     built.customer.erp_customer_ref = "101"
+    # ... and an item its pack's item table does not map: refused at submit (the mapping is run first).
+    built.lines[0].sku = "SKU-1001"
     return built
 
 

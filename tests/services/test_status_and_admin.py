@@ -64,6 +64,21 @@ async def test_status_per_document_and_cross_tenant_not_found(pipeline: Pipeline
             returns_pb2.GetReturnStatusRequest(return_id="S1"), metadata=md("globex")
         )
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    by_rma = await returns.GetReturnStatus(
+        returns_pb2.GetReturnStatusRequest(rma_number="RMA-S1"), metadata=md("acme")
+    )
+    assert by_rma.return_id == "S1" and by_rma.latest_version == 3
+    for request, code in (
+        (returns_pb2.GetReturnStatusRequest(rma_number="RMA-S1"), grpc.StatusCode.NOT_FOUND),  # other tenant
+        (returns_pb2.GetReturnStatusRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            returns_pb2.GetReturnStatusRequest(return_id="S1", rma_number="RMA-S1"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await returns.GetReturnStatus(request, metadata=md("globex"))
+        assert info.value.code() == code, request
 
 
 async def test_watch_filters_and_resumes_from_sequence(pipeline: Pipeline) -> None:

@@ -79,14 +79,16 @@ def stream_configs(config: StreamsConfig) -> list[StreamConfig]:
 
 
 def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
-    def bucket(name: str, history: int, ttl: float | None = None) -> KeyValueConfig:
+    def bucket(
+        name: str, history: int, ttl: float | None = None, max_bytes: int | None = None
+    ) -> KeyValueConfig:
         return KeyValueConfig(
             bucket=name,
             history=history,
             ttl=ttl,
             storage=StorageType.FILE,
             replicas=config.replicas,
-            max_bytes=config.kv_max_bytes,
+            max_bytes=max_bytes or config.kv_max_bytes,
         )
 
     return [
@@ -94,6 +96,10 @@ def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
         bucket(subjects.SYNC_STATE_BUCKET, 5),
         bucket(subjects.INVENTORY_BUCKET, 1),
         bucket(subjects.CURSORS_BUCKET, 5),
+        # ~150 bytes a return: 128 MiB holds the RMA numbers of ~800k returns within the idempotency window.
+        bucket(
+            subjects.RMA_INDEX_BUCKET, 1, config.idempotency_ttl_seconds, min(config.kv_max_bytes, 128 << 20)
+        ),
     ]
 
 

@@ -17,6 +17,8 @@ IDEMPOTENCY_BUCKET = "rb_idempotency"
 SYNC_STATE_BUCKET = "rb_sync_state"
 INVENTORY_BUCKET = "rb_inventory"
 CURSORS_BUCKET = "rb_cursors"
+# RMA number -> return id, per tenant: GetReturnStatus and the console find a return by the RMA people quote.
+RMA_INDEX_BUCKET = "rb_rma_index"
 
 # Subjects each stream captures.
 DELIVER_ALL = "rb.deliver.>"
@@ -119,6 +121,10 @@ def kv_untoken(value: str) -> str:
 
 def sync_state_key(tenant: str, return_id: str) -> str:
     return f"{kv_token(tenant)}.{kv_token(return_id)}"
+
+
+def rma_index_key(tenant: str, rma_number: str) -> str:
+    return f"{kv_token(tenant)}.{kv_token(rma_number)}"
 
 
 def sync_state_tenant_filter(tenant: str) -> str:

@@ -74,6 +74,13 @@ class ReturnBridgeClient:
         )
         return status
 
+    async def status_by_rma(self, rma_number: str) -> sync_pb2.ReturnSyncStatus:
+        """Sync status of the caller's return with this RMA number (NOT_FOUND when there is none)."""
+        status: sync_pb2.ReturnSyncStatus = await self.returns.GetReturnStatus(
+            returns_pb2.GetReturnStatusRequest(rma_number=rma_number)
+        )
+        return status
+
     async def watch(
         self,
         return_ids: Iterable[str] = (),

@@ -52,6 +52,7 @@ class KpiSnapshot:
     latency: dict[str, dict[float, float | None]] = field(default_factory=dict)
     latency_count: dict[str, int] = field(default_factory=dict)
     processing: dict[str, int] = field(default_factory=dict)
+    rejected_by_rule: dict[str, int] = field(default_factory=dict)
     api_calls: int = 0
     api_errors: int = 0
     api_errors_by_code: dict[str, int] = field(default_factory=dict)
@@ -87,6 +88,8 @@ def read_kpis(registry: CollectorRegistry = REGISTRY) -> KpiSnapshot:
                 buckets[labels["erp"]][float(labels["le"])] += sample.value
             elif sample.name == "rb_processing_total":
                 snap.processing[labels["outcome"]] = int(sample.value)
+            elif sample.name == "rb_rejected_total":
+                snap.rejected_by_rule[labels["rule"]] = int(sample.value)
             elif sample.name == "rb_api_calls_total":
                 snap.api_calls += int(sample.value)
                 if labels["code"] != "OK":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from urllib.parse import quote
 
+import grpc
 from aiohttp import web
 
 from returnbridge.api.v1 import inventory_pb2
@@ -22,10 +24,20 @@ def add_routes(app: web.Application) -> None:
 
 
 async def search(request: web.Request) -> web.StreamResponse:
+    """A return id opens its timeline; otherwise the query is tried as an RMA number."""
     query = request.query.get("q", "").strip()
-    if query:
-        raise web.HTTPSeeOther("/returns/" + quote(query, safe=""))
-    return render(request, "returns.html", {"query": ""})
+    if not query:
+        return render(request, "returns.html", {"query": ""})
+    session: Session = request[SESSION]
+    return_id = query
+    try:
+        await session.client.status(query)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            return_id = (await session.client.status_by_rma(query)).return_id or query
+    raise web.HTTPSeeOther("/returns/" + quote(return_id, safe=""))
 
 
 async def timeline(request: web.Request) -> web.StreamResponse:

@@ -284,7 +284,11 @@ RULES: Final[dict[str, dict[str, Rule]]] = {
         "return_order": Document(),
         "client_reference": Text(128),
     },
-    "returnbridge.api.v1.GetReturnStatusRequest": {"return_id": Text(MAX_ID_LENGTH, required=True)},
+    # Exactly one of the two is required: the servicer says so, naming both.
+    "returnbridge.api.v1.GetReturnStatusRequest": {
+        "return_id": Text(MAX_ID_LENGTH),
+        "rma_number": Text(MAX_ID_LENGTH),
+    },
     "returnbridge.api.v1.WatchSyncEventsRequest": {
         "return_ids": Texts(),
         "erps": _enum(returns_pb2.WatchSyncEventsRequest, "erps"),

@@ -125,12 +125,17 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
     async def GetReturnStatus(
         self, request: returns_pb2.GetReturnStatusRequest, context: grpc.aio.ServicerContext
     ) -> sync_pb2.ReturnSyncStatus:
-        if not request.return_id:
-            raise ValidationError("return_id is required", [FieldViolation("return_id", "required")])
+        if bool(request.return_id) == bool(request.rma_number):
+            raise ValidationError(
+                "name the return by return_id or by rma_number",
+                [FieldViolation("return_id", "exactly one of return_id and rma_number is required")],
+            )
         tenant = current_principal().tenant_id
-        record = await self._status.get(tenant, request.return_id)
+        return_id = request.return_id or await self._status.find_by_rma(tenant, request.rma_number)
+        record = await self._status.get(tenant, return_id) if return_id else None
         if record is None or record["tenant_id"] != tenant:
-            raise NotFoundError(f"return {request.return_id!r} not found")
+            what = f"return {request.return_id!r}" if request.return_id else f"RMA {request.rma_number!r}"
+            raise NotFoundError(f"{what} not found")
         return to_proto(record)
 
     async def WatchSyncEvents(

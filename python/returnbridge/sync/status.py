@@ -7,12 +7,15 @@ lose each other's transitions.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from nats.errors import Error as NatsError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from returnbridge.api.v1 import common_pb2, returns_pb2, sync_pb2
@@ -35,6 +38,8 @@ _SEVERITY = {
     "DELIVERED": 1,
 }
 RESOLVED = frozenset({"DELIVERED", "DISCARDED"})
+
+log = logging.getLogger(__name__)
 
 
 def state_value(name: str) -> int:
@@ -157,11 +162,35 @@ class SyncStateStore:
     Args:
         kv: the ``rb_sync_state`` bucket.
         publisher: publishes SyncEvents to ``rb.status.<tenant>``.
+        rma_index: the ``rb_rma_index`` bucket; when set, a return's first accepted version records its RMA
+            number there, so ``find_by_rma`` can answer.
     """
 
-    def __init__(self, kv: KeyValue, publisher: Publisher) -> None:
+    def __init__(self, kv: KeyValue, publisher: Publisher, rma_index: KeyValue | None = None) -> None:
         self.kv = kv
         self._publisher = publisher
+        self._rma_index = rma_index
+
+    async def find_by_rma(self, tenant: str, rma_number: str) -> str | None:
+        """The id of the caller's return with this RMA number (the first return accepted under it), or None."""
+        if self._rma_index is None:
+            return None
+        try:
+            entry = await self._rma_index.get(subjects.rma_index_key(tenant, rma_number))
+        except KeyNotFoundError:
+            return None
+        return entry.value.decode() if entry.value else None
+
+    async def _index_rma(self, tenant: str, rma_number: str, return_id: str) -> None:
+        if self._rma_index is None or not rma_number:
+            return
+        # create(): an RMA keeps pointing at the first return accepted under it; a later one never steals it.
+        try:
+            await self._rma_index.create(subjects.rma_index_key(tenant, rma_number), return_id.encode())
+        except KeyWrongLastSequenceError:
+            pass
+        except NatsError as exc:  # the index is a convenience: never fail an acceptance over it
+            log.warning("RMA index not updated for return %s: %s", return_id, exc)
 
     async def get(self, tenant: str, return_id: str) -> JsonRecord | None:
         record, _ = await get_json(self.kv, subjects.sync_state_key(tenant, return_id))
@@ -247,6 +276,8 @@ class SyncStateStore:
         if stored is not None and created:
             for step in created:
                 await self._emit(stored, version, step.step, "ACCEPTED")
+        if stored is not None and created and min(stored["versions"], key=int) == str(version):
+            await self._index_rma(tenant, order.rma_number, order.return_id)  # the return's first version
         return stored is not None and is_acceptance(stored, version, event, accepted_at)
 
     async def transition(

@@ -345,10 +345,12 @@ class SubmitReturnResult(_message.Message):
     def __init__(self, client_reference: _Optional[str] = ..., return_id: _Optional[str] = ..., version: _Optional[int] = ..., accepted: _Optional[_Union[SubmitReturnResponse, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ...) -> None: ...
 
 class GetReturnStatusRequest(_message.Message):
-    __slots__ = ("return_id",)
+    __slots__ = ("return_id", "rma_number")
     RETURN_ID_FIELD_NUMBER: _ClassVar[int]
+    RMA_NUMBER_FIELD_NUMBER: _ClassVar[int]
     return_id: str
-    def __init__(self, return_id: _Optional[str] = ...) -> None: ...
+    rma_number: str
+    def __init__(self, return_id: _Optional[str] = ..., rma_number: _Optional[str] = ...) -> None: ...
 
 class WatchSyncEventsRequest(_message.Message):
     __slots__ = ("return_ids", "erps", "states", "after_sequence", "from_beginning")
