@@ -80,6 +80,8 @@ async def served(
             "nats": {"url": dq_nats.url},
             "grpc": {"port": 0},
             "metrics": {"enabled": False},
+            # Port 0: the console's fixed default (9470) is shared by every test run on the machine.
+            "console": {"port": 0},
             "sync": {"interval_seconds": 0.5},
             # The documented exception: gold customers get their refund on authorization.
             "returns": {"tenants": {DEMO_TENANT: {"lifecycle": {"refund_before_receipt_tiers": ["gold"]}}}},

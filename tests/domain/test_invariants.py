@@ -76,7 +76,14 @@ def test_strip_text_policy_through_the_validator() -> None:
         return_type=returns_pb2.RETURN_TYPE_REFUND, currency="USD", notes="ring\x07 twice",
     )  # fmt: skip
     order.event_time.GetCurrentTime()
-    order.lines.add(line_id="L1", sku="S", quantity="1", unit_of_measure="EA", description="a\x00b")
+    order.lines.add(
+        line_id="L1",
+        sku="S",
+        quantity="1",
+        unit_of_measure="EA",
+        description="a\x00b",
+        unit_price=_money("1.00"),
+    )
     policy = ReturnPolicyConfig.model_validate({"tenants": {"t1": {"text": {"control_characters": "strip"}}}})
     order.tenant_id = "t1"
     full_validator(ReferenceData(), policy)(order)

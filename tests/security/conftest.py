@@ -155,6 +155,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory, log_capture: _Capture
             "nats": {"sync_always": False},
             "grpc": {"port": 0},
             "metrics": {"enabled": False},
+            "console": {"port": 0},
             "simulators": {"enabled": False},
             "process": {"workers": [], "sync": False},
             "security": {

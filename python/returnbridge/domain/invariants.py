@@ -13,7 +13,8 @@ and credits together <= the authorized lines plus their tax. ``book`` adds an ac
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -38,10 +39,22 @@ RULE_PRICE: Final = "invariant.unit_price"
 RULE_RECEIVED: Final = "invariant.quantity_received"
 RULE_SETTLED: Final = "invariant.quantity_settled"
 RULE_PARTIAL: Final = "invariant.partial_receipt"
+RULE_TYPE: Final = "invariant.return_type"
+RULE_IDENTITY: Final = "invariant.identity"
 RULES: Final = (
     RULE_FEE, RULE_TAX, RULE_REFUND, RULE_REFUND_TOTAL, RULE_EXCHANGE, RULE_DATES, RULE_CURRENCY, RULE_LINE,
-    RULE_PRICE, RULE_RECEIVED, RULE_SETTLED, RULE_PARTIAL,
+    RULE_PRICE, RULE_RECEIVED, RULE_SETTLED, RULE_PARTIAL, RULE_TYPE, RULE_IDENTITY,
 )  # fmt: skip
+# How far ahead of the gateway's clock an RMS timestamp may be (clock skew), and no further.
+CLOCK_SKEW: Final = timedelta(minutes=15)
+# What identifies a return to the ERPs: fixed at authorization (compared where a later event sends it).
+_IDENTITY: Final[tuple[tuple[str, Callable[[returns_pb2.ReturnOrder], str]], ...]] = (
+    ("rma_number", lambda o: o.rma_number),
+    ("customer.customer_id", lambda o: o.customer.customer_id),
+    ("customer.erp_customer_ref", lambda o: o.customer.erp_customer_ref),
+    ("original_order.order_id", lambda o: o.original_order.order_id),
+    ("original_order.erp_order_ref", lambda o: o.original_order.erp_order_ref),
+)
 
 _EXCHANGE_TYPES: Final = frozenset({returns_pb2.RETURN_TYPE_EXCHANGE, returns_pb2.RETURN_TYPE_REPLACEMENT})
 _SETTLING: Final = frozenset({"REFUNDED", "EXCHANGED"})
@@ -81,11 +94,33 @@ def _event_money(order: returns_pb2.ReturnOrder, places: int) -> tuple[Decimal, 
 
 
 def event_violations(
-    order: returns_pb2.ReturnOrder, policy: MoneyPolicy, places: int, path: str = "return_order"
+    order: returns_pb2.ReturnOrder,
+    policy: MoneyPolicy,
+    places: int,
+    path: str = "return_order",
+    *,
+    now: datetime | None = None,
 ) -> list[FieldViolation]:
-    """The invariants one event must hold on its own (``places``: the currency's minor units)."""
+    """The invariants one event must hold on its own (``places``: the currency's minor units; ``now``: the
+    gateway's clock, default the current time)."""
     out: list[FieldViolation] = []
     event = event_name(order)
+    exchange_type = order.return_type in _EXCHANGE_TYPES
+    if exchange_type and order.HasField("refund"):
+        out.append(
+            FieldViolation(
+                f"{path}.refund",
+                "an exchange or replacement return settles with exchange items, never a refund; "
+                "a price difference goes in exchange.price_difference",
+                RULE_TYPE,
+            )
+        )
+    if not exchange_type and order.exchange.items:
+        out.append(
+            FieldViolation(
+                f"{path}.exchange", "only an exchange or replacement return carries exchange items", RULE_TYPE
+            )
+        )
     if (
         order.return_type in _EXCHANGE_TYPES
         and event in ("AUTHORIZED", "EXCHANGED")
@@ -99,6 +134,7 @@ def event_violations(
             )
         )
     _check_dates(out, order, path)
+    _check_clock(out, order, path, now or datetime.now(UTC))
     money = _event_money(order, places)
     if money is None or not order.lines:
         return out
@@ -172,6 +208,67 @@ def _check_dates(out: list[FieldViolation], order: returns_pb2.ReturnOrder, path
                 return
 
 
+def _check_clock(out: list[FieldViolation], order: returns_pb2.ReturnOrder, path: str, now: datetime) -> None:
+    for name in ("event_time", "created_at"):
+        if order.HasField(name):
+            when = getattr(order, name).ToDatetime(tzinfo=UTC)
+            if when > now + CLOCK_SKEW:
+                out.append(
+                    FieldViolation(
+                        f"{path}.{name}",
+                        f"{when.isoformat()} is in the future (now {now.isoformat()})",
+                        RULE_DATES,
+                    )
+                )
+    if order.HasField("event_time") and order.HasField("created_at"):
+        event_time = order.event_time.ToDatetime(tzinfo=UTC)
+        created = order.created_at.ToDatetime(tzinfo=UTC)
+        if event_time < created:
+            out.append(
+                FieldViolation(
+                    f"{path}.event_time",
+                    f"{event_time.isoformat()} is before the return was created ({created.isoformat()})",
+                    RULE_DATES,
+                )
+            )
+
+
+def _same_return(
+    out: list[FieldViolation], history: dict[str, Any], order: returns_pb2.ReturnOrder, path: str
+) -> None:
+    """The return type and identity as authorized (histories from before these were kept have neither)."""
+    authorized_type = history.get("return_type")
+    if authorized_type and order.return_type and order.return_type != authorized_type:
+        out.append(
+            FieldViolation(
+                f"{path}.return_type",
+                f"{returns_pb2.ReturnType.Name(order.return_type)} differs from the authorized "
+                f"{returns_pb2.ReturnType.Name(authorized_type)}: a return keeps its type (authorize a new return)",
+                RULE_TYPE,
+            )
+        )
+    identity = history.get("identity") or {}
+    for name, read in _IDENTITY:
+        sent, kept = read(order), identity.get(name, "")
+        if sent and kept and sent != kept:
+            out.append(
+                FieldViolation(
+                    f"{path}.{name}", f"{sent!r} differs from {kept!r} as authorized", RULE_IDENTITY
+                )
+            )
+    latest = history.get("event_time")
+    if latest and order.HasField("event_time"):
+        when = order.event_time.ToDatetime(tzinfo=UTC)
+        if when < datetime.fromisoformat(latest):
+            out.append(
+                FieldViolation(
+                    f"{path}.event_time",
+                    f"{when.isoformat()} is before the return's previous event ({latest})",
+                    RULE_DATES,
+                )
+            )
+
+
 def history_violations(
     history: dict[str, Any] | None,
     order: returns_pb2.ReturnOrder,
@@ -198,6 +295,7 @@ def history_violations(
             )
         )
         return out
+    _same_return(out, history, order, path)
     if event in ("CANCELLED", "CLOSED"):
         return out
     if history.get("legacy"):
@@ -337,6 +435,8 @@ def book(
             "lines": {},
             "settled_amount": "0",
             "authorized_gross": "0",
+            "return_type": int(order.return_type),
+            "identity": {name: read(order) for name, read in _IDENTITY},
         }
     else:
         history = {**history, "versions": dict(history["versions"]), "lines": dict(history["lines"])}
@@ -344,6 +444,10 @@ def book(
     history["latest_version"] = max(int(history["latest_version"]), int(order.version))
     history["versions"][str(order.version)] = {"event": event, "digest": digest}
     history["advance"] = bool(history["advance"] or advance)
+    if order.HasField("event_time") and not history.get("legacy"):
+        when = order.event_time.ToDatetime(tzinfo=UTC).isoformat()
+        latest = history.get("event_time")
+        history["event_time"] = max(when, latest, key=datetime.fromisoformat) if latest else when
     money = _event_money(order, places)
     if event == "AUTHORIZED":
         for line in order.lines:

@@ -21,12 +21,23 @@ FREE_TEXT_FIELDS: Final = frozenset({"notes", "description", "name", "string_val
 _LAYOUT: Final = frozenset("\t\n\r")
 
 
+# Bidi embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069) reorder what a reader sees ("Trojan
+# Source"): refused in free text too. Plain marks (U+200E, U+200F) and joiners stay allowed in prose.
+_BIDI: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Unassigned code points and noncharacters (U+FFFF, U+FDD0...), private use, surrogates: never text an ERP shows.
+_NOT_TEXT: Final = frozenset({"Cn", "Co", "Cs"})
+# Line and paragraph separators (U+2028, U+2029) break an identifier like a line feed does.
+_SEPARATORS: Final = frozenset({"Zl", "Zp"})
+
+
 def _bad(char: str, free_text: bool) -> str:
     category = unicodedata.category(char)
     if category == "Cc" and not (free_text and char in _LAYOUT):
         return RULE_CONTROL
-    # Zero-width and bidi controls make two identifiers look alike (U+200B, U+202E); harmless in prose.
-    if category == "Cf" and not free_text:
+    if char in _BIDI or category in _NOT_TEXT:
+        return RULE_FORMAT
+    # Zero-width and bidi marks make two identifiers look alike (U+200B, U+200E); harmless in prose.
+    if (category == "Cf" or category in _SEPARATORS) and not free_text:
         return RULE_FORMAT
     return ""
 

@@ -61,6 +61,8 @@ class ReferenceDataConfig(BaseModel):
     # Every unit of these SKUs carries a serial number / every line of these a lot number.
     serial_controlled_skus: list[str] = Field(default_factory=list)
     lot_controlled_skus: list[str] = Field(default_factory=list)
+    # Units of measure the ERPs' unit tables know (lines and exchange items).
+    units_of_measure: list[str] = Field(default_factory=list)
 
 
 _SET_KEYS: Final = (
@@ -73,6 +75,7 @@ _SET_KEYS: Final = (
     "reason_codes",
     "serial_controlled_skus",
     "lot_controlled_skus",
+    "units_of_measure",
 )
 
 
@@ -89,6 +92,7 @@ class ReferenceData:
     reason_codes: frozenset[str] = frozenset()
     serial_controlled_skus: frozenset[str] = frozenset()
     lot_controlled_skus: frozenset[str] = frozenset()
+    units_of_measure: frozenset[str] = frozenset()
     currencies: Mapping[str, int] = field(default_factory=lambda: ISO_4217)
     tenants: Mapping[str, ReferenceData] = field(default_factory=dict)
 
@@ -171,6 +175,20 @@ MAX_TEXT_LENGTH: Final = 2000
 # The ERP documents carry "<rma_number>-<version>" as their external reference, and SAP/NetSuite cap it at 35.
 MAX_EXTERNAL_REFERENCE: Final = 35
 QUANTITY_DECIMALS: Final = 3
+# Magnitudes no ERP field takes and no return has: amounts below 10^13 (SAP's CURR 15,2 has 13 integer digits),
+# at most a million units per line.
+MAX_AMOUNT: Final = Decimal(10) ** 13
+MAX_QUANTITY: Final = Decimal(1_000_000)
+# Units that count pieces: their quantities are whole numbers (1.5 EA cannot be received or serialized).
+COUNT_UNITS: Final = frozenset(
+    {"EA", "EACH", "PC", "PCE", "PCS", "ST", "UN", "UNIT", "C62", "H87", "PR", "PAIR", "PK", "PAK", "BOX", "BX",
+     "CS", "CT", "DZ", "SET"}
+)  # fmt: skip
+RULE_MAGNITUDE: Final = "contract.magnitude"
+RULE_IDENTIFIER: Final = "contract.identifier"
+RULE_WHOLE_UNITS: Final = "contract.whole_units"
+RULE_UNIT: Final = "reference.unit_of_measure"
+RULE_PRICE_REQUIRED: Final = "invariant.unit_price_required"
 _CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -180,6 +198,7 @@ _EXCHANGE_TYPES: Final = frozenset({RT.RETURN_TYPE_EXCHANGE, RT.RETURN_TYPE_REPL
 _REFUND_TYPES: Final = frozenset(
     {RT.RETURN_TYPE_REFUND, RT.RETURN_TYPE_CREDIT_MEMO, RT.RETURN_TYPE_STORE_CREDIT}
 )
+_PRICED_EVENTS: Final = frozenset({EV.LIFECYCLE_EVENT_AUTHORIZED, EV.LIFECYCLE_EVENT_REFUNDED})
 
 
 class _Collector:
@@ -240,6 +259,12 @@ def _check_money(
             out.add(f"{path}.amount", "must be greater than 0")
         elif not allow_negative and amount < 0:
             out.add(f"{path}.amount", "must not be negative")
+        elif abs(amount) >= MAX_AMOUNT:
+            out.add(
+                f"{path}.amount",
+                f"must be below {MAX_AMOUNT:,} (no ERP amount field takes more)",
+                RULE_MAGNITUDE,
+            )
         if len(out.violations) > problems:
             amount = None
     if money.currency and money.currency != currency:
@@ -247,7 +272,7 @@ def _check_money(
     return amount
 
 
-def _check_quantity(out: _Collector, path: str, text: str) -> Decimal | None:
+def _check_quantity(out: _Collector, path: str, text: str, unit: str = "") -> Decimal | None:
     if not text:
         out.add(path, "required")
         return None
@@ -260,6 +285,12 @@ def _check_quantity(out: _Collector, path: str, text: str) -> Decimal | None:
         return None
     if _places(quantity) > QUANTITY_DECIMALS:
         out.add(path, f"at most {QUANTITY_DECIMALS} decimal places")
+        return None
+    if quantity > MAX_QUANTITY:
+        out.add(path, f"at most {MAX_QUANTITY:,} units per line", RULE_MAGNITUDE)
+        return None
+    if unit.upper() in COUNT_UNITS and quantity != quantity.to_integral_value():
+        out.add(path, f"{unit!r} counts pieces: the quantity must be a whole number", RULE_WHOLE_UNITS)
         return None
     return quantity
 
@@ -304,6 +335,11 @@ def validate_return_order(
     ref = reference.for_tenant(tenant)
     _check_id(out, f"{p}.return_id", order.return_id)
     _check_id(out, f"{p}.rma_number", order.rma_number)
+    if order.rma_number and not (order.rma_number.isascii() and order.rma_number.isprintable()):
+        # The ERP documents' external reference: look-alike letters (Cyrillic "Ԁ" for "D") would make a second
+        # reference that reads like the first.
+        out.add(f"{p}.rma_number", "printable ASCII only: it is the ERP documents' external reference",
+                RULE_IDENTIFIER)  # fmt: skip
     if order.version <= 0:
         out.add(f"{p}.version", "must be greater than 0")
     if order.rma_number and len(f"{order.rma_number}-{order.version}") > MAX_EXTERNAL_REFERENCE:
@@ -360,13 +396,23 @@ def validate_return_order(
                 line_ids[line.line_id] = index
         _check_id(out, f"{lp}.sku", line.sku)
         _check_code(out, f"{lp}.sku", line.sku, ref.skus, "SKU")
-        quantity = _check_quantity(out, f"{lp}.quantity", line.quantity)
+        quantity = _check_quantity(out, f"{lp}.quantity", line.quantity, line.unit_of_measure)
         if not line.unit_of_measure:
             out.add(f"{lp}.unit_of_measure", "required")
+        _check_code(
+            out, f"{lp}.unit_of_measure", line.unit_of_measure, ref.units_of_measure, "unit of measure"
+        )
 
         price: Decimal | None = None
         if line.HasField("unit_price"):
-            price = _check_money(out, f"{lp}.unit_price", line.unit_price, currency, minor)
+            # A returned line has a value: a price of 0 makes the refund, tax and fee bounds meaningless.
+            price = _check_money(out, f"{lp}.unit_price", line.unit_price, currency, minor, positive=True)
+        elif order.return_type in _REFUND_TYPES and order.event in _PRICED_EVENTS:
+            out.add(
+                f"{lp}.unit_price",
+                "required: the refund or credit is checked against, and posted from, the lines' prices",
+                RULE_PRICE_REQUIRED,
+            )
         if line.HasField("tax_amount"):
             any_line_tax = True
             tax = _check_money(out, f"{lp}.tax_amount", line.tax_amount, currency, minor)
@@ -485,9 +531,12 @@ def _check_event_consistency(
             ip = f"{p}.exchange.items[{index}]"
             _check_id(out, f"{ip}.sku", item.sku)
             _check_code(out, f"{ip}.sku", item.sku, ref.skus, "SKU")
-            _check_quantity(out, f"{ip}.quantity", item.quantity)
+            _check_quantity(out, f"{ip}.quantity", item.quantity, item.unit_of_measure)
             if not item.unit_of_measure:
                 out.add(f"{ip}.unit_of_measure", "required")
+            _check_code(
+                out, f"{ip}.unit_of_measure", item.unit_of_measure, ref.units_of_measure, "unit of measure"
+            )
             if item.HasField("unit_price"):
                 _check_money(out, f"{ip}.unit_price", item.unit_price, currency, minor)
             if item.HasField("ship_from"):
