@@ -7,6 +7,7 @@ developers and CI install the locks, so every locked version must lie inside tho
 from __future__ import annotations
 
 import tomllib
+from importlib import metadata
 
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -76,3 +77,12 @@ def test_every_locked_package_has_hashes() -> None:
         assert pinned, f"{lock.name} pins nothing"
         unhashed = [lines[i] for i in pinned if not lines[i + 1].strip().startswith("--hash=sha256:")]
         assert not unhashed, f"{lock.name} has packages without hashes: {unhashed}"
+
+
+def test_the_environment_is_exactly_the_lock() -> None:
+    """A package the lock does not name changes what mypy and the tests see (a stale venv once hid 32 mypy
+    errors that a fresh one reports), so the test environment must hold the locked packages and nothing else."""
+    locked = set(pins(DEV_LOCK)) | {"pip", "returnbridge"}
+    installed = {canonical(d.metadata["Name"]) for d in metadata.distributions()}
+    extra = sorted(installed - locked)
+    assert not extra, f"installed but not locked: {extra}; recreate the venv: rm -rf .venv && make install"
