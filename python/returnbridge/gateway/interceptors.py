@@ -140,10 +140,13 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap_handler(handler, handler_call_details.method, self.around)
+        return _wrap_handler(handler, handler_call_details.method, self.around, self.check)
 
     def around(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
+
+    #: Run on every request message before the servicer sees it (None: no check).
+    check: Check | None = None
 
 
 def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
@@ -418,19 +421,15 @@ class RbacInterceptor(_WrappingInterceptor):
             log.exception("could not audit denied call to %s", method)
 
 
-class RequestLimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
+class RequestLimitsInterceptor(_WrappingInterceptor):
     """Innermost: every request message meets ``request_limits.RULES`` before the servicer sees it."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method: str = handler_call_details.method
-        return _wrap_handler(handler, method, _no_context, lambda request, _context: check_request(request))
+    def around(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
+        return _no_context(method, context)
+
+    @staticmethod
+    def check(request: Any, context: grpc.aio.ServicerContext) -> None:
+        check_request(request)
 
 
 @asynccontextmanager
