@@ -26,6 +26,8 @@ CM_TABLE = "RA_CM_REQUESTS_ALL"
 OPERATING_UNITS = {204: "US1 Business Unit", 205: "UK1 Business Unit"}
 ORDER_TYPES = {1436: "Mixed"}
 LINE_TYPES = {1437: "Return (Receipt)", 1438: "Return (Credit only)"}
+# The interface tables' column sizes, kept here on purpose rather than shared with connectors/oracle_ebs_config:
+# the stand-in checks the connector, so a wrong size there must not silently become the stand-in's too.
 _HEADER_FIELDS = {
     "org_id": "n",
     "order_type_id": "n",
