@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from returnbridge.errors import ReturnBridgeError
+from returnbridge.errors import BusUnavailableError, ReturnBridgeError
 
 JsonRecord = dict[str, Any]
+
+_LIST_BATCH: Final = 512
+_FETCH_SECONDS: Final = 2.0
+# KV protocol headers (ADR-8): the operation of an entry, and the reason of a server-placed marker (2.11+).
+_KV_OP: Final = "KV-Operation"
+_REMOVALS: Final = frozenset({"DEL", "PURGE"})
+_MARKER_REASON: Final = "Nats-Marker-Reason"
 
 
 class ContendedKeyError(ReturnBridgeError):
@@ -79,21 +91,68 @@ async def modify_json_versioned(
     raise ContendedKeyError(f"KV key {key!r} changed concurrently {attempts} times in a row")
 
 
-async def keys_matching(kv: KeyValue, pattern: str) -> list[str]:
-    """Keys matching a subject pattern (``a.*``, ``a.>``), filtered by the server.
+async def keys_matching(kv: KeyValue, pattern: str, *, timeout: float = 60.0) -> list[str]:
+    """The live keys matching a subject pattern (``a.*``, ``a.>``), filtered by the server, sorted.
 
-    ``KeyValue.keys(filters=...)`` in nats.py watches the whole bucket and substring-matches client side.
+    Not ``KeyValue.watch``: its end-of-initial-values marker can come before the values (it compares the
+    server's pending count with the messages the client has read so far, so under load it reported an empty
+    list; nats.py issue 842), and a per-message pending count of 0 is no end either while keys are written.
+    Instead an ephemeral pull consumer, last message per subject: nothing is delivered before the first fetch,
+    so its creation reply counts exactly the subjects that exist, and the listing reads until that many arrived.
+    A key whose last entry is a delete or purge marker is left out.
+
+    Raises:
+        BusUnavailableError: the server stopped answering before the listing was complete (``timeout``).
     """
-    watcher = await kv.watch(pattern, ignore_deletes=True, meta_only=True)
-    keys: list[str] = []
+    js, stream, prefix = kv._js, kv._stream, kv._pre  # nats.py exposes no public accessor for them
+    name = uuid.uuid4().hex
+    info = await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            name=name,
+            filter_subject=prefix + pattern,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            ack_policy=AckPolicy.NONE,
+            headers_only=True,
+            mem_storage=True,
+            num_replicas=1,
+            inactive_threshold=timeout,  # the server reaps it if this process dies mid-listing
+        ),
+    )
+    remaining = int(info.num_pending or 0)
+    live: dict[str, bool] = {}
+    if remaining == 0:
+        await _drop_consumer(js, stream, name)
+        return []
+    deadline = asyncio.get_running_loop().time() + timeout
+    sub = await js.pull_subscribe_bind(stream=stream, name=name)
     try:
-        while True:
-            entry = await watcher.updates(timeout=5.0)
-            if entry is None:
-                break
-            keys.append(entry.key)
-            if not entry.delta:
-                break
+        while remaining > 0:
+            try:
+                messages = await sub.fetch(min(remaining, _LIST_BATCH), timeout=_FETCH_SECONDS)
+            except nats.errors.TimeoutError:
+                # Fewer than counted: entries that expired or were purged since the count (nothing pending).
+                if (await sub.consumer_info()).num_pending == 0:
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    raise BusUnavailableError(
+                        f"listing KV keys {pattern!r}: {remaining} entries still pending after {timeout:g}s",
+                        retry_after=1.0,
+                    ) from None
+                continue
+            for message in messages:
+                headers = message.headers or {}
+                removed = headers.get(_KV_OP) in _REMOVALS or _MARKER_REASON in headers
+                live[message.subject[len(prefix) :]] = not removed
+            remaining -= len(messages)
     finally:
-        await watcher.stop()
-    return keys
+        await sub.unsubscribe()
+        await _drop_consumer(js, stream, name)
+    return sorted(key for key, present in live.items() if present)
+
+
+async def _drop_consumer(js: JetStreamContext, stream: str, name: str) -> None:
+    try:
+        await js.delete_consumer(stream, name)
+    except nats.errors.Error:
+        pass  # best effort: its inactive_threshold reaps it anyway
