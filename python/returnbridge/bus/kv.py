@@ -9,12 +9,13 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import nats.errors
+import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from returnbridge.errors import BusUnavailableError, ReturnBridgeError
+from returnbridge.errors import BusUnavailableError
 
 JsonRecord = dict[str, Any]
 
@@ -26,8 +27,8 @@ _REMOVALS: Final = frozenset({"DEL", "PURGE"})
 _MARKER_REASON: Final = "Nats-Marker-Reason"
 
 
-class ContendedKeyError(ReturnBridgeError):
-    """Too many concurrent writers on one key; the caller retries the whole operation later."""
+class ContendedKeyError(BusUnavailableError):
+    """Too many concurrent writers on one key; the caller retries the whole operation later (UNAVAILABLE)."""
 
 
 def dumps(record: JsonRecord) -> bytes:
@@ -89,6 +90,28 @@ async def modify_json_versioned(
             continue
         return updated, int(written)
     raise ContendedKeyError(f"KV key {key!r} changed concurrently {attempts} times in a row")
+
+
+async def purge_revision(kv: KeyValue, key: str, revision: int, *, marker_ttl: float = 60.0) -> bool:
+    """Purge ``key`` if its latest revision is still ``revision`` (compare-and-purge); False when it is not.
+
+    The purge marker expires after ``marker_ttl`` seconds (a per-message TTL, which KV streams allow), so the key
+    then leaves nothing behind; a KV delete would leave a marker per key for good, and a bucket of short-lived
+    keys would only grow.
+    """
+    headers = {
+        _KV_OP: "PURGE",
+        "Nats-Rollup": "sub",
+        "Nats-Expected-Last-Subject-Sequence": str(revision),
+    }
+    try:
+        # KeyValue.purge takes no expected revision; its subject prefix and context have no public accessor.
+        await kv._js.publish(kv._pre + key, headers=headers, msg_ttl=max(1.0, marker_ttl))
+    except nats.js.errors.APIError as err:
+        if err.err_code in (10071, 10164):  # wrong last sequence: written since
+            return False
+        raise
+    return True
 
 
 async def keys_matching(kv: KeyValue, pattern: str, *, timeout: float = 60.0) -> list[str]:
