@@ -887,7 +887,7 @@ PROBES: tuple[Defect, ...] = (
     ),
     # -- structure
     _d("structure", "no-lines", (), event(A, _no_lines, resettle=False), BAD, "lines", "validation"),
-    _d("structure", "too-many-lines", (), event(A, _many_lines), BAD, "lines", ""),
+    _d("structure", "too-many-lines", (), event(A, _many_lines), BAD, "lines", "request.limits"),
     _d(
         "structure",
         "no-lines-on-receipt",
