@@ -885,6 +885,9 @@ PROBES: tuple[Defect, ...] = (
         "validation",
         version=1,
     ),
+    # version 3 while 2 was never accepted (sent 2 later, it would be stale); and a return starting at 2
+    _d("version", "version-skips-one", (A,), event(R), STATE, "VERSION", "lifecycle.version_gap", version=3),
+    _d("version", "first-version-not-1", (), event(A), STATE, "VERSION", "lifecycle.version_gap", version=2),
     # -- structure
     _d("structure", "no-lines", (), event(A, _no_lines, resettle=False), BAD, "lines", "validation"),
     _d("structure", "too-many-lines", (), event(A, _many_lines), BAD, "lines", "request.limits"),
