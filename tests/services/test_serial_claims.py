@@ -7,12 +7,16 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from nats.aio.client import Client as NatsClient
 
 from dataquality.returns import Life
+from delivery.pipeline_harness import Pipeline, make_order, md
 from helpers.eventually import assert_eventually
-from returnbridge.api.v1 import returns_pb2
+from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc, returns_pb2, returns_pb2_grpc
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, modify_json
 from returnbridge.bus.publisher import Publisher
@@ -20,6 +24,7 @@ from returnbridge.bus.streams import ensure_streams
 from returnbridge.domain.money import ISO_4217
 from returnbridge.domain.policy import ReturnPolicyConfig
 from returnbridge.errors import PreconditionError, ValidationError
+from returnbridge.services.admin import AdminServicer
 from returnbridge.services.admission import Admissions
 from returnbridge.services.serial_claims import RULE_SERIAL_IN_USE, SerialClaims
 from returnbridge.sync.status import SyncStateStore
@@ -176,3 +181,43 @@ async def test_concurrent_returns_never_share_a_serial(bench: Bench) -> None:
     assert len(held) == 1 and None not in held
     records = [await bench.status.get("acme", life.return_id) for life in lives]
     assert sum(record is not None for record in records) == 1
+
+
+async def test_discarding_the_authorizations_dead_letter_releases_its_serials(pipeline: Pipeline) -> None:
+    """Through the served API: the serial is held while the authorization sits in the DLQ, free once discarded."""
+    serials = SerialClaims(pipeline.buckets[subjects.SERIALS_BUCKET], pipeline.status)
+    pipeline.intake.admissions = Admissions(pipeline.status, ReturnPolicyConfig(), ISO_4217, serials=serials)
+    admin_servicer = AdminServicer(pipeline.dead_letters, pipeline.status, serials=serials)
+    channel = await pipeline.start_grpc(pipeline.returns_servicer(), admin_servicer)
+    returns, admin = returns_pb2_grpc.ReturnsServiceStub(channel), admin_pb2_grpc.AdminServiceStub(channel)
+    pipeline.mappers.broken.add("SD1")  # its authorization cannot be translated: dead-lettered
+    await pipeline.start_worker("netsuite")
+
+    def serialized(return_id: str) -> returns_pb2.SubmitReturnRequest:
+        order = make_order(return_id)
+        order.lines[0].serialized = True
+        order.lines[0].serial_numbers.append("UNIT-77")
+        return returns_pb2.SubmitReturnRequest(return_order=order)
+
+    await returns.SubmitReturn(serialized("SD1"), metadata=md("acme"))
+
+    async def dead_lettered() -> admin_pb2.DeadLetter:
+        page = await admin.ListDeadLetters(admin_pb2.ListDeadLettersRequest(), metadata=md("acme"))
+        assert len(page.dead_letters) == 1
+        return page.dead_letters[0]
+
+    letter = await assert_eventually(dead_lettered, timeout=30)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await returns.SubmitReturn(serialized("SD2"), metadata=md("acme"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(info.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in status.details)
+    [violation] = bad.field_violations
+    assert violation.field == "return_order.lines[0].serial_numbers[0]"
+    assert "'UNIT-77'" in violation.description and "'SD1'" in violation.description
+    await admin.DiscardDeadLetter(admin_pb2.DiscardDeadLetterRequest(id=letter.id), metadata=md("acme"))
+    assert await serials.holder("acme", "UNIT-77") is None
+    accepted = await returns.SubmitReturn(serialized("SD2"), metadata=md("acme"))
+    assert accepted.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
