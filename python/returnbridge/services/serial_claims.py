@@ -14,6 +14,7 @@ without a history that lists the serial the claim is void. A refusal names the o
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from returnbridge.errors import FieldViolation, ValidationError
 from returnbridge.sync.status import SyncStateStore
 
 __all__ = ["RULE_SERIAL_IN_USE", "Claim", "SerialClaims", "authorization_discarded", "order_serials"]
+
+log = logging.getLogger(__name__)
 
 RULE_SERIAL_IN_USE: Final = "invariant.serial_in_use"
 # Events that end a return: they claim nothing (their serials are being let go).
@@ -134,8 +137,22 @@ class SerialClaims:
         return Claim(frozenset(wanted), tuple(created))
 
     async def undo(self, claim: Claim) -> None:
-        """Delete the claims ``claim`` created, each only if nobody changed it since (a refused admission)."""
-        await asyncio.gather(*(self._delete(key, revision) for key, revision in claim.created))
+        """Delete the claims ``claim`` created, each only if nobody changed it since (a refused admission).
+
+        Never raises: the caller is already failing for its own reason, and a claim left behind (NATS gone
+        meanwhile) has a holder that was never admitted with it, so it is void after ``stale_after``.
+        """
+        results = await asyncio.gather(
+            *(self._delete(key, revision) for key, revision in claim.created), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            log.warning(
+                "could not undo %d serial claim(s): %s; void after %gs",
+                len(failed),
+                failed[0],
+                self._stale_after,
+            )
 
     async def release(self, tenant: str, return_id: str, serials: Collection[str]) -> None:
         """Let go of ``serials`` where ``return_id`` holds them (idempotent)."""
