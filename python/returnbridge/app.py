@@ -383,6 +383,9 @@ class App:
             buckets["rb_sync_state"],
             publisher,
             poll,
+            status_store=SyncStateStore(
+                buckets["rb_sync_state"], publisher, rma_index=buckets["rb_rma_index"]
+            ),
         )
         await poller.start()
         self._cleanups.append(("poller", poller.stop))

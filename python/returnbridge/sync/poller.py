@@ -28,6 +28,7 @@ from returnbridge.errors import (
 from returnbridge.mapping.ports import MapperSource
 from returnbridge.observability.metrics import count_erp_call, count_processing
 from returnbridge.sync.inventory import InventoryStore
+from returnbridge.sync.status import SyncStateStore
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Poller:
         inventory: inventory store.
         sync_state: the ``rb_sync_state`` bucket (posted document statuses for reconciliation).
         publisher: publishes ``rb.inventory.<tenant>`` / ``rb.docstatus.<tenant>``.
+        status_store: the returns' sync state (finds returns by RMA number: pass the one with the RMA index).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class Poller:
         sync_state: KeyValue,
         publisher: Publisher,
         settings: PollerSettings | None = None,
+        status_store: SyncStateStore | None = None,
     ) -> None:
         self.targets = targets
         self.settings = settings or PollerSettings()
@@ -105,6 +108,7 @@ class Poller:
         self._inventory = inventory
         self._sync_state = sync_state
         self._publisher = publisher
+        self._status_store = status_store or SyncStateStore(sync_state, publisher)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -217,5 +221,7 @@ class Poller:
                         ),
                     )
                 await self._publisher.publish_event(subjects.docstatus(tenant), status.SerializeToString())
+                # The return's own state hears it too (a voided credit reaches WatchSyncEvents/GetReturnStatus).
+                await self._status_store.note_erp_status(status)
             stored += 1
         return stored
