@@ -30,6 +30,15 @@ from returnbridge.sync.poller import Poller, PollerSettings, PollTarget, PollTar
 from returnbridge.sync.reconciliation import reconciliation_report
 from sync.test_erp_reconcile import TARGETS, Erps
 
+# A transfer of SKU-1002 out of DAL1's main stock, and where it lands.
+TRANSFERS = {
+    "netsuite": {"sku": "SKU-1002", "site": "DAL1", "quantity": "1", "to_sub_location": "RNO2"},
+    "sap": {"sku": "SKU-1002", "site": "DAL1", "quantity": "1", "to_sub_location": "RET1"},
+    "oracle_fusion": {"sku": "SKU-1002", "site": "DAL1", "quantity": "1", "to_sub_location": "QUARANTINE"},
+}
+MOVED_TO = {"netsuite": ("RNO2", ""), "sap": ("DAL1", "RET1"), "oracle_fusion": ("DAL1", "QUARANTINE")}
+# What the status feed reports for the cancelled return (SAP: every item rejected, the return complete).
+CANCELLED = {"netsuite": "cancelled", "sap": "closed", "oracle_fusion": "cancelled"}
 CREDITS = {"netsuite": "creditMemo", "sap": "A_CreditMemoRequest", "oracle_fusion": "receivablesCreditMemos"}
 # target -> (return document type, UI action, extra body, status reported): after a refund NetSuite's RA is
 # already closed (a workflow reopens it), Oracle's order is received (a person closes it), SAP's return complete.
@@ -71,13 +80,13 @@ async def _collect(stream: Any, into: list[Any]) -> None:
             into.append(item)
 
 
-def _erp_stock(erps: Erps, target: str) -> Decimal:
+def _erp_stock(erps: Erps, target: str, sku: str = "SKU-1001", site: str = "DAL1", sub: str = "") -> Decimal:
     harness = erps.harnesses[target]
     if target == "netsuite":
-        return Decimal(harness.sim.on_hand("SKU-1001", "DAL1"))
+        return Decimal(harness.sim.on_hand(sku, site))
     state = harness.sim.state if target == "oracle_fusion" else harness.sim.kit.state
-    sub = "Stores" if target == "oracle_fusion" else "0001"
-    return Decimal(state.stock[("SKU-1001", "DAL1", sub)])
+    sub = sub or ("Stores" if target == "oracle_fusion" else "0001")
+    return Decimal(state.stock[(sku, site, sub)])
 
 
 async def _ui(erps: Erps, target: str, action: str, body: dict[str, str]) -> None:
@@ -89,6 +98,8 @@ async def _ui(erps: Erps, target: str, action: str, body: dict[str, str]) -> Non
 @pytest.mark.timeout(300)
 async def test_erp_side_changes_reach_watching_clients_by_poll(erps: Erps, registry: MappingRegistry) -> None:
     await erps.submit_lifecycles(1)
+    # A second return, only authorized: someone cancels it in the ERP before anything arrives.
+    await erps.submit_lifecycles(1, first=1, events=(returns_pb2.LIFECYCLE_EVENT_AUTHORIZED,))
     await erps.all_delivered(timeout=120)
     pipeline = erps.pipeline
     store = InventoryStore(pipeline.buckets[subjects.INVENTORY_BUCKET])
@@ -105,7 +116,7 @@ async def test_erp_side_changes_reach_watching_clients_by_poll(erps: Erps, regis
         asyncio.create_task(
             _collect(
                 inventory_pb2_grpc.InventoryServiceStub(channel).WatchInventory(
-                    inventory_pb2.WatchInventoryRequest(skus=["SKU-1001"]), metadata=md("acme")
+                    inventory_pb2.WatchInventoryRequest(skus=["SKU-1001", "SKU-1002"]), metadata=md("acme")
                 ),
                 updates,
             )
@@ -145,6 +156,11 @@ async def test_erp_side_changes_reach_watching_clients_by_poll(erps: Erps, regis
     # People change things inside each ERP.
     for target in TARGETS:
         await _ui(erps, target, "stock/adjust", {"sku": "SKU-1001", "site": "DAL1", "delta": "-2"})
+        await _ui(erps, target, "stock/transfer", TRANSFERS[target])
+        authorized = await pipeline.status.get("acme", f"R-{target}-1")
+        assert authorized is not None
+        (only,) = authorized["documents"].values()
+        await _ui(erps, target, "order/cancel", {"document_id": only["erp_document_id"]})
         await _ui(erps, target, "credit/void", {"document_id": credit_ids[target]})
     for target, (kind, action, extra, _) in STATUS_CHANGES.items():
         record = await pipeline.status.get("acme", f"R-{target}-0")
@@ -152,6 +168,7 @@ async def test_erp_side_changes_reach_watching_clients_by_poll(erps: Erps, regis
         doc = next(d for d in record["documents"].values() if d["document_type"] == kind)
         await _ui(erps, target, action, {"document_id": doc["erp_document_id"], **extra})
     expected_stock = {target: _erp_stock(erps, target) for target in TARGETS}
+    moved = {target: _erp_stock(erps, target, "SKU-1002", *MOVED_TO[target]) for target in TARGETS}
 
     async def seen() -> None:
         await poller.poll_once()
@@ -163,6 +180,10 @@ async def test_erp_side_changes_reach_watching_clients_by_poll(erps: Erps, regis
                 u.level for u in updates if u.level.target == target and u.level.location.site == "DAL1"
             ]
             assert any(Decimal(level.on_hand) == expected_stock[target] for level in levels), (target, levels)
+            arrived = [u.level for u in updates if u.level.target == target and u.level.sku == "SKU-1002"]
+            assert any(Decimal(level.on_hand) == moved[target] for level in arrived), (target, moved, arrived)
+            cancelled = [e.erp_status for e in events if e.return_id == f"R-{target}-1" and e.erp_status]
+            assert CANCELLED[target] in cancelled, (target, cancelled)
         for target, (kind, _, _, reported) in STATUS_CHANGES.items():
             assert any(
                 e.return_id == f"R-{target}-0" and e.document_type == kind and e.erp_status == reported
