@@ -397,6 +397,7 @@ class SyncStateStore:
             else None
         )
         found: list[str] = []
+        as_of = status.as_of.ToNanoseconds() / 1e9 if status.HasField("as_of") else 0.0
 
         def change(record: JsonRecord | None) -> JsonRecord | None:
             found.clear()
@@ -410,6 +411,9 @@ class SyncStateStore:
                 ):
                     if doc.get("erp_status") == status.status and doc.get("erp_amount") == amount:
                         return None
+                    if as_of and as_of < float(doc.get("erp_status_as_of") or 0):
+                        return None  # an older report arriving late (a delayed push) never undoes a newer one
+                    doc["erp_status_as_of"] = as_of
                     doc["erp_status"] = status.status
                     doc["erp_amount"] = amount
                     doc["erp_status_at"] = time.time()
