@@ -7,7 +7,7 @@ import asyncio
 from nats.aio.client import Client as NatsClient
 
 from returnbridge.bus import subjects
-from returnbridge.bus.kv import keys_matching
+from returnbridge.bus.kv import keys_matching, values_matching
 from returnbridge.bus.streams import ensure_streams
 
 
@@ -50,3 +50,14 @@ async def test_keys_matching_leaves_out_deleted_and_purged_keys(nats_client: Nat
     assert await keys_matching(kv, "nobody.*") == []
     await kv.put("t.b", b"2")
     assert await keys_matching(kv, "t.*") == ["t.b"]
+
+
+async def test_values_matching_reads_each_live_value_once(nats_client: NatsClient) -> None:
+    kv = (await ensure_streams(nats_client.jetstream()))[subjects.SYNC_STATE_BUCKET]
+    for i in range(120):
+        await kv.put(f"acme.r{i}", b"v1")
+        await kv.put(f"acme.r{i}", f"v2-{i}".encode())  # history 5: only the latest counts
+    await kv.delete("acme.r7")
+    results = await asyncio.gather(*(values_matching(kv, ">") for _ in range(20)))
+    expected = {f"acme.r{i}": f"v2-{i}".encode() for i in range(120) if i != 7}
+    assert all(result == expected for result in results)

@@ -127,6 +127,15 @@ async def keys_matching(kv: KeyValue, pattern: str, *, timeout: float = 60.0) ->
     Raises:
         BusUnavailableError: the server stopped answering before the listing was complete (``timeout``).
     """
+    return sorted(await _latest(kv, pattern, headers_only=True, timeout=timeout))
+
+
+async def values_matching(kv: KeyValue, pattern: str, *, timeout: float = 60.0) -> dict[str, bytes]:
+    """``keys_matching`` with each key's current value, read in the same pass (no get per key)."""
+    return await _latest(kv, pattern, headers_only=False, timeout=timeout)
+
+
+async def _latest(kv: KeyValue, pattern: str, *, headers_only: bool, timeout: float) -> dict[str, bytes]:
     js, stream, prefix = kv._js, kv._stream, kv._pre  # nats.py exposes no public accessor for them
     name = uuid.uuid4().hex
     info = await js.add_consumer(
@@ -136,17 +145,17 @@ async def keys_matching(kv: KeyValue, pattern: str, *, timeout: float = 60.0) ->
             filter_subject=prefix + pattern,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
             ack_policy=AckPolicy.NONE,
-            headers_only=True,
+            headers_only=headers_only,
             mem_storage=True,
             num_replicas=1,
             inactive_threshold=timeout,  # the server reaps it if this process dies mid-listing
         ),
     )
     remaining = int(info.num_pending or 0)
-    live: dict[str, bool] = {}
+    latest: dict[str, bytes | None] = {}
     if remaining == 0:
         await _drop_consumer(js, stream, name)
-        return []
+        return {}
     deadline = asyncio.get_running_loop().time() + timeout
     sub = await js.pull_subscribe_bind(stream=stream, name=name)
     try:
@@ -166,12 +175,12 @@ async def keys_matching(kv: KeyValue, pattern: str, *, timeout: float = 60.0) ->
             for message in messages:
                 headers = message.headers or {}
                 removed = headers.get(_KV_OP) in _REMOVALS or _MARKER_REASON in headers
-                live[message.subject[len(prefix) :]] = not removed
+                latest[message.subject[len(prefix) :]] = None if removed else message.data
             remaining -= len(messages)
     finally:
         await sub.unsubscribe()
         await _drop_consumer(js, stream, name)
-    return sorted(key for key, present in live.items() if present)
+    return {key: value for key, value in latest.items() if value is not None}
 
 
 async def _drop_consumer(js: JetStreamContext, stream: str, name: str) -> None:
