@@ -17,6 +17,7 @@ from nats.js.kv import KeyValue
 from returnbridge.audit.entry import AuditEntry
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
+from returnbridge.bus.kv import values_matching
 
 __all__ = ["CompletenessReport", "check_audit_completeness", "completeness_lines"]
 
@@ -43,20 +44,8 @@ class CompletenessReport:
 
 
 async def _sync_records(kv: KeyValue) -> list[dict[str, object]]:
-    watcher = await kv.watch(">", ignore_deletes=True)
-    records: list[dict[str, object]] = []
-    try:
-        while True:
-            entry = await watcher.updates(timeout=5.0)
-            if entry is None:
-                break
-            if entry.value:
-                records.append(json.loads(entry.value))
-            if not entry.delta:
-                break
-    finally:
-        await watcher.stop()
-    return records
+    # Not a KV watcher: its end marker can come before the records under load, and the check passed on none.
+    return [json.loads(value) for value in (await values_matching(kv, ">")).values() if value]
 
 
 async def check_audit_completeness(
