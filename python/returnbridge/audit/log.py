@@ -26,6 +26,7 @@ from nats.js.api import (
 from returnbridge.audit.entry import ENTRY_VERSION, GENESIS_HASH, AuditEntry, canonical_json, digest
 from returnbridge.audit.redact import redact_mapping, redact_text
 from returnbridge.bus import subjects
+from returnbridge.bus.streams import refused_replicas
 from returnbridge.domain.context import maybe_principal, request_id
 from returnbridge.errors import ConfigError, ConflictError, FieldViolation, ValidationError
 
@@ -121,40 +122,50 @@ class AuditLog:
         stream: str = DEFAULT_STREAM,
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
         clock: Callable[[], datetime] = _utc_now,
+        replicas: int = 1,
     ) -> AuditLog:
         """Create the stream if needed (deny_delete, deny_purge, file storage) and return a log bound to it.
+
+        ``replicas`` (``delivery.streams.replicas``) is applied to a new stream and raised on an existing one,
+        so on a cluster the audit log survives losing a server like the pipeline's streams do.
 
         Raises:
             ConfigError: the stream exists but allows deletes or purges, or does not carry our subjects.
         """
         log = cls(js, stream=stream, subject_prefix=subject_prefix, clock=clock)
-        await log._ensure_stream()
+        await log._ensure_stream(replicas)
         return log
 
-    async def _ensure_stream(self) -> None:
+    async def _ensure_stream(self, replicas: int) -> None:
         wanted = f"{self.subject_prefix}.>"
         try:
             info = await self._js.stream_info(self.stream)
         except js_errors.NotFoundError:
-            await self._js.add_stream(
-                StreamConfig(
-                    name=self.stream,
-                    description="returnbridge audit log (append-only, hash-chained)",
-                    subjects=[wanted],
-                    retention=RetentionPolicy.LIMITS,
-                    discard=DiscardPolicy.NEW,
-                    storage=StorageType.FILE,
-                    deny_delete=True,
-                    deny_purge=True,
-                    allow_rollup_hdrs=False,
+            with refused_replicas(replicas, self.stream):
+                await self._js.add_stream(
+                    StreamConfig(
+                        name=self.stream,
+                        description="returnbridge audit log (append-only, hash-chained)",
+                        subjects=[wanted],
+                        retention=RetentionPolicy.LIMITS,
+                        discard=DiscardPolicy.NEW,
+                        storage=StorageType.FILE,
+                        deny_delete=True,
+                        deny_purge=True,
+                        allow_rollup_hdrs=False,
+                        num_replicas=replicas,
+                    )
                 )
-            )
             return
         config = info.config
         if not (config.deny_delete and config.deny_purge):
             raise ConfigError(f"stream {self.stream!r} must be configured with deny_delete and deny_purge")
         if wanted not in (config.subjects or []):
             raise ConfigError(f"stream {self.stream!r} does not carry subject {wanted!r}")
+        if (config.num_replicas or 1) < replicas:
+            config.num_replicas = replicas
+            with refused_replicas(replicas, self.stream):
+                await self._js.update_stream(config)
 
     def subject_for(self, tenant_id: str) -> str:
         tenant = tenant_id or SYSTEM_TENANT_TOKEN
