@@ -11,9 +11,12 @@ audit log. Writes one JSON and one PNG per run (``--out``); exits 1 when any sce
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+# Children are fork+exec'ed while gRPC channels are live; grpc's fork handlers are unsafe then and unneeded.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load.cli import main

@@ -44,8 +44,8 @@ def scenarios(scale: str = "full") -> dict[str, Scenario]:
             ),
             Scenario(
                 "worker_kill",
-                f"kill -9 of a worker x{2 if ci else 4}, restarted at once",
-                faults.kill_processes("worker", 2 if ci else 4),
+                f"kill -9 of a worker x{1 if ci else 4}, restarted at once",
+                faults.kill_processes("worker", 1 if ci else 4),
             ),
             Scenario(
                 "gateway_kill",

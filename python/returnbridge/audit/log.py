@@ -113,6 +113,8 @@ class AuditLog:
         self._tail: tuple[int, str] | None = None
         self._queue: list[_Append] = []
         self._writer: asyncio.Task[None] | None = None
+        # Entries published per round trip; 1 on a replicated stream (see _ensure_stream).
+        self._pipeline = _MAX_PIPELINE
 
     @classmethod
     async def open(
@@ -137,6 +139,12 @@ class AuditLog:
         return log
 
     async def _ensure_stream(self, replicas: int) -> None:
+        # On a replicated stream the server checks Nats-Expected-Last-Msg-Id only when it applies an entry,
+        # not when its leader takes it: a pipelined entry whose predecessor lost a race then fails on every
+        # replica as a "critical write error" and the stream stops answering (10008), which took the whole
+        # audit log down under two gateways and two workers on a 3-node cluster (tests/chaos). One entry per
+        # round trip needs only Nats-Expected-Last-Sequence, which the leader serialises correctly.
+        self._pipeline = 1 if replicas > 1 else _MAX_PIPELINE
         wanted = f"{self.subject_prefix}.>"
         try:
             info = await self._js.stream_info(self.stream)
@@ -158,6 +166,8 @@ class AuditLog:
                 )
             return
         config = info.config
+        if (config.num_replicas or 1) > 1:
+            self._pipeline = 1
         if not (config.deny_delete and config.deny_purge):
             raise ConfigError(f"stream {self.stream!r} must be configured with deny_delete and deny_purge")
         if wanted not in (config.subjects or []):
@@ -238,8 +248,8 @@ class AuditLog:
         """Append everything queued, a pipelined batch at a time, until the queue is empty."""
         while self._queue:
             # Callers cancelled before their entry was sealed are dropped, as a cancelled publish would be.
-            batch = [p for p in self._queue[:_MAX_PIPELINE] if not p.future.done()]
-            del self._queue[:_MAX_PIPELINE]
+            batch = [p for p in self._queue[: self._pipeline] if not p.future.done()]
+            del self._queue[: self._pipeline]
             try:
                 await self._append_batch(batch)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller, never swallowed
