@@ -18,6 +18,8 @@ import pytest
 from load.faults import AlertSink
 from load.scenarios import run_scenario, scenarios
 from load.stack import Stack, StackConfig
+from returnbridge.audit.log import AuditLog
+from returnbridge.audit.verify import verify_stream
 
 from .support import CI_OVERRIDES, assert_clean, start_stack
 
@@ -51,6 +53,28 @@ async def test_every_stream_bucket_and_the_audit_log_have_three_replicas(cluster
             assert info.config.num_replicas == 3, stream
             assert info.cluster is not None and info.cluster.leader, stream
             assert len(info.cluster.replicas or []) == 2, (stream, info.cluster)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.timeout(300)
+async def test_concurrent_audit_writers_on_r3_keep_one_chain(cluster: Stack) -> None:
+    # Two writers (as two processes would be) racing on the R3 audit stream: a pipelined append once turned a
+    # lost race into a critical write error on every replica and took the stream down (JetStream 10008).
+    nc = await nats.connect(servers=cluster.nats_url.split(","))
+    try:
+        writers = [await AuditLog.open(nc.jetstream(), replicas=3) for _ in range(2)]
+        before = await writers[0].last_sequence()
+
+        async def write(log: AuditLog, n: int) -> int:
+            return await log.record(
+                action="chaos.race", object_type="test", object_id=str(n), tenant_id="load", actor="test"
+            )
+
+        await asyncio.gather(*(write(writers[n % 2], n) for n in range(60)))
+        assert await writers[0].last_sequence() == before + 60
+        report = await verify_stream(writers[0])
+        assert report.ok, report.problems[:5]
     finally:
         await nc.close()
 
