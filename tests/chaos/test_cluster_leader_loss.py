@@ -1,4 +1,4 @@
-"""3-node NATS cluster, R3 streams, KV and audit log, a gateway and two workers: the RB_DELIVER leader is killed.
+"""3-node NATS cluster, R3 streams, KV and audit log, a gateway and a worker: the RB_DELIVER leader is killed.
 
 Every call gets an answer, nothing is duplicated, the audit chain holds, writes resume; "nothing lost or
 unaudited" is an xfail for now (what this scenario found is in its reason). How fast writes resumed is
@@ -28,7 +28,7 @@ from .support import CI_OVERRIDES, assert_clean, start_stack
 def cluster(tmp_path_factory: pytest.TempPathFactory, alert_sink: AlertSink) -> Iterator[Stack]:
     stack = start_stack(
         tmp_path_factory.mktemp("chaos-cluster"),
-        StackConfig(nodes=3, gateways=1, workers=2, alert_webhook=alert_sink.url, overrides=CI_OVERRIDES),
+        StackConfig(nodes=3, gateways=1, workers=1, alert_webhook=alert_sink.url, overrides=CI_OVERRIDES),
     )
     try:
         yield stack
@@ -85,7 +85,7 @@ def leader_loss(cluster: Stack, alert_sink: AlertSink) -> dict[str, Any]:
     # The drain is bounded well below the test timeout: a stuck backlog shows as not drained, not a hang.
     return asyncio.run(
         run_scenario(
-            cluster, scenarios("ci")["leader_loss"], calls=90, in_flight=30, channels=4, idle_seconds=1.0,
+            cluster, scenarios("ci")["leader_loss"], calls=90, in_flight=30, channels=4, idle_seconds=0.5,
             drain_timeout=45.0, alerts=alert_sink,
         )
     )  # fmt: skip

@@ -23,7 +23,7 @@ SINGLE_NODE = [name for name, s in scenarios("ci").items() if not s.cluster]
 async def test_scenario_loses_nothing(name: str, single_node: Stack, alert_sink: AlertSink) -> None:
     scenario = scenarios("ci")[name]
     result = await run_scenario(
-        single_node, scenario, calls=60, in_flight=20, channels=4, idle_seconds=1.0, drain_timeout=90.0,
+        single_node, scenario, calls=60, in_flight=20, channels=4, idle_seconds=0.5, drain_timeout=90.0,
         alerts=alert_sink,
     )  # fmt: skip
     assert_clean(result)
