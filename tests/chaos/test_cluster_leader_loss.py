@@ -1,7 +1,7 @@
 """3-node NATS cluster, R3 streams, KV and audit log, a gateway and a worker: the RB_DELIVER leader is killed.
 
-Every call gets an answer, nothing is duplicated, the audit chain holds, writes resume; "nothing lost or
-unaudited" is an xfail for now (what this scenario found is in its reason). How fast writes resumed is
+Every call gets an answer, nothing is lost or duplicated, the audit chain holds, writes resume and the backlog
+drains; missing return.submitted entries are a known gap (an XFAIL naming them when they show). How fast writes resumed is
 reported (``writes_resumed_after_leader_loss_s``), not asserted: no timing in the suite. ``make chaos`` runs the
 full-size version with two gateways and two workers.
 """
@@ -104,14 +104,16 @@ def test_leader_loss_answers_every_call_and_keeps_the_chain(leader_loss: dict[st
     assert check["audit_chain_ok"], check
 
 
-@pytest.mark.xfail(
-    strict=False,  # intermittent: about half of the runs are clean, so a strict xfail would be flaky
-    reason="issue 13, found by this scenario: in some runs after the RB_DELIVER leader's kill the sap and "
-    "oracle_fusion workers stop pulling (consumer num_waiting 0) while holding 3 messages each that are never "
-    "redelivered (ack_pending 3, redelivered 0 long after ack_wait: the in-progress heartbeat keeps extending "
-    "them), so ~25 of 90 accepted returns are never posted and ~4 are posted with their sync state stuck at "
-    "ACCEPTED and no erp.document_* audit entry; ~8 returns the gateway accepted during the election lack "
-    "return.submitted (the gateway answered INTERNAL, NoRespondersError, and the retry got DUPLICATE)",
-)
 def test_leader_loss_loses_nothing(leader_loss: dict[str, Any]) -> None:
-    assert_clean(leader_loss)
+    # Lost, duplicated, unknown, drift and a drained backlog are asserted. Before the worker kept pulling
+    # through a failed fetch, 373 of 2,000 returns were never posted and the backlog never drained.
+    assert_clean(leader_loss, audit_gaps_known=True)
+    check = leader_loss["check"]
+    if check["audit_gaps"]:
+        pytest.xfail(
+            "issue 13, found by this scenario: a submission whose handler stops after the publish (here the "
+            "client's 30 s deadline during the election) is registered without return.submitted, and the "
+            "retry's DUPLICATE answer does not write it; meanwhile admission's KV read answers INTERNAL "
+            f"(NoRespondersError), not UNAVAILABLE: {check['audit_gaps']} gaps, e.g. "
+            f"{check['examples'].get('audit_gap', [])[:2]}"
+        )

@@ -17,10 +17,11 @@ from load.stack import Stack
 from .support import assert_clean
 
 SINGLE_NODE = [name for name, s in scenarios("ci").items() if not s.cluster]
-# Found by `make chaos` (issue 13): a gateway killed, or NATS lost, between registering an accepted return and
-# appending its return.submitted entry leaves the return without it (157 gaps in 3 gateway kills, 43 in 2
-# nats-server kills at 500 in flight). Everything else is still asserted; the gaps turn the test into an XFAIL
-# when they show, and it passes when this run's timing missed the window.
+# Found by `make chaos` (issue 13): a submission whose handler stops between the publish and its
+# return.submitted append (gateway killed, NATS lost) leaves the return registered without the entry, and the
+# client's retry is answered DUPLICATE without writing it (157 gaps in 3 gateway kills, 43 in 2 nats-server
+# kills at 500 in flight). Everything else is still asserted; the gaps turn the test into an XFAIL when they
+# show, and it passes when this run's timing missed the window.
 KNOWN_AUDIT_GAPS = {
     "gateway_kill": "a gateway killed between registering an accepted return and its return.submitted entry",
     "nats_restart": "NATS lost between registering an accepted return and its return.submitted entry",
