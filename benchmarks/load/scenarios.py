@@ -162,6 +162,7 @@ async def run_scenario(
             "sent": len(window_alerts),
             "incidents": [f"{kind}:{key}" for kind, key in incidents],
             "by_kind": _count(str(a.get("kind")) for a in window_alerts),
+            "by_status": _count(str(a.get("status")) for a in window_alerts),
             "expected_kinds": list(scenario.expected_alerts),
         },
         "events": [
