@@ -86,3 +86,10 @@ def test_a_retry_answered_duplicate_counts_as_resolved() -> None:
 def test_record_state_of_a_return_without_documents() -> None:
     assert record_state(None) == ""
     assert record_state({"versions": {"1": {"state": "WAITING"}}, "documents": {}}) == "WAITING"
+
+
+def test_a_record_without_the_version_is_not_an_acceptance() -> None:
+    # What admission leaves behind for a call that timed out before its publish: the client knows it failed.
+    stub = {"return_id": f"{PREFIX}-1", "versions": {}, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
