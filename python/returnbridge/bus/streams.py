@@ -100,6 +100,8 @@ def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
         bucket(
             subjects.RMA_INDEX_BUCKET, 1, config.idempotency_ttl_seconds, min(config.kv_max_bytes, 128 << 20)
         ),
+        # Kept twice the longest replay window: a timestamp is accepted that far on either side of now.
+        bucket(subjects.INBOUND_SEEN_BUCKET, 1, 1200.0, min(config.kv_max_bytes, 64 << 20)),
     ]
 
 

@@ -19,6 +19,8 @@ INVENTORY_BUCKET = "rb_inventory"
 CURSORS_BUCKET = "rb_cursors"
 # RMA number -> return id, per tenant: GetReturnStatus and the console find a return by the RMA people quote.
 RMA_INDEX_BUCKET = "rb_rma_index"
+# Signatures and event ids of ERP notifications seen within the replay window (inbound/replay.py).
+INBOUND_SEEN_BUCKET = "rb_inbound_seen"
 
 # Subjects each stream captures.
 DELIVER_ALL = "rb.deliver.>"
