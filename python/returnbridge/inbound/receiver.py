@@ -1,13 +1,14 @@
 """The webhook receiver: authenticates an ERP's notification and wakes the poller for that target and feed.
 
 Order of checks, cheapest and least revealing first: body size (413), signature headers (401), key id
-(401), timestamp in the replay window (401), HMAC (401), signature seen before (409), the ERP's payload shape
-(400 / 422), event id seen before (409). Tenant and target come from the key, never from the body. Nothing
+(401), timestamp in the replay window (401), HMAC (401), the ERP's payload shape (400 / 422), then signature
+and event id seen before (409 replayed / duplicate). Tenant and target come from the key, never from the body. Nothing
 is written but the replay marks; a notification is a hint, the poller reads the ERP's own feed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -131,14 +132,19 @@ class InboundReceiver:
             ) from None
         if not signature_matches(key.secret, signed, body):
             raise _Refused(401, "bad_signature", "the signature does not match the body", key.erp)
-        if not await self._replay.first_time("sig", key.key_id, signed.signature):
-            raise _Refused(409, "replayed", "this signature was already received", key.erp)
         try:
             note = parse_notification(key.erp, body)
         except PayloadError as exc:
             status = 422 if exc.reason == "unsupported_event" else 400
             raise _Refused(status, exc.reason, str(exc), key.erp) from None
-        if not await self._replay.first_time("evt", key.key_id, note.event_id):
+        # Both marks in one round trip: each is set either way, and a replay is told apart from a resend.
+        new_signature, new_event = await asyncio.gather(
+            self._replay.first_time("sig", key.key_id, signed.signature),
+            self._replay.first_time("evt", key.key_id, note.event_id),
+        )
+        if not new_signature:
+            raise _Refused(409, "replayed", "this signature was already received", key.erp)
+        if not new_event:
             raise _Refused(409, "duplicate", f"event {note.event_id!r} was already received", key.erp)
         for kind in note.kinds:
             if not self._sink.wake(key.target, kind, note.occurred_at):

@@ -1,9 +1,10 @@
 """Sends a signed notification for every change in a simulator's change feed, as an ERP-side hook would.
 
 Sending never blocks or fails the ERP operation that made the change: ``notify`` only puts the event on a
-bounded queue (a full queue drops it, counted); one task posts them in order, retrying connection errors and
-5xx with backoff. A 4xx is final (the receiver refused it, or already has it: 409). For tests the notifier
-can drop, duplicate or reorder a share of the events, seeded so a run repeats.
+bounded queue (a full queue drops it, counted); ``concurrency`` tasks post them (1: strictly in change
+order), retrying connection errors and 5xx with backoff. A 4xx is final (the receiver refused it, or already
+has it: 409). For tests the notifier can drop, duplicate or reorder a share of the events, seeded so a run
+repeats.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class NotifierConfig(BaseModel):
     reorder_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int | None = None
     queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Posts in flight at once, as Event Mesh or an iPaaS delivers; 1 keeps strict change order.
+    concurrency: int = Field(default=4, ge=1, le=64)
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_seconds: float = Field(default=0.2, gt=0, le=60)
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -91,7 +94,7 @@ class ChangeNotifier:
     config: NotifierConfig = field(default_factory=NotifierConfig)
     stats: NotifierStats = field(default_factory=NotifierStats)
     _queue: asyncio.Queue[_Pending] | None = None
-    _task: asyncio.Task[None] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
     _random: random.Random = field(default_factory=random.Random)
 
@@ -133,8 +136,9 @@ class ChangeNotifier:
             return None
         if self._queue is None:  # sized once, at the first event
             self._queue = asyncio.Queue(self.config.queue_size)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(self._queue), name=f"{self.simulator}-notifier")
+        self._tasks = [t for t in self._tasks if not t.done()]
+        while len(self._tasks) < self.config.concurrency:
+            self._tasks.append(asyncio.create_task(self._run(self._queue), name=f"{self.simulator}-notifier"))
         return self._queue
 
     async def idle(self, timeout: float = 10.0) -> None:
@@ -143,11 +147,12 @@ class ChangeNotifier:
             await asyncio.wait_for(self._queue.join(), timeout)
 
     async def aclose(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         self._queue = None
 
     async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
