@@ -31,7 +31,6 @@ import aiohttp
 import grpc
 
 from returnbridge.api.v1 import common_pb2, inventory_pb2, inventory_pb2_grpc, returns_pb2, returns_pb2_grpc
-from returnbridge.simulators import netsuite, oracle
 from returnbridge.simulators.runner import SimulatorSet, start_simulators
 from returnbridge.simulators.settings import SimulatorSettings
 
@@ -83,20 +82,27 @@ def _pct(values: list[float], q: float) -> float:
 
 
 class _Clerk:
-    """Makes stock adjustments inside the simulators and knows which key each ERP test moves."""
+    """Makes stock adjustments inside the simulators, as a clerk does (``/_sim/actions/stock/adjust``)."""
 
     def __init__(self, sims: SimulatorSet) -> None:
         self.sims = sims
         self.keys = dict(STOCK)
         self.keys["netsuite"] = sorted(sims.kits["netsuite"].state.stock)[0]
+        self.session: aiohttp.ClientSession | None = None
 
-    def adjust(self, sim: str, delta: Decimal) -> Decimal:
+    def expect(self, sim: str, delta: Decimal) -> Decimal:
+        """The level ``delta`` will give; awaited before the change, so a fast push cannot be missed."""
+        return self.sims.kits[sim].state.stock[self.keys[sim]] + delta
+
+    async def adjust(self, sim: str, delta: Decimal) -> None:
         sku, site, sub = self.keys[sim]
-        if sim == "netsuite":
-            return self.sims.running[sim].app[netsuite.SIMULATOR_KEY].adjust_stock(sku, site, delta)
-        if sim == "oracle":
-            return self.sims.running[sim].app[oracle.SIMULATOR_KEY].adjust_stock(sku, site, sub, delta)
-        return self.sims.kits[sim].state.adjust_stock(sku, site, sub, delta)
+        body = {"sku": sku, "site": site, "delta": str(delta)} | ({"sub_location": sub} if sub else {})
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        async with self.session.post(
+            self.sims.urls[sim] + "/_sim/actions/stock/adjust", json=body
+        ) as response:
+            response.raise_for_status()
 
 
 async def _measure(
@@ -154,9 +160,9 @@ async def _measure(
     try:
         await asyncio.sleep(1.0)  # the watch is open and the first poll is in
         for sim in TARGETS:  # lift the key far above every other location's level, so values never collide
-            value = clerk.adjust(sim, Decimal(10000))
             future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-            waiting[(TARGETS[sim], value)] = future
+            waiting[(TARGETS[sim], clerk.expect(sim, Decimal(10000)))] = future
+            await clerk.adjust(sim, Decimal(10000))
             await asyncio.wait_for(future, 30)
         started = time.perf_counter()
         for n in range(samples * len(TARGETS)):
@@ -164,9 +170,9 @@ async def _measure(
             # Uniform over a whole poll interval: a sample may land anywhere in the poll cycle.
             await asyncio.sleep(random.uniform(0.1, interval + 0.1))
             future = asyncio.get_running_loop().create_future()
+            waiting[(TARGETS[sim], clerk.expect(sim, Decimal(1)))] = future
             t0 = time.perf_counter()
-            value = clerk.adjust(sim, Decimal(1))
-            waiting[(TARGETS[sim], value)] = future
+            await clerk.adjust(sim, Decimal(1))
             try:
                 latencies[sim].append(await asyncio.wait_for(future, 30) - t0)
             except TimeoutError:
@@ -180,6 +186,8 @@ async def _measure(
         with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
             await reader
         await channel.close()
+        if clerk.session is not None:
+            await clerk.session.close()
     every = [v for values in latencies.values() for v in values]
     return {
         "samples": len(every),
@@ -233,7 +241,7 @@ async def _run(mode: str, loaded: bool, args: argparse.Namespace) -> dict[str, A
                         async with session.put(sims.urls[sim] + "/_sim/notifications", json=body) as response:
                             response.raise_for_status()
             result = await _measure(
-                grpc_target, token, _Clerk(sims), args.samples, args.in_flight if loaded else 0
+                grpc_target, token, _Clerk(sims), args.samples, args.in_flight if loaded else 0, args.interval
             )
         finally:
             parent.send("stop")

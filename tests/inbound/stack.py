@@ -18,7 +18,6 @@ from prometheus_client import REGISTRY
 from returnbridge.api.v1 import inventory_pb2, inventory_pb2_grpc
 from returnbridge.app import App
 from returnbridge.config import load_settings
-from returnbridge.simulators import netsuite, oracle
 from returnbridge.simulators.runner import SimulatorSet, start_simulators
 from returnbridge.simulators.settings import SimulatorSettings
 
@@ -132,14 +131,15 @@ class Stack:
     def on_hand(self, sim: str, key: tuple[str, str, str]) -> Decimal:
         return self.sims.kits[sim].state.stock[key]
 
-    def adjust(self, sim: str, key: tuple[str, str, str], delta: Decimal) -> Decimal:
-        """A stock adjustment made inside the ERP (a clerk's transaction), not by returnbridge."""
+    async def adjust(self, sim: str, key: tuple[str, str, str], delta: Decimal) -> Decimal:
+        """A stock adjustment made inside the ERP, as a clerk does it (``/_sim/actions/``), not by returnbridge."""
         sku, site, sub = key
-        if sim == "netsuite":
-            return self.sims.running[sim].app[netsuite.SIMULATOR_KEY].adjust_stock(sku, site, delta)
-        if sim == "oracle":
-            return self.sims.running[sim].app[oracle.SIMULATOR_KEY].adjust_stock(sku, site, sub, delta)
-        return self.sims.kits[sim].state.adjust_stock(sku, site, sub, delta)
+        body = {"sku": sku, "site": site, "delta": str(delta)} | ({"sub_location": sub} if sub else {})
+        async with aiohttp.ClientSession() as session:
+            url = self.sims.urls[sim] + "/_sim/actions/stock/adjust"
+            async with session.post(url, json=body) as response:
+                assert response.status == 200, await response.text()
+        return self.on_hand(sim, key)
 
 
 @contextlib.asynccontextmanager

@@ -28,7 +28,7 @@ async def test_an_erp_side_stock_change_reaches_the_rms_by_push(
         try:
             await watch.wait_for(lambda level: Decimal(level.on_hand) == before)  # the first poll is in
             pushed = push_count(ERP_OF[sim])
-            after = running.adjust(sim, key, Decimal(13))
+            after = await running.adjust(sim, key, Decimal(13))
             level = await watch.wait_for(lambda level: Decimal(level.on_hand) == after)
             assert level.target == {"sap": "sap", "netsuite": "netsuite", "oracle": "oracle_fusion"}[sim]
             assert push_count(ERP_OF[sim]) > pushed
@@ -50,7 +50,7 @@ async def test_with_pushes_off_polling_alone_brings_the_change(
         try:
             await watch.wait_for(lambda level: Decimal(level.on_hand) == before)
             pushed = push_count(ERP_OF[sim])
-            after = running.adjust(sim, key, Decimal(-4))
+            after = await running.adjust(sim, key, Decimal(-4))
             await watch.wait_for(lambda level: Decimal(level.on_hand) == after)
             assert push_count(ERP_OF[sim]) == pushed
             assert running.sims.kits[sim].notifier.stats.queued == 0

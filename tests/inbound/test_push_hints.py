@@ -7,7 +7,6 @@ the next scheduled poll. A restart of the service mid-feed resumes from the stor
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from decimal import Decimal
 from pathlib import Path
@@ -41,16 +40,15 @@ async def test_duplicated_and_reordered_notifications_change_nothing_twice(
         watch = InventoryWatch(running, key[0])
         try:
             # Every location is seeded alike: a level no other location has tells which one this key is.
-            anchor = running.adjust(sim, key, Decimal(1000))
+            anchor = await running.adjust(sim, key, Decimal(1000))
             first = await watch.wait_for(lambda level: Decimal(level.on_hand) == anchor)
             for _ in range(5):
-                running.adjust(sim, key, Decimal(1))
-                await asyncio.sleep(0)  # let the notifier run between the clerk's postings
+                await running.adjust(sim, key, Decimal(1))
             notifier = running.sims.kits[sim].notifier
             await notifier.idle(timeout=30)
             # A barrier: the feed polls one at a time, so once this change is visible every poll the earlier
             # notifications woke has finished.
-            barrier = running.adjust(sim, key, Decimal(100))
+            barrier = await running.adjust(sim, key, Decimal(100))
             await watch.wait_for(lambda level: Decimal(level.on_hand) == barrier)
             values = _values(watch, first)
             assert len(values) == len(set(values)), values  # no level announced twice
@@ -72,7 +70,7 @@ async def test_a_lost_notification_is_caught_by_the_next_poll(
         try:
             await watch.wait_for(lambda level: Decimal(level.on_hand) == running.on_hand("netsuite", key))
             pushed = push_count(ERP_OF["netsuite"])
-            after = running.adjust("netsuite", key, Decimal(9))
+            after = await running.adjust("netsuite", key, Decimal(9))
             await watch.wait_for(lambda level: Decimal(level.on_hand) == after)
             assert running.sims.kits["netsuite"].notifier.stats.dropped_by_test >= 1
             assert push_count(ERP_OF["netsuite"]) == pushed
@@ -123,16 +121,16 @@ async def test_a_restart_mid_feed_loses_and_duplicates_nothing(
     async with stack(tmp_path, nats_server.url, interval=0.5, push=True) as running:
         keys = {sim: running.stock_key(sim) for sim in TARGETS}
 
-        def burst(n: int) -> None:
+        async def burst(n: int) -> None:
             for i in range(n):
                 for sim, key in keys.items():
-                    running.adjust(sim, key, Decimal(1 + i % 3))
+                    await running.adjust(sim, key, Decimal(1 + i % 3))
 
-        burst(5)
+        await burst(5)
         await running.stop_app()  # mid-feed: pushes now fail, changes keep coming
-        burst(5)
+        await burst(5)
         await running.start_app()
-        burst(5)
+        await burst(5)
         for sim, key in keys.items():
             await assert_eventually(lambda sim=sim, key=key: _stored_on_hand(running, sim, key), timeout=30)
         events = await _inventory_events(nats_server.url)
