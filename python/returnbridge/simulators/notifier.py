@@ -41,7 +41,7 @@ class NotifierConfig(BaseModel):
     seed: int | None = None
     queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
     # Posts in flight at once, as Event Mesh or an iPaaS delivers; 1 keeps strict change order.
-    concurrency: int = Field(default=4, ge=1, le=64)
+    concurrency: int = Field(default=8, ge=1, le=64)
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_seconds: float = Field(default=0.2, gt=0, le=60)
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -75,6 +75,9 @@ class NotifierStats:
     duplicated_by_test: int = 0
     reordered_by_test: int = 0
     last_error: str = ""
+    # Change -> first POST, the time a notification waited behind others (a backlog shows here first).
+    queue_wait_max_seconds: float = 0.0
+    queue_wait_total_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -83,6 +86,7 @@ class NotifierStats:
 @dataclass
 class _Pending:
     body: bytes
+    queued_at: float = field(default_factory=time.monotonic)
     attempt: int = 0
 
 
@@ -180,6 +184,10 @@ class ChangeNotifier:
 
     async def _deliver(self, session: aiohttp.ClientSession, item: _Pending) -> None:
         config = self.config
+        if item.attempt == 0:
+            waited = time.monotonic() - item.queued_at
+            self.stats.queue_wait_total_seconds += waited
+            self.stats.queue_wait_max_seconds = max(self.stats.queue_wait_max_seconds, waited)
         while True:
             item.attempt += 1
             secret = config.secret.get_secret_value().encode()
