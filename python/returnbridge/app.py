@@ -400,20 +400,26 @@ class App:
         if not settings.enabled:
             return
         keys = list(settings.keys)
+        polled = {t.config.target: (t.connector.erp, t.config.tenant) for t in poller.targets}
         embedded = not keys and self.simulators is not None and not self.settings.connectors
+        # Embedded defaults: a fresh key per simulator whose target is polled, for the tenant it is polled for.
+        sims = {
+            sim: target
+            for sim, target in zip(SIMULATOR_NAMES, EMBEDDED_TARGETS, strict=True)
+            if embedded and target in polled
+        }
         if embedded:
             keys = [
                 InboundKey(
                     key_id=f"sim-{sim}",
-                    tenant=DEMO_TENANT,
+                    tenant=polled[target][1],
                     target=target,
                     secret=SecretStr(token_urlsafe(32)),
                 )
-                for sim, target in zip(SIMULATOR_NAMES, EMBEDDED_TARGETS, strict=True)
+                for sim, target in sims.items()
             ]
         if not keys:
             return
-        polled = {t.config.target: (t.connector.erp, t.config.tenant) for t in poller.targets}
         receiver = InboundReceiver(
             resolve_keys(keys, polled),
             poller,
@@ -424,8 +430,8 @@ class App:
         port = await receiver.start(settings.host, settings.port)
         self._cleanups.append(("inbound", receiver.stop))
         self.endpoints.inbound = f"http://{settings.host}:{port}{INBOUND_PATH}"
-        if embedded and self.simulators is not None:
-            for sim, key in zip(SIMULATOR_NAMES, keys, strict=True):
+        if self.simulators is not None:
+            for sim, key in zip(sims, keys, strict=True):
                 assert key.secret is not None
                 self.simulators.kits[sim].notifier.configure(
                     NotifierConfig(
