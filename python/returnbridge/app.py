@@ -61,6 +61,7 @@ from returnbridge.sync import (
     PollTargetConfig,
     SyncStateStore,
 )
+from returnbridge.sync.inbound_dlq import InboundDeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class App:
         await self._start_connectors()
         await self._start_workers(js, status, dead_letters, alerter, audit)
         if settings.process.sync:
-            await self._start_poller(buckets, publisher)
+            await self._start_poller(buckets, publisher, js, alerter)
         monitor = QueueMonitor(js, settings.monitor, alerter=alerter)
         monitor.start()
         self._cleanups.append(("queue-monitor", monitor.stop))
@@ -367,7 +368,9 @@ class App:
             await advisories.start()
             self._cleanups.append(("max-deliveries-advisory", advisories.stop))
 
-    async def _start_poller(self, buckets: dict[str, Any], publisher: Publisher) -> None:
+    async def _start_poller(
+        self, buckets: dict[str, Any], publisher: Publisher, js: JetStreamContext, alerter: Alerter
+    ) -> None:
         poll: PollerSettings = self.settings.sync
         target_configs = list(poll.targets)
         if not target_configs and self.simulators is not None and not self.settings.connectors:
@@ -389,6 +392,12 @@ class App:
             buckets["rb_sync_state"],
             publisher,
             poll,
+            status_store=SyncStateStore(
+                buckets["rb_sync_state"], publisher, rma_index=buckets["rb_rma_index"]
+            ),
+            inbound_dlq=InboundDeadLetters(js, buckets["rb_sync_state"]),
+            reference=self._reference_data(),
+            alerter=alerter,
         )
         await poller.start()
         self._cleanups.append(("poller", poller.stop))

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from returnbridge.inbound.payloads import PayloadError, parse_notification
 from returnbridge.inbound.replay import ReplayGuard
-from returnbridge.observability.inbound_metrics import count_notification
+from returnbridge.observability.push_metrics import count_notification
 from returnbridge.webhook_signing import SignatureError, check_timestamp, read_headers, signature_matches
 
 __all__ = ["PATH", "HintSink", "InboundReceiver", "ReceiverKey"]

@@ -1,49 +1,50 @@
-"""Metrics of the ERP -> RMS push path: notifications accepted or refused, change -> visible latency."""
+"""Metrics of the ERP -> RMS direction: inventory drift found by reconciliation, inbound records dead-lettered."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge
 
 __all__ = [
-    "INBOUND_LATENCY",
-    "INBOUND_NOTIFICATIONS",
-    "PATHS",
-    "count_notification",
-    "observe_inbound_latency",
+    "INBOUND_DEAD_LETTERED",
+    "INVENTORY_DRIFT",
+    "INVENTORY_REPAIRED",
+    "count_inbound_dead_letter",
+    "count_inventory_repaired",
+    "set_inventory_drift",
 ]
 
-PATHS: Final = frozenset({"push", "poll"})
+DRIFT_KINDS: Final = ("missing_in_rms", "missing_in_erp", "quantity_mismatch")
 
-INBOUND_NOTIFICATIONS: Final = Counter(
-    "rb_inbound_notifications_total",
-    "ERP notifications at the webhook receiver by ERP and outcome (accepted, or refused with its reason: "
-    "too_large, missing_signature, malformed, unknown_key, stale, future, bad_signature, replayed, "
-    "duplicate, bad_payload, unsupported_event, unknown_target).",
-    ["erp", "outcome", "reason"],
+INVENTORY_DRIFT: Final = Gauge(
+    "rb_inventory_drift",
+    "Levels the last inventory reconciliation found different between the RMS projection and the ERP, by kind.",
+    ["target", "kind"],
     registry=REGISTRY,
 )
-# A push should land well under a second; a poll within one interval (2 s by default) plus a second.
-INBOUND_LATENCY: Final = Histogram(
-    "rb_inbound_latency_seconds",
-    "ERP-side change -> visible to WatchInventory / WatchSyncEvents, by path (push: woken by a notification, "
-    "from its event time; poll: a scheduled tick, from the record's own change time where the ERP gives one).",
-    ["erp", "kind", "path"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0),
+INVENTORY_REPAIRED: Final = Counter(
+    "rb_inventory_repaired_total",
+    "Inventory levels rebuilt from the ERP by reconciliation --repair.",
+    ["target"],
+    registry=REGISTRY,
+)
+INBOUND_DEAD_LETTERED: Final = Counter(
+    "rb_inbound_dead_lettered_total",
+    "Inbound ERP records refused after translation and dead-lettered on RB_INBOUND_DLQ, by kind and reason.",
+    ["target", "kind", "reason"],
     registry=REGISTRY,
 )
 
 
-def count_notification(erp: str, outcome: str, reason: str = "") -> None:
-    """Count one notification; ``outcome`` is ``accepted`` or ``refused`` (then ``reason`` says why)."""
-    if outcome not in ("accepted", "refused"):
-        raise ValueError(f"unknown notification outcome {outcome!r}")
-    INBOUND_NOTIFICATIONS.labels(erp=erp or "unknown", outcome=outcome, reason=reason).inc()
+def set_inventory_drift(target: str, counts: dict[str, int]) -> None:
+    for kind in DRIFT_KINDS:
+        INVENTORY_DRIFT.labels(target=target, kind=kind).set(counts.get(kind, 0))
 
 
-def observe_inbound_latency(erp: str, kind: str, path: str, seconds: float) -> None:
-    """Record change -> visible for one batch; a negative span (clock skew between hosts) counts as 0."""
-    if path not in PATHS:
-        raise ValueError(f"unknown inbound path {path!r}; expected push or poll")
-    INBOUND_LATENCY.labels(erp=erp, kind=kind, path=path).observe(max(0.0, seconds))
+def count_inventory_repaired(target: str, levels: int) -> None:
+    INVENTORY_REPAIRED.labels(target=target).inc(levels)
+
+
+def count_inbound_dead_letter(target: str, kind: str, reason: str) -> None:
+    INBOUND_DEAD_LETTERED.labels(target=target, kind=kind, reason=reason).inc()
