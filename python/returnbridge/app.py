@@ -12,11 +12,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from pydantic import SecretStr
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
@@ -37,6 +39,8 @@ from returnbridge.gateway.auth import Authenticator, generate_api_key, server_cr
 from returnbridge.gateway.interceptors import build_interceptors
 from returnbridge.gateway.security_config import ApiKeyConfig, SecurityConfig
 from returnbridge.gateway.server import API_SERVICES, GrpcServer
+from returnbridge.inbound import PATH as INBOUND_PATH
+from returnbridge.inbound import InboundKey, InboundReceiver, InboundSettings, ReplayGuard, resolve_keys
 from returnbridge.mapping import MappingRegistry
 from returnbridge.mapping.service import TranslationServicer
 from returnbridge.observability.alerts import Alerter
@@ -48,7 +52,8 @@ from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
 from returnbridge.services.admission import Admissions
 from returnbridge.services.serial_claims import SerialClaims
-from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
+from returnbridge.simulators.notifier import NotifierConfig
+from returnbridge.simulators.runner import EMBEDDED_TARGETS, SIMULATOR_NAMES, SimulatorSet, start_simulators
 from returnbridge.sync import (
     InventoryStore,
     Poller,
@@ -78,6 +83,7 @@ class Endpoints:
     nats: str = ""
     metrics: str = ""
     console: str = ""
+    inbound: str = ""
     simulators: dict[str, str] = field(default_factory=dict)
     # Path of the generated development token, when no credentials were configured.
     dev_token_file: str = ""
@@ -397,6 +403,52 @@ class App:
         )
         await poller.start()
         self._cleanups.append(("poller", poller.stop))
+        await self._start_inbound(poller, buckets)
+
+    async def _start_inbound(self, poller: Poller, buckets: dict[str, Any]) -> None:
+        """The webhook receiver; on embedded defaults each simulator gets a fresh key and pushes to it."""
+        settings: InboundSettings = self.settings.inbound
+        if not settings.enabled:
+            return
+        keys = list(settings.keys)
+        polled = {t.config.target: (t.connector.erp, t.config.tenant) for t in poller.targets}
+        embedded = not keys and self.simulators is not None and not self.settings.connectors
+        # Embedded defaults: a fresh key per simulator whose target is polled, for the tenant it is polled for.
+        sims = {
+            sim: target
+            for sim, target in zip(SIMULATOR_NAMES, EMBEDDED_TARGETS, strict=True)
+            if embedded and target in polled
+        }
+        if embedded:
+            keys = [
+                InboundKey(
+                    key_id=f"sim-{sim}",
+                    tenant=polled[target][1],
+                    target=target,
+                    secret=SecretStr(token_urlsafe(32)),
+                )
+                for sim, target in sims.items()
+            ]
+        if not keys:
+            return
+        receiver = InboundReceiver(
+            resolve_keys(keys, polled),
+            poller,
+            ReplayGuard(buckets["rb_inbound_seen"]),
+            max_body_bytes=settings.max_body_bytes,
+            window_seconds=settings.replay_window_seconds,
+        )
+        port = await receiver.start(settings.host, settings.port)
+        self._cleanups.append(("inbound", receiver.stop))
+        self.endpoints.inbound = f"http://{settings.host}:{port}{INBOUND_PATH}"
+        if self.simulators is not None:
+            for sim, key in zip(sims, keys, strict=True):
+                assert key.secret is not None
+                self.simulators.kits[sim].notifier.configure(
+                    NotifierConfig(
+                        enabled=True, url=self.endpoints.inbound, key_id=key.key_id, secret=key.secret
+                    )
+                )
 
     async def _start_console(
         self, security: SecurityConfig, authenticator: Authenticator, grpc_port: int

@@ -104,11 +104,17 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     configs = simulator_configs(args)
 
+    notify = _notifier_config(args)
+
     async def main() -> None:
         sims = await start_simulators(settings, configs)
         try:
             for name, url in sorted(sims.urls.items()):
                 print(f"  simulator   {name:<9} {url}   (control: {url}/_sim/)", flush=True)
+                if notify is not None:
+                    sims.kits[name].notifier.configure(notify.model_copy(update={"key_id": f"sim-{name}"}))
+            if notify is not None:
+                print(f"  notifying   {notify.url} as sim-<simulator>", flush=True)
             print(
                 f"  duplicates  netsuite={configs.netsuite.duplicates} sap={configs.sap.duplicates} "
                 f"oracle={configs.oracle.duplicates}; oracle REST-Framework-Version "
@@ -128,6 +134,30 @@ def _simulate(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _notifier_config(args: argparse.Namespace) -> Any:
+    """The simulators' notification settings from ``--notify-url`` / ``--notify-secret-file``, or None."""
+    from pydantic import SecretStr, ValidationError
+
+    from returnbridge.simulators.notifier import NotifierConfig
+
+    if not args.notify_url:
+        if args.notify_secret_file is not None:
+            raise SystemExit("simulate: --notify-secret-file needs --notify-url")
+        return None
+    if args.notify_secret_file is None:
+        raise SystemExit("simulate: --notify-url needs --notify-secret-file (the signing secret)")
+    try:
+        secret = args.notify_secret_file.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as exc:
+        raise SystemExit(f"simulate: cannot read {str(args.notify_secret_file)!r}: {exc.strerror}") from None
+    if len(secret.encode()) < 16:
+        raise SystemExit(f"simulate: {str(args.notify_secret_file)!r}: the secret must be at least 16 bytes")
+    try:
+        return NotifierConfig(enabled=True, url=args.notify_url, key_id="sim", secret=SecretStr(secret))
+    except ValidationError as exc:
+        raise SystemExit(f"simulate: --notify-url: {exc.errors()[0]['msg']}") from None
 
 
 def simulator_configs(args: argparse.Namespace) -> Any:
@@ -179,6 +209,8 @@ def _print_banner(app: Any) -> None:
         lines.append(f"  metrics     {ep.metrics}")
     if ep.console:
         lines.append(f"  console     {ep.console}   (sign in with an API key or JWT)")
+    if ep.inbound:
+        lines.append(f"  inbound     {ep.inbound}   (signed ERP notifications, docs/inbound.md)")
     for name, url in sorted(ep.simulators.items()):
         lines.append(f"  simulator   {name:<9} {url}   (control: {url}/_sim/)")
     if ep.grpc:
@@ -234,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--oracle-framework-versions", default="1,2,3,4", help="REST-Framework-Version values Oracle allows"
+    )
+    simulate.add_argument(
+        "--notify-url",
+        default="",
+        help="push every change as the ERP's own notification to this webhook (returnbridge's inbound "
+        "receiver); key ids sim-netsuite, sim-sap, sim-oracle (docs/inbound.md)",
+    )
+    simulate.add_argument(
+        "--notify-secret-file",
+        type=Path,
+        help="file holding the signing secret of --notify-url (>= 16 bytes)",
     )
     simulate.add_argument(
         "--oracle-default-framework-version",

@@ -26,6 +26,7 @@ from returnbridge.domain.validation import ReferenceDataConfig
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.gateway.server import GrpcSettings
+from returnbridge.inbound.settings import InboundSettings
 from returnbridge.mapping.service import TranslationServiceConfig
 from returnbridge.observability.alerts import AlertConfig
 from returnbridge.observability.monitor import MonitorConfig
@@ -115,6 +116,7 @@ class Settings(_Section):
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     delivery: DeliverySettings = DeliverySettings()
     sync: PollerSettings = PollerSettings()
+    inbound: InboundSettings = InboundSettings()
     alerts: AlertConfig = AlertConfig()
     monitor: MonitorConfig = MonitorConfig()
     translation: TranslationServiceConfig = TranslationServiceConfig()

@@ -303,3 +303,28 @@ async def test_decimal_strings_become_exact_numbers(
     payload["lines"][0]["OrderedQuantity"] = "lots"
     with pytest.raises(PermanentErpError, match="OrderedQuantity must be a decimal"):
         await connector.create_document(req(ORDERS, "RMA-84-2", payload))
+
+
+async def test_a_row_changed_again_after_the_cursor_is_not_skipped(
+    fusion: tuple[OracleFusionConnector, OracleSimulator, str],
+) -> None:
+    """The cursor remembers how many rows it read at its timestamp; when one of them changes again it moves
+    past that timestamp, and an offset of "rows already read" would then skip the fresh change."""
+    connector, sim, _ = fusion
+    cursor = None
+    while True:
+        batch = await connector.read_inventory(cursor, 7)
+        cursor = batch.cursor
+        if not batch.has_more:
+            break
+    sim.adjust_stock("SKU-1001", "DAL1", "Stores", Decimal(5))
+    first = await connector.read_inventory(cursor, 500)
+    assert [json.loads(r)["ItemNumber"] for r in first.records] == ["SKU-1001"]
+    sim.adjust_stock("SKU-1001", "DAL1", "Stores", Decimal(5))  # the same row again
+    second = await connector.read_inventory(first.cursor, 500)
+    assert len(second.records) == 1, "the second change of the row was skipped"
+    assert (
+        Decimal(str(json.loads(second.records[0])["PrimaryTransactionQuantity"]))
+        == sim.kit.state.stock[("SKU-1001", "DAL1", "Stores")]
+    )
+    assert (await connector.read_inventory(second.cursor, 500)).records == []

@@ -112,6 +112,8 @@ def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
         # No TTL: a claim lasts while its return is open. Released claims leave nothing (purge_revision), so
         # ~150 bytes a live claim: 128 MiB holds ~800k serials on open returns.
         bucket(subjects.SERIALS_BUCKET, 1, None, min(config.kv_max_bytes, 128 << 20)),
+        # Kept twice the longest replay window: a timestamp is accepted that far on either side of now.
+        bucket(subjects.INBOUND_SEEN_BUCKET, 1, 1200.0, min(config.kv_max_bytes, 64 << 20)),
     ]
 
 

@@ -23,6 +23,8 @@ CURSORS_BUCKET = "rb_cursors"
 RMA_INDEX_BUCKET = "rb_rma_index"
 # (tenant, serial number) -> the open return holding it (services/serial_claims.py).
 SERIALS_BUCKET = "rb_serials"
+# Signatures and event ids of ERP notifications seen within the replay window (inbound/replay.py).
+INBOUND_SEEN_BUCKET = "rb_inbound_seen"
 
 # Subjects each stream captures.
 DELIVER_ALL = "rb.deliver.>"

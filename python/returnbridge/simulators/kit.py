@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from returnbridge.simulators.faults import CONTROL_PREFIX, FaultInjector, FaultPlan
+from returnbridge.simulators.notifier import ChangeNotifier, NotifierConfig
 
 
 @dataclass(slots=True)
@@ -39,6 +40,8 @@ class SimulatorState:
     # Change feed: (sequence, kind, key) appended on every document or stock change.
     changes: list[tuple[int, str, str]] = field(default_factory=list)
     requests: int = 0
+    # Told of every change after it is recorded (the kit's notifier); must return at once and never raise.
+    listener: Callable[[int, str, str], None] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -48,6 +51,8 @@ class SimulatorState:
     def record_change(self, kind: str, key: str) -> int:
         seq = next(self._seq)
         self.changes.append((seq, kind, key))
+        if self.listener is not None:
+            self.listener(seq, kind, key)
         return seq
 
     def put_document(self, document_type: str, document_id: str, document: dict[str, Any]) -> None:
@@ -83,7 +88,8 @@ class SimulatorKit:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.state = SimulatorState()
+        self.notifier = ChangeNotifier(name)
+        self.state = SimulatorState(listener=self.notifier.notify)
         self.faults = FaultInjector()
         # Called with the fresh state after every reset, so a simulator can re-apply its seed data.
         self.on_reset: list[Callable[[SimulatorState], None]] = []
@@ -93,6 +99,7 @@ class SimulatorKit:
             middlewares=[self._count_requests, self.faults.middleware], client_max_size=104 * 1024 * 1024
         )
         app.add_routes(routes)
+        app.on_cleanup.append(self.notifier.aclose)
         app.add_routes(
             [
                 web.get(CONTROL_PREFIX + "health", self._health),
@@ -102,12 +109,14 @@ class SimulatorKit:
                 web.get(CONTROL_PREFIX + "faults", self._get_faults),
                 web.put(CONTROL_PREFIX + "faults", self._put_faults),
                 web.post(CONTROL_PREFIX + "reset", self._reset),
+                web.get(CONTROL_PREFIX + "notifications", self._get_notifications),
+                web.put(CONTROL_PREFIX + "notifications", self._put_notifications),
             ]
         )
         return app
 
     def reset(self) -> None:
-        self.state = SimulatorState()
+        self.state = SimulatorState(listener=self.notifier.notify)
         self.faults.reset()
         for hook in self.on_reset:
             hook(self.state)
@@ -158,6 +167,23 @@ class SimulatorKit:
             return web.json_response({"error": str(exc)}, status=400)
         self.faults.set(plan)
         return web.json_response({"plan": plan.to_json()})
+
+    async def _get_notifications(self, request: web.Request) -> web.Response:
+        notifier = self.notifier
+        return web.json_response({"config": notifier.config.public(), "stats": notifier.stats.as_dict()})
+
+    async def _put_notifications(self, request: web.Request) -> web.Response:
+        """Replace the notification settings; fields left out keep their current value."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise TypeError("the body must be a JSON object of notification settings")
+            current = self.notifier.config.model_dump()
+            config = NotifierConfig.model_validate(current | body)
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        self.notifier.configure(config)
+        return web.json_response({"config": config.public()})
 
     async def _reset(self, request: web.Request) -> web.Response:
         self.reset()

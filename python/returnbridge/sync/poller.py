@@ -1,14 +1,23 @@
-"""ERP -> RMS: polls each connector for inventory and document status changes since a KV cursor."""
+"""ERP -> RMS: polls each connector for inventory and document status changes since a KV cursor.
+
+Each target and kind polls on its own timer; a push notification (``wake``) polls it now instead. Several
+wakes before the poll starts coalesce into one poll, and a wake during a poll makes one more poll after
+it, so no change a notification announced is missed and none is read twice. Records equal to what is
+stored already are skipped, so a re-read (duplicate notification, restart mid-page, a snapshot feed)
+changes nothing a watcher would see.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from google.protobuf.message import DecodeError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +39,7 @@ from returnbridge.errors import (
 from returnbridge.mapping.ports import MapperSource
 from returnbridge.observability.inbound_metrics import count_inbound_dead_letter
 from returnbridge.observability.metrics import count_erp_call, count_processing
+from returnbridge.observability.push_metrics import observe_inbound_latency
 from returnbridge.sync.inbound_checks import level_problems, record_problems, status_problems
 from returnbridge.sync.inbound_dlq import AlerterLike, InboundDeadLetter, InboundDeadLetters
 from returnbridge.sync.inventory import InventoryStore
@@ -39,6 +49,7 @@ log = logging.getLogger(__name__)
 
 
 Kind = Literal["inventory", "status"]
+KINDS: tuple[Kind, ...] = ("inventory", "status")
 
 
 class PollTargetConfig(BaseModel):
@@ -80,6 +91,29 @@ class PollTarget:
         if defaults is None:
             raise NotFoundError(f"no inbound mappings known for ERP {self.connector.erp!r}")
         return defaults[0] if kind == "inventory" else defaults[1]
+
+    def polls(self, kind: Kind) -> bool:
+        return self.config.inventory if kind == "inventory" else self.config.status
+
+
+@dataclass
+class _Feed:
+    """One target and kind's loop state: the wake signal and the oldest change a pending push announced."""
+
+    target: PollTarget
+    kind: Kind
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    hinted_at: float | None = None
+
+    def hint(self, occurred_at: float) -> None:
+        self.hinted_at = occurred_at if self.hinted_at is None else min(self.hinted_at, occurred_at)
+        self.woken.set()
+
+    def take(self) -> float | None:
+        """The pending hint's change time (None: a scheduled tick), cleared before the poll reads."""
+        hinted, self.hinted_at = self.hinted_at, None
+        self.woken.clear()
+        return hinted
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,23 +164,49 @@ class Poller:
         self._inbound_dlq = inbound_dlq
         self._reference = reference
         self._alerter = alerter
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._started_at = time.time()
+        # Last bytes stored per key, so an unchanged record costs no KV read on the next pass.
+        self._stored: dict[str, bytes] = {}
+        self._feeds = {
+            (t.config.target, kind): _Feed(t, kind) for t in targets for kind in KINDS if t.polls(kind)
+        }
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sync-poller")
+        self._started_at = time.time()
+        self._tasks = [
+            asyncio.create_task(self._run(feed), name=f"sync-poller-{name}.{kind}")
+            for (name, kind), feed in self._feeds.items()
+        ]
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
+        self._stopping = True
+        for feed in self._feeds.values():
+            feed.woken.set()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        self._tasks = []
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            await self.poll_once()
+    def wake(self, target: str, kind: str, occurred_at: float | None = None) -> bool:
+        """A push said ``target``'s ``kind`` feed changed (at ``occurred_at``): poll it now.
+
+        Returns False when no polled target has that name; True otherwise (also when the kind is not polled:
+        the notification is valid, there is just nothing to read).
+        """
+        feed = self._feeds.get((target, kind))  # type: ignore[arg-type]
+        if feed is None:
+            return any(t.config.target == target for t in self.targets)
+        feed.hint(occurred_at if occurred_at is not None else time.time())
+        return True
+
+    async def _run(self, feed: _Feed) -> None:
+        while not self._stopping:
+            hinted_at = feed.take()
+            await self._poll(feed.target, feed.kind, hinted_at)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.interval_seconds)
+                await asyncio.wait_for(feed.woken.wait(), timeout=self.settings.interval_seconds)
 
     async def poll_once(self) -> dict[str, int]:
         """One tick over all targets; returns records stored per ``<target>.<kind>``."""
@@ -162,9 +222,8 @@ class Poller:
                 index += 1
         return counts
 
-    async def _poll(self, target: PollTarget, kind: Kind) -> int:
-        enabled = target.config.inventory if kind == "inventory" else target.config.status
-        if not enabled:
+    async def _poll(self, target: PollTarget, kind: Kind, hinted_at: float | None = None) -> int:
+        if not target.polls(kind):
             return 0
         key = subjects.cursor_key(target.config.target, kind)
         stored = 0
@@ -174,7 +233,7 @@ class Poller:
                 cursor = await self._cursor(key)
                 batch = await self._read(target, kind, cursor)
                 outputs = mapper.translate_batch(batch.records)
-                stored += await self._apply(target, kind, batch.records, outputs, cursor or "")
+                stored += await self._apply(target, kind, batch.records, outputs, cursor or "", hinted_at)
                 if batch.cursor != (cursor or ""):
                     await self._cursors.put(key, dumps({"cursor": batch.cursor}))
                 if not batch.has_more:
@@ -216,9 +275,11 @@ class Poller:
         records: list[bytes],
         outputs: list[bytes | TranslationError],
         cursor: str,
+        hinted_at: float | None = None,
     ) -> int:
         """Store and publish each record that passes the inbound checks; dead-letter the others and go on."""
         tenant = target.config.tenant
+        erp = target.connector.erp
         stored = 0
         for index, (record, output) in enumerate(zip(records, outputs, strict=True)):
             problems = record_problems(record)
@@ -240,30 +301,59 @@ class Poller:
                 level.tenant_id = tenant
                 level.target = target.config.target
                 level.source_erp = erp_enum(target.connector.erp)  # type: ignore[assignment]
+                key, value = InventoryStore.key_of(level), level.SerializeToString()
+                if await self._unchanged(self._inventory.kv, key, value):
+                    continue
                 await self._inventory.put(level)
-                await self._publisher.publish_event(subjects.inventory(tenant), level.SerializeToString())
+                self._stored[key] = value
+                await self._publisher.publish_event(subjects.inventory(tenant), value)
+                changed_at = level.as_of.ToNanoseconds() / 1e9 if level.HasField("as_of") else None
             else:
                 status = inventory_pb2.DocumentStatus.FromString(output)
                 status.tenant_id = tenant
                 status.erp = erp_enum(target.connector.erp)  # type: ignore[assignment]
                 if status.document_id:
-                    await self._sync_state.put(
-                        subjects.posted_key(tenant, status.document_type, status.document_id),
-                        dumps(
-                            {
-                                "status": status.status,
-                                "erp_status": status.erp_status,
-                                "amount": status.amount.amount,
-                                "currency": status.amount.currency,
-                                "external_reference": status.external_reference,
-                            }
-                        ),
+                    key = subjects.posted_key(tenant, status.document_type, status.document_id)
+                    posted = dumps(
+                        {
+                            "status": status.status,
+                            "erp_status": status.erp_status,
+                            "amount": status.amount.amount,
+                            "currency": status.amount.currency,
+                            "external_reference": status.external_reference,
+                        }
                     )
+                    if await self._unchanged(self._sync_state, key, posted):
+                        continue
+                    await self._sync_state.put(key, posted)
+                    self._stored[key] = posted
                 await self._publisher.publish_event(subjects.docstatus(tenant), status.SerializeToString())
                 # The return's own state hears it too (a voided credit reaches WatchSyncEvents/GetReturnStatus).
                 await self._status_store.note_erp_status(status)
+                changed_at = status.as_of.ToNanoseconds() / 1e9 if status.HasField("as_of") else None
+            self._observe(erp, kind, hinted_at, changed_at)
             stored += 1
         return stored
+
+    async def _unchanged(self, kv: KeyValue, key: str, value: bytes) -> bool:
+        """Whether ``key`` already holds ``value`` (then storing and announcing it again would be a duplicate)."""
+        known = self._stored.get(key)
+        if known is None:
+            try:
+                entry = await kv.get(key)
+            except KeyNotFoundError:
+                return False
+            known = entry.value or b""
+            self._stored[key] = known
+        return known == value
+
+    def _observe(self, erp: str, kind: Kind, hinted_at: float | None, changed_at: float | None) -> None:
+        now = time.time()
+        if hinted_at is not None:
+            observe_inbound_latency(erp, kind, "push", now - hinted_at)
+        elif changed_at is not None and changed_at >= self._started_at:
+            # Records changed before this poller started are backlog, not latency.
+            observe_inbound_latency(erp, kind, "poll", now - changed_at)
 
     async def replay(self, letter: InboundDeadLetter) -> bool:
         """Translate and check an inbound dead letter again (after a mapping or reference data fix).

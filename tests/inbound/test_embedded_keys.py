@@ -1,0 +1,58 @@
+"""On embedded defaults serve gives each polled simulator a key for the tenant its target is polled for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from returnbridge.app import App
+from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.config import load_settings
+
+
+async def test_keys_follow_the_configured_sync_targets(
+    tmp_path: Path, nats_server: EmbeddedNatsServer
+) -> None:
+    settings = load_settings(
+        None,
+        env={},
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "nats": {"url": nats_server.url},
+            "grpc": {"port": 0},
+            "metrics": {"enabled": False},
+            "console": {"enabled": False},
+            "sync": {"interval_seconds": 3600, "targets": [{"target": "netsuite", "tenant": "acme"}]},
+        },
+    )
+    app = App(settings)
+    await app.start()
+    try:
+        assert app.endpoints.inbound and app.simulators is not None
+        notifiers = {name: kit.notifier.config for name, kit in app.simulators.kits.items()}
+        assert notifiers["netsuite"].ready() and notifiers["netsuite"].key_id == "sim-netsuite"
+        assert not notifiers["sap"].ready() and not notifiers["oracle"].ready()  # not polled: nothing to wake
+    finally:
+        await app.stop()
+
+
+async def test_no_receiver_when_disabled(tmp_path: Path, nats_server: EmbeddedNatsServer) -> None:
+    settings = load_settings(
+        None,
+        env={},
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "nats": {"url": nats_server.url},
+            "grpc": {"port": 0},
+            "metrics": {"enabled": False},
+            "console": {"enabled": False},
+            "inbound": {"enabled": False},
+        },
+    )
+    app = App(settings)
+    await app.start()
+    try:
+        assert app.endpoints.inbound == ""
+        assert app.simulators is not None
+        assert not any(kit.notifier.config.ready() for kit in app.simulators.kits.values())
+    finally:
+        await app.stop()
