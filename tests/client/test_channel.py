@@ -9,7 +9,13 @@ import grpc
 import pytest
 
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc, sync_pb2
-from returnbridge.client import DEFAULT_TIMEOUT_SECONDS, RETRY_SERVICE_CONFIG, ReturnBridgeClient, channel_options, open_channel
+from returnbridge.client import (
+    DEFAULT_TIMEOUT_SECONDS,
+    RETRY_SERVICE_CONFIG,
+    ReturnBridgeClient,
+    channel_options,
+    open_channel,
+)
 
 
 class FlakyReturns(returns_pb2_grpc.ReturnsServiceServicer):

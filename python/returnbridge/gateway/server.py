@@ -45,6 +45,8 @@ class GrpcSettings(BaseModel):
     # Seconds in-flight calls get to finish on SIGTERM/SIGINT.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     reflection: bool = True
+    # Several gateway processes listen on one port and the kernel spreads connections (set by ``serve``).
+    so_reuseport: bool = False
     # Tenant-fair queue and load shedding for submissions (gateway.admission).
     admission: AdmissionSettings = AdmissionSettings()
 
@@ -56,7 +58,7 @@ def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
         ("grpc.server_max_unrequested_time_in_server", settings.max_queued_seconds),
         ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
         ("grpc.max_send_message_length", settings.max_send_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(settings.so_reuseport)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ]
