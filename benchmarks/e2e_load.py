@@ -211,9 +211,14 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit
         audit_log = None
         if audit:
             from returnbridge.audit.log import AuditLog
+            from returnbridge.delivery.submitted_audit import SubmittedAuditor
 
             audit_log = await AuditLog.open(js)
-        intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status, audit=audit_log)
+            # return.submitted is written from the stored message by the scribe (a worker process when served).
+            scribe = SubmittedAuditor(js, audit_log)
+            await scribe.start()
+            stop.append(scribe)
+        intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status)
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(intake, status, js), server)
         dlq = DeadLetterStore(js, publisher, status)
         connector: Any = InstantErp()
