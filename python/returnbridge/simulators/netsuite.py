@@ -13,6 +13,7 @@ from aiohttp.typedefs import Handler
 from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX
 from returnbridge.simulators.kit import SimulatorKit
+from returnbridge.simulators.netsuite_actions import INVENTORY_TYPES, InventoryActions, refusal
 from returnbridge.simulators.netsuite_auth import AuthFailure, OAuth2Client, OAuth2Issuer, TbaVerifier
 
 # Re-exported: callers configure the simulator through this module.
@@ -39,6 +40,7 @@ from returnbridge.simulators.netsuite_suiteql import (
     parse_suiteql,
     text,
 )
+from returnbridge.simulators.sim_actions import action_routes
 
 REST = "/services/rest"
 SUITEQL = REST + "/query/v1/suiteql"
@@ -52,7 +54,7 @@ NS_CONTROL = CONTROL_PREFIX + "netsuite/"
 # -- the simulator --------------------------------------------------------------------------------
 
 
-class NetSuiteSimulator(RecordBook):
+class NetSuiteSimulator(RecordBook, InventoryActions):
     """The simulated NetSuite account; ``app`` is the aiohttp application, ``kit`` the shared kit."""
 
     def __init__(
@@ -190,6 +192,7 @@ class NetSuiteSimulator(RecordBook):
             web.get(NS_CONTROL + "login-audit", self._login_audit),
             web.post(NS_CONTROL + "expire-tokens", self._expire_tokens),
             web.get(NS_CONTROL + "account", self._account),
+            *action_routes(self.ui_handlers(), refusal),
         ]
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -244,9 +247,9 @@ class NetSuiteSimulator(RecordBook):
             raise user_error("The request body must be a JSON object.")
         return body
 
-    def _record_type(self, request: web.Request) -> str:
+    def _record_type(self, request: web.Request, *, inventory: bool = False) -> str:
         record_type = request.match_info["type"]
-        if record_type not in TYPE_CODES:
+        if record_type not in TYPE_CODES and not (inventory and record_type in INVENTORY_TYPES):
             raise NetSuiteError(
                 404, "INVALID_RCRD_TYPE", f"Record type '{record_type}' does not exist or is not supported."
             )
@@ -266,13 +269,20 @@ class NetSuiteSimulator(RecordBook):
         return record
 
     async def _get_record(self, request: web.Request) -> web.Response:
-        record_type = self._record_type(request)
+        record_type = self._record_type(request, inventory=True)
         record = self._lookup(record_type, request.match_info["id"])
+        if record_type in INVENTORY_TYPES:
+            return json_response(self.render_inventory_record(record))
         expand = request.query.get("expandSubResources", "false").lower() == "true"
         return json_response(self.render(record_type, record, base=_base(request), expand=expand))
 
     async def _post_record(self, request: web.Request) -> web.Response:
-        record_type = self._record_type(request)
+        record_type = self._record_type(request, inventory=True)
+        if record_type in INVENTORY_TYPES:
+            body = await self._body(request)
+            self._refuse_duplicate(record_type, body.get("externalId"), None)
+            record_id = self.create_inventory_record(record_type, body, self._validation(request))
+            return _created(request, record_type, record_id)
         body = await self._record_body(request)
         if record_type not in STANDALONE:
             raise user_error(f"A {record_type} can only be created by transforming its source transaction.")
@@ -325,6 +335,10 @@ class NetSuiteSimulator(RecordBook):
     async def _record_body(self, request: web.Request) -> dict[str, Any]:
         """A record body, its field names checked under the request's property name validation."""
         body = await self._body(request)
+        self.check_fields(body, self._validation(request))
+        return body
+
+    def _validation(self, request: web.Request) -> str:
         validation = request.headers.get(
             "X-NetSuite-PropertyNameValidation", self.config.property_name_validation
         )
@@ -334,8 +348,7 @@ class NetSuiteSimulator(RecordBook):
                 "INVALID_HEADER",
                 f"Invalid value {validation!r} for X-NetSuite-PropertyNameValidation: use Error, Warning or Ignore.",
             )
-        self.check_fields(body, validation)
-        return body
+        return validation
 
     def _refuse_duplicate(self, record_type: str, external_id: Any, record: dict[str, Any] | None) -> None:
         """Under the "refuse" policy, no second record of the type may hold an externalId."""

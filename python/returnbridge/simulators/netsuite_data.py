@@ -23,7 +23,7 @@ RA_STATUS = {
     "G": "Refunded",
     "H": "Closed",
 }
-CREDIT_MEMO_STATUS = {"A": "Open", "B": "Fully Applied"}
+CREDIT_MEMO_STATUS = {"A": "Open", "B": "Fully Applied", "V": "Voided"}
 TYPE_CODES = {
     "returnAuthorization": "RtnAuth",
     "itemReceipt": "ItemRcpt",

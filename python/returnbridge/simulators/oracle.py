@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler as NextHandler
 
 from returnbridge.simulators.faults import CONTROL_PREFIX
 from returnbridge.simulators.kit import SimulatorKit
+from returnbridge.simulators.oracle_actions import STAGED, STAGED_TRANSACTION, InventoryTransactions, refusal
 from returnbridge.simulators.oracle_data import (
     BUSINESS_UNITS,
     CUSTOMERS,
@@ -55,6 +56,7 @@ from returnbridge.simulators.oracle_rest import (
     framework_version,
     parse_q,
 )
+from returnbridge.simulators.sim_actions import action_routes
 
 ORDERS = "salesOrdersForOrderHub"
 RECEIPTS = "receivingReceiptRequests"
@@ -66,6 +68,7 @@ _CHILDREN: dict[str, tuple[str, ...]] = {
     ORDERS: ("lines",),
     RECEIPTS: ("lines",),
     CREDIT_MEMOS: ("receivablesCreditMemoLines",),
+    STAGED: (),
 }
 ONHAND_ATTRIBUTES = frozenset(
     {
@@ -78,6 +81,7 @@ _QUERYABLE: dict[str, frozenset[str]] = {
     ORDERS: ORDER_HEADER.attributes,
     RECEIPTS: RECEIPT_HEADER.attributes,
     CREDIT_MEMOS: CREDIT_MEMO_HEADER.attributes,
+    STAGED: STAGED_TRANSACTION.attributes,
     "lines": ORDER_LINE.attributes,
     "receivablesCreditMemoLines": CREDIT_MEMO_LINE.attributes,
 }
@@ -92,7 +96,7 @@ class _Counters:
 
 
 @dataclass
-class OracleSimulator(Receiving, Receivables):
+class OracleSimulator(Receiving, Receivables, InventoryTransactions):
     """The simulated Oracle pod: Fusion REST routes plus the state the EBS stand-in shares."""
 
     config: OracleSimConfig = field(default_factory=OracleSimConfig)
@@ -156,6 +160,10 @@ class OracleSimulator(Receiving, Receivables):
                 f"{r}/{CREDIT_MEMOS}/{{key}}/child/receivablesCreditMemoLines", self._guard(self._memo_lines)
             ),
             web.get(f"{r}/{ONHAND}", self._guard(self._onhand)),
+            web.post(f"{r}/{STAGED}", self._guard(self._create_staged_transaction)),
+            web.get(f"{r}/{STAGED}", self._guard(self._list(STAGED))),
+            web.get(f"{r}/{STAGED}/{{key}}", self._guard(self._get_item(STAGED))),
+            *action_routes(self.ui_handlers(), refusal),
             web.get(f"{r}/{RMA_LINES}", self._guard(self._rma_lines)),
         ]
 

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from returnbridge.simulators.kit import SimulatorKit
+from returnbridge.simulators.sap_actions import SapUiActions, refusal
 from returnbridge.simulators.sap_backend import (
     CMR,
     CR,
@@ -39,6 +40,7 @@ from returnbridge.simulators.sap_metadata import (
     Service,
     edmx,
 )
+from returnbridge.simulators.sap_metadata_mm import BILLING, MATDOC, MATDOC_ITEM, MM_SERVICES
 from returnbridge.simulators.sap_odata_query import (
     QueryError,
     parse_filter,
@@ -46,10 +48,13 @@ from returnbridge.simulators.sap_odata_query import (
     parse_orderby,
     sort_key,
 )
+from returnbridge.simulators.sim_actions import ActionHandler, action_routes
 
 ODATA_ROOT = "/sap/opu/odata/sap/"
 SESSION_COOKIE = "SAP_SESSIONID_S4H_100"
 
+# Every service the simulator answers: sales documents, stock, material and billing documents.
+_SERVICES: dict[str, Service] = {**SERVICES, **MM_SERVICES}
 _KEY_RE = re.compile(r"^(?P<set>[A-Za-z_]+)(?:\((?P<key>[^)]*)\))?(?:/(?P<nav>[A-Za-z_]+))?$")
 
 
@@ -83,7 +88,20 @@ class SapODataApp:
             web.post("/sap/bc/sec/oauth2/token", self._token),
             web.post("/_sim/sap/csrf/expire", self._expire_csrf),
             web.post("/_sim/sap/oauth/revoke", self._revoke_tokens),
+            *action_routes(
+                {name: self._locked(h) for name, h in SapUiActions(self.backend.actions).handlers().items()},
+                refusal,
+            ),
         ]
+
+    def _locked(self, handler: ActionHandler) -> ActionHandler:
+        """A UI action holds the back end's lock like an OData call (the RFC stand-in runs in threads)."""
+
+        def run(body: dict[str, Any]) -> dict[str, Any]:
+            with self.backend.lock:
+                return handler(body)
+
+        return run
 
     async def _token(self, request: web.Request) -> web.Response:
         """SAP's OAuth 2.0 endpoint, client-credentials grant with client id/secret as basic auth."""
@@ -192,7 +210,7 @@ class SapODataApp:
         tail = request.match_info["tail"]
         service: Service | None = None
         rest = ""
-        for path, svc in SERVICES.items():
+        for path, svc in _SERVICES.items():
             if tail == path or tail.startswith(path + "/"):
                 service, rest = svc, tail[len(path) + 1 :]
                 break
@@ -314,6 +332,10 @@ class SapODataApp:
                 )
             elif name == "A_ReturnsDeliveryHeader":
                 self.backend.patch_delivery_header(entity["DeliveryDocument"], body)
+            elif name == "A_CustomerReturnItem":
+                self.backend.actions.patch_return_item(
+                    entity["CustomerReturn"], entity["CustomerReturnItem"], body
+                )
             else:
                 raise ODataError(405, "/IWFND/CM_MGW/004", f"Updates of {name} are not supported")
             return web.Response(status=204)
@@ -335,13 +357,19 @@ class SapODataApp:
             ]
         if entity_set == "A_MatlStkInAcctMod":
             return self.backend.stock_rows()
+        if entity_set == MATDOC:
+            return list(docs[MATDOC].values())
+        if entity_set == MATDOC_ITEM:
+            return [i for d in docs[MATDOC].values() for i in d["to_MaterialDocumentItem"]]
+        if entity_set == BILLING:
+            return list(docs[BILLING].values())
         if entity_set == "A_CustomerReturnSerialNumber":
             return [s for d in docs[CR].values() for i in d["to_Item"] for s in i["to_SerialNumber"]]
         return []
 
     def _entity(self, entity_set: str, key: dict[str, str]) -> dict[str, Any]:
         service_type_keys = None
-        for svc in SERVICES.values():
+        for svc in _SERVICES.values():
             if entity_set in svc.sets:
                 service_type_keys = svc.set_type(entity_set).keys
         assert service_type_keys is not None
@@ -464,9 +492,12 @@ class SapODataApp:
         elif name == CMR:
             doc = self.backend.create_credit_memo_request(body)
             headers = {}
+        elif name == MATDOC:
+            doc = self.backend.actions.post_material_document(body, user)
+            headers = {}
         else:
             raise ODataError(405, "/IWFND/CM_MGW/004", f"Creation of {name} is not supported")
-        expand = {"to_Item"}
+        expand = {"to_MaterialDocumentItem"} if name == MATDOC else {"to_Item"}
         entity = self._entity_json(service, et, name, doc, base, expand)
         assert entity is not None
         headers["Location"] = entity["__metadata"]["uri"]
@@ -474,6 +505,13 @@ class SapODataApp:
 
     def _function(self, service: Service, name: str, request: web.Request, base: str) -> web.Response:
         q = request.query
+        if name == "Cancel" and service.name == "API_BILLING_DOCUMENT_SRV":
+            raw = q.get("BillingDocument", "")
+            if not (len(raw) >= 2 and raw.startswith("'") and raw.endswith("'")):
+                raise ODataError(
+                    400, "/IWBEP/CM_MGW_RT/023", "Parameter BillingDocument must be a quoted string literal"
+                )
+            return web.json_response({"d": {"Cancel": self.backend.actions.cancel_billing(raw[1:-1])}})
         raw_doc = q.get("DeliveryDocument", "")
         if not (raw_doc.startswith("'") and raw_doc.endswith("'")):
             raise ODataError(

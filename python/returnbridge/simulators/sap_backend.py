@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from returnbridge.simulators.kit import SimulatorKit, SimulatorState
+from returnbridge.simulators.sap_actions import SapActions
 from returnbridge.simulators.sap_metadata import SERVICES
 from returnbridge.simulators.sap_odata_query import day_ms, to_date, to_datetimeoffset
 from returnbridge.simulators.sap_rules import (
@@ -57,6 +58,7 @@ class SapBackend:
         self._pending_numbers: set[str] = set()
         # The RFC stand-in calls in from worker threads; it holds this lock around each function module.
         self.lock = threading.RLock()
+        self.actions = SapActions(self)
         if config.seed:
             self.seed(kit.state)
 
@@ -440,10 +442,10 @@ class SapBackend:
                 r_item["SDProcessStatus"] = "B"
             if ret["OverallSDProcessStatus"] == "A":
                 ret["OverallSDProcessStatus"] = "B"
-            self._touch(CR, ret, now)
+            self.touch(CR, ret, now)
         return doc
 
-    def _touch(self, doc_type: str, doc: dict[str, Any], now: int) -> None:
+    def touch(self, doc_type: str, doc: dict[str, Any], now: int) -> None:
         doc["LastChangeDateTime"] = to_datetimeoffset(now)
         if "LastChangeDate" in doc:
             doc["LastChangeDate"] = to_date(day_ms(now))
@@ -522,6 +524,7 @@ class SapBackend:
             "LastChangeDateTime": to_datetimeoffset(now),
             "to_Item": [{**i, "CreditMemoRequest": number} for i in items],
         }
+        self.actions.bill(doc)
         self.state.post(
             CMR,
             number,
@@ -532,7 +535,7 @@ class SapBackend:
         ret = self.state.documents[CR].get(reference) if reference else None
         if ret is not None:
             ret["OverallSDProcessStatus"] = "C"
-            self._touch(CR, ret, self.now_ms())
+            self.touch(CR, ret, self.now_ms())
         return doc
 
     # -- stock ------------------------------------------------------------------------------------------

@@ -372,6 +372,8 @@ CREDIT_MEMO_REQUEST = EntityType(
         _s("ReferenceSDDocument", 10),
         _amt("TotalNetAmount"),
         _ro("OverallSDProcessStatus", 1),
+        # Order-related billing status: C once billed, A again after the billing document was cancelled.
+        _ro("OverallOrdReltdBillgStatus", 1),
         _date("CreationDate", creatable=False),
         Prop("LastChangeDateTime", DATETIMEOFFSET, precision=7, creatable=False, updatable=False),
     ),
