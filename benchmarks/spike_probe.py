@@ -6,6 +6,8 @@ simulators, delivery workers, poller, audit) as a child process:
 - ``supervised``: the default: a supervisor, gateway processes on one port (one per core), a worker process, the
   simulators in their own process;
 - ``single``: ``serve --single-process`` (everything in one process, the layout before the split);
+- ``bounded``: ``supervised`` with ``grpc.max_concurrent_streams`` (``--max-streams``): a connection's excess
+  calls wait in the client's transport instead of the gateway's event loop;
 - ``main``: ``serve`` from another source tree (``--main-tree``, e.g. a copy of main's ``python/`` with the built
   extension), to compare with the code before this branch in the same run.
 
@@ -45,12 +47,14 @@ from returnbridge.retry_policy import channel_options
 class _Served:
     """``returnbridge serve`` in a layout; the banner gives the address, the token file and the processes."""
 
-    def __init__(self, layout: str, data_dir: str, main_tree: str | None) -> None:
+    def __init__(self, layout: str, data_dir: str, main_tree: str | None, max_streams: int = 32) -> None:
         args = [sys.executable, "-m", "returnbridge.cli", "serve", "--grpc-port", "0", "--data-dir", data_dir]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNBRIDGE_")}
         env.update(RETURNBRIDGE_METRICS__PORT="0", RETURNBRIDGE_CONSOLE__PORT="0")
         if layout == "single":
             args.append("--single-process")
+        elif layout == "bounded":
+            env["RETURNBRIDGE_GRPC__MAX_CONCURRENT_STREAMS"] = str(max_streams)
         elif layout == "main":
             if not main_tree:
                 raise SystemExit("layout main needs --main-tree")
@@ -200,9 +204,11 @@ async def _run(target: str, token: str, calls: int, idle_seconds: float) -> dict
     }
 
 
-def _one_layout(layout: str, calls: int, idle_seconds: float, main_tree: str | None) -> dict[str, object]:
+def _one_layout(
+    layout: str, calls: int, idle_seconds: float, main_tree: str | None, max_streams: int
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as data_dir:
-        served = _Served(layout, data_dir, main_tree)
+        served = _Served(layout, data_dir, main_tree, max_streams)
         try:
             sampler = _RssSampler(served.pids)
             result = asyncio.run(_run(served.target, served.token, calls, idle_seconds))
@@ -222,6 +228,9 @@ def main() -> int:
         "--layouts", default="single,supervised", help="comma-separated: main, single, supervised"
     )
     parser.add_argument("--main-tree", help="PYTHONPATH of the code layout 'main' runs")
+    parser.add_argument(
+        "--max-streams", type=int, default=32, help="grpc.max_concurrent_streams of 'bounded'"
+    )
     args = parser.parse_args()
     results: dict[str, object] = {
         "calls": args.calls,
@@ -229,7 +238,7 @@ def main() -> int:
         "load_before": os.getloadavg(),
     }
     for layout in args.layouts.split(","):
-        results[layout] = _one_layout(layout, args.calls, args.idle_seconds, args.main_tree)
+        results[layout] = _one_layout(layout, args.calls, args.idle_seconds, args.main_tree, args.max_streams)
         results[f"load_after_{layout}"] = os.getloadavg()
         print(json.dumps({layout: results[layout]}), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))

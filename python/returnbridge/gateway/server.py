@@ -47,12 +47,18 @@ class GrpcSettings(BaseModel):
     reflection: bool = True
     # Several gateway processes listen on one port and the kernel spreads connections (set by ``serve``).
     so_reuseport: bool = False
+    # HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS); 0 = grpc's default
+    # (unbounded). Bounded, a bulk client's excess calls wait in its own transport instead of this event loop,
+    # while another connection (a probe, a small tenant) still gets its streams at once.
+    max_concurrent_streams: int = Field(default=0, ge=0)
     # Tenant-fair queue and load shedding for submissions (gateway.admission).
     admission: AdmissionSettings = AdmissionSettings()
 
 
 def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
+    bounded = [("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
     return [
+        *(bounded if settings.max_concurrent_streams else []),
         ("grpc.server.max_pending_requests", settings.max_pending_requests),
         ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_requests),
         ("grpc.server_max_unrequested_time_in_server", settings.max_queued_seconds),
