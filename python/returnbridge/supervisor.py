@@ -253,7 +253,7 @@ class Supervisor:
         self._stopping = True
 
     def _start(self) -> int:
-        """Start NATS, then simulators, workers and gateways, each group ready before the next; 0 or an exit code."""
+        """Start NATS, the simulators, then workers and gateways; all ready, or the exit code of the start-up."""
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         gateways = gateway_count(settings)
@@ -302,19 +302,19 @@ class Supervisor:
             "connectors": connectors,
             "security": security,
         }
+        workers = []
         if settings.process.workers or settings.process.sync:
             workers = [
                 self._add(f"worker-{i}", "worker", child_settings(settings, "worker", i, **common))
                 for i in range(settings.process.worker_processes)
             ]
-            code = self._await_ready(workers)
-            if code:
-                return code
+        # Workers and gateways start together (on a busy machine, one after the other doubles the start-up);
+        # what a gateway accepts meanwhile waits in the stream.
         front = [
             self._add(f"gateway-{i}", "gateway", child_settings(settings, "gateway", i, **common))
             for i in range(gateways)
         ]
-        code = self._await_ready(front)
+        code = self._await_ready([*workers, *front])
         if code:
             return code
         if front:
@@ -442,12 +442,9 @@ class Supervisor:
 
     # ------------------------------------------------------------------ stopping
     def _stop_all(self) -> None:
-        """Gateways and workers first (in-flight calls drain within the grace), then simulators, then NATS."""
-        grace = self.settings.grpc.shutdown_grace_seconds + _STOP_MARGIN_SECONDS
-        front = [c for c in self.children if c.role != "simulators"]
-        back = [c for c in self.children if c.role == "simulators"]
-        self._stop_group(front, grace)
-        self._stop_group(back, 5.0)
+        """Every child at once (in-flight calls drain within the grace; a worker's ERP call cut short by the
+        simulators stopping is retried, by design), then NATS; stragglers are killed after the grace + margin."""
+        self._stop_group(self.children, self.settings.grpc.shutdown_grace_seconds + _STOP_MARGIN_SECONDS)
         if self.nats_server is not None:
             self.nats_server.stop()
         shutil.rmtree(self._metrics_dir, ignore_errors=True)
