@@ -46,12 +46,12 @@ def test_each_child_runs_its_parts_only(tmp_path: Path) -> None:
     front, back = _children(settings, 2)
     for i, gw in enumerate(front):
         assert gw.process.gateway and gw.process.workers == [] and not gw.process.sync
-        assert not gw.process.monitor
+        assert not gw.process.monitor and not gw.process.audit_scribe
         assert gw.grpc.port == 50123 and gw.grpc.so_reuseport
         assert gw.console.enabled == (i == 0)
     # Only the first worker polls the ERPs and samples the queue gauges.
     assert [(w.process.sync, w.process.monitor) for w in back] == [(True, True), (False, False)]
-    assert all(not w.process.gateway for w in back)
+    assert all(not w.process.gateway and w.process.audit_scribe for w in back)
     for child in [*front, *back]:
         # The supervisor started the embedded server with the configured fsync setting: nothing to probe.
         assert child.nats.url == "nats://127.0.0.1:4222" and child.nats.durability_check == "skip"

@@ -142,6 +142,12 @@ class App:
             self.endpoints.metrics = f"http://{settings.metrics.host}:{port}/metrics"
 
         await self._start_connectors()
+        process = settings.process
+        if process.audit_scribe and (process.gateway or process.workers):
+            # return.submitted entries, written from the stored submissions (off the submit path).
+            scribe = SubmittedAuditor(js, audit)
+            await scribe.start()
+            self._cleanups.append(("audit-scribe", scribe.stop))
         await self._start_workers(js, status, dead_letters, alerter, audit)
         if settings.process.sync:
             await self._start_poller(buckets, publisher)
@@ -344,11 +350,6 @@ class App:
         audit: AuditLog,
     ) -> None:
         wanted = self.settings.process.workers
-        if wanted:
-            # Delivery processes also write the return.submitted entries (from the stream, off the submit path).
-            scribe = SubmittedAuditor(js, audit)
-            await scribe.start()
-            self._cleanups.append(("audit-scribe", scribe.stop))
         targets = list(self.connectors) if "*" in wanted else wanted
         unknown = [t for t in targets if t not in self.connectors]
         if unknown:

@@ -94,6 +94,10 @@ class ProcessSettings(_Section):
     sync: bool = True
     # Queue depth and dead-letter gauges and their alerts (one process of a deployment is enough).
     monitor: bool = True
+    # Write the return.submitted audit entries from the stored submissions (delivery/submitted_audit.py), in a
+    # process that runs the gateway or workers; any number of processes share the work. ``serve`` keeps it off
+    # its gateway processes.
+    audit_scribe: bool = True
     # ``serve`` only: run everything in this one process (the layout before the process split).
     single_process: bool = False
     # ``serve`` only: gateway processes sharing the gRPC port (SO_REUSEPORT); 0 = one per usable core.

@@ -113,6 +113,7 @@ def child_settings(
                 "workers": [],
                 "sync": False,
                 "monitor": False,
+                "audit_scribe": False,
                 "bundled_simulators": bundled,
             }
         )
@@ -122,6 +123,7 @@ def child_settings(
                 "gateway": False,
                 "sync": process.sync and index == 0,
                 "monitor": index == 0,
+                "audit_scribe": True,
                 "bundled_simulators": bundled,
             }
         )
