@@ -58,6 +58,7 @@ from returnbridge.sync import (
     PollTargetConfig,
     SyncStateStore,
 )
+from returnbridge.sync.inbound_dlq import InboundDeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class App:
             self._cleanups.append(("audit-scribe", scribe.stop))
         await self._start_workers(js, status, dead_letters, alerter, audit)
         if settings.process.sync:
-            await self._start_poller(buckets, publisher)
+            await self._start_poller(buckets, publisher, js, alerter)
         if settings.process.monitor:
             monitor = QueueMonitor(js, settings.monitor, alerter=alerter)
             monitor.start()
@@ -378,7 +379,9 @@ class App:
             await advisories.start()
             self._cleanups.append(("max-deliveries-advisory", advisories.stop))
 
-    async def _start_poller(self, buckets: dict[str, Any], publisher: Publisher) -> None:
+    async def _start_poller(
+        self, buckets: dict[str, Any], publisher: Publisher, js: JetStreamContext, alerter: Alerter
+    ) -> None:
         poll: PollerSettings = self.settings.sync
         target_configs = list(poll.targets)
         if not target_configs and self._embedded_defaults():
@@ -400,6 +403,12 @@ class App:
             buckets["rb_sync_state"],
             publisher,
             poll,
+            status_store=SyncStateStore(
+                buckets["rb_sync_state"], publisher, rma_index=buckets["rb_rma_index"]
+            ),
+            inbound_dlq=InboundDeadLetters(js, buckets["rb_sync_state"]),
+            reference=self._reference_data(),
+            alerter=alerter,
         )
         await poller.start()
         self._cleanups.append(("poller", poller.stop))

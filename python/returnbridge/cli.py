@@ -23,6 +23,7 @@ from typing import Any
 from returnbridge.audit.cli import add_audit_commands
 from returnbridge.delivery.dlq_cli import add_dlq_commands
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
+from returnbridge.inbound_dlq_cli import add_inbound_dlq_commands
 from returnbridge.mapping.cli import add_mapping_commands
 from returnbridge.reconcile_cli import add_reconcile_commands
 from returnbridge.routing.routes_cli import add_routes_commands
@@ -303,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dlq_commands(sub)
     add_audit_commands(sub, completeness=completeness_lines)
     add_reconcile_commands(sub)
+    add_inbound_dlq_commands(sub)
     return parser
 
 

@@ -223,3 +223,35 @@ async def test_ui_actions_are_strict_and_go_through_the_same_logic(
         json={"document_type": "A_CustomerReturn", "document_id": "1", "status": "Q"},
     )
     assert status.status_code == 400
+
+
+def test_rfc_goods_movement_checks_at_once_and_posts_at_commit() -> None:
+    from returnbridge.simulators.sap_rfc import Connection, ExternalRuntimeError
+
+    simulator = build_simulator(SapSimulatorConfig())
+    conn = Connection(backend=simulator.backend, user=USER, passwd=PASSWORD, client="100")
+    item = {"MATERIAL": "SKU-1001", "PLANT": "DAL1", "STGE_LOC": "0001", "MOVE_TYPE": "702", "ENTRY_QNT": "4"}
+    refused = conn.call(
+        "BAPI_GOODSMVT_CREATE",
+        GOODSMVT_CODE={"GM_CODE": "03"},
+        GOODSMVT_ITEM=[{**item, "ENTRY_QNT": "999999"}],
+    )
+    assert refused["MATERIALDOCUMENT"] == "" and refused["RETURN"][0]["TYPE"] == "E"
+    assert (refused["RETURN"][0]["ID"], refused["RETURN"][0]["NUMBER"]) == ("M7", "021")
+    with pytest.raises(ExternalRuntimeError):
+        conn.call(
+            "BAPI_GOODSMVT_CREATE", GOODSMVT_CODE={"GM_CODE": "03"}, GOODSMVT_ITEM=[{**item, "COLOUR": "red"}]
+        )
+    start = _stock(simulator)
+    done = conn.call("BAPI_GOODSMVT_CREATE", GOODSMVT_CODE={"GM_CODE": "03"}, GOODSMVT_ITEM=[item])
+    assert done["MATERIALDOCUMENT"].startswith("49") and done["RETURN"] == []
+    assert _stock(simulator) == start  # nothing posted before COMMIT
+    conn.call("BAPI_TRANSACTION_COMMIT", WAIT="X")
+    assert _stock(simulator) == start - 4
+    (doc,) = simulator.kit.state.documents["A_MaterialDocumentHeader"].values()
+    assert doc["MaterialDocument"] == done["MATERIALDOCUMENT"]
+    rolled = conn.call("BAPI_GOODSMVT_CREATE", GOODSMVT_CODE={"GM_CODE": "03"}, GOODSMVT_ITEM=[item])
+    assert rolled["MATERIALDOCUMENT"]
+    conn.call("BAPI_TRANSACTION_ROLLBACK")
+    assert _stock(simulator) == start - 4
+    assert simulator.kit.state.trial_balance()["balanced"]

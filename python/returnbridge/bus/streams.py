@@ -35,12 +35,16 @@ class StreamsConfig(BaseModel):
     deliver: StreamLimits = StreamLimits()
     events: StreamLimits = StreamLimits(max_age_seconds=3 * _DAY)
     dlq: StreamLimits = StreamLimits(max_age_seconds=30 * _DAY, max_msgs=1_000_000)
+    # Refused inbound ERP records (each at most 64 KiB): small, so it fits beside the others in one store.
+    inbound_dlq: StreamLimits = StreamLimits(
+        max_bytes=256 << 20, max_age_seconds=30 * _DAY, max_msgs=100_000, max_msg_size=1 << 20
+    )
     idempotency_ttl_seconds: float = Field(default=30 * _DAY, gt=0)
     kv_max_bytes: int = Field(default=1 << 30, gt=0)
 
     @model_validator(mode="after")
     def _window(self) -> StreamsConfig:
-        for name in ("deliver", "events", "dlq"):
+        for name in ("deliver", "events", "dlq", "inbound_dlq"):
             limits: StreamLimits = getattr(self, name)
             if limits.max_age_seconds < self.duplicate_window_seconds:
                 raise ValueError(f"streams.{name}.max_age_seconds must be >= duplicate_window_seconds")
@@ -75,6 +79,7 @@ def stream_configs(config: StreamsConfig) -> list[StreamConfig]:
             config,
         ),
         _stream(subjects.DLQ_STREAM, [subjects.DLQ_ALL], config.dlq, config),
+        _stream(subjects.INBOUND_DLQ_STREAM, [subjects.INBOUND_DLQ_ALL], config.inbound_dlq, config),
     ]
 
 

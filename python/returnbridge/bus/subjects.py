@@ -10,6 +10,8 @@ from returnbridge.errors import ValidationError
 DELIVER_STREAM = "RB_DELIVER"
 EVENTS_STREAM = "RB_EVENTS"
 DLQ_STREAM = "RB_DLQ"
+# Inbound ERP records refused after translation (their own stream: they hold ERP data, not RMS submissions).
+INBOUND_DLQ_STREAM = "RB_INBOUND_DLQ"
 AUDIT_STREAM = "RB_AUDIT"
 
 # KV bucket names.
@@ -26,6 +28,7 @@ STATUS_ALL = "rb.status.>"
 INVENTORY_ALL = "rb.inventory.>"
 DOCSTATUS_ALL = "rb.docstatus.>"
 DLQ_ALL = "rb.dlq.>"
+INBOUND_DLQ_ALL = "rb.inbound_dlq.>"
 AUDIT_ALL = "rb.audit.>"
 
 # One subject token: no dots, wildcards or whitespace, so a tenant can never widen a filter.
@@ -63,6 +66,14 @@ def docstatus(tenant: str) -> str:
 
 def dlq(target: str, tenant: str) -> str:
     return f"rb.dlq.{token(target, 'target')}.{token(tenant, 'tenant')}"
+
+
+def inbound_dlq(target: str, tenant: str) -> str:
+    return f"rb.inbound_dlq.{token(target, 'target')}.{token(tenant, 'tenant')}"
+
+
+def inbound_dlq_tenant_filter(tenant: str) -> str:
+    return f"rb.inbound_dlq.*.{token(tenant, 'tenant')}"
 
 
 def dlq_tenant_filter(tenant: str) -> str:
@@ -151,6 +162,11 @@ def inventory_tenant_filter(tenant: str) -> str:
 
 def cursor_key(target: str, kind: str) -> str:
     return f"{kv_token(target)}.{kv_token(kind)}"
+
+
+def inbound_dlq_state_key(dead_letter_id: int) -> str:
+    """REPLAYED / DISCARDED mark of one inbound dead letter (``rb_sync_state``); absent = pending."""
+    return f"inbounddlq.{dead_letter_id}"
 
 
 def posted_key(tenant: str, document_type: str, document_id: str) -> str:

@@ -359,11 +359,13 @@ class OracleFusionConnector:
         """Records of ``resource`` ordered by LastUpdateDate after ``cursor`` ("<ts>|<n already seen at ts>")."""
         since, skip = _split_cursor(cursor)
         limit = max(1, min(limit, self.config.page_size))
+        # The records already seen at ``since`` are skipped here, not by offset: a record updated again since
+        # (a credit memo voided in the ERP) has left that instant, and an offset would skip a fresh one instead.
         params: dict[str, str] = {
             "onlyData": "true",
             "orderBy": "LastUpdateDate:asc",
-            "limit": str(limit),
-            "offset": str(skip),
+            "limit": str(min(limit + skip, self.config.page_size) if since else limit),
+            "offset": "0" if since else str(skip),
         }
         if since:
             params["q"] = self._q([("LastUpdateDate", ">=", since)])
@@ -371,10 +373,20 @@ class OracleFusionConnector:
             params["fields"] = ",".join(fields)
         body = self._json(await self.transport.request("GET", resource, params=params))
         items = [i for i in body.get("items") or [] if isinstance(i, dict)]
+        if since:
+            at_since = 0
+            while (
+                at_since < min(skip, len(items)) and str(items[at_since].get("LastUpdateDate", "")) == since
+            ):
+                at_since += 1
+            cut = len(items) - at_since > limit
+            items = items[at_since:][:limit]
+        else:
+            cut = False
         next_cursor = cursor or ""
         for item in items:
             next_cursor = _advance(next_cursor, str(item.get("LastUpdateDate", "")))
-        return items, next_cursor, bool(body.get("hasMore"))
+        return items, next_cursor, cut or bool(body.get("hasMore"))
 
     def _status_record(self, doc_type: str, record: dict[str, Any]) -> dict[str, Any]:
         id_field, number_field, ref_field, status_field = _KEYS[doc_type]

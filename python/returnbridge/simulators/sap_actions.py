@@ -72,6 +72,10 @@ GOODS_MOVEMENT_CODES = frozenset({"01", "02", "03", "04", "05", "06", "07"})
 REJECTION_REASONS = frozenset({"01", "02", "03", "04", "05", "10", "11", "50"})
 
 
+# One checked item of a material document: its values, movement type and quantity.
+Movement = tuple[dict[str, Any], MovementType, Decimal]
+
+
 class SapActions:
     """The ERP-side actions on the back end's state; the OData face and ``/_sim/`` routes call these."""
 
@@ -86,6 +90,11 @@ class SapActions:
 
     def post_material_document(self, body: dict[str, Any], user: str) -> dict[str, Any]:
         """Validate a deep insert of a material document and post it: stock, change feed, FI."""
+        header, items = self.prepare_material_document(body)
+        return self.commit_material_document(header, items, user)
+
+    def prepare_material_document(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[Movement]]:
+        """Every check of a material document, nothing posted (BAPI_GOODSMVT_CREATE posts at COMMIT)."""
         svc = MM_SERVICES["API_MATERIAL_DOCUMENT_SRV"]
         header_et, item_et = svc.type("A_MaterialDocumentHeaderType"), svc.type("A_MaterialDocumentItemType")
         items_in = _nav_list(body, "to_MaterialDocumentItem")
@@ -108,7 +117,7 @@ class SapActions:
                 f"Goods movement code {code} needs a reference document (not simulated)",
                 "GoodsMovementCode",
             )
-        items: list[tuple[dict[str, Any], MovementType, Decimal]] = []
+        items: list[Movement] = []
         # Stock as it will be after the earlier items of this document, so two issues cannot both pass.
         pending: dict[tuple[str, str, str], Decimal] = {}
         for index, raw in enumerate(items_in):
@@ -118,7 +127,10 @@ class SapActions:
             if checked is not None:
                 items.append((item, *checked))
         v.raise_if_any()
-        return self._post(header, items, user)
+        return header, items
+
+    def next_material_document(self, pending: int = 0) -> str:
+        return str(4900000000 + len(self.state.documents[MATDOC]) + 1 + pending)
 
     def _check_item(
         self,
@@ -201,12 +213,13 @@ class SapActions:
             pending[key] = on_hand - qty
         return mtype, qty
 
-    def _post(
-        self, header: dict[str, Any], items: list[tuple[dict[str, Any], MovementType, Decimal]], user: str
+    def commit_material_document(
+        self, header: dict[str, Any], items: list[Movement], user: str, number: str = ""
     ) -> dict[str, Any]:
+        """Post a prepared material document (stock, change feed, FI) under ``number`` or the next one."""
         now = self.backend.now_ms()
         year = str(_year(header.get("PostingDate"), now))
-        number = str(4900000000 + len(self.state.documents[MATDOC]) + 1)
+        number = number or self.next_material_document()
         doc_items = []
         value = Decimal(0)
         lines: list[tuple[str, Decimal, Decimal]] = []

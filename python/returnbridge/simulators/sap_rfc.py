@@ -27,6 +27,14 @@ from returnbridge.simulators.sap_backend import (
     fmt_qty,
 )
 from returnbridge.simulators.sap_odata_query import QueryError, date_ms, parse_filter, to_date
+from returnbridge.simulators.sap_rfc_goods import (
+    GM_CODE_FIELDS,
+    GM_DECIMALS,
+    GM_HEADER_FIELDS,
+    GM_ITEM_FIELDS,
+    PendingMovement,
+    prepare_goods_movement,
+)
 
 
 class RFCError(Exception):
@@ -111,7 +119,7 @@ _ITEM_FIELDS = {
 _PARTNER_FIELDS = {"PARTN_ROLE": 2, "PARTN_NUMB": 10, "ITM_NUMBER": 6}
 _SCHEDULE_FIELDS = {"ITM_NUMBER": 6, "SCHED_LINE": 4, "REQ_QTY": 0, "REQ_DATE": 8}
 _CONDITION_FIELDS = {"ITM_NUMBER": 6, "COND_ST_NO": 3, "COND_COUNT": 2, "COND_TYPE": 4, "COND_VALUE": 0, "CURRENCY": 5, "COND_UNIT": 3, "COND_P_UNT": 0}  # fmt: skip
-_DECIMALS = {"TARGET_QTY", "REQ_QTY", "COND_VALUE", "COND_P_UNT"}
+_DECIMALS = {"TARGET_QTY", "REQ_QTY", "COND_VALUE", "COND_P_UNT", *GM_DECIMALS}
 
 # RFC_READ_TABLE views: field -> (length, ABAP type).
 _VBAK = {
@@ -161,7 +169,7 @@ class Connection:
             raise LogonError("Name or password is incorrect (repeat logon)", msg_class="00", msg_number="152")
         self.user = self._config.username
         self._alive = True
-        self._luw: list[PreparedReturn] = []
+        self._luw: list[PreparedReturn | PendingMovement] = []
         self.calls: list[str] = []
 
     @property
@@ -380,9 +388,43 @@ class Connection:
         rows.append(_bapiret("S", "V1", "311", f"Customer Return {number} has been saved", v1=number))
         return {"SALESDOCUMENT": number, "RETURN": rows}
 
+    def _f_BAPI_GOODSMVT_CREATE(
+        self,
+        GOODSMVT_HEADER: dict[str, Any] | None = None,
+        GOODSMVT_CODE: dict[str, Any] | None = None,
+        GOODSMVT_ITEM: list[dict[str, Any]] | None = None,
+        TESTRUN: str = "",
+        **unknown: Any,
+    ) -> dict[str, Any]:
+        """A goods movement (movement types as API_MATERIAL_DOCUMENT_SRV takes them), posted at COMMIT."""
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ExternalRuntimeError(f"field '{name}' not found", code=20, key="RFC_INVALID_PARAMETER")
+        header = self._struct(GOODSMVT_HEADER or {}, GM_HEADER_FIELDS, "GOODSMVT_HEADER")
+        code = self._struct(GOODSMVT_CODE or {}, GM_CODE_FIELDS, "GOODSMVT_CODE")
+        items = [self._struct(i, GM_ITEM_FIELDS, "GOODSMVT_ITEM") for i in GOODSMVT_ITEM or []]
+        pending = sum(1 for entry in self._luw if isinstance(entry, PendingMovement))
+        prepared = prepare_goods_movement(self._backend.actions, header, code, items, pending)
+        if isinstance(prepared, list):
+            rows = [
+                _bapiret(t, msg_id, number, message, field=target)
+                for t, msg_id, number, message, target in prepared
+            ]
+            return {"MATERIALDOCUMENT": "", "MATDOCUMENTYEAR": "", "RETURN": rows}
+        year = str(datetime.now(UTC).year)
+        if TESTRUN == "X":
+            return {"MATERIALDOCUMENT": "", "MATDOCUMENTYEAR": "", "RETURN": []}
+        self._luw.append(prepared)
+        return {"MATERIALDOCUMENT": prepared.number, "MATDOCUMENTYEAR": year, "RETURN": []}
+
     def _f_BAPI_TRANSACTION_COMMIT(self, WAIT: str = "") -> dict[str, Any]:
         for prepared in self._luw:
-            self._backend.commit_customer_return(prepared)
+            if isinstance(prepared, PendingMovement):
+                self._backend.actions.commit_material_document(
+                    prepared.header, prepared.items, self.user, prepared.number
+                )
+            else:
+                self._backend.commit_customer_return(prepared)
         self._luw.clear()
         return {"RETURN": _bapiret("", "", "", "")}
 
@@ -392,7 +434,8 @@ class Connection:
 
     def _rollback(self) -> None:
         for prepared in self._luw:
-            self._backend.discard(prepared)
+            if not isinstance(prepared, PendingMovement):
+                self._backend.discard(prepared)
         self._luw.clear()
 
     def _f_RFC_READ_TABLE(

@@ -38,6 +38,24 @@ class InventoryStore:
             raise ValidationError("inventory level needs tenant_id, sku and location.site")
         return await self.kv.put(self.key_of(level), level.SerializeToString())
 
+    async def delete(self, level: inventory_pb2.InventoryLevel) -> None:
+        """Drop a level (reconciliation's repair: the ERP no longer reports the SKU at that location)."""
+        await self.kv.delete(self.key_of(level))
+
+    async def levels(self, tenant: str, target: str) -> list[inventory_pb2.InventoryLevel]:
+        """Every stored level of one ERP target of the tenant (reconciliation's RMS side)."""
+        out = []
+        for key in sorted(await keys_matching(self.kv, subjects.inventory_tenant_filter(tenant))):
+            if _parts(key)[4] != target:
+                continue
+            try:
+                entry = await self.kv.get(key)
+            except KeyNotFoundError:
+                continue
+            if entry.value:
+                out.append(inventory_pb2.InventoryLevel.FromString(entry.value))
+        return out
+
     async def get(
         self, tenant: str, sku: str, site: str, sub_location: str = "", target: str = ""
     ) -> inventory_pb2.InventoryLevel:

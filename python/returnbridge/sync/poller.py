@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
+from google.protobuf.message import DecodeError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,7 @@ from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
 from returnbridge.connectors.base import ChangeBatch, Connector
 from returnbridge.domain.erps import ERPS, erp_enum
+from returnbridge.domain.validation import ReferenceData
 from returnbridge.errors import (
     ErpAuthError,
     ErpError,
@@ -26,8 +28,12 @@ from returnbridge.errors import (
     TranslationError,
 )
 from returnbridge.mapping.ports import MapperSource
+from returnbridge.observability.inbound_metrics import count_inbound_dead_letter
 from returnbridge.observability.metrics import count_erp_call, count_processing
+from returnbridge.sync.inbound_checks import level_problems, record_problems, status_problems
+from returnbridge.sync.inbound_dlq import AlerterLike, InboundDeadLetter, InboundDeadLetters
 from returnbridge.sync.inventory import InventoryStore
+from returnbridge.sync.status import SyncStateStore
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,13 @@ class PollTarget:
         return defaults[0] if kind == "inventory" else defaults[1]
 
 
+@dataclass(frozen=True, slots=True)
+class _NamedErp:
+    """Only the ERP name of a connector: a replay reads nothing from the ERP."""
+
+    erp: str
+
+
 class Poller:
     """Runs every ``interval_seconds``; the cursor only advances after the records were stored and published.
 
@@ -86,6 +99,10 @@ class Poller:
         inventory: inventory store.
         sync_state: the ``rb_sync_state`` bucket (posted document statuses for reconciliation).
         publisher: publishes ``rb.inventory.<tenant>`` / ``rb.docstatus.<tenant>``.
+        status_store: the returns' sync state (finds returns by RMA number: pass the one with the RMA index).
+        inbound_dlq: where refused inbound records go (without it they are only logged and counted).
+        reference: known SKUs and locations inbound levels are checked against (None: not checked).
+        alerter: alerted once per target and kind when a record is dead-lettered.
     """
 
     def __init__(
@@ -97,6 +114,10 @@ class Poller:
         sync_state: KeyValue,
         publisher: Publisher,
         settings: PollerSettings | None = None,
+        status_store: SyncStateStore | None = None,
+        inbound_dlq: InboundDeadLetters | None = None,
+        reference: ReferenceData | None = None,
+        alerter: AlerterLike | None = None,
     ) -> None:
         self.targets = targets
         self.settings = settings or PollerSettings()
@@ -105,6 +126,10 @@ class Poller:
         self._inventory = inventory
         self._sync_state = sync_state
         self._publisher = publisher
+        self._status_store = status_store or SyncStateStore(sync_state, publisher)
+        self._inbound_dlq = inbound_dlq
+        self._reference = reference
+        self._alerter = alerter
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -148,7 +173,8 @@ class Poller:
             for _ in range(self.settings.max_pages_per_tick):
                 cursor = await self._cursor(key)
                 batch = await self._read(target, kind, cursor)
-                stored += await self._apply(target, kind, mapper.translate_batch(batch.records))
+                outputs = mapper.translate_batch(batch.records)
+                stored += await self._apply(target, kind, batch.records, outputs, cursor or "")
                 if batch.cursor != (cursor or ""):
                     await self._cursors.put(key, dumps({"cursor": batch.cursor}))
                 if not batch.has_more:
@@ -183,15 +209,32 @@ class Poller:
         count_erp_call(target.connector.erp, operation, "ok")
         return batch
 
-    async def _apply(self, target: PollTarget, kind: Kind, outputs: list[bytes | TranslationError]) -> int:
+    async def _apply(
+        self,
+        target: PollTarget,
+        kind: Kind,
+        records: list[bytes],
+        outputs: list[bytes | TranslationError],
+        cursor: str,
+    ) -> int:
+        """Store and publish each record that passes the inbound checks; dead-letter the others and go on."""
         tenant = target.config.tenant
         stored = 0
-        for output in outputs:
-            if isinstance(output, TranslationError):
+        for index, (record, output) in enumerate(zip(records, outputs, strict=True)):
+            problems = record_problems(record)
+            if not problems and isinstance(output, TranslationError):
                 # A record we cannot map must not stall the cursor for every other record.
                 count_processing("translation_failed")
-                log.error("inbound %s record of %s not mapped: %s", kind, target.config.target, output)
+                reason, problems = "translation_failed", [str(output)]
+            elif not problems:
+                assert not isinstance(output, TranslationError)
+                reason, problems = "invalid", self._problems(target, kind, output)
+            else:
+                reason = "oversized"
+            if problems:
+                await self._dead_letter(target, kind, record, reason, problems, cursor, index)
                 continue
+            assert not isinstance(output, TranslationError)
             if kind == "inventory":
                 level = inventory_pb2.InventoryLevel.FromString(output)
                 level.tenant_id = tenant
@@ -217,5 +260,72 @@ class Poller:
                         ),
                     )
                 await self._publisher.publish_event(subjects.docstatus(tenant), status.SerializeToString())
+                # The return's own state hears it too (a voided credit reaches WatchSyncEvents/GetReturnStatus).
+                await self._status_store.note_erp_status(status)
             stored += 1
         return stored
+
+    async def replay(self, letter: InboundDeadLetter) -> bool:
+        """Translate and check an inbound dead letter again (after a mapping or reference data fix).
+
+        True when it was stored and published now; a record still refused is dead-lettered again (a new id).
+        """
+        kind: Kind = "inventory" if letter.kind == "inventory" else "status"
+        config = PollTargetConfig(target=letter.target, tenant=letter.tenant)
+        if kind == "inventory":
+            config.inventory_mapping = letter.mapping
+        else:
+            config.status_mapping = letter.mapping
+        target = PollTarget(config, cast(Connector, _NamedErp(letter.erp)))
+        outputs = self._mappers.get(letter.mapping).translate_batch([letter.record])
+        return await self._apply(target, kind, [letter.record], outputs, f"replay:{letter.id}") == 1
+
+    def _problems(self, target: PollTarget, kind: Kind, output: bytes) -> list[str]:
+        try:
+            if kind == "inventory":
+                level = inventory_pb2.InventoryLevel.FromString(output)
+                level.tenant_id = target.config.tenant
+                return level_problems(level, self._reference)
+            return status_problems(inventory_pb2.DocumentStatus.FromString(output))
+        except DecodeError as exc:
+            return [f"translation output is not a {kind} message: {exc}"]
+
+    async def _dead_letter(
+        self,
+        target: PollTarget,
+        kind: Kind,
+        record: bytes,
+        reason: str,
+        problems: list[str],
+        cursor: str,
+        index: int,
+    ) -> None:
+        name = target.config.target
+        log.error("inbound %s record of %s refused (%s): %s", kind, name, reason, "; ".join(problems)[:500])
+        count_inbound_dead_letter(name, kind, reason)
+        if self._inbound_dlq is None:
+            return
+        dead_letter_id = await self._inbound_dlq.put(
+            target=name,
+            tenant=target.config.tenant,
+            erp=target.connector.erp,
+            kind=kind,
+            mapping=target.mapping(kind),
+            reason=reason,
+            problems=problems,
+            record=record,
+            cursor=cursor,
+            index=index,
+        )
+        if self._alerter is not None:
+            await self._alerter.alert(
+                kind="dead_letter",
+                key=f"inbound:{name}:{kind}",
+                severity="warning",
+                summary=f"inbound {kind} record from {name} refused ({reason}): {problems[0][:200]}",
+                details={
+                    "target": name,
+                    "tenant": target.config.tenant,
+                    "inbound_dead_letter": str(dead_letter_id),
+                },
+            )

@@ -23,11 +23,14 @@ def _decimal(text: str) -> Decimal | None:
 
 
 async def _posted(status: SyncStateStore, tenant: str, doc: dict[str, Any]) -> dict[str, str] | None:
+    """What the ERP last reported as posted for the document; a credit voided in the ERP posts nothing."""
     if not doc["erp_document_id"]:
         return None
     record, _ = await get_json(
         status.kv, subjects.posted_key(tenant, doc["document_type"], doc["erp_document_id"])
     )
+    if record is not None and record.get("status") == "voided":
+        return {"amount": "0", "currency": record.get("currency") or ""}
     if record is None or not record.get("amount"):
         return None
     return {"amount": record["amount"], "currency": record["currency"]}
@@ -57,7 +60,13 @@ async def reconciliation_report(
                 erp_document_id=doc["erp_document_id"],
                 expected=common_pb2.Money(**expected),
             )
-            posted = doc.get("posted_amount") or await _posted(status, tenant, doc)
+            if doc.get("erp_status") == "voided":
+                # Voided in the ERP after delivery: nothing is posted any more, a drift the RMS must see.
+                posted: dict[str, str] | None = {"amount": "0", "currency": expected["currency"]}
+            else:
+                reported = await _posted(status, tenant, doc)
+                voided = reported is not None and reported["amount"] == "0"
+                posted = reported if voided else doc.get("posted_amount") or reported
             if posted:
                 line.erp_posted.CopyFrom(common_pb2.Money(**posted))
             want = _decimal(expected["amount"])

@@ -19,7 +19,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from returnbridge.api.v1 import common_pb2, returns_pb2, sync_pb2
+from returnbridge.api.v1 import common_pb2, inventory_pb2, returns_pb2, sync_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import JsonRecord, get_json, modify_json, modify_json_versioned
 from returnbridge.bus.publisher import Publisher
@@ -387,8 +387,66 @@ class SyncStateStore:
 
         await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
 
+    async def note_erp_status(self, status: inventory_pb2.DocumentStatus) -> bool:
+        """Record what the ERP reports about a document this return created; True when it changed.
+
+        The document is found by the external reference every connector writes (``<rma or return>-<version>``)
+        and its ERP id; a status repeated by a later poll or a duplicate push changes nothing and emits nothing.
+        A document the RMS never created (a credit posted by hand in the ERP) is not in any return's state.
+        """
+        tenant, reference = status.tenant_id, status.external_reference
+        prefix, _, version_text = reference.rpartition("-")
+        if not (status.document_id and status.status and prefix and version_text.isdigit()):
+            return False
+        version = int(version_text)
+        return_id = await self.find_by_rma(tenant, prefix) or prefix
+        amount = (
+            {"amount": status.amount.amount, "currency": status.amount.currency}
+            if status.amount.amount
+            else None
+        )
+        found: list[str] = []
+        as_of = status.as_of.ToNanoseconds() / 1e9 if status.HasField("as_of") else 0.0
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            found.clear()
+            if record is None:
+                return None
+            for doc in record["documents"].values():
+                if (
+                    doc["version"] == version
+                    and doc["erp_document_id"] == status.document_id
+                    and doc["document_type"] == status.document_type
+                ):
+                    if doc.get("erp_status") == status.status and doc.get("erp_amount") == amount:
+                        return None
+                    if as_of and as_of < float(doc.get("erp_status_as_of") or 0):
+                        return None  # an older report arriving late (a delayed push) never undoes a newer one
+                    doc["erp_status_as_of"] = as_of
+                    doc["erp_status"] = status.status
+                    doc["erp_amount"] = amount
+                    doc["erp_status_at"] = time.time()
+                    found.append(doc["step"])
+                    return record
+            return None
+
+        stored = await modify_json(self.kv, subjects.sync_state_key(tenant, return_id), change)
+        if stored is None or not found:
+            return False
+        doc = stored["documents"][doc_key(version, found[0])]
+        await self._emit(stored, version, found[0], doc["state"], erp_status=status.status, erp_amount=amount)
+        return True
+
     async def _emit(
-        self, record: JsonRecord, version: int, step: str, state: str, *, attempt: int = 0
+        self,
+        record: JsonRecord,
+        version: int,
+        step: str,
+        state: str,
+        *,
+        attempt: int = 0,
+        erp_status: str = "",
+        erp_amount: dict[str, str] | None = None,
     ) -> None:
         doc = record["documents"][doc_key(version, step)]
         event = sync_pb2.SyncEvent(
@@ -403,7 +461,10 @@ class SyncStateStore:
             attempt=attempt or doc["attempts"],
             occurred_at=_ts(time.time()),
             request_id=request_id(),
+            erp_status=erp_status,
         )
+        if erp_amount:
+            event.erp_amount.CopyFrom(common_pb2.Money(**erp_amount))
         error = _error_proto(doc["last_error"]) if state in ("RETRYING", "DEAD_LETTERED") else None
         if error is not None:
             event.error.CopyFrom(error)
@@ -439,6 +500,9 @@ def to_proto(record: JsonRecord) -> sync_pb2.ReturnSyncStatus:
                     created_at=_ts(doc["created_at"]),
                     updated_at=_ts(doc["updated_at"]),
                     delivered_at=_ts(doc["delivered_at"]),
+                    erp_status=doc.get("erp_status", ""),
+                    erp_amount=common_pb2.Money(**doc["erp_amount"]) if doc.get("erp_amount") else None,
+                    erp_status_at=_ts(doc.get("erp_status_at")),
                 )
             )
     if states:
