@@ -66,7 +66,8 @@ def build_return(erp: str, run_id: str, version: int, event: int) -> returns_pb2
             unit_price=money("120.00"),
             tax_amount=money("19.80"),
             serialized=True,
-            serial_numbers=[f"SN-{run_id}-1", f"SN-{run_id}-2"],
+            # A serial is on one open return of a tenant at a time: each ERP's return has its own units.
+            serial_numbers=[f"SN-{run_id}-{erp[0].upper()}{n}" for n in (1, 2)],
             condition=returns_pb2.ITEM_CONDITION_DEFECTIVE,
             disposition=returns_pb2.DISPOSITION_RETURN_TO_VENDOR,
             cost_center="CC-101",

@@ -109,7 +109,10 @@ async def test_health_follows_the_nats_connection(app: App, nats_server: Embedde
         stub = health_pb2_grpc.HealthStub(channel)
 
         async def status_is(expected: int) -> None:
-            response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+            try:
+                response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            except grpc.aio.AioRpcError as exc:  # a slow answer on a loaded machine: poll again, not fail
+                raise AssertionError(f"health check failed: {exc.code()}") from exc
             assert response.status == expected
 
         nats_server.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -59,14 +58,13 @@ async def test_submit_is_unavailable_at_once_while_nats_is_down(
         nats_server.stop()
         assert app.nc is not None
         await assert_eventually(lambda: _assert_disconnected(app), timeout=15)
-        started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            # A deadline well under the PubAck timeout (5 s): the old answer, INTERNAL after 5 s, fails here.
+            # A deadline well under the PubAck timeout (5 s): the old answer, INTERNAL after 5 s, would be
+            # DEADLINE_EXCEEDED here, so the code alone proves the answer came at once (no wall-clock assert).
             await stub.SubmitReturn(
                 returns_pb2.SubmitReturnRequest(return_order=order), metadata=md, timeout=3
             )
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
-        assert time.monotonic() - started < 3
         status = rpc_status.from_call(info.value)
         assert status is not None
         assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)

@@ -49,6 +49,7 @@ from returnbridge.private_file import write_private_file
 from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
 from returnbridge.services.admission import Admissions
+from returnbridge.services.serial_claims import SerialClaims
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SimulatorSet, start_simulators
 from returnbridge.sync import (
     InventoryStore,
@@ -132,6 +133,7 @@ class App:
         publisher = Publisher(self.nc, js)
         status = SyncStateStore(buckets["rb_sync_state"], publisher, rma_index=buckets["rb_rma_index"])
         dead_letters = DeadLetterStore(js, publisher, status)
+        serials = SerialClaims(buckets["rb_serials"], status)
         audit = await AuditLog.open(js)
         await self._audit_config_loaded(audit)
 
@@ -167,7 +169,7 @@ class App:
                 buckets["rb_idempotency"],
                 status,
                 validator=full_validator(reference, settings.returns),
-                admissions=Admissions(status, settings.returns, reference.currencies),
+                admissions=Admissions(status, settings.returns, reference.currencies, serials=serials),
                 constraints=self.mappings.constraints,
                 mappers=self.mappings,
                 verify_round_trip=settings.delivery.verify_round_trip,
@@ -203,7 +205,7 @@ class App:
             )
             self.grpc.add_service(
                 admin_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(dead_letters, status, audit, ids=ids),
+                AdminServicer(dead_letters, status, audit, ids=ids, serials=serials),
                 admin_name,
             )
             port = await self.grpc.start()

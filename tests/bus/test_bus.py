@@ -42,7 +42,14 @@ async def test_ensure_streams_is_idempotent_with_explicit_limits(nats_client: Na
     config = StreamsConfig(deliver=StreamLimits(max_msgs=1234, max_bytes=1 << 20, max_age_seconds=600))
     await ensure_streams(js, config)
     buckets = await ensure_streams(js, config)
-    assert set(buckets) == {"rb_idempotency", "rb_sync_state", "rb_inventory", "rb_cursors", "rb_rma_index"}
+    assert set(buckets) == {
+        "rb_idempotency",
+        "rb_sync_state",
+        "rb_inventory",
+        "rb_cursors",
+        "rb_rma_index",
+        "rb_serials",
+    }
     info = await js.stream_info(subjects.DELIVER_STREAM)
     assert info.config.max_msgs == 1234 and info.config.max_bytes == 1 << 20
     assert info.config.discard == DiscardPolicy.NEW and info.config.storage == StorageType.FILE

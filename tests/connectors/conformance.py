@@ -25,7 +25,13 @@ from connectors.harness import (
     CAP_STATUS_CHANGES,
     ConnectorHarness,
 )
-from returnbridge.connectors.base import ChangeBatch, Connector, DocumentRequest, DocumentResult
+from returnbridge.connectors.base import (
+    ChangeBatch,
+    Connector,
+    DocumentReader,
+    DocumentRequest,
+    DocumentResult,
+)
 from returnbridge.connectors.tally import tally_requests
 from returnbridge.errors import (
     AmbiguousErpError,
@@ -137,6 +143,28 @@ class ConnectorConformance:
         assert found.document_id == created.document_id
         assert found.external_reference == ref
         assert found.document_type == harness.document_type
+
+    async def test_read_documents_returns_every_document_of_a_reference(
+        self, harness: ConnectorHarness
+    ) -> None:
+        """Reconciliation reads back through every connector: each document of a reference, with its lines."""
+        connector = harness.connector()
+        assert isinstance(connector, DocumentReader), f"{harness.name} cannot be reconciled"
+        ref = new_reference()
+        assert await connector.read_documents(harness.document_type, ref) == []
+        created = await connector.create_document(harness.request(ref, quantity=Decimal("3")))
+        [holding] = await connector.read_documents(harness.document_type, ref)
+        assert (holding.document_id, holding.external_reference) == (created.document_id, ref)
+        assert holding.document_type == harness.document_type
+        assert holding.quantities in (None, (Decimal("3"),)), holding
+        assert holding.amount is None or isinstance(holding.amount, Decimal)
+        if (
+            harness.duplicates == "accept"
+        ):  # a blind second create: every document it made is read, oldest first
+            again = await connector.create_document(harness.request(ref, quantity=Decimal("3")))
+            holdings = await connector.read_documents(harness.document_type, ref)
+            made = list(dict.fromkeys([created.document_id, again.document_id]))
+            assert [h.document_id for h in holdings] == made
 
     async def test_document_status(self, harness: ConnectorHarness) -> None:
         connector = harness.connector()

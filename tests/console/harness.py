@@ -119,4 +119,6 @@ def sample_order(return_id: str, tenant: str) -> returns_pb2.ReturnOrder:
     order.rma_number = "RMA-" + return_id
     order.tenant_id = tenant
     order.custom_fields["region"].CopyFrom(common_pb2.CustomValue(string_value="us"))
+    for line in order.lines:  # a serial is on one open return of a tenant at a time: each return its own
+        line.serial_numbers[:] = [f"SN-{return_id}-{n}" for n in range(1, len(line.serial_numbers) + 1)]
     return order

@@ -78,7 +78,7 @@ async def test_probe_is_refused_at_submit(served: Served, defect: Defect, erp: s
         fields = [v.field for v in bad.field_violations]
         assert any(f.endswith(defect.expect) for f in fields), (defect.expect, fields)
         assert "Error" not in error.details() and "Traceback" not in error.details()
-    if defect.rule:  # "": not pinned (the request limits at the edge, or the routed ERP's own rules)
+    if defect.rule:  # "": not pinned (the routed ERP's own rules)
         assert _rejected(defect.rule) >= counted + 1, defect.rule
     after = (_stored(await served.record(life.return_id)), await served.idempotency_keys(life.return_id))
     assert after == before

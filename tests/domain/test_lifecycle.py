@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from returnbridge.api.v1 import returns_pb2
-from returnbridge.domain.lifecycle import NEW, STATES, TRANSITIONS, admit, allowed_events, next_state
+from returnbridge.domain.lifecycle import (
+    NEW,
+    RULE_VERSION_GAP,
+    STATES,
+    TRANSITIONS,
+    admit,
+    allowed_events,
+    next_state,
+)
 from returnbridge.domain.policy import LifecyclePolicy
 from returnbridge.errors import PreconditionError
 
@@ -95,7 +103,8 @@ def test_policy_exceptions_by_authorized_tier() -> None:
         (1, "AUTHORIZED", "other", "reused"),
         (1, "RECEIVED", "d1", "reused"),
         (2, "RECEIVED", "d2", "admitted"),
-        (5, "RECEIVED", "d2", "admitted"),
+        (3, "RECEIVED", "d2", "gap"),
+        (5, "RECEIVED", "d2", "gap"),
     ],
 )
 def test_versions(version: int, event: str, digest: str, outcome: str) -> None:
@@ -106,8 +115,23 @@ def test_versions(version: int, event: str, digest: str, outcome: str) -> None:
             admit(history, order, digest, STRICT)
         assert caught.value.violations[0].type == "VERSION"
         return
+    if outcome == "gap":  # version 2 was never accepted: the next one is 2, whatever comes after
+        with pytest.raises(PreconditionError, match="expected version 2") as caught:
+            admit(history, order, digest, STRICT)
+        assert caught.value.rule == RULE_VERSION_GAP
+        [violation] = caught.value.violations
+        assert violation.type == "VERSION" and violation.subject == "returns/R1"
+        assert violation.description.startswith("expected version 2 (AUTHORIZED)")
+        return
     decision = admit(history, order, digest, STRICT)
     assert decision.duplicate is (outcome == "duplicate")
+
+
+def test_a_return_starts_at_version_1() -> None:
+    with pytest.raises(PreconditionError, match="expected version 1") as caught:
+        admit(None, _order("AUTHORIZED", 2), "d", STRICT)
+    assert caught.value.rule == RULE_VERSION_GAP
+    assert admit(None, _order("AUTHORIZED", 1), "d", STRICT).target == "AUTHORIZED"
 
 
 def test_lower_version_never_seen_is_refused() -> None:

@@ -105,6 +105,9 @@ def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
         bucket(
             subjects.RMA_INDEX_BUCKET, 1, config.idempotency_ttl_seconds, min(config.kv_max_bytes, 128 << 20)
         ),
+        # No TTL: a claim lasts while its return is open. Released claims leave nothing (purge_revision), so
+        # ~150 bytes a live claim: 128 MiB holds ~800k serials on open returns.
+        bucket(subjects.SERIALS_BUCKET, 1, None, min(config.kv_max_bytes, 128 << 20)),
     ]
 
 

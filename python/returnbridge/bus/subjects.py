@@ -21,6 +21,8 @@ INVENTORY_BUCKET = "rb_inventory"
 CURSORS_BUCKET = "rb_cursors"
 # RMA number -> return id, per tenant: GetReturnStatus and the console find a return by the RMA people quote.
 RMA_INDEX_BUCKET = "rb_rma_index"
+# (tenant, serial number) -> the open return holding it (services/serial_claims.py).
+SERIALS_BUCKET = "rb_serials"
 
 # Subjects each stream captures.
 DELIVER_ALL = "rb.deliver.>"

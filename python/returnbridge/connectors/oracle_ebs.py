@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from returnbridge import exactjson
-from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.connectors.base import (
+    ChangeBatch,
+    DocumentRequest,
+    DocumentResult,
+    ErpHolding,
+    magnitude,
+    magnitudes,
+)
 from returnbridge.connectors.oracle_ebs_blocks import build_credit_memo_block, build_rma_block
 from returnbridge.connectors.oracle_ebs_config import (
     CREDIT_MEMO,
@@ -226,6 +233,41 @@ class OracleEbsConnector:
         doc_type = _check_type(document_type)
         return await self._run(lambda cursor, _commit: _lookup(cursor, doc_type, external_reference), None)
 
+    async def read_documents(self, document_type: str, external_reference: str) -> list[ErpHolding]:
+        """Every RMA header / credit memo request with this reference, oldest first, with its line quantities.
+
+        An RMA carries no amount; a credit memo request its total (credits are negative: magnitudes). A request
+        credited by amounts only has no lines, so its quantities are unknown (None), not empty.
+        """
+        doc_type = _check_type(document_type)
+
+        def work(cursor: Any, _commit: Callable[[], None]) -> list[ErpHolding]:
+            cursor.execute(
+                _STATUS_SQL[doc_type]
+                + f" WHERE {_REF_COLUMN[doc_type]} = :ref ORDER BY {_ID_COLUMN[doc_type]}",
+                {"ref": external_reference},
+            )
+            holdings = []
+            for row in _rows(cursor):
+                record = _status_record(doc_type, row)
+                key = row.get("HEADER_ID" if doc_type == RMA else "REQUEST_ID")
+                cursor.execute(_LINES_SQL[doc_type], {"id": key})
+                lines = [line[_QUANTITY_COLUMN[doc_type]] for line in _rows(cursor)]
+                holdings.append(
+                    ErpHolding(
+                        document_type=doc_type,
+                        document_id=record["DocumentId"],
+                        external_reference=external_reference,
+                        status=record["StatusCode"],
+                        amount=magnitude(record["Amount"]),
+                        currency=str(record["CurrencyCode"] or ""),
+                        quantities=magnitudes(lines) if lines else None,
+                    )
+                )
+            return holdings
+
+        return await self._run(work, None)
+
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         doc_type = _check_type(document_type)
 
@@ -327,6 +369,14 @@ _STATUS_SQL = {
         " LEFT JOIN ra_customer_trx_all cm ON cm.customer_trx_id = r.cm_customer_trx_id"
     ),
 }
+# Line quantities for reconciliation (RA_CM_REQUEST_LINES_ALL.QUANTITY: column name unconfirmed, erp-apis 2.2).
+_LINES_SQL = {
+    RMA: "SELECT l.line_id, l.ordered_quantity FROM oe_order_lines_all l WHERE l.header_id = :id"
+    " ORDER BY l.line_id",
+    CREDIT_MEMO: "SELECT cl.customer_trx_line_id, cl.quantity FROM ra_cm_request_lines_all cl"
+    " WHERE cl.request_id = :id ORDER BY cl.customer_trx_line_id",
+}
+_QUANTITY_COLUMN = {RMA: "ORDERED_QUANTITY", CREDIT_MEMO: "QUANTITY"}
 _ID_COLUMN = {RMA: "h.header_id", CREDIT_MEMO: "r.request_id"}
 _REF_COLUMN = {RMA: "h.orig_sys_document_ref", CREDIT_MEMO: "r.attribute15"}
 _TS_COLUMN = {RMA: "h.last_update_date", CREDIT_MEMO: "r.last_update_date"}

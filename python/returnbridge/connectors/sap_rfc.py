@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.connectors.base import (
+    ChangeBatch,
+    DocumentRequest,
+    DocumentResult,
+    ErpHolding,
+    magnitude,
+    magnitudes,
+)
 from returnbridge.connectors.secrets import read_secret
 from returnbridge.domain.erps import SAP_S4HANA
 from returnbridge.errors import (
@@ -416,6 +423,43 @@ class SapRfcConnector:
         )
         rows.sort(key=lambda r: r["VBELN"])
         return self._vbak_result(rows[0]) if rows else None
+
+    async def read_documents(self, document_type: str, external_reference: str) -> list[ErpHolding]:
+        """Every customer return (VBAK, type H) with this PURCH_NO_C, oldest first: net value and item quantities.
+
+        The quantities are VBAP's KWMENG (order quantity in sales units) of each document, read in one
+        RFC_READ_TABLE call per document (duplicates are rare: the first read finds one).
+        """
+        if document_type != DOCUMENT_TYPE:
+            raise PermanentErpError(
+                f"sap_rfc cannot read {document_type!r}", erp=ERP, code="UNSUPPORTED_DOCUMENT_TYPE"
+            )
+        rows = await self._read_table(
+            "VBAK",
+            _VBAK_FIELDS,
+            _where(f"BSTNK EQ {_abap_quote(external_reference)}", "VBTYP EQ 'H'"),
+        )
+        rows.sort(key=lambda r: r["VBELN"])
+        items = await asyncio.gather(
+            *(
+                self._read_table(
+                    "VBAP", ("VBELN", "POSNR", "KWMENG"), _where(f"VBELN EQ {_abap_quote(r['VBELN'])}")
+                )
+                for r in rows
+            )
+        )
+        return [
+            ErpHolding(
+                document_type=DOCUMENT_TYPE,
+                document_id=row["VBELN"],
+                external_reference=external_reference,
+                status=row.get("GBSTK", ""),
+                amount=magnitude(row.get("NETWR")),
+                currency=row.get("WAERK", ""),
+                quantities=magnitudes([item.get("KWMENG") for item in lines]),
+            )
+            for row, lines in zip(rows, items, strict=True)
+        ]
 
     async def get_document_status(self, document_type: str, document_id: str) -> DocumentResult:
         if document_type != DOCUMENT_TYPE:

@@ -32,6 +32,7 @@ from returnbridge.errors import PreconditionError, PreconditionViolation
 __all__ = [
     "RULE_TRANSITION",
     "RULE_VERSION",
+    "RULE_VERSION_GAP",
     "STATES",
     "TRANSITIONS",
     "Admission",
@@ -43,6 +44,7 @@ __all__ = [
 
 RULE_TRANSITION: Final = "lifecycle.transition"
 RULE_VERSION: Final = "lifecycle.version"
+RULE_VERSION_GAP: Final = "lifecycle.version_gap"
 
 NEW: Final = "NEW"
 STATES: Final = (
@@ -132,7 +134,8 @@ def admit(
 
     Raises:
         PreconditionError: the version is not after the latest accepted one (or reuses one with another
-            payload), or the event is not allowed from the return's current state; the violation names both.
+            payload), skips a version (the first is 1, then each the latest + 1; the violation names the expected
+            one), or the event is not allowed from the return's current state; the violation names both.
     """
     subject = f"returns/{order.return_id}"
     event = event_name(order)
@@ -170,6 +173,23 @@ def admit(
                 ],
                 rule=RULE_VERSION,
             )
+    expected = int(history["latest_version"]) + 1 if history is not None else 1
+    if version > expected:
+        # Each event is the next version: accepting N+2 first would leave N+1, sent later, refused as stale (its
+        # event lost), and judge N+2 against a state N+1 never set. The RMS sends N+1, then N+2 again.
+        skipped = f"version {expected}" if version == expected + 1 else f"versions {expected}..{version - 1}"
+        raise PreconditionError(
+            f"version {version} of return {order.return_id!r} skips {skipped}; expected version {expected}",
+            [
+                PreconditionViolation(
+                    "VERSION",
+                    subject,
+                    f"expected version {expected} ({current}); version {version} skips {skipped}, "
+                    "which was never accepted",
+                )
+            ],
+            rule=RULE_VERSION_GAP,
+        )
     allowed = allowed_events(history, policy)
     if event not in allowed:
         listed = ", ".join(sorted(allowed)) or "none (the return is closed)"

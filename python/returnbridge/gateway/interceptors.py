@@ -15,6 +15,7 @@ from typing import Any, Final
 import grpc
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from returnbridge.api.v1 import returns_pb2
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.redact import redact_text
 from returnbridge.bus.trace_context import extract, tracer
@@ -28,6 +29,7 @@ from returnbridge.errors import (
     PermissionDeniedError,
     RateLimitedError,
     ReturnBridgeError,
+    ValidationError,
 )
 from returnbridge.gateway.admission import Admission
 from returnbridge.gateway.auth import Authenticator
@@ -37,7 +39,7 @@ from returnbridge.gateway.rbac import authorize
 from returnbridge.gateway.request_limits import check_request
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.observability.alerts import Alerter
-from returnbridge.observability.metrics import count_api_call
+from returnbridge.observability.metrics import count_api_call, count_rejection
 from returnbridge.services.errors import as_status_error, status_for_error
 
 __all__ = [
@@ -202,7 +204,10 @@ class ErrorsInterceptor(_WrappingInterceptor):
         def refuse_malformed(request: Any, context: grpc.aio.ServicerContext) -> None:
             if isinstance(request, MalformedRequest):
                 self.malformed_log.note(context.peer() or "unknown", method)
-                raise refusal(method)
+                refused = refusal(method)
+                if method in _SUBMIT_METHODS:
+                    _count_refused_submission(refused)
+                raise refused
 
         return _wrap_handler(
             handler, method, self.around, refuse_malformed, tolerant(handler.request_deserializer)
@@ -429,7 +434,23 @@ class RequestLimitsInterceptor(_WrappingInterceptor):
 
     @staticmethod
     def check(request: Any, context: grpc.aio.ServicerContext) -> None:
-        check_request(request)
+        try:
+            check_request(request)
+        except ValidationError as refused:
+            if isinstance(request, returns_pb2.SubmitReturnRequest):  # one item of SubmitReturns too
+                _count_refused_submission(refused)
+            raise
+
+
+# Refusals of these at the edge are refused submissions too (KPIs: rb_rejected_total, processing accuracy).
+_SUBMIT_METHODS: Final = frozenset(
+    f"/{returns_pb2.DESCRIPTOR.services_by_name['ReturnsService'].full_name}/{name}"
+    for name in ("SubmitReturn", "SubmitReturns")
+)
+
+
+def _count_refused_submission(refused: ValidationError) -> None:
+    count_rejection(v.rule for v in refused.violations)
 
 
 @asynccontextmanager

@@ -19,7 +19,10 @@ from google.protobuf.message import DecodeError
 
 from returnbridge.errors import FieldViolation, ValidationError
 
-__all__ = ["MalformedLog", "MalformedRequest", "refusal", "tolerant"]
+__all__ = ["RULE_MALFORMED", "MalformedLog", "MalformedRequest", "refusal", "tolerant"]
+
+#: The rule a malformed submission is counted under (``rb_rejected_total``).
+RULE_MALFORMED: Final = "request.malformed"
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,8 @@ def refusal(method: str) -> ValidationError:
     """The error a malformed request is answered with (no decoder names, no offsets into the bytes)."""
     description = "is not a valid protobuf encoding of this RPC's request message"
     return ValidationError(
-        f"malformed request for {method}: {description}", [FieldViolation("request", description)]
+        f"malformed request for {method}: {description}",
+        [FieldViolation("request", description, rule=RULE_MALFORMED)],
     )
 
 

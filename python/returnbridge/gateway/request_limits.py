@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -26,9 +26,13 @@ from returnbridge.safe_yaml import DEFAULT_LIMITS
 __all__ = [
     "MAX_SEQUENCE",
     "RULES",
+    "RULE_REQUEST_LIMITS",
     "Rule",
     "check_request",
 ]
+
+#: The rule a refusal here is counted under (``rb_rejected_total``) when the request is a submission.
+RULE_REQUEST_LIMITS: Final = "request.limits"
 
 #: Ids and sequences a caller can hold are per-tenant opaque ids (``tenant_ids``), all below 2^62.
 MAX_SEQUENCE: Final = MAX_OPAQUE
@@ -379,5 +383,6 @@ def check_request(request: Message) -> None:
         rule.check(getattr(request, name), name, out)
     if out:
         raise ValidationError(
-            "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in out[:5]), out
+            "invalid request: " + "; ".join(f"{v.field}: {v.description}" for v in out[:5]),
+            [replace(v, rule=v.rule or RULE_REQUEST_LIMITS) for v in out],
         )

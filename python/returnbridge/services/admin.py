@@ -17,6 +17,7 @@ from returnbridge.domain.context import current_principal
 from returnbridge.domain.tenant_ids import TenantIds, default_ids
 from returnbridge.errors import ConfigError, FieldViolation, NotFoundError, SpecError, ValidationError
 from returnbridge.observability.metrics import set_dlq_size
+from returnbridge.services.serial_claims import SerialClaims, authorization_discarded
 from returnbridge.sync.reconciliation import reconciliation_report
 from returnbridge.sync.status import SyncStateStore
 
@@ -43,6 +44,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     audit: audit log; replays and discards are recorded there.
     check_spec: mapping validation (defaults to ``returnbridge.mapping.check_spec_text``).
     ids: per-tenant opaque ids; dead-letter ids and sequences a caller sees are never raw stream positions.
+    serials: serial claims; discarding a dead letter of a return's authorization releases its serials.
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         *,
         check_spec: SpecChecker | None = None,
         ids: TenantIds | None = None,
+        serials: SerialClaims | None = None,
     ) -> None:
         self._ids = ids or default_ids()
+        self._serials = serials
         self._dlq = dead_letters
         self._status = status
         self._audit = audit
@@ -136,6 +140,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.DeadLetter:
         tenant = current_principal().tenant_id
         letter = self._hide_id(tenant, await self._dlq.discard(tenant, self._position(tenant, request.id)))
+        if self._serials is not None:
+            record = await self._status.get(tenant, letter.return_id)
+            if record is not None and authorization_discarded(record):
+                held = (record.get("lifecycle") or {}).get("serials", ())
+                await self._serials.release(tenant, letter.return_id, held)
         await self._record("dlq.discarded", letter, request.comment)
         await self._dlq_gauge()
         return letter

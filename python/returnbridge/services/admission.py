@@ -9,21 +9,24 @@ payload can complete it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus import subjects
-from returnbridge.bus.kv import JsonRecord, modify_json_versioned
+from returnbridge.bus.kv import JsonRecord, get_json, modify_json_versioned
 from returnbridge.domain.invariants import adopt, book, history_violations
 from returnbridge.domain.lifecycle import admit, event_name
 from returnbridge.domain.policy import ReturnPolicyConfig
 from returnbridge.errors import PreconditionError, ValidationError
+from returnbridge.services.serial_claims import Claim, SerialClaims, order_serials
 from returnbridge.sync.status import SyncStateStore, new_record
 
 __all__ = ["Admissions", "Admitted"]
 
 _SETTLING = frozenset({"REFUNDED", "EXCHANGED"})
+_RELEASING = frozenset({"CLOSED", "CANCELLED"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +45,28 @@ class Admissions:
         status: the sync state store (its KV bucket holds the histories).
         policy: the ``returns`` policy (per tenant).
         minor_units: currency -> decimal places (ISO 4217 unless reference data says otherwise).
+        serials: when set, a serial number is on one open return of a tenant at a time (claimed here).
     """
 
     def __init__(
-        self, status: SyncStateStore, policy: ReturnPolicyConfig, minor_units: Mapping[str, int]
+        self,
+        status: SyncStateStore,
+        policy: ReturnPolicyConfig,
+        minor_units: Mapping[str, int],
+        serials: SerialClaims | None = None,
     ) -> None:
         self._status = status
         self._policy = policy
         self._minor = minor_units
+        self._serials = serials
 
     async def admit(self, order: returns_pb2.ReturnOrder, digest: str) -> Admitted:
         """Admit ``order`` (already validated on its own) or raise.
 
         Raises:
             PreconditionError: the version or the event does not fit the return's state (FAILED_PRECONDITION).
-            ValidationError: the event breaks an invariant against the history (INVALID_ARGUMENT).
+            ValidationError: the event breaks an invariant against the history, or carries a serial number that
+                is on another open return of the tenant (INVALID_ARGUMENT).
         """
         policy = self._policy.for_tenant(order.tenant_id).lifecycle
         places = self._minor.get(order.currency, 2)
@@ -82,18 +92,37 @@ class Admissions:
                 )
             record = record or new_record(order)
             record["lifecycle"] = book(history, order, digest, decision.target, places, advance=early)
+            if claim.serials:
+                held = set(record["lifecycle"].get("serials", ())) | claim.serials
+                record["lifecycle"]["serials"] = sorted(held)
             outcome.append(Admitted(False, decision.target, (None, 0)))
             return record
 
         key = subjects.sync_state_key(order.tenant_id, order.return_id)
-        if order.version == 1:
-            # Most admissions are a return's first version: try a plain create before the read-modify loop. A
-            # refusal judged against "no record" is only a guess, so it is judged again on the record as read.
-            try:
-                stored, revision = await modify_json_versioned(self._status.kv, key, change, known=(None, 0))
-            except (PreconditionError, ValidationError):
-                stored, revision = await modify_json_versioned(self._status.kv, key, change)
-        else:
-            stored, revision = await modify_json_versioned(self._status.kv, key, change)
+        known: tuple[JsonRecord | None, int] | None = (None, 0) if order.version == 1 else None
+        claim = Claim(frozenset())
+        if self._serials is not None and order_serials(order):
+            if known is None:
+                known = await get_json(self._status.kv, key)  # the read the CAS loop would do, done first
+            history = (known[0] or {}).get("lifecycle") or {}
+            claim = await self._serials.claim(order, held=history.get("serials", ()))
+        try:
+            if order.version == 1:
+                # Most admissions are a return's first version: try a plain create before the read-modify loop. A
+                # refusal judged against "no record" is only a guess, so it is judged again on the record as read.
+                try:
+                    stored, revision = await modify_json_versioned(self._status.kv, key, change, known=known)
+                except (PreconditionError, ValidationError):
+                    stored, revision = await modify_json_versioned(self._status.kv, key, change)
+            else:
+                stored, revision = await modify_json_versioned(self._status.kv, key, change, known=known)
+        except BaseException:
+            if self._serials is not None and claim.created:
+                await asyncio.shield(self._serials.undo(claim))
+            raise
         (result,) = outcome
+        if self._serials is not None and result.state in _RELEASING and stored is not None:
+            # Also on a duplicate: a retry finishes a release an earlier attempt did not.
+            held = (stored.get("lifecycle") or {}).get("serials", ())
+            await self._serials.release(order.tenant_id, order.return_id, held)
         return Admitted(result.duplicate, result.state, (stored, revision))

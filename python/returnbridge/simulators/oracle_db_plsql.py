@@ -484,6 +484,26 @@ def _run_select(db: EbsDatabase, sql: str, binds: dict[str, Any]) -> tuple[list[
         elif name == CM_TABLE:
             rows = [_cm_row(r) for r in db.state.documents[CM_TABLE].values()]
             id_col = "request_id"
+        elif name == "OE_ORDER_LINES_ALL":
+            rows = [
+                {"header_id": o["HEADER_ID"], **{k.lower(): v for k, v in line.items() if k != "SERIALS"}}
+                for o in db.state.documents[ORDERS_TABLE].values()
+                for line in o["LINES"]
+            ]
+            id_col = "header_id"
+        elif name == "RA_CM_REQUEST_LINES_ALL":
+            rows = [
+                {
+                    "request_id": r["REQUEST_ID"],
+                    "customer_trx_line_id": line.get("customer_trx_line_id"),
+                    "quantity": line.get("quantity_credited"),
+                    "price": line.get("price"),
+                    "extended_amount": line.get("extended_amount"),
+                }
+                for r in db.state.documents[CM_TABLE].values()
+                for line in r["LINES"]
+            ]
+            id_col = "request_id"
         elif name == "MTL_ONHAND_QUANTITIES_DETAIL":
             rows = _onhand_rows(db)
             id_col = ""

@@ -127,6 +127,7 @@ _VBAK = {
     "BSTNK": (35, "C"), "NETWR": (15, "P"), "WAERK": (5, "C"), "GBSTK": (1, "C"), "AUGRU": (3, "C"),
     "ERDAT": (8, "D"), "UPD_TMSTMP": (15, "P"),
 }  # fmt: skip
+_VBAP = {"VBELN": (10, "C"), "POSNR": (6, "N"), "MATNR": (40, "C"), "KWMENG": (15, "P"), "VRKME": (3, "C")}
 _MARD = {"MATNR": (40, "C"), "WERKS": (4, "C"), "LGORT": (4, "C"), "LABST": (13, "P"), "INSME": (13, "P"), "SPEME": (13, "P")}  # fmt: skip
 _MARA = {"MATNR": (40, "C"), "MEINS": (3, "C"), "MAKTX": (40, "C")}
 
@@ -450,6 +451,7 @@ class Connection:
     ) -> dict[str, Any]:
         views = {
             "VBAK": (_VBAK, self._vbak_rows),
+            "VBAP": (_VBAP, self._vbap_rows),
             "MARD": (_MARD, self._mard_rows),
             "MARA": (_MARA, self._mara_rows),
         }
@@ -524,6 +526,26 @@ class Connection:
                     }
                 )  # fmt: skip
         return sorted(rows, key=lambda r: r["VBELN"])
+
+    def _vbap_rows(self) -> list[dict[str, Any]]:
+        """Items of the customer returns and credit memo requests (their ``to_Item``)."""
+        rows = []
+        docs = self._backend.state.documents
+        for doc_type, key, item_key in (
+            (CR, "CustomerReturn", "CustomerReturnItem"),
+            (CMR, "CreditMemoRequest", "CreditMemoRequestItem"),
+        ):
+            for doc in docs[doc_type].values():
+                items = doc.get("to_Item") or []
+                items = items.get("results", []) if isinstance(items, dict) else items
+                for item in items:
+                    rows.append(
+                        {
+                            "VBELN": doc[key], "POSNR": str(item.get(item_key, "")).zfill(6), "MATNR": item.get("Material", ""),
+                            "KWMENG": item.get("RequestedQuantity", "0"), "VRKME": item.get("RequestedQuantityUnit", ""),
+                        }
+                    )  # fmt: skip
+        return sorted(rows, key=lambda r: (r["VBELN"], r["POSNR"]))
 
     def _mard_rows(self) -> list[dict[str, Any]]:
         return [

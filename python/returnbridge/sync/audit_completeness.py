@@ -22,6 +22,7 @@ from returnbridge.audit.entry import AuditEntry
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import SUBMITTED_AUDIT_CONSUMER
+from returnbridge.bus.kv import values_matching
 
 __all__ = ["CompletenessReport", "check_audit_completeness", "completeness_lines", "scribe_backlog"]
 
@@ -56,22 +57,10 @@ class CompletenessReport:
 
 
 async def _sync_records(kv: KeyValue) -> list[dict[str, object]]:
-    watcher = await kv.watch(">", ignore_deletes=True)
-    records: list[dict[str, object]] = []
-    try:
-        while True:
-            entry = await watcher.updates(timeout=5.0)
-            if entry is None:
-                break
-            record = json.loads(entry.value) if entry.value else None
-            # The bucket also holds the poller's posted-document records (``posted.*``): only returns count.
-            if isinstance(record, dict) and "versions" in record:
-                records.append(record)
-            if not entry.delta:
-                break
-    finally:
-        await watcher.stop()
-    return records
+    # Not a KV watcher: its end marker can come before the records under load, and the check passed on none.
+    records = [json.loads(value) for value in (await values_matching(kv, ">")).values() if value]
+    # The bucket also holds the poller's posted-document records (``posted.*``): only returns count.
+    return [r for r in records if isinstance(r, dict) and "versions" in r]
 
 
 async def scribe_backlog(js: JetStreamContext, *, wait_seconds: float = 0.0) -> int:
