@@ -82,7 +82,13 @@ test-wheel: wheel ## Install dist/*.whl into a clean venv with the runtime lock;
 bench: $(STAMP) ## Benchmarks (pytest-benchmark groups, side by side)
 	$(BIN)/pytest benchmarks -p no:cacheprovider --benchmark-only --benchmark-group-by=group $(ARGS)
 
+bench-load: $(STAMP) ## Load: 10,000 submissions in flight on gateway/worker processes + probe; JSON + PNG in benchmarks/results
+	GRPC_ENABLE_FORK_SUPPORT=false $(PY) benchmarks/load_chaos.py bench --calls 10000 --in-flight 10000 $(ARGS)
+
+chaos: $(STAMP) ## Every fault scenario at full size (single node, then the 3-node cluster); JSON + PNG in benchmarks/results
+	GRPC_ENABLE_FORK_SUPPORT=false $(PY) benchmarks/load_chaos.py chaos $(ARGS)
+
 clean: ## Remove build outputs and the venv
 	rm -rf $(VENV) .venv-lock target dist .pytest_cache .benchmarks
 
-.PHONY: help install system-deps lock dev run proto lint format test wheel test-wheel bench clean
+.PHONY: help install system-deps lock dev run proto lint format test wheel test-wheel bench bench-load chaos clean

@@ -134,7 +134,7 @@ class App:
         status = SyncStateStore(buckets["rb_sync_state"], publisher, rma_index=buckets["rb_rma_index"])
         dead_letters = DeadLetterStore(js, publisher, status)
         serials = SerialClaims(buckets["rb_serials"], status)
-        audit = await AuditLog.open(js)
+        audit = await AuditLog.open(js, replicas=settings.delivery.streams.replicas)
         await self._audit_config_loaded(audit)
 
         alerter = Alerter(settings.alerts, nc=self.nc)

@@ -53,7 +53,6 @@ class NatsSettings(_Section):
     # fsync every JetStream write so an acknowledged submission survives a power cut (~3.5x slower publishes).
     sync_always: bool = True
     connect_timeout: float = Field(default=5.0, gt=0)
-    stream_replicas: int = Field(default=1, ge=1, le=5)
     credentials_file: Path | None = None
     # External servers only: check at start-up that JetStream fsyncs every write (varz ``sync_always``), read
     # from ``monitor_url`` (http://host:8222) or, with system-account credentials, $SYS. ``warn`` logs when it
@@ -186,9 +185,27 @@ def load_settings(
         _set_path(data, keys, value)
         origins[keys] = "command line"
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ConfigError(_describe(exc, origins, path)) from None
+    _check_replicas(settings, origins, path)
+    return settings
+
+
+def _check_replicas(settings: Settings, origins: _Origins, path: str | Path | None) -> None:
+    """The embedded nats-server is one server: JetStream would refuse R>1 streams with a cryptic answer.
+
+    Against an external cluster the server decides (``bus.streams`` turns its refusal into a ConfigError).
+    """
+    replicas = settings.delivery.streams.replicas
+    if settings.nats.url is None and replicas > 1:
+        keys = ("delivery", "streams", "replicas")
+        origin = _origin_for(keys, origins) or (f"{path} (default)" if path else "defaults")
+        raise ConfigError(
+            f"invalid configuration:\n  {origin}: delivery.streams.replicas: {replicas} replicas need a NATS "
+            "cluster of at least that many servers, but the embedded nats-server is one server (use 1, or "
+            "set nats.url to the cluster)"
+        )
 
 
 def _load_yaml(path: Path, origins: _Origins) -> dict[str, Any]:

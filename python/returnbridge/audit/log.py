@@ -26,6 +26,7 @@ from nats.js.api import (
 from returnbridge.audit.entry import ENTRY_VERSION, GENESIS_HASH, AuditEntry, canonical_json, digest
 from returnbridge.audit.redact import redact_mapping, redact_text
 from returnbridge.bus import subjects
+from returnbridge.bus.streams import refused_replicas
 from returnbridge.domain.context import maybe_principal, request_id
 from returnbridge.errors import ConfigError, ConflictError, FieldViolation, ValidationError
 
@@ -112,6 +113,8 @@ class AuditLog:
         self._tail: tuple[int, str] | None = None
         self._queue: list[_Append] = []
         self._writer: asyncio.Task[None] | None = None
+        # Entries published per round trip; 1 on a replicated stream (see _ensure_stream).
+        self._pipeline = _MAX_PIPELINE
 
     @classmethod
     async def open(
@@ -121,40 +124,58 @@ class AuditLog:
         stream: str = DEFAULT_STREAM,
         subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
         clock: Callable[[], datetime] = _utc_now,
+        replicas: int = 1,
     ) -> AuditLog:
         """Create the stream if needed (deny_delete, deny_purge, file storage) and return a log bound to it.
+
+        ``replicas`` (``delivery.streams.replicas``) is applied to a new stream and raised on an existing one,
+        so on a cluster the audit log survives losing a server like the pipeline's streams do.
 
         Raises:
             ConfigError: the stream exists but allows deletes or purges, or does not carry our subjects.
         """
         log = cls(js, stream=stream, subject_prefix=subject_prefix, clock=clock)
-        await log._ensure_stream()
+        await log._ensure_stream(replicas)
         return log
 
-    async def _ensure_stream(self) -> None:
+    async def _ensure_stream(self, replicas: int) -> None:
+        # On a replicated stream the server checks Nats-Expected-Last-Msg-Id only when it applies an entry,
+        # not when its leader takes it: a pipelined entry whose predecessor lost a race then fails on every
+        # replica as a "critical write error" and the stream stops answering (10008), which took the whole
+        # audit log down under two gateways and two workers on a 3-node cluster (tests/chaos). One entry per
+        # round trip needs only Nats-Expected-Last-Sequence, which the leader serialises correctly.
+        self._pipeline = 1 if replicas > 1 else _MAX_PIPELINE
         wanted = f"{self.subject_prefix}.>"
         try:
             info = await self._js.stream_info(self.stream)
         except js_errors.NotFoundError:
-            await self._js.add_stream(
-                StreamConfig(
-                    name=self.stream,
-                    description="returnbridge audit log (append-only, hash-chained)",
-                    subjects=[wanted],
-                    retention=RetentionPolicy.LIMITS,
-                    discard=DiscardPolicy.NEW,
-                    storage=StorageType.FILE,
-                    deny_delete=True,
-                    deny_purge=True,
-                    allow_rollup_hdrs=False,
+            with refused_replicas(replicas, self.stream):
+                await self._js.add_stream(
+                    StreamConfig(
+                        name=self.stream,
+                        description="returnbridge audit log (append-only, hash-chained)",
+                        subjects=[wanted],
+                        retention=RetentionPolicy.LIMITS,
+                        discard=DiscardPolicy.NEW,
+                        storage=StorageType.FILE,
+                        deny_delete=True,
+                        deny_purge=True,
+                        allow_rollup_hdrs=False,
+                        num_replicas=replicas,
+                    )
                 )
-            )
             return
         config = info.config
+        if (config.num_replicas or 1) > 1:
+            self._pipeline = 1
         if not (config.deny_delete and config.deny_purge):
             raise ConfigError(f"stream {self.stream!r} must be configured with deny_delete and deny_purge")
         if wanted not in (config.subjects or []):
             raise ConfigError(f"stream {self.stream!r} does not carry subject {wanted!r}")
+        if (config.num_replicas or 1) < replicas:
+            config.num_replicas = replicas
+            with refused_replicas(replicas, self.stream):
+                await self._js.update_stream(config)
 
     def subject_for(self, tenant_id: str) -> str:
         tenant = tenant_id or SYSTEM_TENANT_TOKEN
@@ -231,8 +252,8 @@ class AuditLog:
         """Append everything queued, a pipelined batch at a time, until the queue is empty."""
         while self._queue:
             # Callers cancelled before their entry was sealed are dropped, as a cancelled publish would be.
-            batch = [p for p in self._queue[:_MAX_PIPELINE] if not p.future.done()]
-            del self._queue[:_MAX_PIPELINE]
+            batch = [p for p in self._queue[: self._pipeline] if not p.future.done()]
+            del self._queue[: self._pipeline]
             try:
                 await self._append_batch(batch)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller, never swallowed

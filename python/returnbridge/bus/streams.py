@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from returnbridge.bus import subjects
+from returnbridge.errors import ConfigError
 
 _DAY = 24 * 3600.0
 
@@ -122,13 +126,36 @@ async def ensure_streams(js: JetStreamContext, config: StreamsConfig | None = No
         try:
             await js.stream_info(stream.name or "")
         except NotFoundError:
-            await js.add_stream(stream)
+            with refused_replicas(config.replicas, stream.name or ""):
+                await js.add_stream(stream)
         else:
-            await js.update_stream(stream)
+            with refused_replicas(config.replicas, stream.name or ""):
+                await js.update_stream(stream)
     buckets: dict[str, KeyValue] = {}
     for bucket in bucket_configs(config):
         try:
             buckets[bucket.bucket] = await js.key_value(bucket.bucket)
         except BucketNotFoundError:
-            buckets[bucket.bucket] = await js.create_key_value(bucket)
+            with refused_replicas(config.replicas, bucket.bucket):
+                buckets[bucket.bucket] = await js.create_key_value(bucket)
     return buckets
+
+
+# JetStream's answers when a replica count cannot be placed: not clustered (10074), not enough servers
+# (10023 insufficient resources, 10005 no suitable peers).
+_REPLICA_ERRORS = frozenset({10074, 10023, 10005})
+
+
+@contextlib.contextmanager
+def refused_replicas(replicas: int, name: str) -> Iterator[None]:
+    """Turn the server's refusal of ``replicas`` into a ConfigError naming the setting, not an opaque APIError."""
+    try:
+        yield
+    except APIError as exc:
+        if replicas > 1 and exc.err_code in _REPLICA_ERRORS:
+            raise ConfigError(
+                f"delivery.streams.replicas: {replicas} replicas of {name} cannot be placed on this NATS "
+                f"deployment ({exc.description}, code {exc.err_code}); use 1 on a single server, or at most the "
+                "number of JetStream servers in the cluster"
+            ) from None
+        raise

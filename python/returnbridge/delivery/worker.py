@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
@@ -189,6 +190,13 @@ class DeliveryWorker:
                     msgs = await sub.fetch(batch_size, timeout=self.settings.fetch_timeout_seconds)
                 except (NatsTimeoutError, TimeoutError):
                     msgs = []
+                except NatsError as exc:
+                    # A stream leader election or a reconnect (no responders, 503, connection closed) must not
+                    # end this loop: it did once, and the target silently stopped pulling for good while its
+                    # process stayed SERVING (the leader-loss scenario in tests/chaos). Pause, then fetch again.
+                    log.warning("fetch for %s failed, retrying: %r", self.target, exc)
+                    msgs = []
+                    await asyncio.sleep(self.settings.fetch_timeout_seconds)
                 for _ in range(batch_size - len(msgs)):
                     room.release()
                 if msgs:

@@ -251,6 +251,14 @@ class ErrorsInterceptor(_WrappingInterceptor):
         principal_token = set_principal(None)
         context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
         code = "OK"
+        counted = False
+
+        def count(name: str) -> None:
+            # Counted before our abort sends the status, so a client that saw the error can see the metric.
+            nonlocal code, counted
+            code, counted = name, True
+            count_api_call(method, name)
+
         try:
             yield
             # A servicer may also end a call with context.set_code() and a normal return.
@@ -263,11 +271,11 @@ class ErrorsInterceptor(_WrappingInterceptor):
             code = "CANCELLED"
             raise
         except ReturnBridgeError as exc:
-            code = exc.grpc_status.name
+            count(exc.grpc_status.name)
             await _abort_with(context, exc, rid, method)
         except NotImplementedError:
             # Generated base servicers raise this for RPCs nobody implemented yet.
-            code = "UNIMPLEMENTED"
+            count("UNIMPLEMENTED")
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
                 f"{method} is not implemented",
@@ -276,9 +284,9 @@ class ErrorsInterceptor(_WrappingInterceptor):
         except Exception as exc:
             # The bus unreachable mid-call (a PubAck that never came) is UNAVAILABLE: safe to retry.
             if (mapped := as_status_error(exc)) is not None:
-                code = mapped.grpc_status.name
+                count(mapped.grpc_status.name)
                 await _abort_with(context, mapped, rid, method)
-            code = "INTERNAL"
+            count("INTERNAL")
             log.exception("request %s %s failed unexpectedly", rid, method)
             await context.abort(
                 grpc.StatusCode.INTERNAL,
@@ -287,7 +295,8 @@ class ErrorsInterceptor(_WrappingInterceptor):
             )
         finally:
             outcome[0] = code
-            count_api_call(method, code)
+            if not counted:
+                count_api_call(method, code)
             _reset(principal_token)
             _reset(rid_token)
 

@@ -1,0 +1,95 @@
+"""The checker's verdicts on hand-made cases: each category it must catch, and a clean return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from load.checker import CheckReport, classify, record_state
+from load.driver import Submission
+
+PREFIX = "tst000"
+
+
+def _sub(index: int, outcome: str = "ACCEPTED", errors: list[str] | None = None) -> Submission:
+    return Submission(index, f"{PREFIX}-{index}", "sap", outcome=outcome, errors=errors or [])
+
+
+def _record(index: int, state: str) -> dict[str, Any]:
+    return {
+        "return_id": f"{PREFIX}-{index}",
+        "versions": {"1": {"state": "ACCEPTED", "steps": ["customer_return"]}},
+        "documents": {"1:customer_return": {"version": 1, "step": "customer_return", "state": state}},
+    }
+
+
+def _ref(index: int) -> str:
+    return f"{PREFIX}{index:06d}-1"
+
+
+def _classify(
+    subs: list[Submission], records: dict[int, dict[str, Any]], docs: dict[int, int]
+) -> CheckReport:
+    report = CheckReport(returns=len(subs))
+    by_ref = {_ref(i): [f"doc-{i}-{n}" for n in range(count)] for i, count in docs.items()}
+    classify(report, subs, {f"{PREFIX}-{i}": r for i, r in records.items()}, by_ref, PREFIX)
+    return report
+
+
+def test_a_delivered_return_posted_once_is_clean() -> None:
+    report = _classify([_sub(1)], {1: _record(1, "DELIVERED")}, {1: 1})
+    assert (report.lost, report.duplicated, report.unknown, report.false_ok, report.state_drift) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    assert report.posted == 1 and report.client_ok == 1
+
+
+def test_accepted_but_never_posted_is_lost() -> None:
+    report = _classify([_sub(1)], {1: _record(1, "RETRYING")}, {})
+    assert report.lost == 1 and report.not_terminal == 1
+    assert "tst000-1" in report.examples["lost"][0]
+
+
+def test_two_documents_for_one_reference_are_a_duplicate() -> None:
+    report = _classify([_sub(1)], {1: _record(1, "DELIVERED")}, {1: 2})
+    assert report.duplicated == 1 and report.lost == 0
+
+
+def test_an_error_answer_for_a_posted_return_is_an_unknown_outcome() -> None:
+    report = _classify([_sub(1, "UNAVAILABLE", ["UNAVAILABLE"])], {1: _record(1, "DELIVERED")}, {1: 1})
+    assert report.unknown == 1 and report.client_error == 1
+
+
+def test_ok_without_any_record_is_a_false_ok_and_lost() -> None:
+    report = _classify([_sub(1)], {}, {})
+    assert report.false_ok == 1 and report.lost == 1
+
+
+def test_dead_lettered_is_accounted_for_not_lost() -> None:
+    report = _classify([_sub(1)], {1: _record(1, "DEAD_LETTERED")}, {})
+    assert report.dead_lettered == 1 and report.lost == 0
+
+
+def test_posted_while_the_state_says_otherwise_is_drift() -> None:
+    report = _classify([_sub(1)], {1: _record(1, "DEAD_LETTERED")}, {1: 1})
+    assert report.state_drift == 1
+
+
+def test_a_retry_answered_duplicate_counts_as_resolved() -> None:
+    report = _classify([_sub(1, "DUPLICATE", ["UNAVAILABLE"])], {1: _record(1, "DELIVERED")}, {1: 1})
+    assert report.resolved_by_retry == 1 and report.unknown == 0
+
+
+def test_record_state_of_a_return_without_documents() -> None:
+    assert record_state(None) == ""
+    assert record_state({"versions": {"1": {"state": "WAITING"}}, "documents": {}}) == "WAITING"
+
+
+def test_a_record_without_the_version_is_not_an_acceptance() -> None:
+    # What admission leaves behind for a call that timed out before its publish: the client knows it failed.
+    stub = {"return_id": f"{PREFIX}-1", "versions": {}, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
