@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import sys
@@ -209,11 +210,22 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit
         publisher = Publisher(nc, js)
         status = SyncStateStore(buckets[subjects.SYNC_STATE_BUCKET], publisher)
         audit_log = None
+        intake_audit: dict[str, Any] = {}
         if audit:
             from returnbridge.audit.log import AuditLog
 
             audit_log = await AuditLog.open(js)
-        intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status, audit=audit_log)
+            if "audit" in {f.name for f in dataclasses.fields(Intake)}:
+                intake_audit["audit"] = audit_log  # a tree before the audit scribe (PYTHONPATH=<tree>)
+            else:
+                from returnbridge.delivery.submitted_audit import SubmittedAuditor
+
+                # return.submitted is written from the stored message by the scribe (a worker process when
+                # served); here it shares the server process.
+                scribe = SubmittedAuditor(js, audit_log)
+                await scribe.start()
+                stop.append(scribe)
+        intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status, **intake_audit)
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(intake, status, js), server)
         dlq = DeadLetterStore(js, publisher, status)
         connector: Any = InstantErp()

@@ -1,13 +1,22 @@
-"""A submission spike against the served app, with and without admission control, and a probe client.
+"""A submission spike against `returnbridge serve` in several layouts side by side, with a probe client.
 
-Runs the App (embedded nats-server, full interceptor chain, simulators, delivery workers, audit) in a child
-process twice: ``grpc.admission.enabled`` false, then true. Each run measures a probe client calling
-GetReturnStatus every 50 ms, first idle, then while ``--calls`` SubmitReturn calls are in flight from a bulk
-client (20 channels, the shipped retry policy, so shed calls come back after the server's pushback). Prints one
-JSON object with both runs: probe p50/p99 idle and during the spike (and their ratio), submit p50/p99,
-outcomes.
+Each layout runs the real command (embedded nats-server with fsync on, full interceptor chain, admission,
+simulators, delivery workers, poller, audit) as a child process:
 
-    .venv/bin/python benchmarks/spike_probe.py --calls 3000
+- ``supervised``: the default: a supervisor, gateway processes on one port (one per core), a worker process, the
+  simulators in their own process;
+- ``single``: ``serve --single-process`` (everything in one process, the layout before the split);
+- ``bounded``: ``supervised`` with ``grpc.max_concurrent_streams`` (``--max-streams``): a connection's excess
+  calls wait in the client's transport instead of the gateway's event loop;
+- ``main``: ``serve`` from another source tree (``--main-tree``, e.g. a copy of main's ``python/`` with the built
+  extension), to compare with the code before this branch in the same run.
+
+For each: a probe client calls GetReturnStatus every 50 ms, first idle, then while ``--calls`` SubmitReturn calls
+are in flight from a bulk client (20 channels, the shipped retry policy, so shed calls come back after the
+server's pushback). The peak RSS of each process is sampled meanwhile. Prints one JSON object: probe p50/p99
+idle and during the spike (and their ratio), submit p50/p99, outcomes, accepted/s, peak RSS per process role.
+
+    .venv/bin/python benchmarks/spike_probe.py --calls 3000 --layouts single,supervised
 """
 
 from __future__ import annotations
@@ -15,13 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
+import queue
+import re
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import grpc
@@ -32,29 +44,93 @@ from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
 from returnbridge.retry_policy import channel_options
 
 
-def _serve(conn: Connection, data_dir: str, admission: bool) -> None:
-    from returnbridge.app import App
-    from returnbridge.config import load_settings
+class _Served:
+    """``returnbridge serve`` in a layout; the banner gives the address, the token file and the processes."""
 
-    async def main() -> None:
-        settings = load_settings(
-            None,
-            env={},
-            overrides={
-                "data_dir": data_dir,
-                "grpc": {"port": 0, "admission": {"enabled": admission}},
-                "metrics": {"enabled": False},
-                "process": {"sync": False},
-            },
+    def __init__(self, layout: str, data_dir: str, main_tree: str | None, max_streams: int = 32) -> None:
+        args = [sys.executable, "-m", "returnbridge.cli", "serve", "--grpc-port", "0", "--data-dir", data_dir]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNBRIDGE_")}
+        env.update(RETURNBRIDGE_METRICS__PORT="0", RETURNBRIDGE_CONSOLE__PORT="0")
+        if layout == "single":
+            args.append("--single-process")
+        elif layout == "bounded":
+            env["RETURNBRIDGE_GRPC__MAX_CONCURRENT_STREAMS"] = str(max_streams)
+        elif layout == "main":
+            if not main_tree:
+                raise SystemExit("layout main needs --main-tree")
+            env["PYTHONPATH"] = main_tree
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
-        app = App(settings)
-        await app.start()
-        token = await asyncio.to_thread(Path(app.endpoints.dev_token_file).read_text)
-        conn.send((app.endpoints.grpc, token.strip()))
-        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
-        await app.stop()
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        banner = self._banner()
+        self.target = re.search(r"gRPC\s+(\S+:\d+)", banner).group(1)  # type: ignore[union-attr]
+        token_file = re.search(r"--token-file (\S+)", banner).group(1)  # type: ignore[union-attr]
+        self.token = Path(token_file).read_text().strip()
+        children = re.findall(r"process\s+(\S+)\s+pid (\d+)", banner)
+        self.pids = {name: int(pid) for name, pid in children} or {"single": self.proc.pid}
 
-    asyncio.run(main())
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def _banner(self) -> str:
+        seen: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            seen.append(line)
+            if line.startswith("Ctrl-C stops everything"):
+                return "".join(seen)
+        self.proc.kill()
+        raise SystemExit("serve did not start:\n" + "".join(seen[-40:]))
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class _RssSampler:
+    """Peak resident memory per process while the spike runs (every 0.5 s, in a thread)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start_mb = {name: round(_rss_mb(pid)) for name, pid in pids.items()}
+        self.peak_mb = dict(self.start_mb)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for name, pid in self.pids.items():
+                self.peak_mb[name] = max(self.peak_mb[name], round(_rss_mb(pid)))
+
+    def stop(self) -> dict[str, dict[str, int]]:
+        self._stop.set()
+        self._thread.join()
+        return {name: {"start": self.start_mb[name], "peak": self.peak_mb[name]} for name in self.pids}
 
 
 async def _probe(target: str, metadata: tuple[tuple[str, str], ...], stop: asyncio.Event) -> list[float]:
@@ -121,25 +197,24 @@ async def _run(target: str, token: str, calls: int, idle_seconds: float) -> dict
         "probe_samples": [len(idle), len(spike)],
         "submit_outcomes": dict(outcomes),
         "submit_per_second": round(calls / seconds, 1),
+        "accepted_per_second": round(outcomes["ACCEPTED"] / seconds, 1),
+        "spike_seconds": round(seconds, 1),
         "submit_p50_ms": round(_pct(latencies, 0.5), 1),
         "submit_p99_ms": round(_pct(latencies, 0.99), 1),
     }
 
 
-def _one_config(calls: int, admission: bool, idle_seconds: float) -> dict[str, object]:
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
+def _one_layout(
+    layout: str, calls: int, idle_seconds: float, main_tree: str | None, max_streams: int
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as data_dir:
-        proc = ctx.Process(target=_serve, args=(child, data_dir, admission))
-        proc.start()
+        served = _Served(layout, data_dir, main_tree, max_streams)
         try:
-            target, token = parent.recv()
-            result = asyncio.run(_run(target, token, calls, idle_seconds))
+            sampler = _RssSampler(served.pids)
+            result = asyncio.run(_run(served.target, served.token, calls, idle_seconds))
+            result["rss_mb"] = sampler.stop()
         finally:
-            parent.send("stop")
-            proc.join(timeout=60)
-            if proc.is_alive():
-                proc.kill()
+            served.stop()
     return result
 
 
@@ -149,14 +224,23 @@ def main() -> int:
     )
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--layouts", default="single,supervised", help="comma-separated: main, single, supervised"
+    )
+    parser.add_argument("--main-tree", help="PYTHONPATH of the code layout 'main' runs")
+    parser.add_argument(
+        "--max-streams", type=int, default=32, help="grpc.max_concurrent_streams of 'bounded'"
+    )
     args = parser.parse_args()
-    results = {
+    results: dict[str, object] = {
         "calls": args.calls,
+        "cpus": len(os.sched_getaffinity(0)),
         "load_before": os.getloadavg(),
-        "admission_off": _one_config(args.calls, False, args.idle_seconds),
-        "admission_on": _one_config(args.calls, True, args.idle_seconds),
-        "load_after": os.getloadavg(),
     }
+    for layout in args.layouts.split(","):
+        results[layout] = _one_layout(layout, args.calls, args.idle_seconds, args.main_tree, args.max_streams)
+        results[f"load_after_{layout}"] = os.getloadavg()
+        print(json.dumps({layout: results[layout]}), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -1,17 +1,21 @@
-"""`returnbridge serve` as a real process: embedded nats-server, SIGINT stops everything, no orphans."""
+"""`returnbridge serve` as real processes: supervisor, embedded nats-server, gateway/worker children, restarts,
+SIGINT stops everything, no orphans."""
 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 CLI = [sys.executable, "-m", "returnbridge.cli"]
@@ -43,46 +47,109 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def test_serve_embedded_then_sigint_leaves_nothing_behind(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--grpc-port", "0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_env(data_dir),
-    )
-    try:
-        target = None
-        output = []
-        deadline = time.monotonic() + 30
-        assert proc.stdout is not None
+class Serve:
+    """A ``returnbridge serve`` child whose output is read by a thread, so waiting for a line has a deadline."""
+
+    def __init__(self, args: list[str], data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", "--grpc-port", "0", "--data-dir", str(data_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env or _env(data_dir),
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, pattern: str, timeout: float = 90.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
                 break
-            output.append(line)
-            match = re.search(r"gRPC\s+(\S+:\d+)", line)
+            self.output.append(line)
+            match = re.search(pattern, line)
             if match:
-                target = match.group(1)
-                break
-        assert target, "".join(output)
+                return match
+        raise AssertionError(f"no line matching {pattern!r} in:\n" + "".join(self.output))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _health(target: str) -> int:
+    with grpc.insecure_channel(target) as channel:
+        return int(
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("layout", [[], ["--single-process"]], ids=["supervised", "single-process"])
+def test_serve_embedded_then_sigint_leaves_nothing_behind(tmp_path: Path, layout: list[str]) -> None:
+    data_dir = tmp_path / "data"
+    serve = Serve([*layout, "--gateway-processes", "2"], data_dir)
+    try:
+        target = serve.wait_for(r"gRPC\s+(\S+:\d+)").group(1)
+        serve.wait_for(r"^Ctrl-C stops everything")
+        children = [
+            int(pid) for name, pid in re.findall(r"process\s+(\S+)\s+pid (\d+)", "".join(serve.output))
+        ]
+        if layout:
+            assert children == []
+        else:
+            names = re.findall(r"process\s+(\S+)\s+pid", "".join(serve.output))
+            assert names == ["worker-0", "gateway-0", "gateway-1"]  # simulators are off in _env
+            assert all(_alive(pid) for pid in children)
         assert _nats_processes_for(data_dir), "embedded nats-server not running"
-        with grpc.insecure_channel(target) as channel:
-            status = (
-                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
-            )
-        assert status == health_pb2.HealthCheckResponse.SERVING
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
 
         started = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
-        assert time.monotonic() - started < 10
+        serve.proc.send_signal(signal.SIGINT)
+        assert serve.proc.wait(timeout=30) == 0, "".join(serve.output)
+        assert time.monotonic() - started < 15
         assert _nats_processes_for(data_dir) == []
+        assert [pid for pid in children if _alive(pid)] == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        serve.close()
+
+
+def test_a_crashed_gateway_is_restarted_while_the_other_keeps_serving(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve = Serve(["--gateway-processes", "2"], data_dir)
+    try:
+        target = serve.wait_for(r"gRPC\s+(\S+:\d+)").group(1)
+        victim = int(serve.wait_for(r"process\s+gateway-1\s+pid (\d+)").group(1))
+        serve.wait_for(r"^Ctrl-C stops everything")
+        os.kill(victim, signal.SIGKILL)
+        serve.wait_for(rf"gateway-1 \(pid {victim}\) exited with code -9 .*restarting in")
+        # gateway-0 holds the port on its own meanwhile (SO_REUSEPORT: the kernel stops routing to the dead one).
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+        restarted = int(serve.wait_for(r"gateway-1 restarted \(pid (\d+), restart 1\)").group(1))
+        assert restarted != victim
+        serve.wait_for(rf"gateway-1 \(pid {restarted}\) is ready again")
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=30) == 0
+        assert not _alive(restarted)
+    finally:
+        serve.close()
 
 
 def test_failed_startup_leaves_no_nats_server(tmp_path: Path) -> None:

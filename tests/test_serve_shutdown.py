@@ -49,7 +49,8 @@ def test_sigterm_while_nats_vanishes_exits_within_the_grace(tmp_path: Path, nats
     try:
         assert proc.stdout is not None
         output = []
-        deadline = time.monotonic() + 60
+        # Start-up is not what is measured: on a shared 2-core machine four processes take a while.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:

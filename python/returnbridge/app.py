@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
+from returnbridge.bus.consumer import ensure_submitted_audit_consumer
 from returnbridge.bus.durability import probe_sync_setting
 from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
 from returnbridge.bus.id_key import load_tenant_ids
@@ -32,6 +33,7 @@ from returnbridge.connectors.base import Connector
 from returnbridge.connectors.registry import build_connector, parse_connector_config
 from returnbridge.delivery import DeadLetterStore, DeliveryWorker
 from returnbridge.delivery.advisory import MaxDeliveriesListener
+from returnbridge.delivery.submitted_audit import SubmittedAuditor
 from returnbridge.domain.validation import ReferenceData, full_validator
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.admission import Admission
@@ -149,14 +151,23 @@ class App:
             self.endpoints.metrics = f"http://{settings.metrics.host}:{port}/metrics"
 
         await self._start_connectors()
+        process = settings.process
+        if process.audit_scribe and (process.gateway or process.workers):
+            # return.submitted entries, written from the stored submissions (off the submit path).
+            scribe = SubmittedAuditor(js, audit)
+            await scribe.start()
+            self._cleanups.append(("audit-scribe", scribe.stop))
         await self._start_workers(js, status, dead_letters, alerter, audit)
         if settings.process.sync:
             await self._start_poller(buckets, publisher, js, alerter)
-        monitor = QueueMonitor(js, settings.monitor, alerter=alerter)
-        monitor.start()
-        self._cleanups.append(("queue-monitor", monitor.stop))
+        if settings.process.monitor:
+            monitor = QueueMonitor(js, settings.monitor, alerter=alerter)
+            monitor.start()
+            self._cleanups.append(("queue-monitor", monitor.stop))
 
         if settings.process.gateway:
+            # Before anything is accepted: the audit scribe's consumer must see every submission.
+            await ensure_submitted_audit_consumer(js)
             reference = self._reference_data()
             intake = Intake(
                 router,
@@ -164,7 +175,6 @@ class App:
                 buckets["rb_idempotency"],
                 status,
                 validator=full_validator(reference, settings.returns),
-                audit=audit,
                 admissions=Admissions(status, settings.returns, reference.currencies, serials=serials),
                 constraints=self.mappings.constraints,
                 mappers=self.mappings,
@@ -309,11 +319,18 @@ class App:
         if self.grpc is not None and self._ready:
             await self.grpc.set_serving(True)
 
+    def _embedded_defaults(self) -> bool:
+        """Connectors point at the bundled simulators (started here, or by the ``serve`` supervisor)."""
+        settings = self.settings
+        return settings.process.bundled_simulators or (
+            settings.simulators.enabled and not settings.connectors
+        )
+
     def _reference_data(self) -> ReferenceData:
         """The configured reference data; on embedded defaults (simulators, nothing configured) the demo's."""
         settings = self.settings
         configured = settings.reference_data.model_dump(exclude_defaults=True)
-        if not configured and settings.simulators.enabled and not settings.connectors:
+        if not configured and self._embedded_defaults():
             return ReferenceData.from_yaml(DEMO_REFERENCE_DATA)
         return ReferenceData.from_config(settings.reference_data)
 
@@ -375,7 +392,7 @@ class App:
     ) -> None:
         poll: PollerSettings = self.settings.sync
         target_configs = list(poll.targets)
-        if not target_configs and self.simulators is not None and not self.settings.connectors:
+        if not target_configs and self._embedded_defaults():
             # Embedded defaults: every simulator target feeds the demo tenant.
             target_configs = [PollTargetConfig(target=t, tenant=DEMO_TENANT) for t in EMBEDDED_TARGETS]
         targets = []
@@ -486,16 +503,9 @@ class App:
 
         The service never runs open: the generated key is written (mode 0600) to ``<data_dir>/dev-token``.
         """
-        security = self.settings.security
-        if security.api_keys or security.jwt is not None or security.tls is not None:
-            return security
-        raw, digest = generate_api_key()
-        token_file = self.settings.data_dir / "dev-token"
-        write_private_file(token_file, raw + "\n")
-        self.endpoints.dev_token_file = str(token_file)
-        log.warning("no credentials configured: generated a development API key in %s", token_file)
-        dev = ApiKeyConfig(name="dev", tenant_id=DEMO_TENANT, roles=DEV_ROLES, sha256=digest)
-        return security.model_copy(update={"api_keys": [dev]})
+        security, token_file = dev_security(self.settings)
+        self.endpoints.dev_token_file = token_file
+        return security
 
     async def _audit_config_loaded(self, audit: AuditLog) -> None:
         digest = hashlib.sha256(self.settings.model_dump_json().encode()).digest()
@@ -572,6 +582,23 @@ class App:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+
+def dev_security(settings: Settings) -> tuple[SecurityConfig, str]:
+    """Configured security; with no credentials configured at all, a development key for tenant ``demo``.
+
+    Returns the security and the path of the generated token file ("" when credentials were configured). The
+    ``serve`` supervisor calls this once and hands the result to every gateway, so all of them take one key.
+    """
+    security = settings.security
+    if security.api_keys or security.jwt is not None or security.tls is not None:
+        return security, ""
+    raw, digest = generate_api_key()
+    token_file = settings.data_dir / "dev-token"
+    write_private_file(token_file, raw + "\n")
+    log.warning("no credentials configured: generated a development API key in %s", token_file)
+    dev = ApiKeyConfig(name="dev", tenant_id=DEMO_TENANT, roles=DEV_ROLES, sha256=digest)
+    return security.model_copy(update={"api_keys": [dev]}), str(token_file)
 
 
 _STOP_MARGIN_SECONDS = 5.0

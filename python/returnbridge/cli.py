@@ -42,6 +42,11 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["data_dir"] = args.data_dir
     if getattr(args, "no_simulators", False):
         overrides.setdefault("simulators", {})["enabled"] = False
+    if getattr(args, "single_process", False):
+        overrides.setdefault("process", {})["single_process"] = True
+    for flag in ("gateway_processes", "worker_processes"):
+        if getattr(args, flag, None) is not None:
+            overrides.setdefault("process", {})[flag] = getattr(args, flag)
     return overrides
 
 
@@ -84,7 +89,16 @@ def _run_app(args: argparse.Namespace, process: dict[str, Any] | None = None) ->
 
 
 def _serve(args: argparse.Namespace) -> int:
-    return _run_app(args)
+    settings = app_settings(args)
+    if settings.process.single_process:
+        return _run_app(args)
+    from returnbridge.audit.redact import install_log_redaction
+    from returnbridge.logs import configure_logging
+    from returnbridge.supervisor import Supervisor
+
+    configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
+    install_log_redaction()
+    return Supervisor(settings).run(on_ready=_print_banner)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -218,6 +232,9 @@ def _print_banner(app: Any) -> None:
         lines.append(f"  try: .venv/bin/python examples/submit_return.py --target {ep.grpc}{token}")
     if ep.dev_token_file:
         lines.append(f"  dev API key (tenant demo, all roles) in {ep.dev_token_file}")
+    for child in getattr(app, "children", []):
+        pid = child.process.pid if child.process is not None else "-"
+        lines.append(f"  process     {child.name:<11} pid {pid}")
     lines.append("Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)
 
@@ -239,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--nats-url", help="use this NATS server/cluster instead of an embedded one")
     serve.add_argument("--data-dir", type=Path, help="override data_dir (embedded NATS store, local state)")
     serve.add_argument("--no-simulators", action="store_true", help="do not start the bundled ERP simulators")
+    serve.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run gateway, workers, poller and simulators in this one process (process.single_process)",
+    )
+    serve.add_argument(
+        "--gateway-processes",
+        type=int,
+        help="gateway processes sharing the gRPC port (process.gateway_processes; default one per core)",
+    )
+    serve.add_argument(
+        "--worker-processes", type=int, help="delivery worker processes (process.worker_processes; default 1)"
+    )
     serve.set_defaults(func=_serve)
 
     worker = sub.add_parser("worker", help="run delivery workers only (scale out: many processes per target)")

@@ -85,13 +85,30 @@ class MappingSettings(_Section):
 
 
 class ProcessSettings(_Section):
-    """Which parts one process runs; scale out by running many processes with different parts on."""
+    """Which parts one process runs, and how ``serve`` splits them over processes (``supervisor.py``)."""
 
     gateway: bool = True
     # Delivery workers for these targets ("*" = every configured connector).
     workers: list[str] = Field(default_factory=lambda: ["*"])
     # ERP -> RMS polling (inventory and document status).
     sync: bool = True
+    # Queue depth and dead-letter gauges and their alerts (one process of a deployment is enough).
+    monitor: bool = True
+    # Write the return.submitted audit entries from the stored submissions (delivery/submitted_audit.py), in a
+    # process that runs the gateway or workers; any number of processes share the work. ``serve`` keeps it off
+    # its gateway processes.
+    audit_scribe: bool = True
+    # ``serve`` only: run everything in this one process (the layout before the process split).
+    single_process: bool = False
+    # ``serve`` only: gateway processes sharing the gRPC port (SO_REUSEPORT); 0 = one per usable core.
+    gateway_processes: int = Field(default=0, ge=0, le=64)
+    # ``serve`` only: delivery worker processes (the first also polls the ERPs).
+    worker_processes: int = Field(default=1, ge=1, le=64)
+    # Set by the ``serve`` supervisor in its children: the connectors point at the bundled simulators, so the
+    # embedded defaults (demo reference data, polling for tenant demo) apply as in one process.
+    bundled_simulators: bool = False
+    # Seconds between restarts of a crashed child (doubling from the first value up to the second).
+    restart_backoff_seconds: tuple[float, float] = (0.5, 30.0)
 
 
 class Settings(_Section):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-__all__ = ["SERVICE_CONFIG", "channel_options"]
+__all__ = ["OWN_CONNECTION", "SERVICE_CONFIG", "channel_options"]
 
 _RETRY: Final = {
     "maxAttempts": 5,
@@ -37,6 +37,12 @@ SERVICE_CONFIG: Final[dict[str, Any]] = {
 }
 
 
+#: Each channel its own connection. grpc otherwise shares one connection between all channels of a process with
+#: equal target and options, so a client opening N channels still lands on one gateway process (``serve`` runs one
+#: per core on a shared port and the kernel spreads connections, not calls) and on one HTTP/2 stream budget.
+OWN_CONNECTION: Final = ("grpc.use_local_subchannel_pool", 1)
+
+
 def channel_options() -> list[tuple[str, Any]]:
     """Options for ``grpc.aio.insecure_channel(target, options=...)`` / ``secure_channel``."""
-    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG))]
+    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(SERVICE_CONFIG)), OWN_CONNECTION]

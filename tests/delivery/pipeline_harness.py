@@ -12,8 +12,10 @@ from typing import Any
 
 import grpc
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2, returns_pb2_grpc
+from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.bus.publisher import Publisher
@@ -21,6 +23,7 @@ from returnbridge.bus.streams import StreamsConfig, ensure_streams
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
 from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.delivery.submitted_audit import SubmittedAuditor
 from returnbridge.delivery.worker import DeliverySettings, DeliveryWorker
 from returnbridge.errors import AmbiguousErpError, NotFoundError, PermanentErpError, TranslationError
 from returnbridge.gateway.auth import hash_api_key
@@ -210,6 +213,7 @@ class Pipeline:
     mappers: EchoMappers = field(default_factory=EchoMappers)
     alerter: RecordingAlerter = field(default_factory=RecordingAlerter)
     workers: list[DeliveryWorker] = field(default_factory=list)
+    scribes: list[SubmittedAuditor] = field(default_factory=list)
     server: grpc.aio.Server | None = None
     channel: grpc.aio.Channel | None = None
     address: str = ""
@@ -244,6 +248,15 @@ class Pipeline:
         self.workers.append(worker)
         return erp
 
+    async def start_audit_scribe(
+        self, audit: AuditLog, js: JetStreamContext | None = None
+    ) -> SubmittedAuditor:
+        """The scribe that writes ``return.submitted`` from the stored submissions, as worker processes run it."""
+        scribe = SubmittedAuditor(js or self.nc.jetstream(), audit)
+        await scribe.start()
+        self.scribes.append(scribe)
+        return scribe
+
     async def start_grpc(self, *servicers: Any) -> grpc.aio.Channel:
         server = grpc.aio.server(interceptors=build_interceptors(harness_security()))
         for servicer in servicers:
@@ -266,6 +279,8 @@ class Pipeline:
     async def close(self) -> None:
         for worker in self.workers:
             await worker.stop()
+        for scribe in self.scribes:
+            await scribe.stop()
         if self.channel is not None:
             await self.channel.close()
         if self.server is not None:

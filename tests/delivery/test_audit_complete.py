@@ -13,6 +13,7 @@ from returnbridge.api.v1 import returns_pb2
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.verify import verify_stream
 from returnbridge.bus import subjects
+from returnbridge.bus.consumer import ensure_submitted_audit_consumer
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ConflictError
@@ -57,10 +58,10 @@ async def test_a_failed_audit_append_is_retried_before_delivered_is_stored(pipel
         pipeline.publisher,
         pipeline.buckets[subjects.IDEMPOTENCY_BUCKET],
         pipeline.status,
-        audit=audit,
     )
     erp = FakeErp()
     await _worker(pipeline, audit, erp)
+    await pipeline.start_audit_scribe(audit)
     await intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("A1")))
 
     async def delivered() -> None:
@@ -71,7 +72,10 @@ async def test_a_failed_audit_append_is_retried_before_delivered_is_stored(pipel
     assert audit.failures == 0 and sum(erp.creates.values()) == 1
     ids = [d.document_id for d in erp.documents.values()]
     report = await check_audit_completeness(
-        audit, pipeline.buckets[subjects.SYNC_STATE_BUCKET], erp_document_ids=ids
+        audit,
+        pipeline.buckets[subjects.SYNC_STATE_BUCKET],
+        erp_document_ids=ids,
+        scribe=pipeline.nc.jetstream(),
     )
     assert report.ok, report.gaps
     assert (report.versions, report.documents, report.erp_documents) == (1, 1, 1)
@@ -89,8 +93,8 @@ async def test_completeness_reports_a_document_without_its_entry(pipeline: Pipel
         pipeline.publisher,
         pipeline.buckets[subjects.IDEMPOTENCY_BUCKET],
         pipeline.status,
-        audit=audit,
     )
+    await pipeline.start_audit_scribe(audit)
     await intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("G1")))
 
     async def delivered() -> None:
@@ -99,7 +103,10 @@ async def test_completeness_reports_a_document_without_its_entry(pipeline: Pipel
 
     await assert_eventually(delivered, timeout=30)
     report = await check_audit_completeness(
-        audit, pipeline.buckets[subjects.SYNC_STATE_BUCKET], erp_document_ids=["no-such-id"]
+        audit,
+        pipeline.buckets[subjects.SYNC_STATE_BUCKET],
+        erp_document_ids=["no-such-id"],
+        scribe=pipeline.nc.jetstream(),
     )
     assert len(report.gaps) == 2, report.gaps
     assert "delivered without an erp.document_* entry" in report.gaps[0]
@@ -118,10 +125,11 @@ async def test_burst_with_two_racing_writers_leaves_no_gap(pipeline: Pipeline, n
             pipeline.publisher,
             pipeline.buckets[subjects.IDEMPOTENCY_BUCKET],
             pipeline.status,
-            audit=gateway_audit,
         )
         erp = FakeErp()
         await _worker(pipeline, worker_audit, erp)
+        # The scribe (here on the gateway's connection) races the worker for the chain's tail.
+        await pipeline.start_audit_scribe(gateway_audit)
         count = 300
         await asyncio.gather(
             *(
@@ -155,3 +163,27 @@ async def test_burst_with_two_racing_writers_leaves_no_gap(pipeline: Pipeline, n
         assert chain.ok, chain.problems[:5]
     finally:
         await worker_nc.drain()
+
+
+async def test_an_accepted_event_gets_its_entry_from_the_stream_even_if_no_writer_was_up(
+    pipeline: Pipeline,
+) -> None:
+    """The stored message is the authority: accepted while no scribe runs (as if the gateway died right after the
+    PubAck), the check reports the gap and what the scribe still owes; once a scribe runs, the entry is there."""
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    audit = await AuditLog.open(pipeline.nc.jetstream())
+    js = pipeline.nc.jetstream()
+    await ensure_submitted_audit_consumer(js)  # as every gateway does before serving
+    await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("K1")))
+    sync_state = pipeline.buckets[subjects.SYNC_STATE_BUCKET]
+    report = await check_audit_completeness(audit, sync_state, scribe=js, scribe_wait_seconds=0)
+    assert report.gaps == ["acme/K1 v1: accepted without a return.submitted entry"]
+    assert report.unaudited == 1 and "1 stored submissions still wait" in report.summary()
+
+    await pipeline.start_audit_scribe(audit)
+    report = await check_audit_completeness(audit, sync_state, scribe=js, scribe_wait_seconds=60)
+    assert report.ok, report.gaps
+    assert (report.versions, report.unaudited) == (1, 0)
+    page = await audit.query(tenant_id="acme", action="return.submitted")
+    (entry,) = page.entries
+    assert entry.object_id == "K1:1" and entry.actor == "rms" and entry.details["target"] == "netsuite"

@@ -11,6 +11,7 @@ import grpc
 import pytest_asyncio
 
 from delivery.pipeline_harness import make_order
+from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import admin_pb2, inventory_pb2, returns_pb2
 from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.dlq import DeadLetterStore
@@ -182,7 +183,13 @@ async def test_audit_and_reconciliation(served: Served, seeded: dict[str, Any]) 
         )
         return list(page.entries)
 
-    acme, beta = await entries("acme"), await entries("beta")
+    async def acme_audited() -> list[admin_pb2.AuditEntry]:
+        # return.submitted is written from the stored submission by the audit scribe, just after the answer.
+        found = await entries("acme")
+        assert any(e.action == "return.submitted" for e in found)
+        return found
+
+    acme, beta = await assert_eventually(acme_audited), await entries("beta")
     assert acme and all(e.tenant_id == "acme" for e in acme)
     assert all(e.tenant_id == "beta" for e in beta)
     verified = {

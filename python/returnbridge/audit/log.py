@@ -194,11 +194,15 @@ class AuditLog:
         before: bytes | None = None,
         after: bytes | None = None,
         details: Mapping[str, str] | None = None,
+        auth_method: str | None = None,
+        request: str | None = None,
     ) -> int:
         """Append one entry and return its stream sequence.
 
-        ``actor`` defaults to the authenticated principal of the call (or ``system``). Snapshots are stored only
-        as SHA-256 digests; details are redacted before they are hashed or stored.
+        ``actor`` defaults to the authenticated principal of the call (or ``system``), ``auth_method`` to its
+        method and ``request`` to the call's request id (a writer recording another process's call passes all
+        three). Snapshots are stored only as SHA-256 digests; details are redacted before they are hashed or
+        stored.
 
         Raises:
             ValidationError: a malformed action, object type, object id or tenant.
@@ -227,9 +231,9 @@ class AuditLog:
             fields={
                 "tenant_id": tenant_id,
                 "actor": redact_text(actor),
-                "auth_method": principal.auth_method if principal is not None else "system",
+                "auth_method": auth_method or (principal.auth_method if principal is not None else "system"),
                 # Captured here: the writer task runs outside the caller's context.
-                "request_id": request_id(),
+                "request_id": request if request is not None else request_id(),
                 "action": action,
                 "object_type": object_type,
                 "object_id": redact_text(object_id),

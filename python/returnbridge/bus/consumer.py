@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.bus import subjects
@@ -40,6 +41,45 @@ async def delivery_subscription(
         stream=subjects.DELIVER_STREAM,
         config=config,
     )
+
+
+#: Durable consumer that writes the ``return.submitted`` audit entry of every accepted submission.
+SUBMITTED_AUDIT_CONSUMER = "rb-audit-submitted"
+
+
+def submitted_audit_config(start_sequence: int = 0) -> ConsumerConfig:
+    """The audit scribe's consumer: every delivery message from ``start_sequence`` (0: from the first)."""
+    return ConsumerConfig(
+        durable_name=SUBMITTED_AUDIT_CONSUMER,
+        filter_subject=subjects.DELIVER_ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_sequence else DeliverPolicy.ALL,
+        opt_start_seq=start_sequence or None,
+        ack_wait=30.0,
+        # Audit appends fail only while NATS does; the scribe retries until they land, never gives up.
+        max_deliver=-1,
+        max_ack_pending=20_000,
+    )
+
+
+async def ensure_submitted_audit_consumer(js: JetStreamContext) -> None:
+    """Create the audit scribe's consumer before anything is accepted, so no submission precedes it.
+
+    Every process calls this at start-up. Created on a stream that already holds messages (an upgrade from
+    gateways that audited submissions themselves), it starts after them: those already have their entries.
+    """
+    try:
+        await js.consumer_info(subjects.DELIVER_STREAM, SUBMITTED_AUDIT_CONSUMER)
+        return
+    except NotFoundError:
+        pass
+    info = await js.stream_info(subjects.DELIVER_STREAM)
+    last = int(info.state.last_seq or 0)
+    try:
+        await js.add_consumer(subjects.DELIVER_STREAM, submitted_audit_config(last + 1 if last else 0))
+    except BadRequestError:
+        # Another process created it between our look and our create: theirs stands.
+        await js.consumer_info(subjects.DELIVER_STREAM, SUBMITTED_AUDIT_CONSUMER)
 
 
 def ordered_config(

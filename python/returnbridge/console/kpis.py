@@ -14,8 +14,9 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Final
 
-from prometheus_client import REGISTRY
 from prometheus_client.registry import CollectorRegistry
+
+from returnbridge.observability.metrics import scrape_registry
 
 __all__ = ["KpiHistory", "KpiSnapshot", "histogram_quantile", "read_kpis", "sparkline"]
 
@@ -77,8 +78,11 @@ class KpiSnapshot:
         return sum(self.erp_errors.get(erp, {}).values()) / calls if calls else None
 
 
-def read_kpis(registry: CollectorRegistry = REGISTRY) -> KpiSnapshot:
-    """Current KPI values from ``registry`` (all tenants: the metrics carry no tenant label)."""
+def read_kpis(registry: CollectorRegistry | None = None) -> KpiSnapshot:
+    """Current KPI values from ``registry`` (default: every process's, ``scrape_registry``; all tenants: the
+    metrics carry no tenant label)."""
+    if registry is None:
+        registry = scrape_registry()
     snap = KpiSnapshot()
     buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     for family in registry.collect():
@@ -121,7 +125,7 @@ class KpiHistory:
     SERIES: Final = ("dlq_size", "queue_depth", "delivered", "api_errors", "erp_errors")
 
     def __init__(
-        self, *, interval: float = 5.0, points: int = 120, registry: CollectorRegistry = REGISTRY
+        self, *, interval: float = 5.0, points: int = 120, registry: CollectorRegistry | None = None
     ) -> None:
         self._interval = interval
         self._registry = registry

@@ -13,3 +13,7 @@ H_ERP = "Rb-Erp"
 H_ACCEPTED_AT = "Rb-Accepted-At"
 # Dead letter id a replayed message comes from.
 H_REPLAY_OF = "Rb-Replay-Of"
+# Who submitted the event, for the audit scribe (delivery/submitted_audit.py) that writes its entry.
+H_ACTOR = "Rb-Actor"
+H_AUTH_METHOD = "Rb-Auth-Method"
+H_REQUEST_ID = "Rb-Request-Id"

@@ -45,18 +45,26 @@ class GrpcSettings(BaseModel):
     # Seconds in-flight calls get to finish on SIGTERM/SIGINT.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     reflection: bool = True
+    # Several gateway processes listen on one port and the kernel spreads connections (set by ``serve``).
+    so_reuseport: bool = False
+    # HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS); 0 = grpc's default
+    # (unbounded). Bounded, a bulk client's excess calls wait in its own transport instead of this event loop,
+    # while another connection (a probe, a small tenant) still gets its streams at once.
+    max_concurrent_streams: int = Field(default=0, ge=0)
     # Tenant-fair queue and load shedding for submissions (gateway.admission).
     admission: AdmissionSettings = AdmissionSettings()
 
 
 def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
+    bounded = [("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
     return [
+        *(bounded if settings.max_concurrent_streams else []),
         ("grpc.server.max_pending_requests", settings.max_pending_requests),
         ("grpc.server.max_pending_requests_hard_limit", settings.max_pending_requests),
         ("grpc.server_max_unrequested_time_in_server", settings.max_queued_seconds),
         ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
         ("grpc.max_send_message_length", settings.max_send_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(settings.so_reuseport)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ]

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
 from typing import Final
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
 
 __all__ = [
     "ALERTS",
@@ -25,11 +34,15 @@ __all__ = [
     "count_processing",
     "count_rejection",
     "observe_sync_latency",
+    "scrape_registry",
     "set_dlq_size",
     "set_queue_depth",
     "start_metrics_server",
     "stop_metrics_servers",
 ]
+
+#: prometheus_client's multiprocess mode: every process writes its samples to files in this directory.
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 PROCESSING_OUTCOMES: Final = frozenset(
     {"validated", "rejected", "delivered", "dead_lettered", "roundtrip_mismatch", "translation_failed"}
@@ -84,8 +97,15 @@ QUEUE_DEPTH: Final = Gauge(
     "Pending messages per JetStream stream and consumer.",
     ["stream", "consumer"],
     registry=REGISTRY,
+    # Under the ``serve`` supervisor (multiprocess mode) one process samples; its latest value is the truth.
+    multiprocess_mode="mostrecent",
 )
-DLQ_SIZE: Final = Gauge("rb_dlq_size", "Messages held in the dead-letter stream.", registry=REGISTRY)
+DLQ_SIZE: Final = Gauge(
+    "rb_dlq_size",
+    "Messages held in the dead-letter stream.",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
 
 _servers_lock = threading.Lock()
 _servers: list[object] = []
@@ -172,9 +192,19 @@ def set_dlq_size(size: int) -> None:
     DLQ_SIZE.set(size)
 
 
+def scrape_registry() -> CollectorRegistry:
+    """What ``/metrics`` and the console read: this process's registry, or, when ``PROMETHEUS_MULTIPROC_DIR`` is
+    set (the ``serve`` supervisor's children write there), the sum over every process of the deployment."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 def start_metrics_server(host: str, port: int) -> int:
     """Serve ``/metrics`` over HTTP in a daemon thread and return the bound port (``port=0`` picks one)."""
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    server, _thread = start_http_server(port, addr=host, registry=scrape_registry())
     with _servers_lock:
         _servers.append(server)
     return int(server.server_port)

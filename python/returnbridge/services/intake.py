@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import time
@@ -15,14 +14,23 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from returnbridge.api.v1 import returns_pb2
-from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import dumps, get_json
 from returnbridge.bus.publisher import Publisher
-from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_IDEMPOTENCY, H_LANE, H_RULE, H_STEPS
+from returnbridge.delivery.headers import (
+    H_ACCEPTED_AT,
+    H_ACTOR,
+    H_AUTH_METHOD,
+    H_ERP,
+    H_IDEMPOTENCY,
+    H_LANE,
+    H_REQUEST_ID,
+    H_RULE,
+    H_STEPS,
+)
 from returnbridge.delivery.translate import dry_run
 from returnbridge.domain import erp_constraints
-from returnbridge.domain.context import current_principal
+from returnbridge.domain.context import current_principal, request_id
 from returnbridge.domain.enums import enum_short
 from returnbridge.domain.erp_constraints import FieldConstraint, RoutedConstraints
 from returnbridge.domain.erps import erp_name
@@ -58,6 +66,11 @@ def idempotency_kv_key(order: returns_pb2.ReturnOrder) -> str:
     )
 
 
+def _header_text(value: str) -> str:
+    """A NATS header value: no line breaks (they would end the header block)."""
+    return value.replace("\r", " ").replace("\n", " ")
+
+
 def rejection_rules(exc: ReturnBridgeError) -> list[str]:
     """The rules a refusal is counted under in ``rb_rejected_total``."""
     if isinstance(exc, ValidationError):
@@ -81,7 +94,6 @@ class Intake:
         idempotency: the ``rb_idempotency`` bucket.
         status: sync state store (registers accepted versions).
         validator: request validation (defaults to the gateway's).
-        audit: when set, every accepted submission is recorded as ``return.submitted``.
         admissions: the lifecycle admission (default: the strict lifecycle and default money policy).
         constraints: the ERP constraints a mapping declares (``MappingRegistry.constraints``); when set, a return
             the routed ERP would refuse is refused here, and truncations are reported in the response.
@@ -95,7 +107,6 @@ class Intake:
     idempotency: KeyValue
     status: SyncStateStore
     validator: Validator | None = None
-    audit: AuditLog | None = None
     admissions: Admissions | None = None
     constraints: Callable[[str], Sequence[FieldConstraint]] | None = None
     mappers: MapperSource | None = None
@@ -177,6 +188,7 @@ class Intake:
             # Pending and never registered: an earlier attempt stopped before finishing; complete it now.
             record = existing
             decision.ParseFromString(base64.b64decode(existing["route"]))
+        principal = current_principal()
         headers = {
             H_STEPS: encode_steps(steps),
             H_IDEMPOTENCY: key,
@@ -184,15 +196,19 @@ class Intake:
             H_LANE: decision.lane,
             H_ERP: str(int(decision.erp)),
             H_ACCEPTED_AT: repr(record["accepted_at"]),
+            # The audit scribe records the submission under the caller, as if it were written here.
+            H_ACTOR: _header_text(principal.name),
+            H_AUTH_METHOD: principal.auth_method,
+            H_REQUEST_ID: _header_text(request_id()),
         }
         ack = await self.publisher.publish_delivery(
             decision.target, tenant, payload, msg_id=key, headers=headers
         )
         record = dict(record, state="accepted", stream_sequence=ack.seq)
         # The idempotency record stays "pending": the sync state's version entry (same event and accepted_at)
-        # is the proof of acceptance, which saves a KV write per submission. Both writes after the PubAck are
-        # independent, so they run together.
-        register = self.status.register(
+        # is the proof of acceptance, which saves a KV write per submission. The audit entry is written from
+        # the stored message by the audit scribe (delivery/submitted_audit.py), not here.
+        registered = await self.status.register(
             order,
             decision,
             steps,
@@ -200,20 +216,6 @@ class Intake:
             accepted_at=record["accepted_at"],
             known=None if admitted.duplicate else admitted.known,
         )
-        if self.audit is None:
-            registered = await register
-        else:
-            registered, _ = await asyncio.gather(
-                register,
-                self.audit.record(
-                    action="return.submitted",
-                    object_type="return",
-                    object_id=f"{order.return_id}:{order.version}",
-                    tenant_id=tenant,
-                    after=payload,
-                    details={"target": decision.target, "rule": decision.rule, "idempotency_key": key},
-                ),
-            )
         if not registered:
             # Another event holds this version in the sync state, so it cannot vouch for this acceptance.
             await self._mark_accepted(kv_key, record, revision)

@@ -56,35 +56,38 @@ class SimulatorSet:
 
     def connector_configs(self) -> dict[str, dict[str, Any]]:
         """The ``connectors`` section that points every embedded target at its simulator."""
-        sap_defaults = self.configs.sap
-        oracle_defaults = self.configs.oracle
-        return {
-            "netsuite": netsuite.embedded_connector_config(
-                self.running["netsuite"].url, self.configs.netsuite
-            ),
-            "sap": {
-                "kind": "sap_odata",
-                "base_url": self.running["sap"].url,
-                "sap_client": sap_defaults.sap_client,
-                "auth": "basic",
-                "username": sap_defaults.username,
-                "password": sap_defaults.password,
-            },
-            "oracle_fusion": {
-                "kind": "oracle_fusion",
-                "base_url": self.running["oracle"].url,
-                "auth": "basic",
-                "username": oracle_defaults.username,
-                "password": oracle_defaults.password,
-                # The newest version the simulated pod allows, as a client pinned to it would send.
-                "rest_framework_version": str(max(oracle_defaults.framework_versions)),
-            },
-        }
+        return connector_configs_for(self.urls, self.configs)
 
     async def stop(self) -> None:
         for sim in self.running.values():
             await sim.stop()
         self.running.clear()
+
+
+def connector_configs_for(urls: dict[str, str], configs: SimulatorConfigs) -> dict[str, dict[str, Any]]:
+    """The ``connectors`` section for simulators at ``urls`` (by name), also when they run in another process."""
+    sap_defaults = configs.sap
+    oracle_defaults = configs.oracle
+    return {
+        "netsuite": netsuite.embedded_connector_config(urls["netsuite"], configs.netsuite),
+        "sap": {
+            "kind": "sap_odata",
+            "base_url": urls["sap"],
+            "sap_client": sap_defaults.sap_client,
+            "auth": "basic",
+            "username": sap_defaults.username,
+            "password": sap_defaults.password,
+        },
+        "oracle_fusion": {
+            "kind": "oracle_fusion",
+            "base_url": urls["oracle"],
+            "auth": "basic",
+            "username": oracle_defaults.username,
+            "password": oracle_defaults.password,
+            # The newest version the simulated pod allows, as a client pinned to it would send.
+            "rest_framework_version": str(max(oracle_defaults.framework_versions)),
+        },
+    }
 
 
 async def start_simulators(

@@ -7,19 +7,24 @@ the ERP documents themselves (an ERP document id that no ``erp.document_*`` entr
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from returnbridge.audit.entry import AuditEntry
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
+from returnbridge.bus.consumer import SUBMITTED_AUDIT_CONSUMER
 from returnbridge.bus.kv import values_matching
 
-__all__ = ["CompletenessReport", "check_audit_completeness", "completeness_lines"]
+__all__ = ["CompletenessReport", "check_audit_completeness", "completeness_lines", "scribe_backlog"]
 
 _ERP_ACTIONS = frozenset({"erp.document_created", "erp.document_found"})
 
@@ -30,6 +35,8 @@ class CompletenessReport:
     documents: int = 0
     erp_documents: int = 0
     gaps: list[str] = field(default_factory=list)
+    # Accepted submissions whose entry the audit scribe had not written yet when the check gave up waiting.
+    unaudited: int = 0
 
     @property
     def ok(self) -> bool:
@@ -37,22 +44,54 @@ class CompletenessReport:
 
     def summary(self) -> str:
         status = "OK" if self.ok else f"FAILED ({len(self.gaps)} gaps)"
+        lag = (
+            f"; {self.unaudited} stored submissions still wait for their return.submitted entry (the audit "
+            "scribe runs in the worker processes: is one running?)"
+            if self.unaudited
+            else ""
+        )
         return (
             f"audit completeness {status}: {self.versions} accepted versions, {self.documents} delivered documents"
-            f", {self.erp_documents} ERP documents checked"
+            f", {self.erp_documents} ERP documents checked{lag}"
         )
 
 
 async def _sync_records(kv: KeyValue) -> list[dict[str, object]]:
     # Not a KV watcher: its end marker can come before the records under load, and the check passed on none.
-    return [json.loads(value) for value in (await values_matching(kv, ">")).values() if value]
+    records = [json.loads(value) for value in (await values_matching(kv, ">")).values() if value]
+    # The bucket also holds the poller's posted-document records (``posted.*``): only returns count.
+    return [r for r in records if isinstance(r, dict) and "versions" in r]
+
+
+async def scribe_backlog(js: JetStreamContext, *, wait_seconds: float = 0.0) -> int:
+    """Stored submissions the audit scribe has not written yet, waiting up to ``wait_seconds`` for none."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            info = await js.consumer_info(subjects.DELIVER_STREAM, SUBMITTED_AUDIT_CONSUMER)
+        except NotFoundError:
+            return 0  # no scribe consumer: nothing was accepted through it
+        backlog = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        if not backlog or time.monotonic() >= deadline:
+            return backlog
+        await asyncio.sleep(0.2)
 
 
 async def check_audit_completeness(
-    audit: AuditLog, sync_state: KeyValue, *, erp_document_ids: Iterable[str] = ()
+    audit: AuditLog,
+    sync_state: KeyValue,
+    *,
+    erp_document_ids: Iterable[str] = (),
+    scribe: JetStreamContext | None = None,
+    scribe_wait_seconds: float = 30.0,
 ) -> CompletenessReport:
     """Every accepted version needs ``return.submitted``; every DELIVERED document and every ERP document id
-    given needs an ``erp.document_created`` or ``erp.document_found`` entry naming it."""
+    given needs an ``erp.document_created`` or ``erp.document_found`` entry naming it.
+
+    With ``scribe`` (the JetStream holding the delivery stream), first waits up to ``scribe_wait_seconds`` for
+    the audit scribe to write the entries of what was already accepted; what it still owes is reported.
+    """
+    unaudited = await scribe_backlog(scribe, wait_seconds=scribe_wait_seconds) if scribe is not None else 0
     submitted: set[tuple[str, str]] = set()
     posted: set[tuple[str, str, str]] = set()
     posted_ids: set[str] = set()
@@ -68,7 +107,7 @@ async def check_audit_completeness(
         elif entry.action in _ERP_ACTIONS:
             posted.add((entry.tenant_id, entry.object_id, entry.details.get("step", "")))
             posted_ids.add(entry.details.get("erp_document_id", ""))
-    report = CompletenessReport()
+    report = CompletenessReport(unaudited=unaudited)
     for record in await _sync_records(sync_state):
         tenant, return_id = str(record["tenant_id"]), str(record["return_id"])
         for version in record["versions"]:  # type: ignore[attr-defined]
@@ -96,5 +135,5 @@ async def check_audit_completeness(
 async def completeness_lines(nc: NatsClient, audit: AuditLog) -> tuple[bool, list[str]]:
     """``audit verify --completeness``: the check against this NATS's sync state, as printable lines."""
     sync_state = await nc.jetstream().key_value(subjects.SYNC_STATE_BUCKET)
-    report = await check_audit_completeness(audit, sync_state)
+    report = await check_audit_completeness(audit, sync_state, scribe=nc.jetstream())
     return report.ok, [*report.gaps, report.summary()]

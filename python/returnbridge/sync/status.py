@@ -7,6 +7,7 @@ lose each other's transitions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -267,17 +268,25 @@ class SyncStateStore:
             return record
 
         # Most registrations are a return's first version: try a plain create before the read-modify loop.
-        stored = await modify_json(
+        write = modify_json(
             self.kv,
             subjects.sync_state_key(tenant, order.return_id),
             change,
             known=known if known is not None else ((None, 0) if version == 1 else None),
         )
+        if version == 1:
+            # Version 1 is always a return's first: index its RMA in the same round trip (create-only, so a
+            # repeated registration changes nothing).
+            stored, _ = await asyncio.gather(
+                write, self._index_rma(tenant, order.rma_number, order.return_id)
+            )
+        else:
+            stored = await write
+            if stored is not None and created and min(stored["versions"], key=int) == str(version):
+                await self._index_rma(tenant, order.rma_number, order.return_id)  # the return's first version
         if stored is not None and created:
             for step in created:
                 await self._emit(stored, version, step.step, "ACCEPTED")
-        if stored is not None and created and min(stored["versions"], key=int) == str(version):
-            await self._index_rma(tenant, order.rma_number, order.return_id)  # the return's first version
         return stored is not None and is_acceptance(stored, version, event, accepted_at)
 
     async def transition(

@@ -1,0 +1,109 @@
+"""NATS requests and publishes one SubmitReturn costs the gateway, counted on its own connection.
+
+Runs the submit path (``Intake.submit``, audit on as served) against a fresh embedded nats-server and counts what
+the gateway's NATS client sends: requests (a reply awaited: JetStream publishes, KV writes and reads) and plain
+publishes (events, no reply), per submission, listed by subject kind. Works on this tree and, with
+``PYTHONPATH=<other tree>/python``, on another one (main before the audit scribe), for a side-by-side list.
+
+    .venv/bin/python benchmarks/submit_round_trips.py --calls 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import re
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import nats
+
+sys.path.insert(0, str(Path(__file__).parent))
+from concurrency_load import _order
+from returnbridge.bus import subjects
+from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.bus.publisher import Publisher
+from returnbridge.bus.streams import StreamsConfig, ensure_streams
+from returnbridge.domain.context import Principal, set_principal
+from returnbridge.routing.router import Router
+from returnbridge.services.intake import Intake
+from returnbridge.sync.status import SyncStateStore
+
+
+def _kind(subject: str) -> str:
+    """A subject with its keys and ids folded away: ``$KV.rb_sync_state.<key>`` -> ``$KV.rb_sync_state``."""
+    if subject.startswith("$KV."):
+        return ".".join(subject.split(".")[:2])
+    if subject.startswith("$JS.API.DIRECT.GET."):
+        return "$JS.API.DIRECT.GET." + subject.split(".")[4]
+    if subject.startswith("$JS.API."):
+        return re.sub(r"\.[^.]*$", "", subject) if subject.count(".") > 3 else subject
+    return ".".join(subject.split(".")[:2])
+
+
+async def _count(calls: int, url: str) -> dict[str, Any]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    buckets = await ensure_streams(js, StreamsConfig())
+    publisher = Publisher(nc, js)
+    status = SyncStateStore(
+        buckets[subjects.SYNC_STATE_BUCKET], publisher, rma_index=buckets[subjects.RMA_INDEX_BUCKET]
+    )
+    kwargs: dict[str, Any] = {}
+    fields = {f.name for f in dataclasses.fields(Intake)}
+    if "audit" in fields:  # the tree before the audit scribe appended return.submitted on the submit path
+        from returnbridge.audit.log import AuditLog
+
+        kwargs["audit"] = await AuditLog.open(js)
+    else:
+        from returnbridge.bus.consumer import ensure_submitted_audit_consumer
+
+        await ensure_submitted_audit_consumer(js)
+    intake = Intake(Router(), publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status, **kwargs)
+    set_principal(Principal(name="rms", tenant_id="bench"))
+    from returnbridge.api.v1 import returns_pb2
+
+    # Warm up (stream info, the audit tail) outside the count.
+    await intake.submit(returns_pb2.SubmitReturnRequest(return_order=_order("warm", 0)))
+    requests: Counter[str] = Counter()
+    publishes: Counter[str] = Counter()
+    original = nc.publish
+
+    async def counting(subject: str, payload: bytes = b"", reply: str = "", headers: Any = None) -> None:
+        (requests if reply else publishes)[_kind(subject)] += 1
+        await original(subject, payload, reply=reply, headers=headers)
+
+    nc.publish = counting  # type: ignore[method-assign]
+    # One at a time: what a single submission costs, not what batching hides.
+    for i in range(calls):
+        await intake.submit(returns_pb2.SubmitReturnRequest(return_order=_order("rt", i)))
+    nc.publish = original  # type: ignore[method-assign]
+    await nc.drain()
+    return {
+        "calls": calls,
+        "requests_per_submit": round(sum(requests.values()) / calls, 2),
+        "publishes_per_submit": round(sum(publishes.values()) / calls, 2),
+        "requests": {k: round(v / calls, 2) for k, v in sorted(requests.items())},
+        "publishes": {k: round(v / calls, 2) for k, v in sorted(publishes.items())},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as store, EmbeddedNatsServer(store, sync_always=True) as server:
+        result = asyncio.run(_count(args.calls, server.url))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
