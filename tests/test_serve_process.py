@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -182,3 +183,36 @@ def test_bad_config_value_is_refused_with_the_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{config}:2" in result.stderr and "grpc.port" in result.stderr
+
+
+def test_supervised_serve_points_the_simulators_pushes_at_its_receiver(tmp_path: Path) -> None:
+    """`make run`'s layout: simulators in their own process still push to the receiver in the polling worker."""
+    env = _env(tmp_path) | {"RETURNBRIDGE_SIMULATORS__ENABLED": "true"}
+    serve = Serve(["--gateway-processes", "1"], tmp_path, env)
+    try:
+        inbound = serve.wait_for(r"inbound\s+(http://\S+)", timeout=180).group(1)
+        sap = serve.wait_for(r"simulator\s+sap\s+(http://\S+)").group(1)
+        serve.wait_for(r"returnbridge ready|try: ")
+        with httpx.Client(timeout=10) as http:
+            settings = http.get(f"{sap}/_sim/notifications").json()
+            assert settings["config"]["enabled"] is True
+            assert settings["config"]["url"] == inbound
+            # A clerk's stock adjustment inside SAP is pushed, signed, and accepted by the receiver.
+            adjusted = http.post(
+                f"{sap}/_sim/actions/stock/adjust", json={"sku": "SKU-1001", "site": "DAL1", "delta": "3"}
+            )
+            assert adjusted.status_code < 300, adjusted.text
+            deadline = time.monotonic() + 60
+            stats: dict[str, object] = {}
+            while time.monotonic() < deadline:
+                stats = http.get(f"{sap}/_sim/notifications").json()["stats"]
+                if stats["sent"] or stats["refused"] or stats["failed"]:
+                    break
+                time.sleep(0.1)
+        assert stats["sent"] >= 1 and stats["refused"] == 0 and stats["failed"] == 0, stats
+    finally:
+        serve.proc.send_signal(signal.SIGINT)
+        try:
+            serve.proc.wait(timeout=60)
+        finally:
+            serve.close()

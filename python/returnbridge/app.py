@@ -15,6 +15,7 @@ from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
 
+import aiohttp
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -54,6 +55,7 @@ from returnbridge.routing import Router
 from returnbridge.services import AdminServicer, Intake, InventoryServicer, ReturnsServicer
 from returnbridge.services.admission import Admissions
 from returnbridge.services.serial_claims import SerialClaims
+from returnbridge.simulators.faults import CONTROL_PREFIX
 from returnbridge.simulators.notifier import NotifierConfig
 from returnbridge.simulators.runner import EMBEDDED_TARGETS, SIMULATOR_NAMES, SimulatorSet, start_simulators
 from returnbridge.sync import (
@@ -429,7 +431,10 @@ class App:
             return
         keys = list(settings.keys)
         polled = {t.config.target: (t.connector.erp, t.config.tenant) for t in poller.targets}
-        embedded = not keys and self.simulators is not None and not self.settings.connectors
+        remote_sims = self.settings.process.simulator_urls
+        embedded = not keys and (
+            (self.simulators is not None and not self.settings.connectors) or bool(remote_sims)
+        )
         # Embedded defaults: a fresh key per simulator whose target is polled, for the tenant it is polled for.
         sims = {
             sim: target
@@ -458,14 +463,16 @@ class App:
         port = await receiver.start(settings.host, settings.port)
         self._cleanups.append(("inbound", receiver.stop))
         self.endpoints.inbound = f"http://{settings.host}:{port}{INBOUND_PATH}"
-        if self.simulators is not None:
+        if embedded:
             for sim, key in zip(sims, keys, strict=True):
                 assert key.secret is not None
-                self.simulators.kits[sim].notifier.configure(
-                    NotifierConfig(
-                        enabled=True, url=self.endpoints.inbound, key_id=key.key_id, secret=key.secret
-                    )
+                config = NotifierConfig(
+                    enabled=True, url=self.endpoints.inbound, key_id=key.key_id, secret=key.secret
                 )
+                if self.simulators is not None:
+                    self.simulators.kits[sim].notifier.configure(config)
+                else:
+                    await configure_remote_notifier(remote_sims[sim], config)
 
     async def _start_console(
         self, security: SecurityConfig, authenticator: Authenticator, grpc_port: int
@@ -603,6 +610,20 @@ def dev_security(settings: Settings) -> tuple[SecurityConfig, str]:
 
 _STOP_MARGIN_SECONDS = 5.0
 _STEP_MINIMUM_SECONDS = 0.5
+
+
+async def configure_remote_notifier(simulator_url: str, config: NotifierConfig) -> None:
+    """Point a simulator in another process (``serve``'s simulators child) at this receiver, over its control route."""
+    body = config.model_dump(mode="json") | {"secret": config.secret.get_secret_value()}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.put(simulator_url.rstrip("/") + CONTROL_PREFIX + "notifications", json=body) as response,
+    ):
+        if response.status != 200:
+            raise ConfigError(
+                f"simulator at {simulator_url} refused its notification settings: "
+                f"{response.status} {await response.text()}"
+            )
 
 
 def _async(fn: Callable[[], None]) -> Cleanup:

@@ -107,6 +107,9 @@ class ProcessSettings(_Section):
     # Set by the ``serve`` supervisor in its children: the connectors point at the bundled simulators, so the
     # embedded defaults (demo reference data, polling for tenant demo) apply as in one process.
     bundled_simulators: bool = False
+    # Set by the ``serve`` supervisor: the bundled simulators' URLs by name, so the polling process can point
+    # their change notifications at its webhook receiver (PUT /_sim/notifications), as one process does directly.
+    simulator_urls: dict[str, str] = {}
     # Seconds between restarts of a crashed child (doubling from the first value up to the second).
     restart_backoff_seconds: tuple[float, float] = (0.5, 30.0)
 

@@ -76,6 +76,7 @@ def child_settings(
     gateways: int,
     connectors: dict[str, Any] | None,
     security: Any,
+    simulator_urls: dict[str, str] | None = None,
 ) -> Settings:
     """The settings of one child: its parts, the shared NATS, the simulators' connectors, its share of the bounds."""
     process = settings.process
@@ -91,6 +92,7 @@ def child_settings(
     if connectors is not None:
         update["connectors"] = connectors
     bundled = connectors is not None
+    sim_urls = dict(simulator_urls or {}) if bundled else {}
     if role == "gateway":
         admission = settings.grpc.admission
         # The configured bounds are the gateway's as a whole: each process takes its share.
@@ -125,6 +127,7 @@ def child_settings(
                 "monitor": index == 0,
                 "audit_scribe": True,
                 "bundled_simulators": bundled,
+                "simulator_urls": sim_urls,
             }
         )
     return settings.model_copy(update=update)
@@ -183,7 +186,12 @@ async def _run_app(conn: Connection, settings: Settings) -> None:
     endpoints = app.endpoints
     await app.run_until_signal(
         on_ready=lambda: conn.send(
-            {"grpc": endpoints.grpc, "console": endpoints.console, "nats": endpoints.nats}
+            {
+                "grpc": endpoints.grpc,
+                "console": endpoints.console,
+                "nats": endpoints.nats,
+                "inbound": endpoints.inbound,
+            }
         )
     )
 
@@ -303,6 +311,7 @@ class Supervisor:
             "gateways": gateways,
             "connectors": connectors,
             "security": security,
+            "simulator_urls": self.endpoints.simulators if connectors is not None else None,
         }
         workers = []
         if settings.process.workers or settings.process.sync:
@@ -319,6 +328,10 @@ class Supervisor:
         code = self._await_ready([*workers, *front])
         if code:
             return code
+        # The webhook receiver runs with the poller, in the first worker.
+        self.endpoints.inbound = next(
+            (w.report.get("inbound", "") for w in workers if w.report.get("inbound")), ""
+        )
         if front:
             self.endpoints.grpc = front[0].report["grpc"]
             self.endpoints.console = front[0].report["console"]
