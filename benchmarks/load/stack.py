@@ -261,7 +261,9 @@ class Stack:
             self.gateways.append(
                 Proc(
                     f"gateway-{i + 1}",
-                    [*CLI, "serve", "--config", str(config_file), "--grpc-port", str(port), "--data-dir",
+                    # One gateway per process: the tool lays the processes out itself (no serve supervisor).
+                    [*CLI, "serve", "--single-process", "--config", str(config_file), "--grpc-port", str(port),
+                     "--data-dir",
                      str(self.workdir / "data" / f"gateway-{i + 1}")],
                     self.workdir / "logs" / f"gateway-{i + 1}.log",
                     ready=r"returnbridge is serving",

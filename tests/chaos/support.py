@@ -22,7 +22,7 @@ def start_stack(workdir: Path, config: StackConfig) -> Stack:
     return stack
 
 
-def assert_clean(result: dict[str, Any], *, audit_gaps_known: bool = False) -> None:
+def assert_clean(result: dict[str, Any]) -> None:
     check = result["check"]
     detail = json.dumps(
         {k: result[k] for k in ("scenario", "client_outcomes", "client_errors_seen", "events", "alerts")}
@@ -40,6 +40,5 @@ def assert_clean(result: dict[str, Any], *, audit_gaps_known: bool = False) -> N
     assert check["dead_lettered"] == 0, detail
     assert check["posted"] == result["calls"], detail
     assert check["backlog_drained"], detail
-    if not audit_gaps_known:
-        assert check["audit_gaps"] == 0, detail
+    assert check["audit_gaps"] == 0, detail
     assert check["audit_chain_ok"], detail

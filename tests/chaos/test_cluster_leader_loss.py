@@ -107,13 +107,4 @@ def test_leader_loss_answers_every_call_and_keeps_the_chain(leader_loss: dict[st
 def test_leader_loss_loses_nothing(leader_loss: dict[str, Any]) -> None:
     # Lost, duplicated, unknown, drift and a drained backlog are asserted. Before the worker kept pulling
     # through a failed fetch, 373 of 2,000 returns were never posted and the backlog never drained.
-    assert_clean(leader_loss, audit_gaps_known=True)
-    check = leader_loss["check"]
-    if check["audit_gaps"]:
-        pytest.xfail(
-            "issue 13, found by this scenario: a submission whose handler stops after the publish (here the "
-            "client's 30 s deadline during the election) is registered without return.submitted, and the "
-            "retry's DUPLICATE answer does not write it; meanwhile admission's KV read answers INTERNAL "
-            f"(NoRespondersError), not UNAVAILABLE: {check['audit_gaps']} gaps, e.g. "
-            f"{check['examples'].get('audit_gap', [])[:2]}"
-        )
+    assert_clean(leader_loss)
