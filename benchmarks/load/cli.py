@@ -58,7 +58,8 @@ def summary_line(result: dict[str, Any]) -> str:
         f"chain {'ok' if check['audit_chain_ok'] else 'BROKEN'}, drained {check['backlog_drained']} "
         f"({check['drain_seconds']} s); {result['accepted_per_s']} accepted/s, submit p99 "
         f"{result['submit_latency']['p99_ms']} ms, probe p99 {result['probe_during_load']['p99_ms']} ms "
-        f"(idle {result['probe_idle']['p99_ms']} ms); alerts {result['alerts']['by_kind']}"
+        f"(idle {result['probe_idle']['p99_ms']} ms); INTERNAL answers {result.get('internal_answers', 0)}; "
+        f"alerts {result['alerts']['by_kind']}"
         + (f"; writes resumed {resumed} s after leader loss" if resumed is not None else "")
     )
 

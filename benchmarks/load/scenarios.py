@@ -151,6 +151,9 @@ async def run_scenario(
         "submit_latency": latency_summary(latencies),
         "client_outcomes": _count(s.outcome for s in result.submissions),
         "client_errors_seen": _count(e for s in result.submissions for e in s.errors),
+        # An attempt answered INTERNAL is a failure the service could not classify: a bug even when the retry
+        # hid it (a leader election must answer UNAVAILABLE).
+        "internal_answers": sum(e == "INTERNAL" for s in result.submissions for e in s.errors),
         "attempts_per_return_max": max((s.attempts for s in result.submissions), default=0),
         "probe_idle": latency_summary([p.latency for p in idle]),
         "probe_during_load": latency_summary([p.latency for p in result.probe]),
