@@ -336,7 +336,8 @@ class App:
         with NATS down the processes cannot share incidents, so each would notify. Runs off the client's
         callback (the webhook may be slow); the shared records are skipped while the link is down."""
         alerter = self._alerter
-        if alerter is None or not self.settings.process.monitor:
+        # Not while stopping: closing the client calls the disconnected callback too.
+        if alerter is None or not self.settings.process.monitor or not self._ready:
             return
         key = "nats"
         call: Awaitable[Any]
