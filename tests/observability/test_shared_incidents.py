@@ -32,6 +32,9 @@ class Webhook:
     def of(self, kind: str, status: str) -> list[dict[str, object]]:
         return [a for a in self.received if a["kind"] == kind and a["status"] == status]
 
+    def of_kind(self, kind: str) -> list[dict[str, object]]:
+        return [a for a in self.received if a["kind"] == kind]
+
 
 @pytest.fixture
 async def webhook() -> AsyncIterator[Webhook]:
@@ -233,6 +236,25 @@ async def test_leader_election_advisory_raises_one_warning(nats_client: NatsClie
         "replicas": "n1,n3",
         "timestamp": LEADER_ELECTED["timestamp"],
     }
+    await alerter.aclose()
+
+
+async def test_leader_election_incident_resolves_once_the_stream_settles(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    alerter = Alerter(_config(webhook.url), nc=nats_client, http=httpx.AsyncClient())
+    listener = StreamLeaderListener(nats_client, alerter, settle_s=0.2)
+    await listener.start()
+    await nats_client.publish(
+        "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.RB_DELIVER", json.dumps(LEADER_ELECTED).encode()
+    )
+
+    async def settled() -> None:
+        assert [a["status"] for a in webhook.of_kind("stream_leader_elected")] == ["firing", "resolved"]
+
+    await assert_eventually(settled, timeout=30)
+    assert alerter.open_incidents() == []
+    await listener.stop()
     await alerter.aclose()
 
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -50,14 +51,21 @@ def parse_leader_elected(data: bytes) -> LeaderElected | None:
 
 
 class StreamLeaderListener:
-    """Raises a ``stream_leader_elected`` warning per stream whose leader changed (de-duplicated per stream)."""
+    """Raises a ``stream_leader_elected`` warning per stream whose leader changed (de-duplicated per stream), and
+    resolves it once the stream saw no further election for ``settle_s`` seconds: an election is an event, and an
+    incident left open for good would silence the next one. Elections of a stream within the alerter's
+    ``incident_hold_down_s`` after that resolution re-open it quietly (a flapping cluster)."""
 
-    def __init__(self, nc: NatsClient, alerter: Alerter, *, severity: str = "warning") -> None:
+    def __init__(
+        self, nc: NatsClient, alerter: Alerter, *, severity: str = "warning", settle_s: float = 60.0
+    ) -> None:
         self._nc = nc
         self._alerter = alerter
         self._severity = severity
+        self._settle_s = settle_s
         self._sub: Subscription | None = None
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._settling: dict[str, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.STREAM_LEADER_ELECTED_ALL, cb=self._on_message)
@@ -66,6 +74,9 @@ class StreamLeaderListener:
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+        for timer in self._settling.values():
+            timer.cancel()
+        self._settling.clear()
         for task in list(self._tasks):
             await asyncio.gather(task, return_exceptions=True)
 
@@ -90,5 +101,17 @@ class StreamLeaderListener:
                 },
             )
         )
+        self._track(task)
+        previous = self._settling.pop(event.stream, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._settling[event.stream] = loop.call_later(self._settle_s, self._settled, event.stream)
+
+    def _settled(self, stream: str) -> None:
+        self._settling.pop(stream, None)
+        self._track(asyncio.ensure_future(self._alerter.resolve(kind="stream_leader_elected", key=stream)))
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
