@@ -167,7 +167,10 @@ class Alerter:
                 # Another process notified (or the incident flaps within the hold-down): stay quiet, but keep
                 # it open here so the resolution goes through the shared record too.
                 opened = incident.opened_at if incident else datetime.now(UTC).isoformat(timespec="seconds")
-                self._incidents[(kind, key)] = _Incident(severity, redact_text(summary), opened, now, False)
+                notified = incident.notified if incident else False
+                self._incidents[(kind, key)] = _Incident(
+                    severity, redact_text(summary), opened, now, notified
+                )
                 count_alert(kind, "deduplicated")
                 return False
             if not self._take_token(now):
