@@ -56,6 +56,7 @@ def scenarios(scale: str = "full") -> dict[str, Scenario]:
                 "nats_restart",
                 f"kill -9 of nats-server x{1 if ci else 2}, back after 3 s on the same store",
                 faults.nats_restart(1 if ci else 2),
+                expected_alerts=("nats_disconnected",),
             ),
             Scenario(
                 "erp_outage",

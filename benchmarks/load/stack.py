@@ -255,6 +255,10 @@ class Stack:
         self.simulators.start()
         config_file = self._write_config()
         targets = [arg for t in TARGETS for arg in ("--target", t)]
+        # One monitor process (queue gauges, nats_disconnected, stream leader advisories), as serve lays it out:
+        # the first worker, else the first gateway. Every process monitoring would alert a NATS restart N times.
+        quiet = {**env, "RETURNBRIDGE_PROCESS__MONITOR": "false"}
+        monitor = "worker-1" if self.config.workers else "gateway-1"
         for i in range(self.config.gateways):
             port = free_port()
             self.gateway_targets.append(f"127.0.0.1:{port}")
@@ -267,7 +271,7 @@ class Stack:
                      str(self.workdir / "data" / f"gateway-{i + 1}")],
                     self.workdir / "logs" / f"gateway-{i + 1}.log",
                     ready=r"returnbridge is serving",
-                    env=env,
+                    env=env if monitor == f"gateway-{i + 1}" else quiet,
                 )
             )  # fmt: skip
         for i in range(self.config.workers):
@@ -278,7 +282,7 @@ class Stack:
                      str(self.workdir / "data" / f"worker-{i + 1}")],
                     self.workdir / "logs" / f"worker-{i + 1}.log",
                     ready=r"returnbridge is serving",
-                    env=env,
+                    env=env if monitor == f"worker-{i + 1}" else quiet,
                 )
             )  # fmt: skip
         await self.simulators.wait_ready()

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
 from returnbridge.audit.log import AuditLog
+from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ensure_submitted_audit_consumer
 from returnbridge.bus.durability import probe_sync_setting
 from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
@@ -47,6 +48,7 @@ from returnbridge.inbound import InboundKey, InboundReceiver, InboundSettings, R
 from returnbridge.mapping import MappingRegistry
 from returnbridge.mapping.service import TranslationServicer
 from returnbridge.observability.alerts import Alerter
+from returnbridge.observability.leader_advisories import StreamLeaderListener
 from returnbridge.observability.metrics import start_metrics_server, stop_metrics_servers
 from returnbridge.observability.monitor import QueueMonitor
 from returnbridge.observability.tracing import setup_tracing
@@ -115,6 +117,8 @@ class App:
         self._cleanups: list[tuple[str, Cleanup]] = []
         # True between a finished start and the beginning of stop: only then may a NATS reconnect restore SERVING.
         self._ready = False
+        self._alerter: Alerter | None = None
+        self._alert_tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         try:
@@ -145,8 +149,9 @@ class App:
         audit = await AuditLog.open(js, replicas=settings.delivery.streams.replicas)
         await self._audit_config_loaded(audit)
 
-        alerter = Alerter(settings.alerts, nc=self.nc)
+        alerter = Alerter(settings.alerts, nc=self.nc, incidents=buckets[subjects.INCIDENTS_BUCKET])
         self._cleanups.append(("alerter", alerter.aclose))
+        self._alerter = alerter
         if settings.metrics.enabled:
             port = start_metrics_server(settings.metrics.host, settings.metrics.port)
             self._cleanups.append(("metrics", _async(stop_metrics_servers)))
@@ -166,6 +171,9 @@ class App:
             monitor = QueueMonitor(js, settings.monitor, alerter=alerter)
             monitor.start()
             self._cleanups.append(("queue-monitor", monitor.stop))
+            leaders = StreamLeaderListener(self.nc, alerter)
+            await leaders.start()
+            self._cleanups.append(("leader-advisories", leaders.stop))
 
         if settings.process.gateway:
             # Before anything is accepted: the audit scribe's consumer must see every submission.
@@ -315,11 +323,37 @@ class App:
         log.warning("NATS connection lost; health NOT_SERVING until it is back")
         if self.grpc is not None:
             await self.grpc.set_serving(False)
+        self._nats_alert(lost=True)
 
     async def _nats_up(self) -> None:
         log.info("NATS connection restored")
         if self.grpc is not None and self._ready:
             await self.grpc.set_serving(True)
+        self._nats_alert(lost=False)
+
+    def _nats_alert(self, *, lost: bool) -> None:
+        """``nats_disconnected`` from the monitor process only: a NATS restart cuts every process at once, and
+        with NATS down the processes cannot share incidents, so each would notify. Runs off the client's
+        callback (the webhook may be slow); the shared records are skipped while the link is down."""
+        alerter = self._alerter
+        # Not while stopping: closing the client calls the disconnected callback too.
+        if alerter is None or not self.settings.process.monitor or not self._ready:
+            return
+        key = "nats"
+        call: Awaitable[Any]
+        if lost:
+            call = alerter.alert(
+                kind="nats_disconnected",
+                key=key,
+                severity="critical",
+                summary="returnbridge lost its NATS connection; submissions are refused until it is back",
+                details={"pid": str(os.getpid())},
+            )
+        else:
+            call = alerter.resolve(kind="nats_disconnected", key=key)
+        task = asyncio.ensure_future(call)
+        self._alert_tasks.add(task)
+        task.add_done_callback(self._alert_tasks.discard)
 
     def _embedded_defaults(self) -> bool:
         """Connectors point at the bundled simulators (started here, or by the ``serve`` supervisor)."""

@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -38,6 +39,7 @@ from returnbridge.bus.embedded import EmbeddedNatsServer, die_with_parent, free_
 from returnbridge.config import Settings
 from returnbridge.connectors.registry import parse_connector_config
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
+from returnbridge.observability.alerts import post_webhook
 from returnbridge.observability.metrics import MULTIPROC_ENV
 
 __all__ = ["Supervisor", "child_settings", "gateway_count"]
@@ -224,6 +226,7 @@ class _Child:
     restart_at: float | None = None
     backoff: float = 0.0
     restarts: int = 0
+    alerted_at: float | None = None
 
 
 class Supervisor:
@@ -454,6 +457,40 @@ class Supervisor:
             ran,
             child.backoff,
         )
+        self._alert_restart(child, code, now)
+
+    def _alert_restart(self, child: _Child, code: int | None, now: float) -> None:
+        """``process_restarted``, straight to the webhook from here: only the supervisor sees the exit (a child that
+        crashes again before reaching NATS could never report its own restart), and there is one supervisor, so
+        nothing to de-duplicate across processes. A crash loop alerts once per re-alert interval."""
+        alerts = self.settings.alerts
+        if self._stopping or not alerts.webhook_url:
+            return
+        interval = alerts.realert_interval_s
+        if child.alerted_at is not None and (interval == 0 or now - child.alerted_at < interval):
+            return
+        child.alerted_at = now
+        summary = f"{child.name} exited unexpectedly (code {code}); restarting in {child.backoff:.1f} s"
+        details = {
+            "process": child.name,
+            "role": child.role,
+            "exit_code": str(code),
+            "restarts": str(child.restarts),
+        }
+        # A thread: the webhook may take its timeout, and the watch loop must keep restarting children meanwhile.
+        threading.Thread(
+            target=post_webhook,
+            args=(alerts,),
+            kwargs={
+                "kind": "process_restarted",
+                "key": child.name,
+                "severity": "warning",
+                "summary": summary,
+                "details": details,
+            },
+            name=f"alert-{child.name}",
+            daemon=True,
+        ).start()
 
     # ------------------------------------------------------------------ stopping
     def _stop_all(self) -> None:

@@ -50,6 +50,7 @@ async def test_ensure_streams_is_idempotent_with_explicit_limits(nats_client: Na
         "rb_rma_index",
         "rb_serials",
         "rb_inbound_seen",
+        "rb_incidents",
     }
     info = await js.stream_info(subjects.DELIVER_STREAM)
     assert info.config.max_msgs == 1234 and info.config.max_bytes == 1 << 20

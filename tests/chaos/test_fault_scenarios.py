@@ -43,3 +43,5 @@ async def test_scenario_loses_nothing(name: str, single_node: Stack, alert_sink:
         # One incident per fault: the alerter de-duplicates by (kind, key) while the incident is open.
         incidents = [i for i in result["alerts"]["incidents"] if i.startswith(f"{kind}:")]
         assert len(incidents) == 1, result["alerts"]
+        # And one notification for it across processes (rb_incidents): its firing, at most one resolution.
+        assert result["alerts"]["by_kind"][kind] <= 2, result["alerts"]

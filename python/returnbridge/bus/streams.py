@@ -44,6 +44,8 @@ class StreamsConfig(BaseModel):
         max_bytes=256 << 20, max_age_seconds=30 * _DAY, max_msgs=100_000, max_msg_size=1 << 20
     )
     idempotency_ttl_seconds: float = Field(default=30 * _DAY, gt=0)
+    # An incident record nobody rewrote for this long expires: a crashed process cannot hold one open forever.
+    incidents_ttl_seconds: float = Field(default=3600.0, gt=0)
     kv_max_bytes: int = Field(default=1 << 30, gt=0)
 
     @model_validator(mode="after")
@@ -114,6 +116,8 @@ def bucket_configs(config: StreamsConfig) -> list[KeyValueConfig]:
         bucket(subjects.SERIALS_BUCKET, 1, None, min(config.kv_max_bytes, 128 << 20)),
         # Kept twice the longest replay window: a timestamp is accepted that far on either side of now.
         bucket(subjects.INBOUND_SEEN_BUCKET, 1, 1200.0, min(config.kv_max_bytes, 64 << 20)),
+        # One small record per alert incident (kind, key); a few KiB in practice.
+        bucket(subjects.INCIDENTS_BUCKET, 1, config.incidents_ttl_seconds, min(config.kv_max_bytes, 8 << 20)),
     ]
 
 

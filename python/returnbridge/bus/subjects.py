@@ -25,6 +25,10 @@ RMA_INDEX_BUCKET = "rb_rma_index"
 SERIALS_BUCKET = "rb_serials"
 # Signatures and event ids of ERP notifications seen within the replay window (inbound/replay.py).
 INBOUND_SEEN_BUCKET = "rb_inbound_seen"
+# Open and recently resolved alert incidents, shared by every process (observability/alerts.py).
+INCIDENTS_BUCKET = "rb_incidents"
+# JetStream advisory published when a stream elects a new leader (one token: the stream name).
+STREAM_LEADER_ELECTED_ALL = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.*"
 
 # Subjects each stream captures.
 DELIVER_ALL = "rb.deliver.>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -15,18 +16,30 @@ from typing import Final
 import httpx
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
+from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.audit.redact import redact_mapping, redact_text
 from returnbridge.bus import subjects
+from returnbridge.bus.kv import JsonRecord, modify_json
+from returnbridge.errors import BusUnavailableError
 from returnbridge.observability.metrics import count_alert
 
-__all__ = ["ALERT_KINDS", "SEVERITIES", "AlertConfig", "Alerter"]
+__all__ = ["ALERT_KINDS", "SEVERITIES", "AlertConfig", "Alerter", "post_webhook"]
 
 log = logging.getLogger(__name__)
 
 ALERT_KINDS: Final = frozenset(
-    {"dead_letter", "erp_auth", "erp_unreachable", "backlog", "reconciliation_drift"}
+    {
+        "dead_letter",
+        "erp_auth",
+        "erp_unreachable",
+        "backlog",
+        "reconciliation_drift",
+        "nats_disconnected",
+        "process_restarted",
+        "stream_leader_elected",
+    }
 )
 SEVERITIES: Final = subjects.SEVERITIES
 
@@ -47,6 +60,11 @@ class AlertConfig(BaseModel):
     max_alerts_per_minute: int = Field(default=30, ge=1, le=10_000)
     erp_unreachable_after_s: float = Field(default=300.0, ge=0)
     backlog_threshold: int = Field(default=1000, ge=1)
+    incident_hold_down_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="an incident re-opened this soon after its resolution does not notify again (flapping)",
+    )
 
 
 @dataclass(slots=True)
@@ -55,6 +73,8 @@ class _Incident:
     summary: str
     opened_at: str
     last_sent: float
+    # False when another process (or a flapping hold-down) owns the notification of this incident.
+    notified: bool = True
 
 
 class Alerter:
@@ -72,8 +92,15 @@ class Alerter:
         nc: NatsClient | None = None,
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
+        incidents: KeyValue | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
+        # Shared incident records (rb_incidents): the first process to open an incident notifies.
+        self._shared = incidents
+        self._link = nc
+        self._wall = wall
+        self._shared_down = False
         self._nc = nc if config.publish_nats else None
         self._http = http
         self._owns_http = False
@@ -135,9 +162,22 @@ class Alerter:
                 if interval == 0 or now - incident.last_sent < interval:
                     count_alert(kind, "deduplicated")
                     return False
+            claimed = await self._claim_shared(kind, key)
+            if claimed is False:
+                # Another process notified (or the incident flaps within the hold-down): stay quiet, but keep
+                # it open here so the resolution goes through the shared record too.
+                opened = incident.opened_at if incident else datetime.now(UTC).isoformat(timespec="seconds")
+                notified = incident.notified if incident else False
+                self._incidents[(kind, key)] = _Incident(
+                    severity, redact_text(summary), opened, now, notified
+                )
+                count_alert(kind, "deduplicated")
+                return False
             if not self._take_token(now):
                 count_alert(kind, "rate_limited")
                 log.warning("alert rate limit reached; dropped %s alert for %s", kind, redact_text(key))
+                if claimed:
+                    await self._release_shared(kind, key)
                 return False
             opened_at = incident.opened_at if incident else datetime.now(UTC).isoformat(timespec="seconds")
             # Reserve the incident before sending, so concurrent callers dedup against it while the lock is free.
@@ -154,6 +194,8 @@ class Alerter:
                         del self._incidents[(kind, key)]
                     else:
                         self._incidents[(kind, key)] = incident
+            if claimed:
+                await self._release_shared(kind, key)
         count_alert(kind, "sent" if sent else "failed")
         return sent
 
@@ -163,7 +205,10 @@ class Alerter:
             if kind == "erp_unreachable":
                 self._unreachable_since.pop(key, None)
             incident = self._incidents.pop((kind, key), None)
-        if incident is None:
+            if incident is None:
+                return
+            shared = await self._resolve_shared(kind, key)
+        if shared is False or (shared is None and not incident.notified):
             return
         payload = self._payload(
             "resolved", kind, key, incident.severity, incident.summary, None, incident.opened_at
@@ -184,6 +229,95 @@ class Alerter:
             )
         await self.resolve(kind="backlog", key=key)
         return False
+
+    # ------------------------------------------------------------------ shared incidents
+    def _shared_usable(self) -> KeyValue | None:
+        if self._shared is None:
+            return None
+        if self._link is not None and not self._link.is_connected:
+            self._degraded("the NATS connection is down")
+            return None
+        return self._shared
+
+    def _degraded(self, why: object) -> None:
+        if not self._shared_down:
+            self._shared_down = True
+            log.warning(
+                "alert incidents cannot be shared across processes (%s): de-duplicating in this process only",
+                redact_text(str(why)),
+            )
+
+    async def _claim_shared(self, kind: str, key: str) -> bool | None:
+        """True: this process notifies; False: another process did (or flapping hold-down); None: no shared store."""
+        kv = self._shared_usable()
+        if kv is None:
+            return None
+        wall = self._wall()
+        interval = self._config.realert_interval_s
+        hold_down = self._config.incident_hold_down_s
+        claimed = False
+
+        def change(current: JsonRecord | None) -> JsonRecord | None:
+            nonlocal claimed
+            claimed = False
+            fresh: JsonRecord = {"status": "open", "opened_at": wall, "notified_at": wall, "notified": True}
+            if current is None:
+                claimed = True
+                return fresh
+            if current.get("status") == "open":
+                if interval and wall - float(current.get("notified_at", wall)) >= interval:
+                    claimed = True  # re-alert of a long-open incident (or a quietly re-opened flapping one)
+                    current.update(notified_at=wall, notified=True)
+                    return current
+                return None
+            if wall - float(current.get("resolved_at", 0.0)) < hold_down:
+                # Flapping: re-open quietly; it notifies only if it stays open for the re-alert interval.
+                current.update(status="open", notified_at=wall, notified=False)
+                return current
+            claimed = True
+            return fresh
+
+        try:
+            await modify_json(kv, _shared_key(kind, key), change, attempts=10)
+        except (NatsError, TimeoutError, BusUnavailableError) as exc:
+            self._degraded(exc)
+            return None
+        self._shared_down = False
+        return claimed
+
+    async def _release_shared(self, kind: str, key: str) -> None:
+        """Undo a claim whose notification reached no sink, so the next report (from any process) tries again."""
+        if (kv := self._shared_usable()) is None:
+            return
+        try:
+            await kv.delete(_shared_key(kind, key))
+        except (NatsError, TimeoutError) as exc:
+            self._degraded(exc)
+
+    async def _resolve_shared(self, kind: str, key: str) -> bool | None:
+        """True: this process sends the resolution; False: nothing to send (already resolved, or never notified);
+        None: no shared record (opened while the store was unreachable, or expired): this process decides alone."""
+        kv = self._shared_usable()
+        if kv is None:
+            return None
+        wall = self._wall()
+        send: bool | None = False
+
+        def change(current: JsonRecord | None) -> JsonRecord | None:
+            nonlocal send
+            send = None if current is None else False
+            if current is None or current.get("status") != "open":
+                return None
+            send = bool(current.get("notified"))
+            current.update(status="resolved", resolved_at=wall)
+            return current
+
+        try:
+            await modify_json(kv, _shared_key(kind, key), change, attempts=10)
+        except (NatsError, TimeoutError, BusUnavailableError) as exc:
+            self._degraded(exc)
+            return None
+        return send
 
     @staticmethod
     def _payload(
@@ -230,3 +364,41 @@ class Alerter:
             except (NatsError, TimeoutError) as exc:
                 log.warning("alert publish to NATS failed: %s", redact_text(str(exc)))
         return delivered
+
+
+def post_webhook(
+    config: AlertConfig,
+    *,
+    kind: str,
+    key: str,
+    severity: str,
+    summary: str,
+    details: dict[str, str] | None = None,
+) -> bool:
+    """Send one firing alert to the webhook, synchronously (for the ``serve`` supervisor, which runs no event loop
+    and has no NATS connection). Never raises; False when there is no webhook or it refused the alert."""
+    if kind not in ALERT_KINDS or severity not in SEVERITIES or not config.webhook_url:
+        return False
+    opened_at = datetime.now(UTC).isoformat(timespec="seconds")
+    payload = Alerter._payload("firing", kind, key, severity, summary, details, opened_at)
+    headers = {"content-type": "application/json"}
+    token = os.environ.get(config.webhook_token_env, "") if config.webhook_token_env else ""
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    try:
+        with httpx.Client(timeout=config.webhook_timeout_s) as client:
+            response = client.post(
+                config.webhook_url, content=json.dumps(payload, sort_keys=True).encode(), headers=headers
+            )
+            response.raise_for_status()
+    except httpx.HTTPError as exc:
+        log.warning("alert webhook failed: %s", redact_text(str(exc)))
+        count_alert(kind, "failed")
+        return False
+    count_alert(kind, "sent")
+    return True
+
+
+def _shared_key(kind: str, key: str) -> str:
+    """The rb_incidents key of an incident: the kind, then the key base64url-encoded (any text is a valid KV key)."""
+    return f"{kind}.{base64.urlsafe_b64encode(key.encode()).decode().rstrip('=') or '_'}"

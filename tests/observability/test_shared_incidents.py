@@ -1,0 +1,277 @@
+"""One notification per incident across processes: Alerters sharing rb_incidents on a real nats-server, a real
+loopback webhook; the NATS-lost degradation, the stream leader advisory and the supervisor's restart alert."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
+
+from helpers.eventually import assert_eventually
+from returnbridge.bus import subjects
+from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.bus.streams import StreamsConfig, bucket_configs
+from returnbridge.observability.alerts import AlertConfig, Alerter, post_webhook
+from returnbridge.observability.leader_advisories import StreamLeaderListener, parse_leader_elected
+
+
+@dataclass
+class Webhook:
+    url: str
+    received: list[dict[str, object]] = field(default_factory=list)
+
+    def of(self, kind: str, status: str) -> list[dict[str, object]]:
+        return [a for a in self.received if a["kind"] == kind and a["status"] == status]
+
+    def of_kind(self, kind: str) -> list[dict[str, object]]:
+        return [a for a in self.received if a["kind"] == kind]
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[Webhook]:
+    hook = Webhook(url="")
+
+    async def handle(request: web.Request) -> web.Response:
+        hook.received.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/alerts", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    hook.url = f"http://{host}:{port}/alerts"
+    try:
+        yield hook
+    finally:
+        await runner.cleanup()
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _bucket(nc: NatsClient, ttl: float = 3600.0) -> KeyValue:
+    (config,) = [
+        b
+        for b in bucket_configs(StreamsConfig(incidents_ttl_seconds=ttl))
+        if b.bucket == subjects.INCIDENTS_BUCKET
+    ]
+    return await nc.jetstream().create_key_value(config)
+
+
+def _config(url: str, **update: object) -> AlertConfig:
+    return AlertConfig(webhook_url=url, publish_nats=False, realert_interval_s=0, **update)  # type: ignore[arg-type]
+
+
+async def _pair(
+    nc: NatsClient, kv: KeyValue, config: AlertConfig, wall: WallClock
+) -> tuple[Alerter, Alerter]:
+    # Two Alerters as two worker processes would hold them: separate local state, the same bucket.
+    return (
+        Alerter(config, nc=nc, http=httpx.AsyncClient(), incidents=kv, wall=wall),
+        Alerter(config, nc=nc, http=httpx.AsyncClient(), incidents=kv, wall=wall),
+    )
+
+
+OUTAGE = {"kind": "dead_letter", "key": "sap", "severity": "critical", "summary": "SAP returns dead-lettered"}
+
+
+async def test_two_processes_notify_and_resolve_an_incident_once(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    kv = await _bucket(nats_client)
+    first, second = await _pair(nats_client, kv, _config(webhook.url), WallClock())
+    results = await asyncio.gather(first.alert(**OUTAGE), second.alert(**OUTAGE))
+    assert sorted(results) == [False, True]
+    assert await first.alert(**OUTAGE) is False
+    assert len(webhook.of("dead_letter", "firing")) == 1
+    # Both see it open; both resolve; one resolution goes out.
+    assert first.open_incidents() == second.open_incidents() == [("dead_letter", "sap")]
+    await asyncio.gather(
+        first.resolve(kind="dead_letter", key="sap"), second.resolve(kind="dead_letter", key="sap")
+    )
+    assert len(webhook.of("dead_letter", "resolved")) == 1
+    assert len(webhook.received) == 2
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_a_flapping_incident_within_the_hold_down_does_not_notify_again(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    kv = await _bucket(nats_client)
+    wall = WallClock()
+    first, second = await _pair(nats_client, kv, _config(webhook.url, incident_hold_down_s=60), wall)
+    assert await first.alert(**OUTAGE) is True
+    await first.resolve(kind="dead_letter", key="sap")
+    for _ in range(3):  # flaps, from either process, within the hold-down
+        wall.now += 5
+        assert await second.alert(**OUTAGE) is False
+        await second.resolve(kind="dead_letter", key="sap")
+    assert [a["status"] for a in webhook.received] == ["firing", "resolved"]
+    # Past the hold-down after its last resolution: a new incident, notified.
+    wall.now += 61
+    assert await first.alert(**OUTAGE) is True
+    assert [a["status"] for a in webhook.received] == ["firing", "resolved", "firing"]
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_an_incident_left_open_by_a_crashed_process_expires(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    kv = await _bucket(nats_client, ttl=1.0)
+    crashed, survivor = await _pair(nats_client, kv, _config(webhook.url), WallClock())
+    assert await crashed.alert(**OUTAGE) is True
+    await crashed.aclose()  # gone without resolving
+    fresh = Alerter(_config(webhook.url), nc=nats_client, http=httpx.AsyncClient(), incidents=kv)
+    assert await fresh.alert(**OUTAGE) is False  # still open: the record holds
+
+    async def expired() -> None:
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return
+        raise AssertionError(f"incident records still held: {keys}")
+
+    await assert_eventually(expired, timeout=30)
+    assert await survivor.alert(**OUTAGE) is True
+    assert len(webhook.of("dead_letter", "firing")) == 2
+    await survivor.aclose()
+    await fresh.aclose()
+
+
+async def test_nats_lost_alert_degrades_to_local_dedup(
+    nats_server: EmbeddedNatsServer, webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    import nats
+
+    nc = await nats.connect(
+        nats_server.url, connect_timeout=5, allow_reconnect=True, max_reconnect_attempts=-1
+    )
+    kv = await _bucket(nc)
+    alerter = Alerter(_config(webhook.url), nc=nc, http=httpx.AsyncClient(), incidents=kv)
+    nats_server.stop()
+
+    async def disconnected() -> None:
+        assert not nc.is_connected
+
+    await assert_eventually(disconnected, timeout=30)
+    lost = {
+        "kind": "nats_disconnected",
+        "key": "nats",
+        "severity": "critical",
+        "summary": "NATS connection lost",
+    }
+    with caplog.at_level(logging.WARNING, logger="returnbridge.observability.alerts"):
+        assert await alerter.alert(**lost) is True
+        assert await alerter.alert(**lost) is False  # de-duplicated in this process
+    assert any("in this process only" in r.getMessage() for r in caplog.records)
+    await alerter.resolve(kind="nats_disconnected", key="nats")
+    assert [(a["kind"], a["status"]) for a in webhook.received] == [
+        ("nats_disconnected", "firing"),
+        ("nats_disconnected", "resolved"),
+    ]
+    await alerter.aclose()
+    await nc.close()
+
+
+LEADER_ELECTED = {
+    "type": "io.nats.jetstream.advisory.v1.stream_leader_elected",
+    "id": "S7R4Fj6ZfIAzlbKmNLQeJb",
+    "timestamp": "2026-12-06T11:40:02.123456789Z",
+    "stream": "RB_DELIVER",
+    "leader": "n2",
+    "replicas": [
+        {"name": "n1", "current": True, "active": 812345, "lag": 0},
+        {"name": "n3", "current": False, "active": 1912345, "lag": 12},
+    ],
+    "domain": "",
+}
+
+
+def test_leader_advisory_parsed() -> None:
+    event = parse_leader_elected(json.dumps(LEADER_ELECTED).encode())
+    assert event is not None
+    assert (event.stream, event.leader, event.replicas) == ("RB_DELIVER", "n2", ("n1", "n3"))
+    assert parse_leader_elected(b"not json") is None
+    assert parse_leader_elected(json.dumps({**LEADER_ELECTED, "type": "other"}).encode()) is None
+
+
+async def test_leader_election_advisory_raises_one_warning(nats_client: NatsClient, webhook: Webhook) -> None:
+    alerter = Alerter(_config(webhook.url), nc=nats_client, http=httpx.AsyncClient())
+    listener = StreamLeaderListener(nats_client, alerter)
+    await listener.start()
+    subject = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.RB_DELIVER"
+    await nats_client.publish(subject, json.dumps(LEADER_ELECTED).encode())
+    await nats_client.publish(subject, json.dumps({**LEADER_ELECTED, "leader": "n1"}).encode())
+    await nats_client.flush()
+
+    async def alerted() -> None:
+        assert len(webhook.of("stream_leader_elected", "firing")) == 1
+
+    await assert_eventually(alerted, timeout=30)
+    await listener.stop()  # waits for pending alerts: the second election was de-duplicated, not in flight
+    (alert,) = webhook.received
+    assert alert["key"] == "RB_DELIVER" and alert["severity"] == "warning"
+    assert alert["details"] == {
+        "stream": "RB_DELIVER",
+        "leader": "n2",
+        "replicas": "n1,n3",
+        "timestamp": LEADER_ELECTED["timestamp"],
+    }
+    await alerter.aclose()
+
+
+async def test_leader_election_incident_resolves_once_the_stream_settles(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    alerter = Alerter(_config(webhook.url), nc=nats_client, http=httpx.AsyncClient())
+    listener = StreamLeaderListener(nats_client, alerter, settle_s=0.2)
+    await listener.start()
+    await nats_client.publish(
+        "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.RB_DELIVER", json.dumps(LEADER_ELECTED).encode()
+    )
+
+    async def settled() -> None:
+        assert [a["status"] for a in webhook.of_kind("stream_leader_elected")] == ["firing", "resolved"]
+
+    await assert_eventually(settled, timeout=30)
+    assert alerter.open_incidents() == []
+    await listener.stop()
+    await alerter.aclose()
+
+
+async def test_supervisor_restart_alert_posts_to_the_webhook(webhook: Webhook) -> None:
+    sent = await asyncio.to_thread(
+        post_webhook,
+        _config(webhook.url),
+        kind="process_restarted",
+        key="worker-1",
+        severity="warning",
+        summary="worker-1 exited unexpectedly (code -9)",
+        details={"exit_code": "-9"},
+    )
+    assert sent is True
+    (alert,) = webhook.received
+    assert (alert["kind"], alert["key"], alert["status"]) == ("process_restarted", "worker-1", "firing")
+    assert (
+        post_webhook(AlertConfig(), kind="process_restarted", key="x", severity="warning", summary="s")
+        is False
+    )

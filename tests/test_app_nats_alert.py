@@ -1,0 +1,110 @@
+"""The served app's own alerts: ``nats_disconnected`` when its NATS link drops (and resolved when it is back), and
+the supervisor's ``process_restarted`` for a child that exited, posted to a real loopback webhook."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from helpers.eventually import assert_eventually
+from returnbridge.app import App
+from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.config import load_settings
+from returnbridge.supervisor import Supervisor, _Child
+
+
+@dataclass
+class Webhook:
+    url: str
+    received: list[dict[str, object]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[Webhook]:
+    hook = Webhook(url="")
+
+    async def handle(request: web.Request) -> web.Response:
+        hook.received.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/alerts", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    hook.url = f"http://{host}:{port}/alerts"
+    try:
+        yield hook
+    finally:
+        await runner.cleanup()
+
+
+async def test_lost_nats_connection_alerts_once_and_resolves(
+    tmp_path: Path, nats_server: EmbeddedNatsServer, webhook: Webhook
+) -> None:
+    settings = load_settings(
+        None,
+        env={},
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "nats": {"url": nats_server.url, "durability_check": "skip"},
+            "grpc": {"port": 0},
+            "metrics": {"enabled": False},
+            "simulators": {"enabled": False},
+            "process": {"workers": [], "gateway": False, "sync": False, "monitor": True},
+            "alerts": {"webhook_url": webhook.url, "publish_nats": False},
+        },
+    )
+    app = App(settings)
+    await app.start()
+    try:
+        nats_server.stop()
+
+        async def fired() -> None:
+            assert [(a["kind"], a["status"]) for a in webhook.received] == [("nats_disconnected", "firing")]
+
+        await assert_eventually(fired, timeout=30)
+        nats_server.start()
+
+        async def resolved() -> None:
+            assert [(a["kind"], a["status"]) for a in webhook.received] == [
+                ("nats_disconnected", "firing"),
+                ("nats_disconnected", "resolved"),
+            ]
+
+        await assert_eventually(resolved, timeout=60)
+    finally:
+        await app.stop()
+
+
+async def test_supervisor_alerts_a_restarted_child_once_per_crash_loop(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    settings = load_settings(
+        None, env={}, overrides={"data_dir": str(tmp_path), "alerts": {"webhook_url": webhook.url}}
+    )
+    supervisor = Supervisor(settings)
+    child = _Child("worker-0", "worker", settings, backoff=1.0)
+    supervisor._alert_restart(child, -9, 100.0)
+    supervisor._alert_restart(child, -9, 102.0)  # crashes again within the re-alert interval: quiet
+    assert child.alerted_at == 100.0
+
+    async def alerted() -> None:
+        assert len(webhook.received) == 1
+
+    await assert_eventually(alerted, timeout=30)
+    (alert,) = webhook.received
+    assert (alert["kind"], alert["key"], alert["severity"]) == ("process_restarted", "worker-0", "warning")
+    assert alert["details"] == {"process": "worker-0", "role": "worker", "exit_code": "-9", "restarts": "0"}
+    supervisor._alert_restart(child, 1, 100.0 + settings.alerts.realert_interval_s)
+    await assert_eventually(lambda: _count(webhook, 2), timeout=30)
+
+
+async def _count(webhook: Webhook, n: int) -> None:
+    assert len(webhook.received) == n
