@@ -11,6 +11,7 @@ against the same service meanwhile.
 
     .venv/bin/python benchmarks/inbound_latency.py --samples 30 --interval 2 [--modes push,poll] [--loads idle,load]
     .venv/bin/python benchmarks/inbound_latency.py --split     # gateway/workers and poller/receiver apart
+    .venv/bin/python benchmarks/inbound_latency.py --no-coalesce   # the ERP senders post every change
 """
 
 from __future__ import annotations
@@ -246,7 +247,10 @@ async def _run(mode: str, loaded: bool, args: argparse.Namespace) -> dict[str, A
         "processes": "split" if args.split else "one",
         "interval_s": args.interval,
         **result,
+        "sender_coalesce": args.coalesce,
         "pushes_sent": sent,
+        # Changes merged into a notification already queued for the same key (not sent on their own).
+        "pushes_coalesced": sum(s.get("coalesced", 0) for s in stats.values()) if mode == "push" else 0,
         # How long notifications waited in the ERP's sender before their first POST (mean, max).
         "sender_wait_mean_ms": round(waits / sent * 1000, 1) if sent else 0.0,
         "sender_wait_max_ms": round(max(s["queue_wait_max_seconds"] for s in stats.values()) * 1000, 1),
@@ -312,6 +316,7 @@ async def _with_service(
                         "url": inbound_url or "http://127.0.0.1:9/",
                         "key_id": f"k-{sim}",
                         "secret": keys[sim],
+                        "coalesce": args.coalesce,
                     }
                     async with session.put(urls[sim] + "/_sim/notifications", json=body) as response:
                         response.raise_for_status()
@@ -344,6 +349,12 @@ def main() -> int:
         "--split", action="store_true", help="gateway + workers and poller + receiver in two processes"
     )
     parser.add_argument("--loads", default="idle,load")
+    parser.add_argument(
+        "--no-coalesce",
+        dest="coalesce",
+        action="store_false",
+        help="the ERP senders post every change (before: a backlog grows with every change)",
+    )
     args = parser.parse_args()
     results = []
     for loaded in [name == "load" for name in args.loads.split(",")]:

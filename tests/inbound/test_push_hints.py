@@ -7,18 +7,22 @@ the next scheduled poll. A restart of the service mid-feed resumes from the stor
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import nats
 import pytest
+from aiohttp import web
 
 from helpers.eventually import assert_eventually
 from inbound.stack import ERP_OF, TARGETS, TENANT, InventoryWatch, Stack, push_count, stack
 from returnbridge.api.v1 import inventory_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.simulators.kit import RunningSimulator
 
 
 def _values(watch: InventoryWatch, like: inventory_pb2.InventoryLevel) -> list[Decimal]:
@@ -35,7 +39,8 @@ async def test_duplicated_and_reordered_notifications_change_nothing_twice(
     sim: str, tmp_path: Path, nats_server: EmbeddedNatsServer
 ) -> None:
     async with stack(tmp_path, nats_server.url, interval=3600, push=True) as running:
-        await running.configure_notifier(sim, duplicate_rate=1.0, reorder_rate=0.5, seed=7)
+        # Each change its own notification (no coalescing), each sent twice.
+        await running.configure_notifier(sim, duplicate_rate=1.0, reorder_rate=0.5, seed=7, coalesce=False)
         key = running.stock_key(sim)
         watch = InventoryWatch(running, key[0])
         try:
@@ -58,6 +63,60 @@ async def test_duplicated_and_reordered_notifications_change_nothing_twice(
             assert notifier.stats.refused == 0 and notifier.stats.failed == 0
         finally:
             await watch.close()
+
+
+class SlowDoor:
+    """A real HTTP hop in front of the receiver that holds every notification until ``gate`` opens."""
+
+    def __init__(self, target_url: str) -> None:
+        self.target_url = target_url
+        self.gate = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.posts = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.posts += 1
+        body = await request.read()
+        self.holding.set()
+        await self.gate.wait()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.target_url, data=body, headers=dict(request.headers)) as answer,
+        ):
+            return web.Response(
+                body=await answer.read(), status=answer.status, content_type="application/json"
+            )
+
+
+async def test_a_backlog_behind_a_slow_receiver_merges_and_the_last_state_arrives(
+    tmp_path: Path, nats_server: EmbeddedNatsServer
+) -> None:
+    # No scheduled poll in the test's lifetime: whatever reaches the watcher came by push.
+    async with stack(tmp_path, nats_server.url, interval=3600, push=True) as running:
+        assert running.app is not None
+        door = SlowDoor(running.app.endpoints.inbound)
+        app = web.Application()
+        app.add_routes([web.post("/hook", door.handle)])
+        proxy = await RunningSimulator(app).start()
+        key = running.stock_key("sap")
+        watch = InventoryWatch(running, key[0])
+        try:
+            await running.configure_notifier("sap", url=proxy.url + "/hook", concurrency=1)
+            notifier = running.sims.kits["sap"].notifier
+            anchor = await running.adjust("sap", key, Decimal(1000))
+            await door.holding.wait()  # the first notification is held at the door
+            for _ in range(30):
+                last = await running.adjust("sap", key, Decimal(1))
+            assert notifier.stats.coalesced == 29  # one notification queued for the 30 changes
+            door.gate.set()
+            await watch.wait_for(lambda level: Decimal(level.on_hand) == last)
+            await notifier.idle(timeout=30)
+            assert door.posts == 2 and notifier.stats.sent == 2
+            assert notifier.stats.refused == 0 and notifier.stats.failed == 0
+            assert last == anchor + 30
+        finally:
+            await watch.close()
+            await proxy.stop()
 
 
 async def test_a_lost_notification_is_caught_by_the_next_poll(

@@ -282,12 +282,14 @@ async def test_a_refusal_is_counted_by_reason(served: Served) -> None:
     assert refused("sap_s4hana", "stale") == before + 1
 
 
-async def test_a_replayed_request_is_refused_and_wakes_nothing(served: Served) -> None:
+async def test_a_replayed_request_is_refused_though_its_wake_came_first(served: Served) -> None:
+    # The wake goes out before the replay marks are read (it is only a hint: the poll reads the feed and
+    # skips what it stored), so a replay wakes a poll that changes nothing, and is still answered 409.
     headers = _headers(BODY)
     assert (await post(served.url, BODY, headers=headers))[0] == 202
     status, body = await post(served.url, BODY, headers=headers)
     assert (status, body["error"]) == (409, "replayed")
-    assert len(served.wakes.calls) == 1
+    assert len(served.wakes.calls) == 2
 
 
 async def test_a_resent_event_under_a_fresh_signature_is_a_duplicate(served: Served) -> None:
@@ -295,7 +297,20 @@ async def test_a_resent_event_under_a_fresh_signature_is_a_duplicate(served: Ser
     served.clock[0] = NOW + 5  # the sender retried five seconds later: new timestamp, new signature
     status, body = await post(served.url, BODY, ts=NOW + 5)
     assert (status, body["error"]) == (409, "duplicate")
-    assert len(served.wakes.calls) == 1
+    assert len(served.wakes.calls) == 2
+
+
+async def test_the_poll_is_woken_even_when_the_replay_marks_cannot_be_written(
+    served: Served, nats_client: NatsClient
+) -> None:
+    # The real bucket goes away, so the marks' KV create fails: the wake happened before it, and the sender
+    # is told to retry (5xx), not that its notification was refused.
+    await nats_client.jetstream().delete_key_value(subjects.INBOUND_SEEN_BUCKET)
+    before = refused("sap_s4hana", "replay_marks_unavailable")
+    status, body = await post(served.url, BODY)
+    assert (status, body["error"]) == (503, "replay_marks_unavailable")
+    assert served.wakes.calls == [("sap", "inventory", EVENT_TIME)]
+    assert refused("sap_s4hana", "replay_marks_unavailable") == before + 1
 
 
 async def test_event_ids_are_per_key(served: Served) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,10 +36,16 @@ class Inbox:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # When set, each POST waits for it to open before answering: a receiver that is slow on request.
+    gate: asyncio.Event | None = None
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
         body = await request.read()
+        if self.gate is not None:
+            self.holding.set()
+            await self.gate.wait()
         assert signature_matches(SECRET.encode(), read_headers(request.headers), body)
         status = self.answers.pop(0) if self.answers else 202
         if status == 202:
@@ -125,13 +132,51 @@ async def test_an_unreachable_receiver_gives_up_after_max_attempts_without_faili
 
 
 async def test_a_full_queue_drops_and_counts_instead_of_blocking(setup: Setup) -> None:
-    setup.kit.notifier.configure(_config(setup, queue_size=2))
+    setup.kit.notifier.configure(_config(setup, queue_size=2, coalesce=False))
     for _ in range(10):  # no await in between: the sender cannot drain the queue meanwhile
         setup.kit.state.adjust_stock("SKU-1001", "DAL1", "0001", Decimal(1))
     stats = setup.kit.notifier.stats
     assert stats.queued == 2 and stats.dropped_queue_full == 8
     await setup.kit.notifier.idle()
     assert len(setup.inbox.bodies) == 2
+
+
+async def test_changes_to_a_key_queued_behind_a_slow_receiver_merge_into_the_latest(setup: Setup) -> None:
+    setup.inbox.gate = asyncio.Event()
+    notifier, state = setup.kit.notifier, setup.kit.state
+    notifier.configure(_config(setup, concurrency=1))
+    a, b = ("SKU-1001", "DAL1", "0001"), ("SKU-1002", "DAL1", "0001")
+    state.adjust_stock(*a, Decimal(1))
+    await setup.inbox.holding.wait()  # the first notification is in the receiver, which does not answer
+    state.adjust_stock(*a, Decimal(1))  # queued
+    state.adjust_stock(*b, Decimal(1))  # another key: its own notification, after a's
+    b_changed = time.time()
+    while time.time() < b_changed + 0.002:  # the event times have millisecond resolution: a's are later
+        pass
+    for _ in range(20):
+        state.adjust_stock(*a, Decimal(1))  # merged into a's queued one
+    assert notifier.stats.queued == 3 and notifier.stats.coalesced == 20
+    setup.inbox.gate.set()
+    await notifier.idle()
+    assert setup.inbox.attempts == 3 and notifier.stats.sent == 3
+    materials = [(e["data"]["Material"], e["time"]) for e in setup.inbox.bodies]
+    assert [m for m, _ in materials] == ["SKU-1001", "SKU-1001", "SKU-1002"]
+    # a's second notification is the latest of the 21 changes it stands for, not the first: later than b's.
+    assert materials[1][1] > materials[2][1]
+    # A change after the merged one was taken is a new notification again.
+    state.adjust_stock(*a, Decimal(1))
+    await notifier.idle()
+    assert setup.inbox.attempts == 4 and notifier.stats.coalesced == 20
+
+
+async def test_without_coalescing_every_change_is_its_own_notification(setup: Setup) -> None:
+    setup.inbox.gate = asyncio.Event()
+    setup.kit.notifier.configure(_config(setup, concurrency=1, coalesce=False))
+    for _ in range(5):
+        setup.kit.state.adjust_stock("SKU-1001", "DAL1", "0001", Decimal(1))
+    setup.inbox.gate.set()
+    await setup.kit.notifier.idle()
+    assert setup.inbox.attempts == 5 and setup.kit.notifier.stats.coalesced == 0
 
 
 async def test_control_route_configures_and_reports_without_the_secret(setup: Setup) -> None:

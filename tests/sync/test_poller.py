@@ -13,6 +13,7 @@ from delivery.pipeline_harness import FakeErp, Pipeline, make_order, md
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import admin_pb2, admin_pb2_grpc, inventory_pb2, inventory_pb2_grpc, returns_pb2
 from returnbridge.bus import subjects
+from returnbridge.connectors.base import ChangeBatch
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import TranslationError
 from returnbridge.services.admin import AdminServicer
@@ -187,3 +188,67 @@ async def test_same_location_from_two_erps_keeps_both_levels(pipeline: Pipeline)
         metadata=md("acme"),
     )
     assert level.on_hand == "100.000"
+
+
+class HeldErp(FakeErp):
+    """Each inventory read waits for a permit, so a test decides when a poll may finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.permits = asyncio.Semaphore(0)
+        self.reads = 0
+        self.read_started = asyncio.Condition()
+
+    async def read_inventory(self, cursor: str | None, limit: int = 500) -> ChangeBatch:
+        async with self.read_started:
+            self.reads += 1
+            self.read_started.notify_all()
+        await self.permits.acquire()
+        return await super().read_inventory(cursor, limit)
+
+    async def wait_reads(self, count: int) -> None:
+        async with self.read_started:
+            await asyncio.wait_for(self.read_started.wait_for(lambda: self.reads >= count), 30)
+
+
+async def test_a_burst_of_wakes_during_a_poll_makes_exactly_one_follow_up_poll(pipeline: Pipeline) -> None:
+    erp = HeldErp()
+    poller = Poller(
+        [PollTarget(PollTargetConfig(target="netsuite", tenant="acme", status=False), erp)],
+        InboundMappers(),
+        pipeline.buckets[subjects.CURSORS_BUCKET],
+        InventoryStore(pipeline.buckets[subjects.INVENTORY_BUCKET]),
+        pipeline.buckets[subjects.SYNC_STATE_BUCKET],
+        pipeline.publisher,
+        PollerSettings(interval_seconds=3600),  # no scheduled poll in the test's lifetime
+    )
+    await poller.start()
+    try:
+        await erp.wait_reads(1)  # the first poll is reading
+        erp.inventory.append(stock("SKU-1", "DAL", "5"))
+        for at in (30.0, 10.0, 20.0):
+            assert poller.wake("netsuite", "inventory", at)
+        erp.permits.release()
+        await erp.wait_reads(2)  # one follow-up for the whole burst ...
+        feed = poller._feeds[("netsuite", "inventory")]
+        assert not feed.woken.is_set()  # ... which took every wake of it: no second follow-up is pending
+        erp.permits.release()
+        kv = pipeline.buckets[subjects.INVENTORY_BUCKET]
+
+        async def stored() -> None:
+            assert len(await kv.keys()) == 1
+
+        await assert_eventually(stored)
+        assert erp.reads == 2
+        # A burst before a poll starts is one poll too, and a wake of a kind not polled reads nothing.
+        assert poller.wake("netsuite", "status", 1.0)
+        for at in (5.0, 6.0):
+            assert poller.wake("netsuite", "inventory", at)
+        await erp.wait_reads(3)
+        assert feed.hinted_at is None and not feed.woken.is_set()
+        erp.permits.release()
+    finally:
+        for _ in range(5):  # a failed assertion must not leave a poll waiting for ever
+            erp.permits.release()
+        await poller.stop()
+    assert erp.reads == 3

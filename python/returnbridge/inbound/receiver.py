@@ -1,9 +1,12 @@
 """The webhook receiver: authenticates an ERP's notification and wakes the poller for that target and feed.
 
 Order of checks, cheapest and least revealing first: body size (413), signature headers (401), key id
-(401), timestamp in the replay window (401), HMAC (401), the ERP's payload shape (400 / 422), then signature
-and event id seen before (409 replayed / duplicate). Tenant and target come from the key, never from the body. Nothing
-is written but the replay marks; a notification is a hint, the poller reads the ERP's own feed.
+(401), timestamp in the replay window (401), HMAC (401), the ERP's payload shape (400 / 422); then the poller
+is woken, and only then are signature and event id checked against the replay marks (409 replayed /
+duplicate; 503 when the marks cannot be written, so the sender retries). Tenant and target come from the key,
+never from the body. Nothing is written but the replay marks; a notification is a hint, the poller reads the
+ERP's own feed, so a replay that wakes a poll changes nothing (the poller coalesces wakes, so replays cost
+at most one extra poll per poll).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
+from nats.errors import Error as NatsError
 
 from returnbridge.inbound.payloads import PayloadError, parse_notification
 from returnbridge.inbound.replay import ReplayGuard
@@ -137,16 +141,24 @@ class InboundReceiver:
         except PayloadError as exc:
             status = 422 if exc.reason == "unsupported_event" else 400
             raise _Refused(status, exc.reason, str(exc), key.erp) from None
+        # Wake first: a wake is only a hint (the poll reads the ERP's feed and skips what it stored), so a
+        # replay that wakes a poll changes nothing, while waiting for the replay marks would put a KV round
+        # trip (or a slow or unavailable bucket) between every push and its poll.
+        for kind in note.kinds:
+            if not self._sink.wake(key.target, kind, note.occurred_at):
+                raise _Refused(422, "unknown_target", f"target {key.target!r} is not polled", key.erp)
         # Both marks in one round trip: each is set either way, and a replay is told apart from a resend.
-        new_signature, new_event = await asyncio.gather(
-            self._replay.first_time("sig", key.key_id, signed.signature),
-            self._replay.first_time("evt", key.key_id, note.event_id),
-        )
+        try:
+            new_signature, new_event = await asyncio.gather(
+                self._replay.first_time("sig", key.key_id, signed.signature),
+                self._replay.first_time("evt", key.key_id, note.event_id),
+            )
+        except (NatsError, TimeoutError) as exc:  # the poll is woken already; a 5xx makes the sender retry
+            raise _Refused(
+                503, "replay_marks_unavailable", f"replay marks not written: {exc!r}", key.erp
+            ) from None
         if not new_signature:
             raise _Refused(409, "replayed", "this signature was already received", key.erp)
         if not new_event:
             raise _Refused(409, "duplicate", f"event {note.event_id!r} was already received", key.erp)
-        for kind in note.kinds:
-            if not self._sink.wake(key.target, kind, note.occurred_at):
-                raise _Refused(422, "unknown_target", f"target {key.target!r} is not polled", key.erp)
         return key, note.kinds, note.event

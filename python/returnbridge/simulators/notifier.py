@@ -2,7 +2,11 @@
 
 Sending never blocks or fails the ERP operation that made the change: ``notify`` only puts the event on a
 bounded queue (a full queue drops it, counted); ``concurrency`` tasks post them (1: strictly in change
-order), retrying connection errors and 5xx with backoff. A 4xx is final (the receiver refused it, or already
+order), retrying connection errors and 5xx with backoff. A change to a (kind, key) that already has a
+notification queued and not yet taken by a sender replaces that one's body with the latest state instead of
+queueing another (``coalesced`` in the stats), so a backlog behind a slow receiver stays one notification
+per changed key instead of growing with every change: a notification is only a hint, the receiver's poll
+reads the feed itself, so nothing is lost. A 4xx is final (the receiver refused it, or already
 has it: 409). For tests the notifier can drop, duplicate or reorder a share of the events, seeded so a run
 repeats.
 """
@@ -42,6 +46,8 @@ class NotifierConfig(BaseModel):
     queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
     # Posts in flight at once, as Event Mesh or an iPaaS delivers; 1 keeps strict change order.
     concurrency: int = Field(default=8, ge=1, le=64)
+    # Merge queued, unsent notifications for the same (kind, key) into the latest one.
+    coalesce: bool = True
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_seconds: float = Field(default=0.2, gt=0, le=60)
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -71,6 +77,7 @@ class NotifierStats:
     refused: int = 0  # other 4xx
     failed: int = 0  # gave up after max_attempts
     dropped_queue_full: int = 0
+    coalesced: int = 0  # changes merged into a notification already queued for the same (kind, key)
     dropped_by_test: int = 0
     duplicated_by_test: int = 0
     reordered_by_test: int = 0
@@ -88,6 +95,9 @@ class _Pending:
     body: bytes
     queued_at: float = field(default_factory=time.monotonic)
     attempt: int = 0
+    # (kind, key) while the item may still be merged into; None once a sender took it (or for a test copy).
+    merge_key: tuple[str, str] | None = None
+    created: bool = False
 
 
 @dataclass
@@ -100,6 +110,7 @@ class ChangeNotifier:
     _queue: asyncio.Queue[_Pending] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
+    _unsent: dict[tuple[str, str], _Pending] = field(default_factory=dict)
     _random: random.Random = field(default_factory=random.Random)
 
     def configure(self, config: NotifierConfig) -> None:
@@ -113,25 +124,44 @@ class ChangeNotifier:
         self._seen.add(key)
         if not self.config.ready():
             return
+        waiting = self._unsent.get((kind, key)) if self.config.coalesce else None
+        # A merged notification still says "created" if any change it stands for created the key.
+        created = created or (waiting is not None and waiting.created)
         payload = build_payload(self.simulator, kind, key, time.time(), created=created)
         if payload is None:
+            return
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        if waiting is not None:  # still queued, not yet taken by a sender: it now carries the latest change
+            waiting.body, waiting.created = body, created
+            self.stats.coalesced += 1
             return
         if self._random.random() < self.config.drop_rate:
             self.stats.dropped_by_test += 1
             return
         copies = 2 if self._random.random() < self.config.duplicate_rate else 1
         self.stats.duplicated_by_test += copies - 1
-        body = json.dumps(payload, separators=(",", ":")).encode()
         queue = self._ensure_running()
         if queue is None:
             return
-        for _ in range(copies):
+        for copy in range(copies):
+            item = _Pending(body, created=created)
             try:
-                queue.put_nowait(_Pending(body))
+                queue.put_nowait(item)
             except asyncio.QueueFull:
                 self.stats.dropped_queue_full += 1
                 return
             self.stats.queued += 1
+            if copy == 0 and self.config.coalesce:
+                item.merge_key = (kind, key)
+                self._unsent[(kind, key)] = item
+
+    def _taken(self, item: _Pending) -> _Pending:
+        """A sender took ``item`` off the queue: later changes to its key queue a new notification."""
+        if item.merge_key is not None:
+            if self._unsent.get(item.merge_key) is item:
+                del self._unsent[item.merge_key]
+            item.merge_key = None
+        return item
 
     def _ensure_running(self) -> asyncio.Queue[_Pending] | None:
         try:
@@ -158,13 +188,14 @@ class ChangeNotifier:
                 await task
         self._tasks = []
         self._queue = None
+        self._unsent.clear()
 
     async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
         held: _Pending | None = None
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), 0.5 if held is not None else None)
+                    item = self._taken(await asyncio.wait_for(queue.get(), 0.5 if held is not None else None))
                 except TimeoutError:  # nothing came after the held event: send it anyway
                     assert held is not None
                     await self._deliver(session, held)
