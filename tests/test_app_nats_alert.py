@@ -4,12 +4,11 @@ the supervisor's ``process_restarted`` for a child that exited, posted to a real
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
+from helpers.alert_webhook import Webhook, alert_webhook
 from helpers.eventually import assert_eventually
 from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
@@ -17,32 +16,10 @@ from returnbridge.config import load_settings
 from returnbridge.supervisor import Supervisor, _Child
 
 
-@dataclass
-class Webhook:
-    url: str
-    received: list[dict[str, object]] = field(default_factory=list)
-
-
 @pytest.fixture
 async def webhook() -> AsyncIterator[Webhook]:
-    hook = Webhook(url="")
-
-    async def handle(request: web.Request) -> web.Response:
-        hook.received.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/alerts", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    hook.url = f"http://{host}:{port}/alerts"
-    try:
+    async with alert_webhook() as hook:
         yield hook
-    finally:
-        await runner.cleanup()
 
 
 async def test_lost_nats_connection_alerts_once_and_resolves(

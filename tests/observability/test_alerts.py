@@ -5,51 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from aiohttp import web
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from helpers.alert_webhook import Webhook, alert_webhook
 from helpers.eventually import assert_eventually
 from returnbridge.observability.alerts import AlertConfig, Alerter
 
 CUSTOMER_EMAIL = "jane.doe@example.com"
 
 
-@dataclass
-class Webhook:
-    url: str
-    received: list[dict[str, object]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    fail_with: int = 0
-
-
 @pytest.fixture
 async def webhook() -> AsyncIterator[Webhook]:
-    hook = Webhook(url="")
-
-    async def handle(request: web.Request) -> web.Response:
-        if hook.fail_with:
-            return web.Response(status=hook.fail_with)
-        hook.received.append(await request.json())
-        hook.headers.append(dict(request.headers))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/alerts", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    hook.url = f"http://{host}:{port}/alerts"
-    try:
+    async with alert_webhook() as hook:
         yield hook
-    finally:
-        await runner.cleanup()
 
 
 class FakeClock:

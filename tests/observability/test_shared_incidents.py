@@ -7,15 +7,14 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from aiohttp import web
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
+from helpers.alert_webhook import Webhook, alert_webhook
 from helpers.eventually import assert_eventually
 from returnbridge.bus import subjects
 from returnbridge.bus.embedded import EmbeddedNatsServer
@@ -24,38 +23,10 @@ from returnbridge.observability.alerts import AlertConfig, Alerter, post_webhook
 from returnbridge.observability.leader_advisories import StreamLeaderListener, parse_leader_elected
 
 
-@dataclass
-class Webhook:
-    url: str
-    received: list[dict[str, object]] = field(default_factory=list)
-
-    def of(self, kind: str, status: str) -> list[dict[str, object]]:
-        return [a for a in self.received if a["kind"] == kind and a["status"] == status]
-
-    def of_kind(self, kind: str) -> list[dict[str, object]]:
-        return [a for a in self.received if a["kind"] == kind]
-
-
 @pytest.fixture
 async def webhook() -> AsyncIterator[Webhook]:
-    hook = Webhook(url="")
-
-    async def handle(request: web.Request) -> web.Response:
-        hook.received.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/alerts", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    hook.url = f"http://{host}:{port}/alerts"
-    try:
+    async with alert_webhook() as hook:
         yield hook
-    finally:
-        await runner.cleanup()
 
 
 class WallClock:
