@@ -22,6 +22,7 @@ from inbound.stack import ERP_OF, TARGETS, TENANT, InventoryWatch, Stack, push_c
 from returnbridge.api.v1 import inventory_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.bus.kv import keys_matching
 from returnbridge.simulators.kit import RunningSimulator
 
 
@@ -167,7 +168,7 @@ async def _stored_on_hand(running: Stack, sim: str, key: tuple[str, str, str]) -
     assert running.app is not None and running.app.nc is not None
     kv = await running.app.nc.jetstream().key_value(subjects.INVENTORY_BUCKET)
     want = running.on_hand(sim, key)
-    for name in await kv.keys():
+    for name in await keys_matching(kv, ">"):
         level = inventory_pb2.InventoryLevel.FromString((await kv.get(name)).value or b"")
         if level.sku == key[0] and level.target == TARGETS[sim] and Decimal(level.on_hand) == want:
             return
