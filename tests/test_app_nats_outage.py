@@ -11,11 +11,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from helpers.eventually import assert_eventually
+from helpers.settings import served_settings
 from mapping.samples import build_return
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
 from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
-from returnbridge.config import load_settings
 from returnbridge.gateway.auth import hash_api_key
 
 KEY = "rb-outage-test-key-0001"
@@ -23,21 +23,15 @@ KEY = "rb-outage-test-key-0001"
 
 @pytest.fixture
 async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[App]:
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"enabled": False},
-            "simulators": {"enabled": False},
-            "process": {"workers": []},
-            "security": {
-                "api_keys": [
-                    {"name": "rms", "tenant_id": "acme", "roles": ["submitter"], "sha256": hash_api_key(KEY)}
-                ]
-            },
+    settings = served_settings(
+        tmp_path,
+        nats_server.url,
+        simulators={"enabled": False},
+        process={"workers": []},
+        security={
+            "api_keys": [
+                {"name": "rms", "tenant_id": "acme", "roles": ["submitter"], "sha256": hash_api_key(KEY)}
+            ]
         },
     )
     app = App(settings)

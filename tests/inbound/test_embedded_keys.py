@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers.settings import served_settings
 from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
-from returnbridge.config import load_settings
 
 
 async def test_keys_follow_the_configured_sync_targets(
     tmp_path: Path, nats_server: EmbeddedNatsServer
 ) -> None:
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"enabled": False},
-            "console": {"enabled": False},
-            "sync": {"interval_seconds": 3600, "targets": [{"target": "netsuite", "tenant": "acme"}]},
-        },
+    settings = served_settings(
+        tmp_path,
+        nats_server.url,
+        console={"enabled": False},
+        sync={"interval_seconds": 3600, "targets": [{"target": "netsuite", "tenant": "acme"}]},
     )
     app = App(settings)
     await app.start()
@@ -36,17 +30,11 @@ async def test_keys_follow_the_configured_sync_targets(
 
 
 async def test_no_receiver_when_disabled(tmp_path: Path, nats_server: EmbeddedNatsServer) -> None:
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"enabled": False},
-            "console": {"enabled": False},
-            "inbound": {"enabled": False},
-        },
+    settings = served_settings(
+        tmp_path,
+        nats_server.url,
+        console={"enabled": False},
+        inbound={"enabled": False},
     )
     app = App(settings)
     await app.start()

@@ -20,12 +20,12 @@ import grpc
 import pytest
 
 from helpers.eventually import assert_eventually
+from helpers.settings import served_settings
 from inbound.stack import ERP_OF, push_count
 from returnbridge.api.v1 import inventory_pb2, returns_pb2, returns_pb2_grpc, sync_pb2
 from returnbridge.app import App
 from returnbridge.bus import subjects
 from returnbridge.bus.embedded import EmbeddedNatsServer
-from returnbridge.config import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "submit_return.py"
 #: What a person does to the delivered return in each ERP, and the status the RMS then reads.
@@ -46,17 +46,11 @@ def _example() -> ModuleType:
 
 @pytest.fixture
 async def served(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[App]:
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"enabled": False},
-            "console": {"enabled": False},
-            "sync": {"interval_seconds": 3600},
-        },
+    settings = served_settings(
+        tmp_path,
+        nats_server.url,
+        console={"enabled": False},
+        sync={"interval_seconds": 3600},
     )
     app = App(settings)
     await app.start()

@@ -20,11 +20,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from console.harness import sample_order
+from helpers.settings import served_settings
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.client import ReturnBridgeClient
-from returnbridge.config import load_settings
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.auth import hash_api_key
 from returnbridge.logs import JsonLinesFormatter, configure_logging
@@ -48,20 +48,14 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 @pytest.fixture
 async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[App]:
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"enabled": False},
-            "console": {"enabled": False},
-            "security": {
-                "api_keys": [
-                    {"name": "rms", "tenant_id": "acme", "roles": ["submitter"], "sha256": hash_api_key(KEY)}
-                ]
-            },
+    settings = served_settings(
+        tmp_path,
+        nats_server.url,
+        console={"enabled": False},
+        security={
+            "api_keys": [
+                {"name": "rms", "tenant_id": "acme", "roles": ["submitter"], "sha256": hash_api_key(KEY)}
+            ]
         },
     )
     app = App(settings)
