@@ -56,7 +56,13 @@ class GrpcSettings(BaseModel):
 
 
 def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
-    bounded = [("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
+    # grpc's "overload protection" (on by default) counts a stream until the server freed it, while the client counts
+    # HTTP/2's closed streams: a client reusing a slot a moment early was refused (RST_STREAM REFUSED_STREAM ->
+    # UNAVAILABLE; retried until the retry throttle ran out, then 80 % of a spike failed). The HTTP/2 count alone.
+    bounded = [
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.http.overload_protection", 0),
+    ]
     return [
         *(bounded if settings.max_concurrent_streams else []),
         ("grpc.server.max_pending_requests", settings.max_pending_requests),
