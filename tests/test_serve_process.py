@@ -159,6 +159,45 @@ def test_a_crashed_gateway_is_restarted_while_the_other_keeps_serving(tmp_path: 
         serve.close()
 
 
+def _eventually_serving(target: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    status = -1
+    while time.monotonic() < deadline:
+        status = _health(target)
+        if status == health_pb2.HealthCheckResponse.SERVING:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"health {status}, not SERVING within {timeout:g} s")
+
+
+def test_readiness_follows_the_worker_at_start_and_survives_its_crash(tmp_path: Path) -> None:
+    """One gateway (so every health check reaches it): a restarted gateway is told again that a worker is up; a
+    crashed worker does not turn the gateway NOT_SERVING (the accepted work waits in the stream)."""
+    serve = Serve(["--gateway-processes", "1"], tmp_path / "data")
+    try:
+        target = serve.wait_for(r"gRPC\s+(\S+:\d+)").group(1)
+        worker = int(serve.wait_for(r"process\s+worker-0\s+pid (\d+)").group(1))
+        gateway = int(serve.wait_for(r"process\s+gateway-0\s+pid (\d+)").group(1))
+        serve.wait_for(r"^Ctrl-C stops everything")
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+
+        os.kill(gateway, signal.SIGKILL)
+        restarted = int(serve.wait_for(r"gateway-0 restarted \(pid (\d+), restart 1\)").group(1))
+        serve.wait_for(rf"gateway-0 \(pid {restarted}\) is ready again")
+        # Without the supervisor's workers_up message it would stay NOT_SERVING for good.
+        _eventually_serving(target)
+
+        os.kill(worker, signal.SIGKILL)
+        serve.wait_for(rf"worker-0 \(pid {worker}\) exited with code -9")
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+        serve.wait_for(r"worker-0 \(pid \d+\) is ready again")
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=30) == 0
+    finally:
+        serve.close()
+
+
 def test_failed_startup_leaves_no_nats_server(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with socket.socket() as busy:
