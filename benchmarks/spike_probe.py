@@ -7,7 +7,9 @@ simulators, delivery workers, poller, audit) as a child process:
   simulators in their own process;
 - ``single``: ``serve --single-process`` (everything in one process, the layout before the split);
 - ``bounded``: ``supervised`` with ``grpc.max_concurrent_streams`` (``--max-streams``): a connection's excess
-  calls wait in the client's transport instead of the gateway's event loop;
+  calls wait in the client's transport instead of the gateway's event loop (32, the default since branch
+  ``gateway``, makes it ``supervised``);
+- ``unbounded``: ``supervised`` with ``grpc.max_concurrent_streams: 0`` (every call in the gateways' loops);
 - ``flat``: ``supervised`` with ``process.background_nice: 0`` (worker and simulators at the gateways' CPU
   priority, as before it existed), to measure what the priority does;
 - ``main``: ``serve`` from another source tree (``--main-tree``, e.g. a copy of main's ``python/`` with the built
@@ -63,6 +65,8 @@ class _Served:
             args.append("--single-process")
         elif layout == "bounded":
             env["RETURNBRIDGE_GRPC__MAX_CONCURRENT_STREAMS"] = str(max_streams)
+        elif layout == "unbounded":
+            env["RETURNBRIDGE_GRPC__MAX_CONCURRENT_STREAMS"] = "0"
         elif layout == "flat":
             env["RETURNBRIDGE_PROCESS__BACKGROUND_NICE"] = "0"
         elif layout == "main":
@@ -283,7 +287,7 @@ def main() -> int:
     parser.add_argument(
         "--layouts",
         default="single,supervised",
-        help="comma-separated: main, single, supervised, flat, bounded",
+        help="comma-separated: main, single, supervised, flat, bounded, unbounded",
     )
     parser.add_argument("--main-tree", help="PYTHONPATH of the code layout 'main' runs")
     parser.add_argument(
