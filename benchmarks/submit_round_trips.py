@@ -2,7 +2,10 @@
 
 Runs the submit path (``Intake.submit``, audit on as served) against a fresh embedded nats-server and counts what
 the gateway's NATS client sends: requests (a reply awaited: JetStream publishes, KV writes and reads) and plain
-publishes (events, no reply), per submission, listed by subject kind. Works on this tree and, with
+publishes (events, no reply), per submission, listed by subject kind, and how many of the requests the answer
+waited for one after another (``sequential_per_submit``: a request sent while none of the same submission is
+outstanding starts a new round trip; writes the answer does not wait for are counted apart, as
+``background_requests_per_submit``). Works on this tree and, with
 ``PYTHONPATH=<other tree>/python``, on another one (main before the audit scribe), for a side-by-side list.
 
     .venv/bin/python benchmarks/submit_round_trips.py --calls 200
@@ -78,16 +81,43 @@ async def _count(calls: int, url: str) -> dict[str, Any]:
         (requests if reply else publishes)[_kind(subject)] += 1
         await original(subject, payload, reply=reply, headers=headers)
 
+    original_request = nc.request
+    waves = 0
+    outstanding = 0
+    background = 0
+    answering = False
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        nonlocal waves, outstanding, background
+        if not answering:
+            background += 1
+        elif outstanding == 0:
+            waves += 1
+        outstanding += 1
+        try:
+            return await original_request(*args, **kwargs)
+        finally:
+            outstanding -= 1
+
     nc.publish = counting  # type: ignore[method-assign]
+    nc.request = timed  # type: ignore[method-assign]
+    drain = getattr(intake, "drain", None)  # writes the answer does not wait for (this tree)
     # One at a time: what a single submission costs, not what batching hides.
     for i in range(calls):
+        answering = True
         await intake.submit(returns_pb2.SubmitReturnRequest(return_order=_order("rt", i)))
+        answering = False
+        if drain is not None:
+            await drain()
     nc.publish = original  # type: ignore[method-assign]
+    nc.request = original_request  # type: ignore[method-assign]
     await nc.drain()
     return {
         "calls": calls,
         "requests_per_submit": round(sum(requests.values()) / calls, 2),
         "publishes_per_submit": round(sum(publishes.values()) / calls, 2),
+        "sequential_per_submit": round(waves / calls, 2),
+        "background_requests_per_submit": round(background / calls, 2),
         "requests": {k: round(v / calls, 2) for k, v in sorted(requests.items())},
         "publishes": {k: round(v / calls, 2) for k, v in sorted(publishes.items())},
     }
