@@ -124,6 +124,9 @@ class Intake:
     mappers: MapperSource | None = None
     verify_round_trip: bool = True
     _pending: set[asyncio.Task[object]] = field(default_factory=set, init=False, repr=False)
+    _routed: dict[tuple[int, str, tuple[str, ...]], list[RoutedConstraints]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.validator is None:
@@ -155,10 +158,11 @@ class Intake:
             subjects.token(tenant, "tenant")
             decision, steps = self.router.plan(order)
             adjustments = self._check_erp_constraints(order, decision, steps)
-            self._check_translation(order, decision, steps)
+            # The bytes published are the bytes the dry run translates (the order is complete from here on).
+            payload = order.SerializeToString(deterministic=True)
+            self._check_translation(order, decision, steps, payload)
             # Bad input is still answered as such while NATS is down; the rest fails fast as UNAVAILABLE.
             self.publisher.require_link()
-            payload = order.SerializeToString(deterministic=True)
             digest = hashlib.sha256(payload).hexdigest()
             entry = VersionEntry(order, decision, steps, time.time())
             assert self.admissions is not None
@@ -334,16 +338,22 @@ class Intake:
         """
         if self.constraints is None:
             return []
-        erp = erp_name(int(decision.erp), decision.target)
-        now = [s.mapping for s in steps]
-        routed = [RoutedConstraints(erp, m, self.constraints(m)) for m in now]
-        routed += [
-            RoutedConstraints(erp, m, self.constraints(m), presence=False)
-            for m in self.router.flow_mappings(decision.target)
-            if m not in now
-        ]
+        now = tuple(s.mapping for s in steps)
+        # Only configuration decides which constraints apply: built once per route and event's mappings.
+        cache_key = (int(decision.erp), decision.target, now)
+        routed = self._routed.get(cache_key)
+        if routed is None:
+            erp = erp_name(int(decision.erp), decision.target)
+            routed = [RoutedConstraints(erp, m, self.constraints(m)) for m in now]
+            routed += [
+                RoutedConstraints(erp, m, self.constraints(m), presence=False)
+                for m in self.router.flow_mappings(decision.target)
+                if m not in now
+            ]
+            self._routed[cache_key] = routed
         result = erp_constraints.check(order, routed)
         if result.violations:
+            erp = erp_name(int(decision.erp), decision.target)
             raise ValidationError(f"{erp} would refuse this return", result.violations)
         return [
             returns_pb2.FieldAdjustment(
@@ -359,7 +369,11 @@ class Intake:
         ]
 
     def _check_translation(
-        self, order: returns_pb2.ReturnOrder, decision: returns_pb2.RouteDecision, steps: list[PlannedStep]
+        self,
+        order: returns_pb2.ReturnOrder,
+        decision: returns_pb2.RouteDecision,
+        steps: list[PlannedStep],
+        payload: bytes,
     ) -> None:
         """Refuse what the mapping of this event's documents would refuse at delivery.
 
@@ -372,7 +386,7 @@ class Intake:
         violations: list[FieldViolation] = []
         for step in steps:
             failure: TranslationError | None = dry_run(
-                self.mappers, step.mapping, order, verify_round_trip=self.verify_round_trip
+                self.mappers, step.mapping, order, verify_round_trip=self.verify_round_trip, payload=payload
             )
             if failure is None:
                 continue
