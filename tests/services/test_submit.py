@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from typing import Any
 
 import grpc
@@ -13,6 +16,7 @@ from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
 from returnbridge.bus import subjects
 from returnbridge.domain.tenant_ids import default_ids
+from returnbridge.services.intake import idempotency_kv_key
 from returnbridge.services.returns import DELIVERY_SEQUENCE
 
 
@@ -358,3 +362,41 @@ async def test_a_return_accepted_before_histories_were_kept_is_adopted(pipeline:
     assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
     record = await pipeline.status.get("acme", "R30")
     assert record is not None and record["lifecycle"]["state"] == "RECEIVED" and record["lifecycle"]["legacy"]
+
+
+async def test_a_version_admitted_by_an_earlier_release_is_completed_from_its_idempotency_record(
+    pipeline: Pipeline,
+) -> None:
+    """Before admissions reserved versions, a crash after the admission left the history booked, no version
+    entry, and a pending ``rb_idempotency`` record: the retry reserves the version from that record (its
+    ``accepted_at`` and route) and publishes; another payload under the key is refused."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    order = make_order("R31")
+    order.tenant_id = "acme"
+    digest = hashlib.sha256(order.SerializeToString(deterministic=True)).hexdigest()
+    assert pipeline.intake.admissions is not None
+    await pipeline.intake.admissions.admit(order, digest)  # the earlier release: no reservation
+    route = returns_pb2.RouteDecision(target="netsuite", rule="earlier-rule")
+    old = {
+        "key": "acme:R31:1:AUTHORIZED",
+        "digest": digest,
+        "state": "pending",
+        "accepted_at": 1000.5,
+        "route": base64.b64encode(route.SerializeToString()).decode(),
+        "stream_sequence": 0,
+    }
+    kv = pipeline.buckets[subjects.IDEMPOTENCY_BUCKET]
+    await kv.create(idempotency_kv_key(order), json.dumps(old).encode())
+    other = make_order("R31", amount="20.00")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=other), metadata=md("acme"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    response = await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=make_order("R31")), metadata=md("acme")
+    )
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    assert response.accepted_at.ToNanoseconds() == 1000_500_000_000
+    assert response.route.rule == "earlier-rule"
+    stored = await pipeline.status.get("acme", "R31")
+    assert stored is not None and stored["versions"]["1"]["stream_sequence"] == 1
+    assert await _stream_messages(pipeline) == 1

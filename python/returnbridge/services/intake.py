@@ -213,6 +213,14 @@ class Intake:
         version = int(order.version)
         record, _ = admitted.known
         entry = (record or {}).get("versions", {}).get(str(version))
+        judged = ((record or {}).get("lifecycle") or {}).get("versions", {}).get(str(version), {})
+        if entry is not None and not judged.get("digest") and self.idempotency is not None:
+            # Adopted from before histories kept digests: that time's idempotency record judges the payload.
+            existing, _ = await get_json(self.idempotency, idempotency_kv_key(order))
+            if existing is not None and existing["digest"] != digest:
+                raise ConflictError(
+                    f"idempotency key {idempotency_key(order)!r} was already used with a different payload"
+                )
         if entry is None:
             entry = await self._reserve_legacy(order, digest, decision, steps)
             if entry is None:
