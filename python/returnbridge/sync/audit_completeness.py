@@ -8,13 +8,18 @@ the ERP documents themselves (an ERP document id that no ``erp.document_*`` entr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
@@ -26,6 +31,9 @@ from returnbridge.bus.kv import values_matching
 
 __all__ = ["CompletenessReport", "check_audit_completeness", "completeness_lines", "scribe_backlog"]
 
+# delivery/headers.py's H_IDEMPOTENCY and H_REPLAY_OF (delivery is above sync; tests/sync pins them equal).
+H_IDEMPOTENCY = "Rb-Idempotency-Key"
+H_REPLAY_OF = "Rb-Replay-Of"
 _ERP_ACTIONS = frozenset({"erp.document_created", "erp.document_found"})
 
 
@@ -81,6 +89,42 @@ async def scribe_backlog(js: JetStreamContext, *, wait_seconds: float = 0.0) -> 
         await asyncio.sleep(0.2)
 
 
+async def _stored_keys(js: JetStreamContext, keys: set[str]) -> set[str]:
+    """Which of these idempotency keys a submission message in ``RB_DELIVER`` carries (headers only, one pass)."""
+    name = uuid.uuid4().hex
+    info = await js.add_consumer(
+        subjects.DELIVER_STREAM,
+        ConsumerConfig(
+            name=name,
+            filter_subject=subjects.DELIVER_ALL,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            headers_only=True,
+            mem_storage=True,
+            inactive_threshold=60.0,
+        ),
+    )
+    remaining = int(info.num_pending or 0)
+    found: set[str] = set()
+    sub = await js.pull_subscribe_bind(stream=subjects.DELIVER_STREAM, name=name)
+    try:
+        while remaining > 0:
+            try:
+                messages = await sub.fetch(min(remaining, 512), timeout=5.0)
+            except NatsTimeoutError:
+                break  # aged out since the count: nothing more to read
+            for message in messages:
+                headers = message.headers or {}
+                if headers.get(H_IDEMPOTENCY) in keys and H_REPLAY_OF not in headers:
+                    found.add(headers[H_IDEMPOTENCY])
+            remaining -= len(messages)
+    finally:
+        await sub.unsubscribe()
+        with contextlib.suppress(NatsError):
+            await js.delete_consumer(subjects.DELIVER_STREAM, name)
+    return found
+
+
 async def check_audit_completeness(
     audit: AuditLog,
     sync_state: KeyValue,
@@ -112,11 +156,24 @@ async def check_audit_completeness(
             posted.add((entry.tenant_id, entry.object_id, entry.details.get("step", "")))
             posted_ids.add(entry.details.get("erp_document_id", ""))
     report = CompletenessReport(unaudited=unaudited)
-    for record in await _sync_records(sync_state):
+    records = await _sync_records(sync_state)
+    # A version reserved by the admission whose message no one named yet: accepted only if a message of it
+    # was stored (the gateway may have stopped between the PubAck and the naming). Asked of the stream, and
+    # only for those without an entry.
+    unnamed = {
+        f"{r['tenant_id']}:{r['return_id']}:{version}:{entry['event']}"
+        for r in records
+        for version, entry in r["versions"].items()  # type: ignore[attr-defined]
+        if not entry.get("stream_sequence", 1)
+        and (r["tenant_id"], f"{r['return_id']}:{version}") not in submitted
+    }
+    published = await _stored_keys(scribe, unnamed) if unnamed and scribe is not None else unnamed
+    for record in records:
         tenant, return_id = str(record["tenant_id"]), str(record["return_id"])
         for version, entry in record["versions"].items():  # type: ignore[attr-defined]
             audited = (tenant, f"{return_id}:{version}") in submitted
-            if not audited and not entry.get("stream_sequence", 1):
+            key = f"{tenant}:{return_id}:{version}:{entry['event']}"
+            if not audited and not entry.get("stream_sequence", 1) and key not in published:
                 report.reserved += 1
                 continue
             report.versions += 1
