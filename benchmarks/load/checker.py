@@ -221,7 +221,8 @@ def classify(
         # drained: no worker ever saw a message of it), is the admission's bookkeeping of a call that never got
         # as far as the publish: not accepted (its client was told an error), so neither lost nor unknown.
         record = records.get(sub.return_id)
-        if record is not None and not record.get("versions", {}).get("1", {}).get("stream_sequence", 1):
+        first = record.get("versions", {}).get("1") if record is not None else None
+        if first is None or not first.get("stream_sequence", 1):
             record = None
         state = record_state(record)
         ref = f"{rma_prefix}{sub.index:06d}-1"

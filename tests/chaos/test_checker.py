@@ -93,3 +93,16 @@ def test_a_record_without_the_version_is_not_an_acceptance() -> None:
     stub = {"return_id": f"{PREFIX}-1", "versions": {}, "documents": {}}
     report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
     assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
+
+
+def test_a_version_only_reserved_is_not_an_acceptance() -> None:
+    # The admission reserves the version before the publish; the call failed there and no worker ever named a
+    # message of it (stream sequence 0 after the backlog drained).
+    reserved = {"1": {"state": "ACCEPTED", "steps": ["doc"], "stream_sequence": 0}}
+    stub = {"return_id": f"{PREFIX}-1", "versions": reserved, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
+    named = {"1": dict(reserved["1"], stream_sequence=7)}
+    stub = {"return_id": f"{PREFIX}-1", "versions": named, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.registered, report.unknown) == (1, 1)
