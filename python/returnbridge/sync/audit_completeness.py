@@ -1,4 +1,5 @@
-"""Audit completeness: every accepted version and every delivered ERP document has its audit entry.
+"""Audit completeness: every accepted version and every delivered ERP document has its audit entry, and no
+accepted version has two ``return.submitted`` entries (a second one would count one acceptance twice).
 
 The chain check (``audit.verify``) proves no entry was altered or removed; this proves none was never written.
 It compares the audit log with the sync state (accepted versions, DELIVERED documents) and, when given, with
@@ -12,6 +13,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -43,6 +45,9 @@ class CompletenessReport:
     documents: int = 0
     erp_documents: int = 0
     gaps: list[str] = field(default_factory=list)
+    # Accepted versions with more than one return.submitted entry (a scribe's second write that JetStream's
+    # duplicate window did not drop).
+    duplicates: list[str] = field(default_factory=list)
     # Accepted submissions whose entry the audit scribe had not written yet when the check gave up waiting.
     unaudited: int = 0
     # Versions admitted and reserved whose message was never named (the submission stopped before or at its
@@ -51,10 +56,12 @@ class CompletenessReport:
 
     @property
     def ok(self) -> bool:
-        return not self.gaps
+        return not self.gaps and not self.duplicates
 
     def summary(self) -> str:
-        status = "OK" if self.ok else f"FAILED ({len(self.gaps)} gaps)"
+        problems = [f"{len(self.gaps)} gaps"] if self.gaps else []
+        problems += [f"{len(self.duplicates)} duplicated entries"] if self.duplicates else []
+        status = "OK" if self.ok else f"FAILED ({', '.join(problems)})"
         lag = (
             f"; {self.unaudited} stored submissions still wait for their return.submitted entry (the audit "
             "scribe runs in the worker processes: is one running?)"
@@ -140,7 +147,7 @@ async def check_audit_completeness(
     the audit scribe to write the entries of what was already accepted; what it still owes is reported.
     """
     unaudited = await scribe_backlog(scribe, wait_seconds=scribe_wait_seconds) if scribe is not None else 0
-    submitted: set[tuple[str, str]] = set()
+    submitted: Counter[tuple[str, str]] = Counter()
     posted: set[tuple[str, str, str]] = set()
     posted_ids: set[str] = set()
     async for stored in audit.raw_entries():
@@ -151,11 +158,15 @@ async def check_audit_completeness(
         except ValueError:
             continue  # the chain check reports malformed entries
         if entry.action == "return.submitted":
-            submitted.add((entry.tenant_id, entry.object_id))
+            submitted[(entry.tenant_id, entry.object_id)] += 1
         elif entry.action in _ERP_ACTIONS:
             posted.add((entry.tenant_id, entry.object_id, entry.details.get("step", "")))
             posted_ids.add(entry.details.get("erp_document_id", ""))
     report = CompletenessReport(unaudited=unaudited)
+    for (tenant, object_id), count in sorted(submitted.items()):
+        if count > 1:
+            return_id, _, version = object_id.rpartition(":")
+            report.duplicates.append(f"{tenant}/{return_id} v{version}: {count} return.submitted entries")
     records = await _sync_records(sync_state)
     # A version reserved by the admission whose message no one named yet: accepted only if a message of it
     # was stored (the gateway may have stopped between the PubAck and the naming). Asked of the stream, and
@@ -201,4 +212,4 @@ async def completeness_lines(nc: NatsClient, audit: AuditLog) -> tuple[bool, lis
     """``audit verify --completeness``: the check against this NATS's sync state, as printable lines."""
     sync_state = await nc.jetstream().key_value(subjects.SYNC_STATE_BUCKET)
     report = await check_audit_completeness(audit, sync_state, scribe=nc.jetstream())
-    return report.ok, [*report.gaps, report.summary()]
+    return report.ok, [*report.gaps, *report.duplicates, report.summary()]
