@@ -225,10 +225,12 @@ def classify(
 ) -> None:
     """Count each return's category from the client outcome, its sync record and its ERP documents."""
     for sub in submissions:
-        # A record without version 1 is only the admission's bookkeeping of a call that never got as far as
-        # the publish: not accepted (its client was told an error), so neither lost nor unknown.
+        # A record without version 1, or with version 1 only reserved (stream sequence 0 once the backlog is
+        # drained: no worker ever saw a message of it), is the admission's bookkeeping of a call that never got
+        # as far as the publish: not accepted (its client was told an error), so neither lost nor unknown.
         record = records.get(sub.return_id)
-        if record is not None and "1" not in record.get("versions", {}):
+        first = record.get("versions", {}).get("1") if record is not None else None
+        if first is None or not first.get("stream_sequence", 1):
             record = None
         state = record_state(record)
         ref = f"{rma_prefix}{sub.index:06d}-1"

@@ -135,3 +135,16 @@ def test_more_resolutions_than_firings_are_a_problem() -> None:
     assert verdict["problems"] == ["2 resolutions of stream_leader_elected:RB_DELIVER after 1 firing"]
     # One alone may close an incident that fired before the window.
     assert alert_verdict([resolved], ())["problems"] == []
+
+
+def test_a_version_only_reserved_is_not_an_acceptance() -> None:
+    # The admission reserves the version before the publish; the call failed there and no worker ever named a
+    # message of it (stream sequence 0 after the backlog drained).
+    reserved = {"1": {"state": "ACCEPTED", "steps": ["doc"], "stream_sequence": 0}}
+    stub = {"return_id": f"{PREFIX}-1", "versions": reserved, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
+    named = {"1": dict(reserved["1"], stream_sequence=7)}
+    stub = {"return_id": f"{PREFIX}-1", "versions": named, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.registered, report.unknown) == (1, 1)

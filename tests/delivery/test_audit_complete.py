@@ -228,3 +228,51 @@ async def test_a_scribe_that_dies_before_its_ack_leaves_one_entry_not_two(pipeli
     assert report.ok and not report.duplicates, (report.gaps, report.duplicates)
     chain = await verify_stream(audit)
     assert chain.ok, chain.problems[:5]
+
+
+def test_the_check_reads_the_delivery_headers_by_their_names() -> None:
+    from returnbridge.delivery import headers
+    from returnbridge.sync import audit_completeness
+
+    assert (audit_completeness.H_IDEMPOTENCY, audit_completeness.H_REPLAY_OF) == (
+        headers.H_IDEMPOTENCY,
+        headers.H_REPLAY_OF,
+    )
+
+
+async def test_a_reserved_version_never_published_owes_no_entry_but_a_published_unnamed_one_does(
+    pipeline: Pipeline,
+) -> None:
+    """The admission reserves a version before its publish. Stopped before the publish, nothing was accepted: no
+    gap. Stopped after the PubAck but before naming the message (no worker ran since), it was accepted: the
+    check finds its message in the stream, and the missing entry is a gap."""
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    audit = await AuditLog.open(pipeline.nc.jetstream())
+    js = pipeline.nc.jetstream()
+    await ensure_submitted_audit_consumer(js)
+    real_publish = pipeline.publisher.publish_delivery
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("gateway lost its NATS connection")
+
+    pipeline.publisher.publish_delivery = down  # type: ignore[method-assign]
+    try:
+        await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("V1")))
+    except ConnectionError:
+        pass
+    pipeline.publisher.publish_delivery = real_publish  # type: ignore[method-assign]
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("gateway died after the PubAck")
+
+    pipeline.status.confirm = lost  # type: ignore[method-assign]
+    await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("V2")))
+    await pipeline.intake.drain()
+    sync_state = pipeline.buckets[subjects.SYNC_STATE_BUCKET]
+    for return_id in ("V1", "V2"):
+        record = await pipeline.status.get("acme", return_id)
+        assert record is not None and record["versions"]["1"]["stream_sequence"] == 0
+    report = await check_audit_completeness(audit, sync_state, scribe=js, scribe_wait_seconds=0)
+    assert report.gaps == ["acme/V2 v1: accepted without a return.submitted entry"]
+    assert (report.versions, report.reserved) == (1, 1)
+    assert "1 reserved versions never published" in report.summary()

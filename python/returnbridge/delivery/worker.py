@@ -359,6 +359,27 @@ class DeliveryWorker:
         record, revision = known if known is not None else await self._status.get_versioned(tenant, return_id)
         if record is None or str(version) not in record["versions"]:
             record, revision = await self._register(work)
+        elif H_REPLAY_OF not in work.headers:
+            named = int(record["versions"][str(version)]["stream_sequence"])
+            sequence = msg.metadata.sequence.stream
+            if not named:
+                # Reserved, and the gateway stopped before naming its message: name this one before delivering.
+                stored, revision, named = await self._status.confirm(
+                    tenant, return_id, version, sequence, known=(record, revision)
+                )
+                assert stored is not None
+                record = stored
+            if named != sequence:
+                # A retry past the duplicate window stored the version twice: only the named message delivers.
+                log.warning(
+                    "return %s v%s: message %s is a second copy of %s; acked",
+                    return_id,
+                    version,
+                    sequence,
+                    named,
+                )
+                await msg.ack()
+                return
         waiting = blockers(record, version, gap_wait_seconds=self.settings.version_gap_wait_seconds)
         if waiting and work.steps and msg.metadata.num_delivered >= self.settings.consumer.max_deliver - 1:
             # JetStream stops redelivering after MaxDeliver: park the message in the DLQ rather than lose it.
