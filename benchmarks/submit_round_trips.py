@@ -2,10 +2,16 @@
 
 Runs the submit path (``Intake.submit``, audit on as served) against a fresh embedded nats-server and counts what
 the gateway's NATS client sends: requests (a reply awaited: JetStream publishes, KV writes and reads) and plain
-publishes (events, no reply), per submission, listed by subject kind. Works on this tree and, with
+publishes (events, no reply), per submission, listed by subject kind, and how many of the requests the answer
+waited for one after another (``sequential_per_submit``: a request sent while none of the same submission is
+outstanding starts a new round trip; writes the answer does not wait for are counted apart, as
+``background_requests_per_submit``). Works on this tree and, with
 ``PYTHONPATH=<other tree>/python``, on another one (main before the audit scribe), for a side-by-side list.
 
-    .venv/bin/python benchmarks/submit_round_trips.py --calls 200
+    .venv/bin/python benchmarks/submit_round_trips.py --calls 200 [--cpu-calls 2000 --in-flight 200]
+
+``cpu_ms_per_submit``: the process's CPU time per submission over ``--cpu-calls`` submissions with ``--in-flight``
+at once (the handler's share of a gateway's CPU: no gRPC; nats-server runs in its own process).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -46,7 +53,7 @@ def _kind(subject: str) -> str:
     return ".".join(subject.split(".")[:2])
 
 
-async def _count(calls: int, url: str) -> dict[str, Any]:
+async def _count(calls: int, url: str, cpu_calls: int, in_flight: int) -> dict[str, Any]:
     nc = await nats.connect(url)
     js = nc.jetstream()
     buckets = await ensure_streams(js, StreamsConfig())
@@ -78,16 +85,58 @@ async def _count(calls: int, url: str) -> dict[str, Any]:
         (requests if reply else publishes)[_kind(subject)] += 1
         await original(subject, payload, reply=reply, headers=headers)
 
+    original_request = nc.request
+    waves = 0
+    outstanding = 0
+    background = 0
+    answering = False
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        nonlocal waves, outstanding, background
+        if not answering:
+            background += 1
+        elif outstanding == 0:
+            waves += 1
+        outstanding += 1
+        try:
+            return await original_request(*args, **kwargs)
+        finally:
+            outstanding -= 1
+
     nc.publish = counting  # type: ignore[method-assign]
+    nc.request = timed  # type: ignore[method-assign]
+    drain = getattr(intake, "drain", None)  # writes the answer does not wait for (this tree)
     # One at a time: what a single submission costs, not what batching hides.
     for i in range(calls):
+        answering = True
         await intake.submit(returns_pb2.SubmitReturnRequest(return_order=_order("rt", i)))
+        answering = False
+        if drain is not None:
+            await drain()
     nc.publish = original  # type: ignore[method-assign]
+    nc.request = original_request  # type: ignore[method-assign]
+    # CPU per submission in this process (the gateway's handler share, no gRPC), many in flight as under load:
+    # process time, not wall time, so other work on a shared machine moves it far less than a throughput.
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await intake.submit(returns_pb2.SubmitReturnRequest(return_order=_order("cpu", i)))
+
+    started = time.process_time()
+    await asyncio.gather(*(one(i) for i in range(cpu_calls)))
+    if drain is not None:
+        await drain()
+    cpu_ms = (time.process_time() - started) * 1000 / max(cpu_calls, 1)
     await nc.drain()
     return {
         "calls": calls,
         "requests_per_submit": round(sum(requests.values()) / calls, 2),
         "publishes_per_submit": round(sum(publishes.values()) / calls, 2),
+        "sequential_per_submit": round(waves / calls, 2),
+        "background_requests_per_submit": round(background / calls, 2),
+        "cpu_ms_per_submit": round(cpu_ms, 3),
+        "cpu_calls": cpu_calls,
         "requests": {k: round(v / calls, 2) for k, v in sorted(requests.items())},
         "publishes": {k: round(v / calls, 2) for k, v in sorted(publishes.items())},
     }
@@ -98,9 +147,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--cpu-calls", type=int, default=2000, help="submissions of the CPU measurement")
+    parser.add_argument(
+        "--in-flight", type=int, default=200, help="concurrent submissions when measuring CPU"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as store, EmbeddedNatsServer(store, sync_always=True) as server:
-        result = asyncio.run(_count(args.calls, server.url))
+        result = asyncio.run(_count(args.calls, server.url, args.cpu_calls, args.in_flight))
     print(json.dumps(result, indent=2))
     return 0
 

@@ -4,8 +4,9 @@ Sources, none of them the load driver's own bookkeeping of the service:
 * the ERP simulators' ``/_sim/documents`` (their duplicate policy is ``accept``, so a second document for one
   external reference is stored and counted instead of refused);
 * the service's sync state (KV ``rb_sync_state``) and the JetStream consumers of ``RB_DELIVER`` (backlog);
-* the audit log: the chain check and the completeness check (``audit verify --completeness``);
-* the alerts the service sent to the tool's webhook.
+* the audit log: the chain check and the completeness check (``audit verify --completeness``: gaps and
+  acceptances audited twice);
+* the alerts the service sent to the tool's webhook (``alert_verdict``: one notification per incident).
 
 Per return (client outcome x service state x ERP documents):
 * ``lost``: the client was told ACCEPTED/DUPLICATE (or the service registered it), no ERP holds a document
@@ -68,6 +69,8 @@ class CheckReport:
     backlog: dict[str, int] = field(default_factory=dict)
     drain_seconds: float = 0.0
     audit_gaps: int = 0
+    # Accepted versions with two return.submitted entries (a scribe's write repeated after its death).
+    audit_duplicates: int = 0
     audit_chain_ok: bool = False
     audit_chain_problems: int = 0
     audit_entries_checked: int = 0
@@ -82,6 +85,7 @@ class CheckReport:
             or self.duplicated
             or self.unknown
             or self.audit_gaps
+            or self.audit_duplicates
             or self.state_drift
         ) and (self.backlog_drained and self.audit_chain_ok)
 
@@ -199,6 +203,10 @@ async def check(
     report.audit_gaps = len(ours)
     for gap in ours[:10]:
         report.note("audit_gap", gap)
+    twice = [d for d in completeness.duplicates if f"/{return_prefix}" in d]
+    report.audit_duplicates = len(twice)
+    for line in twice[:10]:
+        report.note("audit_duplicate", line)
     chain = await verify_stream(audit)
     report.audit_chain_ok = chain.ok
     report.audit_chain_problems = len(chain.problems)
@@ -217,10 +225,12 @@ def classify(
 ) -> None:
     """Count each return's category from the client outcome, its sync record and its ERP documents."""
     for sub in submissions:
-        # A record without version 1 is only the admission's bookkeeping of a call that never got as far as
-        # the publish: not accepted (its client was told an error), so neither lost nor unknown.
+        # A record without version 1, or with version 1 only reserved (stream sequence 0 once the backlog is
+        # drained: no worker ever saw a message of it), is the admission's bookkeeping of a call that never got
+        # as far as the publish: not accepted (its client was told an error), so neither lost nor unknown.
         record = records.get(sub.return_id)
-        if record is not None and "1" not in record.get("versions", {}):
+        first = record.get("versions", {}).get("1") if record is not None else None
+        if first is None or not first.get("stream_sequence", 1):
             record = None
         state = record_state(record)
         ref = f"{rma_prefix}{sub.index:06d}-1"
@@ -253,3 +263,50 @@ def classify(
         if (posted >= 1) != (state == "DELIVERED") and record is not None:
             report.state_drift += 1
             report.note("state_drift", f"{sub.return_id}: state {state}, {posted} ERP documents")
+
+
+@dataclass(frozen=True)
+class ExpectedAlert:
+    """An alert a scenario's fault must raise: ``kind`` (and ``key``, when given), at most ``incidents`` times
+    (one notification per incident of the fault; e.g. two separate nats-server restarts)."""
+
+    kind: str
+    key: str | None = None
+    incidents: int = 1
+
+    def matches(self, kind: str, key: str) -> bool:
+        return kind == self.kind and (self.key is None or key == self.key)
+
+
+def alert_verdict(alerts: list[dict[str, Any]], expected: tuple[ExpectedAlert, ...]) -> dict[str, Any]:
+    """Notifications per incident ``(kind, key)`` and what is wrong with them.
+
+    Problems: an expected alert that never fired; more firing notifications for one incident than the fault
+    had incidents (1 for anything not expected: the de-duplication across processes failed); more
+    resolutions of an incident than firings.
+    """
+    firing: Counter[tuple[str, str]] = Counter()
+    resolved: Counter[tuple[str, str]] = Counter()
+    for alert in alerts:
+        incident = (str(alert.get("kind")), str(alert.get("key")))
+        (resolved if alert.get("status") == "resolved" else firing)[incident] += 1
+    problems: list[str] = []
+    for want in expected:
+        if not any(want.matches(kind, key) for kind, key in firing):
+            problems.append(f"no {want.kind}{':' + want.key if want.key else ''} alert")
+    for (kind, key), count in sorted(firing.items()):
+        limit = max((w.incidents for w in expected if w.matches(kind, key)), default=1)
+        if count > limit:
+            problems.append(f"{count} notifications for incident {kind}:{key} (at most {limit})")
+    for (kind, key), count in sorted(resolved.items()):
+        # One resolution alone may close an incident that fired before this run's window (a shared stack).
+        if count > max(firing[(kind, key)], 1):
+            problems.append(f"{count} resolutions of {kind}:{key} after {firing[(kind, key)]} firing")
+    return {
+        "per_incident": {f"{k}:{key}": n for (k, key), n in sorted(firing.items())},
+        "resolutions": {f"{k}:{key}": n for (k, key), n in sorted(resolved.items())},
+        "unexpected": sorted(
+            {f"{k}:{key}" for k, key in firing if not any(w.matches(k, key) for w in expected)}
+        ),
+        "problems": problems,
+    }

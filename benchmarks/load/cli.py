@@ -52,16 +52,23 @@ def summary_line(result: dict[str, Any]) -> str:
     check = result["check"]
     resumed = result.get("writes_resumed_after_leader_loss_s")
     return (
-        f"[{result['scenario']}] {'CLEAN' if check['clean'] else 'PROBLEMS'}: lost {check['lost']}, "
+        f"[{result['scenario']}] {'CLEAN' if result['clean'] else 'PROBLEMS'}: lost {check['lost']}, "
         f"duplicated {check['duplicated']}, unknown {check['unknown']}, false OK {check['false_ok']}, "
         f"dead-lettered {check['dead_lettered']}, audit gaps {check['audit_gaps']}, "
+        f"audit duplicates {check['audit_duplicates']}, "
         f"chain {'ok' if check['audit_chain_ok'] else 'BROKEN'}, drained {check['backlog_drained']} "
         f"({check['drain_seconds']} s); {result['accepted_per_s']} accepted/s, submit p99 "
         f"{result['submit_latency']['p99_ms']} ms, probe p99 {result['probe_during_load']['p99_ms']} ms "
         f"(idle {result['probe_idle']['p99_ms']} ms); INTERNAL answers {result.get('internal_answers', 0)}; "
-        f"alerts {result['alerts']['by_kind']}"
+        f"alerts per incident {result['alerts']['per_incident']}"
+        + (f" ALERT PROBLEMS {result['alerts']['problems']}" if result["alerts"]["problems"] else "")
+        + f"; peak RSS MiB {_peak_rss(result)}"
         + (f"; writes resumed {resumed} s after leader loss" if resumed is not None else "")
     )
+
+
+def _peak_rss(result: dict[str, Any]) -> dict[str, int]:
+    return {name: round(v["max_kb"] / 1024) for name, v in result.get("rss", {}).items() if v.get("max_kb")}
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -85,7 +92,7 @@ async def main_async(args: argparse.Namespace) -> int:
         alerts.stop()
     json_path, png = write_outputs(Path(args.out), args.command, results)
     print(f"results: {json_path}\nplot:    {png}")
-    return 0 if all(r["check"]["clean"] for r in results) else 1
+    return 0 if all(r["clean"] for r in results) else 1
 
 
 def write_outputs(out: Path, command: str, results: list[dict[str, Any]]) -> tuple[Path, Path]:

@@ -192,6 +192,7 @@ class App:
                 mappers=self.mappings,
                 verify_round_trip=settings.delivery.verify_round_trip,
             )
+            self._cleanups.append(("intake-writes", intake.drain))  # after the gRPC server (newest first)
             security = self._security().with_open_reflection(settings.grpc.host)
             authenticator = Authenticator(security)
             self.grpc = GrpcServer(

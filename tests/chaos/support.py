@@ -41,4 +41,8 @@ def assert_clean(result: dict[str, Any]) -> None:
     assert check["posted"] == result["calls"], detail
     assert check["backlog_drained"], detail
     assert check["audit_gaps"] == 0, detail
+    assert check["audit_duplicates"] == 0, detail
     assert check["audit_chain_ok"], detail
+    # One alert per incident: every alert the fault must raise fired, and none twice.
+    assert result["alerts"]["problems"] == [], detail
+    assert result["clean"], detail

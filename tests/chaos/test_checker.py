@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from load.checker import CheckReport, classify, record_state
+from load.checker import CheckReport, ExpectedAlert, alert_verdict, classify, record_state
 from load.driver import Submission
 
 PREFIX = "tst000"
@@ -93,3 +93,58 @@ def test_a_record_without_the_version_is_not_an_acceptance() -> None:
     stub = {"return_id": f"{PREFIX}-1", "versions": {}, "documents": {}}
     report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
     assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
+
+
+def _alert(kind: str, key: str, status: str = "firing") -> dict[str, Any]:
+    return {"kind": kind, "key": key, "status": status}
+
+
+def test_one_notification_and_its_resolution_per_incident_is_clean() -> None:
+    verdict = alert_verdict(
+        [_alert("erp_unreachable", "sap"), _alert("erp_unreachable", "sap", "resolved")],
+        (ExpectedAlert("erp_unreachable", "sap"),),
+    )
+    assert verdict["problems"] == [] and verdict["per_incident"] == {"erp_unreachable:sap": 1}
+
+
+def test_an_expected_alert_that_never_fired_is_a_problem() -> None:
+    verdict = alert_verdict([_alert("backlog", "RB_DELIVER/x")], (ExpectedAlert("stream_leader_elected"),))
+    assert verdict["problems"] == ["no stream_leader_elected alert"]
+    assert verdict["unexpected"] == ["backlog:RB_DELIVER/x"]
+
+
+def test_two_notifications_of_one_incident_are_a_duplicate() -> None:
+    alerts = [_alert("erp_unreachable", "sap"), _alert("erp_unreachable", "sap")]
+    verdict = alert_verdict(alerts, (ExpectedAlert("erp_unreachable", "sap"),))
+    assert verdict["problems"] == ["2 notifications for incident erp_unreachable:sap (at most 1)"]
+    # Not expected at all: still at most one per incident (the de-duplication across processes).
+    assert alert_verdict(alerts, ())["problems"] == verdict["problems"]
+
+
+def test_a_fault_with_two_incidents_may_notify_twice_but_not_three_times() -> None:
+    want = (ExpectedAlert("nats_disconnected", "nats", incidents=2),)
+    assert alert_verdict([_alert("nats_disconnected", "nats")] * 2, want)["problems"] == []
+    assert alert_verdict([_alert("nats_disconnected", "nats")] * 3, want)["problems"] == [
+        "3 notifications for incident nats_disconnected:nats (at most 2)"
+    ]
+
+
+def test_more_resolutions_than_firings_are_a_problem() -> None:
+    resolved = _alert("stream_leader_elected", "RB_DELIVER", "resolved")
+    verdict = alert_verdict([_alert("stream_leader_elected", "RB_DELIVER"), resolved, resolved], ())
+    assert verdict["problems"] == ["2 resolutions of stream_leader_elected:RB_DELIVER after 1 firing"]
+    # One alone may close an incident that fired before the window.
+    assert alert_verdict([resolved], ())["problems"] == []
+
+
+def test_a_version_only_reserved_is_not_an_acceptance() -> None:
+    # The admission reserves the version before the publish; the call failed there and no worker ever named a
+    # message of it (stream sequence 0 after the backlog drained).
+    reserved = {"1": {"state": "ACCEPTED", "steps": ["doc"], "stream_sequence": 0}}
+    stub = {"return_id": f"{PREFIX}-1", "versions": reserved, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
+    named = {"1": dict(reserved["1"], stream_sequence=7)}
+    stub = {"return_id": f"{PREFIX}-1", "versions": named, "documents": {}}
+    report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
+    assert (report.registered, report.unknown) == (1, 1)

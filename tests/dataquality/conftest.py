@@ -51,10 +51,17 @@ class Served:
         return record
 
     async def idempotency_keys(self, return_id: str) -> list[str]:
+        """The idempotency keys the return holds: versions the admission reserved in its sync record (the
+        ``rb_idempotency`` bucket is no longer written), and any record an earlier release left there."""
         assert self.app.js is not None
+        record = await self.record(return_id)
+        reserved = [
+            f"{DEMO_TENANT}:{return_id}:{version}:{entry['event']}"
+            for version, entry in (record or {}).get("versions", {}).items()
+        ]
         kv = await self.app.js.key_value(subjects.IDEMPOTENCY_BUCKET)
         pattern = f"{subjects.kv_token(DEMO_TENANT)}.{subjects.kv_token(return_id)}.>"
-        return sorted(await keys_matching(kv, pattern))
+        return sorted(reserved + await keys_matching(kv, pattern))
 
 
 @pytest.fixture(scope="module")

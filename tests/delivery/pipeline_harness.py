@@ -285,6 +285,7 @@ class Pipeline:
             await self.channel.close()
         if self.server is not None:
             await self.server.stop(None)
+        await self.intake.drain()
 
 
 def md(tenant: str) -> tuple[tuple[str, str], ...]:

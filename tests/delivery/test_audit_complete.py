@@ -13,7 +13,8 @@ from returnbridge.api.v1 import returns_pb2
 from returnbridge.audit.log import AuditLog
 from returnbridge.audit.verify import verify_stream
 from returnbridge.bus import subjects
-from returnbridge.bus.consumer import ensure_submitted_audit_consumer
+from returnbridge.bus.consumer import SUBMITTED_AUDIT_CONSUMER, ensure_submitted_audit_consumer
+from returnbridge.delivery.submitted_audit import SubmittedAuditor
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ConflictError
@@ -187,3 +188,91 @@ async def test_an_accepted_event_gets_its_entry_from_the_stream_even_if_no_write
     page = await audit.query(tenant_id="acme", action="return.submitted")
     (entry,) = page.entries
     assert entry.object_id == "K1:1" and entry.actor == "rms" and entry.details["target"] == "netsuite"
+
+
+async def test_a_scribe_that_dies_before_its_ack_leaves_one_entry_not_two(pipeline: Pipeline) -> None:
+    """The entry landed, the ack never did (the scribe's process died): the redelivered message is written again
+    by another scribe, and JetStream drops that second append by its message id (the idempotency key's)."""
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    js = pipeline.nc.jetstream()
+    await ensure_submitted_audit_consumer(js)
+    await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("K2")))
+
+    dying = SubmittedAuditor(js, await AuditLog.open(js))
+    sub = await js.pull_subscribe_bind(consumer=SUBMITTED_AUDIT_CONSUMER, stream=subjects.DELIVER_STREAM)
+    (msg,) = await sub.fetch(1, timeout=10)
+
+    async def lost_ack() -> None:  # the process is gone before its ack is sent
+        return None
+
+    msg.ack = lost_ack  # type: ignore[method-assign]
+    await dying.write([msg])
+    await msg.nak()  # what the ack wait would do after the death, without waiting for it
+    await sub.unsubscribe()
+
+    audit = await AuditLog.open(js)  # another process's writer: it does not know the dead one's tail
+    await pipeline.start_audit_scribe(audit)
+    sync_state = pipeline.buckets[subjects.SYNC_STATE_BUCKET]
+
+    async def redelivered_and_written() -> None:
+        info = await js.consumer_info(subjects.DELIVER_STREAM, SUBMITTED_AUDIT_CONSUMER)
+        # Delivered twice (consumer sequence 2: the redelivery), and acknowledged since.
+        assert info.delivered is not None and info.ack_floor is not None, info
+        assert info.delivered.consumer_seq >= 2, info
+        assert info.ack_floor.consumer_seq == info.delivered.consumer_seq and not info.num_pending, info
+
+    await assert_eventually(redelivered_and_written, timeout=60, interval=0.2)
+    page = await audit.query(tenant_id="acme", action="return.submitted")
+    assert [e.object_id for e in page.entries] == ["K2:1"]
+    report = await check_audit_completeness(audit, sync_state, scribe=js, scribe_wait_seconds=10)
+    assert report.ok and not report.duplicates, (report.gaps, report.duplicates)
+    chain = await verify_stream(audit)
+    assert chain.ok, chain.problems[:5]
+
+
+def test_the_check_reads_the_delivery_headers_by_their_names() -> None:
+    from returnbridge.delivery import headers
+    from returnbridge.sync import audit_completeness
+
+    assert (audit_completeness.H_IDEMPOTENCY, audit_completeness.H_REPLAY_OF) == (
+        headers.H_IDEMPOTENCY,
+        headers.H_REPLAY_OF,
+    )
+
+
+async def test_a_reserved_version_never_published_owes_no_entry_but_a_published_unnamed_one_does(
+    pipeline: Pipeline,
+) -> None:
+    """The admission reserves a version before its publish. Stopped before the publish, nothing was accepted: no
+    gap. Stopped after the PubAck but before naming the message (no worker ran since), it was accepted: the
+    check finds its message in the stream, and the missing entry is a gap."""
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    audit = await AuditLog.open(pipeline.nc.jetstream())
+    js = pipeline.nc.jetstream()
+    await ensure_submitted_audit_consumer(js)
+    real_publish = pipeline.publisher.publish_delivery
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("gateway lost its NATS connection")
+
+    pipeline.publisher.publish_delivery = down  # type: ignore[method-assign]
+    try:
+        await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("V1")))
+    except ConnectionError:
+        pass
+    pipeline.publisher.publish_delivery = real_publish  # type: ignore[method-assign]
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("gateway died after the PubAck")
+
+    pipeline.status.confirm = lost  # type: ignore[method-assign]
+    await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("V2")))
+    await pipeline.intake.drain()
+    sync_state = pipeline.buckets[subjects.SYNC_STATE_BUCKET]
+    for return_id in ("V1", "V2"):
+        record = await pipeline.status.get("acme", return_id)
+        assert record is not None and record["versions"]["1"]["stream_sequence"] == 0
+    report = await check_audit_completeness(audit, sync_state, scribe=js, scribe_wait_seconds=0)
+    assert report.gaps == ["acme/V2 v1: accepted without a return.submitted entry"]
+    assert (report.versions, report.reserved) == (1, 1)
+    assert "1 reserved versions never published" in report.summary()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+from typing import Any
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from delivery.pipeline_harness import Pipeline, make_order, md
+from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
 from returnbridge.bus import subjects
 from returnbridge.domain.tenant_ids import default_ids
@@ -101,12 +107,12 @@ async def test_invalid_input_writes_nothing(pipeline: Pipeline) -> None:
     assert (await kv.status()).values == 0
 
 
-async def test_pending_record_is_completed_by_resubmit(pipeline: Pipeline) -> None:
-    """A crash after the KV create but before the publish: the resubmit publishes and answers ACCEPTED."""
+async def test_crash_after_the_reservation_before_the_publish_is_completed_by_resubmit(
+    pipeline: Pipeline,
+) -> None:
+    """Step 1 (admission + reservation) landed, step 2 (publish) did not: the resubmit publishes, ACCEPTED."""
     stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
     order = make_order("R6")
-    order.tenant_id = "acme"
-    kv = pipeline.buckets[subjects.IDEMPOTENCY_BUCKET]
     real_publish = pipeline.publisher.publish_delivery
 
     async def crash(*args: object, **kwargs: object) -> None:
@@ -115,16 +121,20 @@ async def test_pending_record_is_completed_by_resubmit(pipeline: Pipeline) -> No
     pipeline.publisher.publish_delivery = crash  # type: ignore[method-assign]
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme"))
-    entry = await kv.get(idempotency_kv_key(order))
-    assert b'"state":"pending"' in entry.value
+    stored = await pipeline.status.get("acme", "R6")
+    assert stored is not None and stored["lifecycle"]["latest_version"] == 1
+    assert stored["versions"]["1"]["stream_sequence"] == 0  # reserved, no message named
     pipeline.publisher.publish_delivery = real_publish  # type: ignore[method-assign]
     response = await stub.SubmitReturn(
         returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme")
     )
     assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
     assert await _stream_messages(pipeline) == 1
+    stored = await pipeline.status.get("acme", "R6")
+    assert stored is not None and stored["versions"]["1"]["stream_sequence"] == 1
     again = await stub.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=order), metadata=md("acme"))
     assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+    assert (again.stream_sequence, again.accepted_at) == (response.stream_sequence, response.accepted_at)
 
 
 async def test_bulk_stream_answers_every_item(pipeline: Pipeline) -> None:
@@ -181,13 +191,24 @@ def _refuse_publish(pipeline: Pipeline) -> None:
     pipeline.publisher.publish_delivery = refuse  # type: ignore[method-assign]
 
 
-async def test_duplicate_is_answered_from_the_stored_acceptance_not_the_dedup_window(
-    pipeline: Pipeline,
-) -> None:
-    """Past JetStream's duplicate window a republish would store a second message: a duplicate never publishes."""
+async def _named(pipeline: Pipeline, return_id: str, version: int = 1) -> int:
+    async def check() -> int:
+        stored = await pipeline.status.get("acme", return_id)
+        assert stored is not None and stored["versions"][str(version)]["stream_sequence"]
+        return int(stored["versions"][str(version)]["stream_sequence"])
+
+    return await assert_eventually(check)
+
+
+async def test_duplicate_is_answered_from_the_named_message_not_the_dedup_window(pipeline: Pipeline) -> None:
+    """Past JetStream's duplicate window a republish would store a second message: a named one never republishes."""
     stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
     request = returns_pb2.SubmitReturnRequest(return_order=make_order("R20"))
     first = await stub.SubmitReturn(request, metadata=md("acme"))
+    # The answer does not wait for the message to be named in the sync record; it lands right after.
+    assert await _named(pipeline, "R20") == default_ids().decode(
+        "acme", DELIVERY_SEQUENCE, first.stream_sequence
+    )
     _refuse_publish(pipeline)
     again = await stub.SubmitReturn(request, metadata=md("acme"))
     assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
@@ -200,32 +221,98 @@ async def test_duplicate_is_answered_from_the_stored_acceptance_not_the_dedup_wi
     assert await _stream_messages(pipeline) == 1
 
 
-async def test_crash_between_puback_and_registration_is_completed_by_resubmit(pipeline: Pipeline) -> None:
+def _lose_naming(pipeline: Pipeline) -> list[int]:
+    """The gateway dies after the PubAck, before the message is named: its one naming write never lands."""
+    real_confirm = pipeline.status.confirm
+    lost: list[int] = []
+
+    async def confirm(*args: Any, **kwargs: Any) -> Any:
+        if not lost:
+            lost.append(args[3])
+            raise ConnectionError("gateway lost its NATS connection after the PubAck")
+        return await real_confirm(*args, **kwargs)
+
+    pipeline.status.confirm = confirm  # type: ignore[method-assign]
+    return lost
+
+
+async def test_crash_between_puback_and_naming_is_completed_by_resubmit(pipeline: Pipeline) -> None:
+    """Step 2 (publish) landed, the naming did not: within the window the republish is deduplicated (DUPLICATE)."""
     stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
     request = returns_pb2.SubmitReturnRequest(return_order=make_order("R21"))
-    real_register = pipeline.status.register
-
-    async def crash(*args: object, **kwargs: object) -> bool:
-        raise ConnectionError("gateway lost its NATS connection after the PubAck")
-
-    pipeline.status.register = crash  # type: ignore[method-assign]
-    with pytest.raises(grpc.aio.AioRpcError):
-        await stub.SubmitReturn(request, metadata=md("acme"))
-    # The lifecycle admission reserved the version, but nothing registered it as accepted.
+    lost = _lose_naming(pipeline)
+    first = await stub.SubmitReturn(request, metadata=md("acme"))
+    assert first.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    await pipeline.intake.drain()
+    assert lost == [1]
     stored = await pipeline.status.get("acme", "R21")
-    assert stored is not None and stored["versions"] == {} and stored["lifecycle"]["latest_version"] == 1
-    pipeline.status.register = real_register  # type: ignore[method-assign]
+    # Reserved before the publish, so GetReturnStatus shows it; the message is not named.
+    assert stored is not None and stored["versions"]["1"]["stream_sequence"] == 0
     response = await stub.SubmitReturn(request, metadata=md("acme"))
-    # Not yet registered, so not provably accepted: the republish is deduplicated onto the stored message.
-    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+    assert (response.stream_sequence, response.accepted_at) == (first.stream_sequence, first.accepted_at)
     assert await _stream_messages(pipeline) == 1
-    assert default_ids().decode("acme", DELIVERY_SEQUENCE, response.stream_sequence) == 1
-    status = await pipeline.status.get("acme", "R21")
-    assert status is not None and status["versions"]["1"]["stream_sequence"] == 1
+    assert await _named(pipeline, "R21") == 1
     _refuse_publish(pipeline)
     again = await stub.SubmitReturn(request, metadata=md("acme"))
     assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE
-    assert (again.stream_sequence, again.accepted_at) == (response.stream_sequence, response.accepted_at)
+    assert (again.stream_sequence, again.accepted_at) == (first.stream_sequence, first.accepted_at)
+
+
+async def test_a_retry_past_the_window_stores_a_second_copy_and_only_the_named_one_delivers(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The publish landed, the naming did not, and the retry comes after the dedup window: two messages, one
+    ERP document (the worker acks the copy that is not named, and names a reserved version itself)."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    request = returns_pb2.SubmitReturnRequest(return_order=make_order("R23"))
+    _lose_naming(pipeline)
+    await stub.SubmitReturn(request, metadata=md("acme"))
+    await pipeline.intake.drain()
+    real_publish = pipeline.publisher.publish_delivery
+
+    async def past_window(*args: Any, **kwargs: Any) -> Any:
+        kwargs["msg_id"] = str(kwargs["msg_id"]) + ":past-the-window"  # what JetStream no longer deduplicates
+        return await real_publish(*args, **kwargs)
+
+    pipeline.publisher.publish_delivery = past_window  # type: ignore[method-assign]
+    retried = await stub.SubmitReturn(request, metadata=md("acme"))
+    assert await _stream_messages(pipeline) == 2
+    named = await _named(pipeline, "R23")
+    assert default_ids().decode("acme", DELIVERY_SEQUENCE, retried.stream_sequence) == named == 2
+    erp = await pipeline.start_worker()
+
+    async def delivered() -> None:
+        stored = await pipeline.status.get("acme", "R23")
+        assert stored is not None
+        assert [d["state"] for d in stored["documents"].values()] == ["DELIVERED"]
+        info = await pipeline.nc.jetstream().consumer_info(subjects.DELIVER_STREAM, "rb-deliver-netsuite")
+        assert info.num_pending == 0 and info.num_ack_pending == 0
+
+    await assert_eventually(delivered)
+    assert sum(erp.creates.values()) == 1 and len(erp.requests) == 1
+    # Message 1 was acked as the copy, not delivered (in one worker the lookup would hide a second delivery;
+    # across worker processes both copies could reach the ERP at once).
+    assert "message 1 is a second copy of 2" in caplog.text
+
+
+async def test_a_worker_names_a_reserved_version_before_delivering_it(pipeline: Pipeline) -> None:
+    """The gateway died after the PubAck and nobody retried: the worker names the message, then delivers."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    _lose_naming(pipeline)
+    await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=make_order("R24")), metadata=md("acme")
+    )
+    await pipeline.intake.drain()
+    erp = await pipeline.start_worker()
+
+    async def delivered() -> None:
+        stored = await pipeline.status.get("acme", "R24")
+        assert stored is not None and stored["versions"]["1"]["stream_sequence"] == 1
+        assert [d["state"] for d in stored["documents"].values()] == ["DELIVERED"]
+
+    await assert_eventually(delivered)
+    assert sum(erp.creates.values()) == 1
 
 
 async def test_version_held_by_another_event_is_refused_and_nothing_is_published(pipeline: Pipeline) -> None:
@@ -275,3 +362,41 @@ async def test_a_return_accepted_before_histories_were_kept_is_adopted(pipeline:
     assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
     record = await pipeline.status.get("acme", "R30")
     assert record is not None and record["lifecycle"]["state"] == "RECEIVED" and record["lifecycle"]["legacy"]
+
+
+async def test_a_version_admitted_by_an_earlier_release_is_completed_from_its_idempotency_record(
+    pipeline: Pipeline,
+) -> None:
+    """Before admissions reserved versions, a crash after the admission left the history booked, no version
+    entry, and a pending ``rb_idempotency`` record: the retry reserves the version from that record (its
+    ``accepted_at`` and route) and publishes; another payload under the key is refused."""
+    stub = returns_pb2_grpc.ReturnsServiceStub(await pipeline.start_grpc(pipeline.returns_servicer()))
+    order = make_order("R31")
+    order.tenant_id = "acme"
+    digest = hashlib.sha256(order.SerializeToString(deterministic=True)).hexdigest()
+    assert pipeline.intake.admissions is not None
+    await pipeline.intake.admissions.admit(order, digest)  # the earlier release: no reservation
+    route = returns_pb2.RouteDecision(target="netsuite", rule="earlier-rule")
+    old = {
+        "key": "acme:R31:1:AUTHORIZED",
+        "digest": digest,
+        "state": "pending",
+        "accepted_at": 1000.5,
+        "route": base64.b64encode(route.SerializeToString()).decode(),
+        "stream_sequence": 0,
+    }
+    kv = pipeline.buckets[subjects.IDEMPOTENCY_BUCKET]
+    await kv.create(idempotency_kv_key(order), json.dumps(old).encode())
+    other = make_order("R31", amount="20.00")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.SubmitReturn(returns_pb2.SubmitReturnRequest(return_order=other), metadata=md("acme"))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    response = await stub.SubmitReturn(
+        returns_pb2.SubmitReturnRequest(return_order=make_order("R31")), metadata=md("acme")
+    )
+    assert response.outcome == returns_pb2.SUBMIT_OUTCOME_ACCEPTED
+    assert response.accepted_at.ToNanoseconds() == 1000_500_000_000
+    assert response.route.rule == "earlier-rule"
+    stored = await pipeline.status.get("acme", "R31")
+    assert stored is not None and stored["versions"]["1"]["stream_sequence"] == 1
+    assert await _stream_messages(pipeline) == 1

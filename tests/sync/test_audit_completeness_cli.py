@@ -18,7 +18,7 @@ from returnbridge.domain.steps import PlannedStep
 from returnbridge.sync.status import SyncStateStore
 
 
-async def _seed(url: str, *, audited: bool) -> None:
+async def _seed(url: str, *, audited: bool, submitted_twice: bool = False) -> None:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
@@ -29,9 +29,14 @@ async def _seed(url: str, *, audited: bool) -> None:
         decision = returns_pb2.RouteDecision(target="netsuite")
         step = PlannedStep(step="return_authorization", document_type="returnAuthorization", mapping="m")
         await status.register(order, decision, [step], stream_sequence=1, accepted_at=1.0)
-        await audit.record(
-            action="return.submitted", object_type="return", object_id="R1:1", tenant_id="acme", actor="rms"
-        )
+        for _ in range(2 if submitted_twice else 1):
+            await audit.record(
+                action="return.submitted",
+                object_type="return",
+                object_id="R1:1",
+                tenant_id="acme",
+                actor="rms",
+            )
         await status.transition("acme", "R1", 1, "return_authorization", "DELIVERED", erp_document_id="1001")
         if audited:
             await audit.record(
@@ -63,3 +68,16 @@ def test_verify_completeness(
             "acme/R1 v1 return_authorization: ERP document 1001 delivered without an erp.document_* entry"
             in out
         )
+
+
+def test_verify_completeness_reports_an_acceptance_audited_twice(
+    nats_server: EmbeddedNatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Written before the scribe's appends carried a message id (or after the duplicate window): counted twice.
+    asyncio.run(_seed(nats_server.url, audited=True, submitted_twice=True))
+    args = build_parser().parse_args(["audit", "verify", "--nats-url", nats_server.url, "--completeness"])
+    code = args.func(args)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "acme/R1 v1: 2 return.submitted entries" in out
+    assert "audit completeness FAILED (1 duplicated entries)" in out

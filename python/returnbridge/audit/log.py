@@ -30,13 +30,23 @@ from returnbridge.bus.streams import refused_replicas
 from returnbridge.domain.context import maybe_principal, request_id
 from returnbridge.errors import ConfigError, ConflictError, FieldViolation, ValidationError
 
-__all__ = ["DEFAULT_STREAM", "DEFAULT_SUBJECT_PREFIX", "AuditLog", "AuditPage", "StoredEntry"]
+__all__ = [
+    "AUDIT_DUPLICATE_WINDOW",
+    "DEFAULT_STREAM",
+    "DEFAULT_SUBJECT_PREFIX",
+    "AuditLog",
+    "AuditPage",
+    "StoredEntry",
+]
 
 DEFAULT_STREAM: Final = subjects.AUDIT_STREAM
 # A second prefix exists only so a copy of the log (tests, forensics) can live in another stream.
 DEFAULT_SUBJECT_PREFIX: Final = subjects.AUDIT_ALL.removesuffix(".>")
 # Tenant-less (system / cross-tenant admin) entries still need a subject token.
 SYSTEM_TENANT_TOKEN: Final = "_system"
+# How long JetStream remembers a record's dedup id: longer than a dead audit scribe's messages take to come back
+# (their ack wait, 30 s, plus a restart), so its second write of an entry is dropped.
+AUDIT_DUPLICATE_WINDOW: Final = 300.0
 # The server's answers when another writer appended first: wrong last sequence, wrong last message id.
 _LOST_RACE: Final = frozenset({10071, 10070})
 # Entries chained and published in one pipeline; a lost race re-sends at most this many.
@@ -78,6 +88,8 @@ class _Append:
     subject: str
     fields: dict[str, Any]
     future: asyncio.Future[int]
+    # Nats-Msg-Id; None: the entry's hash (unique per entry, so only a re-sent identical entry is dropped).
+    msg_id: str | None = None
     attempts: int = 0
 
 
@@ -162,6 +174,7 @@ class AuditLog:
                         deny_purge=True,
                         allow_rollup_hdrs=False,
                         num_replicas=replicas,
+                        duplicate_window=AUDIT_DUPLICATE_WINDOW,
                     )
                 )
             return
@@ -172,8 +185,9 @@ class AuditLog:
             raise ConfigError(f"stream {self.stream!r} must be configured with deny_delete and deny_purge")
         if wanted not in (config.subjects or []):
             raise ConfigError(f"stream {self.stream!r} does not carry subject {wanted!r}")
-        if (config.num_replicas or 1) < replicas:
-            config.num_replicas = replicas
+        if (config.num_replicas or 1) < replicas or (config.duplicate_window or 0) < AUDIT_DUPLICATE_WINDOW:
+            config.num_replicas = max(config.num_replicas or 1, replicas)
+            config.duplicate_window = AUDIT_DUPLICATE_WINDOW
             with refused_replicas(replicas, self.stream):
                 await self._js.update_stream(config)
 
@@ -196,13 +210,16 @@ class AuditLog:
         details: Mapping[str, str] | None = None,
         auth_method: str | None = None,
         request: str | None = None,
+        dedup_id: str | None = None,
     ) -> int:
         """Append one entry and return its stream sequence.
 
         ``actor`` defaults to the authenticated principal of the call (or ``system``), ``auth_method`` to its
         method and ``request`` to the call's request id (a writer recording another process's call passes all
         three). Snapshots are stored only as SHA-256 digests; details are redacted before they are hashed or
-        stored.
+        stored. ``dedup_id`` names the fact recorded: a second record with the same id within the stream's
+        duplicate window (``AUDIT_DUPLICATE_WINDOW``) is dropped by JetStream and returns the first one's sequence
+        (a writer that died between its append and its own acknowledgement writes the entry again).
 
         Raises:
             ValidationError: a malformed action, object type, object id or tenant.
@@ -242,6 +259,7 @@ class AuditLog:
                 "details": redact_mapping(details),
             },
             future=asyncio.get_running_loop().create_future(),
+            msg_id=dedup_id,
         )
         self._queue.append(pending)
         if self._writer is None or self._writer.done():
@@ -276,6 +294,7 @@ class AuditLog:
             if self._tail is None:
                 self._tail = await self._load_tail()
             last_seq, last_hash = self._tail
+            last_msg_id = ""
             chained: list[tuple[_Append, str, bytes, dict[str, str]]] = []
             for item in pending:
                 entry_hash, data = _seal(
@@ -287,11 +306,13 @@ class AuditLog:
                         "v": ENTRY_VERSION,
                     }
                 )
-                headers = {"Nats-Expected-Last-Sequence": str(last_seq), "Nats-Msg-Id": entry_hash}
+                msg_id = item.msg_id or entry_hash
+                headers = {"Nats-Expected-Last-Sequence": str(last_seq), "Nats-Msg-Id": msg_id}
                 if chained:
-                    headers["Nats-Expected-Last-Msg-Id"] = last_hash
+                    # The server compares with the predecessor's Nats-Msg-Id, which is not always its hash.
+                    headers["Nats-Expected-Last-Msg-Id"] = last_msg_id
                 chained.append((item, entry_hash, data, headers))
-                last_seq, last_hash = last_seq + 1, entry_hash
+                last_seq, last_hash, last_msg_id = last_seq + 1, entry_hash, msg_id
             # Tasks start in creation order, so the publishes leave on the connection in chain order.
             results = await asyncio.gather(
                 *(
@@ -315,7 +336,11 @@ class AuditLog:
                     if not item.future.done():
                         item.future.set_exception(result)
                     continue
-                if self._tail is not None:
+                if result.duplicate:
+                    # Already in the log (its dedup id was seen): this sealed entry was not stored, so the
+                    # tail is not ours; later entries of the pipeline fail their expected sequence and retry.
+                    self._tail = None
+                elif self._tail is not None:
                     self._tail = (int(result.seq), entry_hash)
                 if not item.future.done():
                     item.future.set_result(int(result.seq))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
 import nats.errors
 import nats.js.errors
+import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -32,7 +32,14 @@ class ContendedKeyError(BusUnavailableError):
 
 
 def dumps(record: JsonRecord) -> bytes:
-    return json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+    """Compact, keys sorted (a stable encoding); money is held as decimal strings, never floats."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def _copy(record: JsonRecord) -> JsonRecord:
+    """A deep copy of a JSON record (what a change may mutate): an orjson round trip beats ``copy.deepcopy``."""
+    copied: JsonRecord = orjson.loads(orjson.dumps(record))
+    return copied
 
 
 async def get_json(kv: KeyValue, key: str) -> tuple[JsonRecord | None, int]:
@@ -43,7 +50,7 @@ async def get_json(kv: KeyValue, key: str) -> tuple[JsonRecord | None, int]:
         return None, 0
     if entry.value is None:
         return None, 0
-    return json.loads(entry.value), int(entry.revision or 0)
+    return orjson.loads(entry.value), int(entry.revision or 0)
 
 
 async def modify_json(
@@ -78,7 +85,7 @@ async def modify_json_versioned(
             current, revision = known
         else:
             current, revision = await get_json(kv, key)
-        updated = change(json.loads(json.dumps(current)) if current is not None else None)
+        updated = change(_copy(current) if current is not None else None)
         if updated is None:
             return current, revision
         try:

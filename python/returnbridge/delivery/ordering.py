@@ -39,15 +39,23 @@ class ReturnTurns:
 
 def blockers(record: dict[str, Any], version: int, *, gap_wait_seconds: float) -> list[tuple[int, str]]:
     """Earlier versions ``version`` must wait for: (version, state), "MISSING" for one not yet arrived."""
-    waiting = blocking_versions(record, version)
     entry = record["versions"][str(version)]
+    young = time.time() - float(entry["accepted_at"]) < gap_wait_seconds
+    waiting = []
+    for lower, state in blocking_versions(record, version):
+        if record["versions"][str(lower)].get("stream_sequence", 1):
+            waiting.append((lower, state))
+        elif young:
+            # Reserved, its message never named by a worker: it may still be on the way, or its submission
+            # stopped before the publish; waited for like a missing version, then no longer.
+            waiting.append((lower, "MISSING"))
     # The lifecycle admission refuses versions below the latest, so a gap it did not admit stays a gap.
     admitted = (record.get("lifecycle") or {}).get("versions")
     if (
         version > 1
         and str(version - 1) not in record["versions"]
         and (admitted is None or str(version - 1) in admitted)
-        and time.time() - float(entry["accepted_at"]) < gap_wait_seconds
+        and young
     ):
         waiting.append((version - 1, "MISSING"))
     return waiting

@@ -13,6 +13,7 @@ from returnbridge.connectors.base import Connector, DocumentRequest, DocumentRes
 from returnbridge.connectors.tally import tally_requests
 from returnbridge.delivery.headers import H_REPLAY_OF
 from returnbridge.delivery.outcome import OutcomeRecorder
+from returnbridge.delivery.sessions import Sessions
 from returnbridge.delivery.work import Work
 from returnbridge.domain.erps import erp_name
 from returnbridge.domain.steps import PlannedStep
@@ -74,6 +75,8 @@ class StepDeliverer:
         outcomes: records what happened.
         erp_timeout_seconds: deadline handed to the connector; the call itself gets one second more.
         heartbeat_seconds: how often a slow call tells JetStream it is still being worked on.
+        sessions: the worker's NATS sessions: a message fetched before a reconnect is handed back, one stored
+            before it is looked up first (``delivery/sessions.py``); None: trust the delivery count alone.
     """
 
     def __init__(
@@ -84,12 +87,14 @@ class StepDeliverer:
         *,
         erp_timeout_seconds: float,
         heartbeat_seconds: float,
+        sessions: Sessions | None = None,
     ) -> None:
         self.connector = connector
         self._status = status
         self._outcomes = outcomes
         self._timeout = erp_timeout_seconds
         self._heartbeat = heartbeat_seconds
+        self._sessions = sessions
 
     async def deliver(
         self, work: Work, step: PlannedStep, record: dict[str, Any], revision: int
@@ -119,6 +124,8 @@ class StepDeliverer:
                 return None
             source_id = source["erp_document_id"]
         attempted = False
+        if await self._stale(work):
+            return None
         try:
             result: DocumentResult | None = None
             if (
@@ -126,6 +133,7 @@ class StepDeliverer:
                 or doc["state"] in ("IN_PROGRESS", "RETRYING")
                 or msg.metadata.num_delivered > 1
                 or H_REPLAY_OF in work.headers
+                or (self._sessions is not None and await self._sessions.maybe_attempted(msg))
             ):
                 # An earlier attempt may have reached the ERP (ambiguous failure or a crash): look before creating.
                 # The look-up is the attempt's first ERP call, so a failing look-up counts and backs off like a
@@ -148,6 +156,8 @@ class StepDeliverer:
                         attempted=attempted,
                     )
                     return None
+                if await self._stale(work):
+                    return None
                 if not attempted:
                     doc["attempts"] += 1
                     attempted = True
@@ -166,6 +176,15 @@ class StepDeliverer:
         return await self._outcomes.delivered(
             work, step, (record, revision), result, erp=erp, reference=reference, attempted=attempted
         )
+
+    async def _stale(self, work: Work) -> bool:
+        """Hands back (nak) a message fetched before the connection dropped: the server may have forgotten the
+        delivery and given it to another worker, so creating from it here could post the document twice."""
+        if self._sessions is None or work.session is None or self._sessions.is_current(work.session):
+            return False
+        with contextlib.suppress(Exception):  # not connected: the server redelivers it anyway
+            await work.msg.nak()
+        return True
 
     def _request(
         self,

@@ -4,13 +4,15 @@ The stored delivery message is the authority for an acceptance (ACCEPTED is answ
 entry is written from it, off the submit path: a gateway killed between the PubAck and anything else cannot leave
 an accepted event without its entry, and a burst costs one pipelined audit append per batch instead of one
 awaited append per call racing the workers for the chain's tail. A message is acked only once its entry landed;
-a scribe that dies in between has the message redelivered (at worst a second entry, never none).
+a scribe that dies in between has the message redelivered, and its second append carries the same JetStream
+message id (from the idempotency key), so the audit stream drops it: one entry, never none, never two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Mapping
 
@@ -31,7 +33,7 @@ from returnbridge.delivery.headers import (
     H_RULE,
 )
 
-__all__ = ["SubmittedAuditor", "submission_fields"]
+__all__ = ["SubmittedAuditor", "submission_fields", "submitted_dedup_id"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ def submission_fields(subject: str, headers: Mapping[str, str]) -> dict[str, str
         "rule": headers.get(H_RULE, ""),
         "key": key,
     }
+
+
+def submitted_dedup_id(key: str) -> str:
+    """The audit append's message id for one accepted event (its idempotency key), header-safe whatever the key."""
+    return "return.submitted:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class SubmittedAuditor:
@@ -132,4 +139,5 @@ class SubmittedAuditor:
                 "idempotency_key": fields["key"],
                 "stream_sequence": str(msg.metadata.sequence.stream),
             },
+            dedup_id=submitted_dedup_id(fields["key"]),
         )

@@ -34,16 +34,22 @@ def set_references(work: Work, record: dict[str, Any] | None) -> bool:
 
 
 def dry_run(
-    mappers: MapperSource, mapping_id: str, order: returns_pb2.ReturnOrder, *, verify_round_trip: bool
+    mappers: MapperSource,
+    mapping_id: str,
+    order: returns_pb2.ReturnOrder,
+    *,
+    verify_round_trip: bool,
+    payload: bytes | None = None,
 ) -> TranslationError | None:
     """What the worker's translation of ``order`` through ``mapping_id`` would fail with, if anything.
 
     Submit runs this so that a return the mapping (a lookup table, a required input, a format, a lost field)
     would refuse is refused before it is accepted, instead of dead-lettering after the RMS was told ACCEPTED.
-    Outbound specs read only the order itself, so the result at submit is the result at delivery.
+    Outbound specs read only the order itself, so the result at submit is the result at delivery. ``payload``:
+    the order already serialized (deterministic), to save serializing it once per mapping.
     """
     try:
-        output = mappers.get(mapping_id).translate(order.SerializeToString(deterministic=True))
+        output = mappers.get(mapping_id).translate(payload or order.SerializeToString(deterministic=True))
     except TranslationError as exc:
         return exc
     if not verify_round_trip:

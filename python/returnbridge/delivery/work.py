@@ -32,6 +32,8 @@ class Work:
     translations: dict[str, bytes | ReturnBridgeError] = field(default_factory=dict)
     # (document type, id) of the ERP references the translations were made with.
     refs_used: tuple[tuple[str, str], ...] = ()
+    # The worker's NATS session it was fetched in (delivery/sessions.py); None: not tracked.
+    session: int | None = None
 
     @property
     def key(self) -> ReturnKey:

@@ -34,6 +34,7 @@ from returnbridge.delivery.ordering import ReturnTurns, blockers, waiting_delay
 from returnbridge.delivery.outcome import OutcomeRecorder
 from returnbridge.delivery.ports import AlerterLike
 from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.delivery.sessions import Sessions
 from returnbridge.delivery.step import StepDeliverer
 from returnbridge.delivery.translate import Translator, set_references
 from returnbridge.delivery.work import ReturnKey, Work, read_messages
@@ -144,12 +145,15 @@ class DeliveryWorker:
         self._outcomes = OutcomeRecorder(
             target, status, dead_letters, self.settings.retry, alerter=alerter, audit=audit
         )
+        # An ERP call of an earlier session ends within the deadline handed to the connector plus its margin.
+        self._sessions = Sessions(js, settle_seconds=self.settings.erp_timeout_seconds + 1.0)
         self._steps = StepDeliverer(
             connector,
             status,
             self._outcomes,
             erp_timeout_seconds=self.settings.erp_timeout_seconds,
             heartbeat_seconds=self.settings.consumer.ack_wait_seconds / 3,
+            sessions=self._sessions,
         )
         self._failures = FailureCounts()
         self._stopping = asyncio.Event()
@@ -186,6 +190,8 @@ class DeliveryWorker:
                     await room.acquire()
                 if self._stopping.is_set():
                     break  # stop() came while we waited for room: fetch nothing more
+                await self._sessions.refresh()
+                session = self._sessions.current()  # before the fetch: a reconnect during it makes them stale
                 try:
                     msgs = await sub.fetch(batch_size, timeout=self.settings.fetch_timeout_seconds)
                 except (NatsTimeoutError, TimeoutError):
@@ -200,7 +206,7 @@ class DeliveryWorker:
                 for _ in range(batch_size - len(msgs)):
                     room.release()
                 if msgs:
-                    task = asyncio.create_task(self.process_batch(msgs, done=room.release))
+                    task = asyncio.create_task(self.process_batch(msgs, done=room.release, session=session))
                     batches.add(task)
                     task.add_done_callback(batches.discard)
                     task.add_done_callback(self._batch_failed)
@@ -227,15 +233,20 @@ class DeliveryWorker:
             await check(key=f"{info.stream_name}/{info.name}", depth=depth)
 
     # ----------------------------------------------------------------- batch
-    async def process_batch(self, msgs: list[Msg], *, done: Callable[[], None] | None = None) -> None:
+    async def process_batch(
+        self, msgs: list[Msg], *, done: Callable[[], None] | None = None, session: int | None = None
+    ) -> None:
         """Translate the batch per mapping id in one crossing each, then run returns in parallel.
 
         ``done`` is called once per message when it is finished with (acked, nak'ed, terminated or failed).
+        ``session``: the NATS session the batch was fetched in (``delivery/sessions.py``).
         Each return's messages run in version order, after those of the return from earlier batches still in
         hand in this worker (the queue is joined before the first await, so arrival order is kept).
         """
         finished = done or (lambda: None)
         works, malformed = read_messages(msgs)
+        for work in works:
+            work.session = session
         groups: dict[ReturnKey, list[Work]] = defaultdict(list)
         for work in works:
             groups[work.key].append(work)
@@ -348,6 +359,27 @@ class DeliveryWorker:
         record, revision = known if known is not None else await self._status.get_versioned(tenant, return_id)
         if record is None or str(version) not in record["versions"]:
             record, revision = await self._register(work)
+        elif H_REPLAY_OF not in work.headers:
+            named = int(record["versions"][str(version)]["stream_sequence"])
+            sequence = msg.metadata.sequence.stream
+            if not named:
+                # Reserved, and the gateway stopped before naming its message: name this one before delivering.
+                stored, revision, named = await self._status.confirm(
+                    tenant, return_id, version, sequence, known=(record, revision)
+                )
+                assert stored is not None
+                record = stored
+            if named != sequence:
+                # A retry past the duplicate window stored the version twice: only the named message delivers.
+                log.warning(
+                    "return %s v%s: message %s is a second copy of %s; acked",
+                    return_id,
+                    version,
+                    sequence,
+                    named,
+                )
+                await msg.ack()
+                return
         waiting = blockers(record, version, gap_wait_seconds=self.settings.version_gap_wait_seconds)
         if waiting and work.steps and msg.metadata.num_delivered >= self.settings.consumer.max_deliver - 1:
             # JetStream stops redelivering after MaxDeliver: park the message in the DLQ rather than lose it.

@@ -11,6 +11,7 @@ CHAR semantics, NetSuite) do.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -139,9 +140,14 @@ def check(
     violations: list[FieldViolation] = []
     adjustments: list[Adjustment] = []
     seen: set[tuple[str, str]] = set()
+    # The mappings of one flow constrain mostly the same fields: each path is walked once per order.
+    reached: dict[str, list[tuple[str, Any, Message]]] = {}
     for target in routed:
         for constraint in target.constraints:
-            for path, value, scope in _values(order, constraint.field, prefix):
+            values = reached.get(constraint.field)
+            if values is None:
+                values = reached[constraint.field] = list(_values(order, constraint.field, prefix))
+            for path, value, scope in values:
                 if constraint.only_when is not None and not _holds(scope, order, constraint.only_when):
                     continue
                 problem, adjustment = _check_value(constraint, value, presence=target.presence)
@@ -199,13 +205,13 @@ def _text(value: Any) -> str:
 
 def _values(order: Message, path: str, prefix: str) -> Iterator[tuple[str, Any, Message]]:
     """(violation path, value, innermost message holding it) for every value ``path`` reaches."""
-    parts = path.split(".")
+    parts = _segments(path)
 
     def walk(node: Any, index: int, at: str, scope: Message) -> Iterator[tuple[str, Any, Message]]:
         if index == len(parts):
             yield at, node, scope
             return
-        name, star = _SEGMENT.match(parts[index]).groups()  # type: ignore[union-attr]
+        name, star = parts[index]
         if isinstance(node, Message):
             descriptor = node.DESCRIPTOR.fields_by_name.get(name)
             if descriptor is None:
@@ -233,6 +239,17 @@ def _values(order: Message, path: str, prefix: str) -> Iterator[tuple[str, Any, 
                 yield from walk(None, index + 1, f"{at}.{name}", scope)
 
     yield from walk(order, 0, prefix, order)
+
+
+@functools.lru_cache(maxsize=4096)
+def _segments(path: str) -> tuple[tuple[str, str | None], ...]:
+    """``lines[*].sku`` -> ``(("lines", "[*]"), ("sku", None))``; paths come from the packs, a bounded set."""
+    segments = []
+    for part in path.split("."):
+        found = _SEGMENT.match(part)
+        assert found is not None  # FieldConstraint validated every segment
+        segments.append((found.group(1), found.group(2)))
+    return tuple(segments)
 
 
 def _holds(scope: Message, root: Message, cond: OnlyWhen) -> bool:

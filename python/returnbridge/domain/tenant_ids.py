@@ -20,6 +20,7 @@ __all__ = ["MAX_OPAQUE", "TenantIds", "default_ids"]
 _HALF: Final = 31
 _MASK: Final = (1 << _HALF) - 1
 _ROUNDS: Final = 6
+_KEYED_MAX: Final = 4096
 #: Every opaque value, and every position that can be encoded, is below 2^62.
 MAX_OPAQUE: Final = (1 << (2 * _HALF)) - 1
 
@@ -31,16 +32,26 @@ class TenantIds:
         key: at least 16 secret bytes, the same in every process of one deployment.
     """
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_keyed")
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("opaque id key must be at least 16 bytes")
         self._key = key
+        # The HMAC already fed "<kind>\0<tenant>\0", per (tenant, kind): a copy per round costs half a new HMAC
+        # (every SubmitReturn answer encodes a position: six rounds).
+        self._keyed: dict[tuple[str, str], hmac.HMAC] = {}
 
     def _round(self, tenant: str, kind: str, index: int, half: int) -> int:
-        message = f"{kind}\x00{tenant}\x00{index}\x00{half}".encode()
-        return int.from_bytes(hmac.new(self._key, message, hashlib.sha256).digest()[:4], "big") & _MASK
+        keyed = self._keyed.get((tenant, kind))
+        if keyed is None:
+            if len(self._keyed) >= _KEYED_MAX:
+                self._keyed.clear()
+            keyed = hmac.new(self._key, f"{kind}\x00{tenant}\x00".encode(), hashlib.sha256)
+            self._keyed[(tenant, kind)] = keyed
+        mac = keyed.copy()
+        mac.update(f"{index}\x00{half}".encode())
+        return int.from_bytes(mac.digest()[:4], "big") & _MASK
 
     def _permute(self, tenant: str, kind: str, value: int) -> int:
         left, right = value >> _HALF, value & _MASK

@@ -2,7 +2,10 @@
 
 One process subscribes (the one with ``process.monitor``): the advisory is a plain NATS message every subscriber
 receives, so more subscribers would only raise the same incident again (the shared incident records de-duplicate
-it anyway).
+it anyway). An advisory is not stored: when the monitor's own server is the one that died, it is reconnecting
+while the survivors elect and publish, and misses it. So the listener also compares each replicated stream's
+leader (``$JS.API.STREAM.LIST``) with the last one it knew, every ``poll_s``, and raises the same alert for an
+election it did not hear of.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 
 from returnbridge.bus import subjects
 from returnbridge.observability.alerts import Alerter
@@ -57,20 +61,35 @@ class StreamLeaderListener:
     ``incident_hold_down_s`` after that resolution re-open it quietly (a flapping cluster)."""
 
     def __init__(
-        self, nc: NatsClient, alerter: Alerter, *, severity: str = "warning", settle_s: float = 60.0
+        self,
+        nc: NatsClient,
+        alerter: Alerter,
+        *,
+        severity: str = "warning",
+        settle_s: float = 60.0,
+        poll_s: float = 5.0,
     ) -> None:
         self._nc = nc
         self._alerter = alerter
         self._severity = severity
         self._settle_s = settle_s
+        self._poll_s = poll_s
         self._sub: Subscription | None = None
+        self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._settling: dict[str, asyncio.TimerHandle] = {}
+        # The leader last seen per replicated stream, from advisories and from the poll.
+        self._leaders: dict[str, str] = {}
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(subjects.STREAM_LEADER_ELECTED_ALL, cb=self._on_message)
+        self._poller = asyncio.create_task(self._poll(), name="rb-stream-leaders")
 
     async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
@@ -80,12 +99,38 @@ class StreamLeaderListener:
         for task in list(self._tasks):
             await asyncio.gather(task, return_exceptions=True)
 
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await self.check_leaders()
+            except (NatsError, TimeoutError) as exc:  # during an election the API may not answer: next round
+                log.info("stream leaders not readable: %s", exc)
+            await asyncio.sleep(self._poll_s)
+
+    async def check_leaders(self) -> None:
+        """One poll: alert for every replicated stream whose leader changed since the last one known."""
+        for info in await self._nc.jetstream().streams_info():
+            cluster = info.cluster
+            if cluster is None or not cluster.leader:
+                continue
+            stream, leader = str(info.config.name), str(cluster.leader)
+            known = self._leaders.get(stream)
+            self._leaders[stream] = leader
+            if known is not None and known != leader:
+                replicas = tuple(str(r.name) for r in cluster.replicas or [])
+                self._elected(LeaderElected(stream, leader, replicas, ""), heard="stream info")
+
     async def _on_message(self, msg: Msg) -> None:
         event = parse_leader_elected(msg.data)
         if event is None:
             log.warning("unreadable stream leader advisory on %s", msg.subject)
             return
-        log.warning("stream %s elected a new leader: %s", event.stream, event.leader or "?")
+        if event.leader:
+            self._leaders[event.stream] = event.leader
+        self._elected(event, heard="advisory")
+
+    def _elected(self, event: LeaderElected, *, heard: str) -> None:
+        log.warning("stream %s elected a new leader: %s (%s)", event.stream, event.leader or "?", heard)
         # Off the subscription's callback: a slow webhook must not hold up the next advisory.
         task = asyncio.ensure_future(
             self._alerter.alert(

@@ -4,7 +4,8 @@ The history lives in the return's sync state record (KV ``rb_sync_state``, key `
 ``lifecycle``). The check and the write are one KV compare-and-set: of two concurrent submissions from the
 same state, the second re-reads, sees the first, and is judged against it. A refused submission writes
 nothing; an admitted one holds its version even if the publish then fails, so only a retry of the same
-payload can complete it.
+payload can complete it. The same write reserves the version in the sync record (its documents ACCEPTED, stream
+sequence 0 until the message is named): admission, idempotency and registration are one round trip.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from returnbridge.domain.lifecycle import admit, event_name
 from returnbridge.domain.policy import ReturnPolicyConfig
 from returnbridge.errors import PreconditionError, ValidationError
 from returnbridge.services.serial_claims import Claim, SerialClaims, order_serials
-from returnbridge.sync.status import SyncStateStore, new_record
+from returnbridge.sync.status import SyncStateStore, VersionEntry, new_record
 
 __all__ = ["Admissions", "Admitted"]
 
@@ -60,8 +61,13 @@ class Admissions:
         self._minor = minor_units
         self._serials = serials
 
-    async def admit(self, order: returns_pb2.ReturnOrder, digest: str) -> Admitted:
+    async def admit(
+        self, order: returns_pb2.ReturnOrder, digest: str, reserve: VersionEntry | None = None
+    ) -> Admitted:
         """Admit ``order`` (already validated on its own) or raise.
+
+        ``reserve``: the version entry and documents to write in the same compare-and-set (stream sequence 0
+        until the message is published), so the submission needs no second write before its answer.
 
         Raises:
             PreconditionError: the version or the event does not fit the return's state (FAILED_PRECONDITION).
@@ -95,6 +101,8 @@ class Admissions:
             if claim.serials:
                 held = set(record["lifecycle"].get("serials", ())) | claim.serials
                 record["lifecycle"]["serials"] = sorted(held)
+            if reserve is not None and str(order.version) not in record["versions"]:
+                reserve.add(record)
             outcome.append(Admitted(False, decision.target, (None, 0)))
             return record
 

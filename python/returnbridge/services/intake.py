@@ -1,21 +1,30 @@
-"""The submit path: validate, route, idempotency record, publish with Nats-Msg-Id, answer after the PubAck."""
+"""The submit path: validate, route, admit and reserve (one KV write), publish with Nats-Msg-Id, answer.
+
+Two round trips in a row for a new version: the admission's compare-and-set on the return's sync record
+(lifecycle, payload digest, the version and its documents reserved with stream sequence 0) and the publish. The
+answer follows the PubAck; naming the stored message in the sync record (``SyncStateStore.confirm``) is not
+awaited. A retry with the same key is judged by the record: a named message answers DUPLICATE with its
+sequence; a reserved one is republished (deduplicated by ``Nats-Msg-Id`` within the window) and named.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.api import PubAck
 from nats.js.kv import KeyValue
 
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus import subjects
-from returnbridge.bus.kv import dumps, get_json
+from returnbridge.bus.kv import JsonRecord, get_json, modify_json
 from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.headers import (
     H_ACCEPTED_AT,
@@ -50,8 +59,10 @@ from returnbridge.errors import (
 from returnbridge.mapping.ports import MapperSource
 from returnbridge.observability.metrics import count_processing, count_rejection
 from returnbridge.routing.router import Router
-from returnbridge.services.admission import Admissions
-from returnbridge.sync.status import SyncStateStore, is_acceptance
+from returnbridge.services.admission import Admissions, Admitted
+from returnbridge.sync.status import SyncStateStore, VersionEntry
+
+log = logging.getLogger(__name__)
 
 
 def idempotency_key(order: returns_pb2.ReturnOrder) -> str:
@@ -91,7 +102,8 @@ class Intake:
     Args:
         router: routing rules, built once at startup.
         publisher: JetStream publisher.
-        idempotency: the ``rb_idempotency`` bucket.
+        idempotency: the ``rb_idempotency`` bucket of earlier releases (read only, to complete a version
+            admitted before admissions reserved versions); None when there is none.
         status: sync state store (registers accepted versions).
         validator: request validation (defaults to the gateway's).
         admissions: the lifecycle admission (default: the strict lifecycle and default money policy).
@@ -104,13 +116,17 @@ class Intake:
 
     router: Router
     publisher: Publisher
-    idempotency: KeyValue
+    idempotency: KeyValue | None
     status: SyncStateStore
     validator: Validator | None = None
     admissions: Admissions | None = None
     constraints: Callable[[str], Sequence[FieldConstraint]] | None = None
     mappers: MapperSource | None = None
     verify_round_trip: bool = True
+    _pending: set[asyncio.Task[object]] = field(default_factory=set, init=False, repr=False)
+    _routed: dict[tuple[int, str, tuple[str, ...]], list[RoutedConstraints]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.validator is None:
@@ -142,86 +158,183 @@ class Intake:
             subjects.token(tenant, "tenant")
             decision, steps = self.router.plan(order)
             adjustments = self._check_erp_constraints(order, decision, steps)
-            self._check_translation(order, decision, steps)
+            # The bytes published are the bytes the dry run translates (the order is complete from here on).
+            payload = order.SerializeToString(deterministic=True)
+            self._check_translation(order, decision, steps, payload)
             # Bad input is still answered as such while NATS is down; the rest fails fast as UNAVAILABLE.
             self.publisher.require_link()
-            payload = order.SerializeToString(deterministic=True)
             digest = hashlib.sha256(payload).hexdigest()
+            entry = VersionEntry(order, decision, steps, time.time())
             assert self.admissions is not None
-            admitted = await self.admissions.admit(order, digest)
+            admitted = await self.admissions.admit(order, digest, entry)
         except ReturnBridgeError as exc:
             count_rejection(rejection_rules(exc))
             raise
         count_processing("validated")
-        event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
-        key = idempotency_key(order)
-        kv_key = idempotency_kv_key(order)
-        record: dict[str, Any] = {
-            "key": key,
-            "digest": digest,
-            "state": "pending",
-            "accepted_at": time.time(),
-            "route": base64.b64encode(decision.SerializeToString()).decode(),
-            "stream_sequence": 0,
-        }
-        try:
-            revision = await self.idempotency.create(kv_key, dumps(record))
-        except KeyWrongLastSequenceError:
-            existing, revision = await get_json(self.idempotency, kv_key)
-            if existing is None:
-                # Deleted (TTL) between our create and read: treat as new on the client's retry.
-                raise ConflictError(f"idempotency key {key!r} is being changed concurrently; retry") from None
-            if existing["digest"] != digest:
+        if admitted.duplicate:
+            return await self._resubmitted(request, payload, digest, decision, steps, admitted, adjustments)
+        # One round trip wrote lifecycle, idempotency and the version (reserved); the publish is the second.
+        ack, _ = await asyncio.gather(
+            self._publish(order, decision, steps, payload, entry.accepted_at),
+            self.status.index_first_version(order),
+        )
+        stored, _ = admitted.known
+        assert stored is not None
+        # Naming the message in the sync record is not awaited: until it lands, a retry republishes within
+        # the duplicate window (deduplicated) and a worker names the message itself before delivering it.
+        self._later(
+            self.status.confirm(
+                order.tenant_id, order.return_id, int(order.version), ack.seq, known=admitted.known
+            )
+        )
+        await self.status.announce_accepted(stored, int(order.version))
+        return self._response(
+            order,
+            ack.seq,
+            entry.accepted_at,
+            returns_pb2.SUBMIT_OUTCOME_ACCEPTED,
+            request,
+            decision,
+            adjustments=adjustments,
+        )
+
+    async def _resubmitted(
+        self,
+        request: returns_pb2.SubmitReturnRequest,
+        payload: bytes,
+        digest: str,
+        decision: returns_pb2.RouteDecision,
+        steps: list[PlannedStep],
+        admitted: Admitted,
+        adjustments: Sequence[returns_pb2.FieldAdjustment],
+    ) -> returns_pb2.SubmitReturnResponse:
+        """The same version, event and payload again: answer the stored acceptance, or complete it."""
+        order = request.return_order
+        version = int(order.version)
+        record, _ = admitted.known
+        entry = (record or {}).get("versions", {}).get(str(version))
+        judged = ((record or {}).get("lifecycle") or {}).get("versions", {}).get(str(version), {})
+        if entry is not None and not judged.get("digest") and self.idempotency is not None:
+            # Adopted from before histories kept digests: that time's idempotency record judges the payload.
+            existing, _ = await get_json(self.idempotency, idempotency_kv_key(order))
+            if existing is not None and existing["digest"] != digest:
                 raise ConflictError(
-                    f"idempotency key {key!r} was already used with a different payload"
-                ) from None
-            if existing["state"] == "accepted":
-                return self._response(
-                    order, existing, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request, adjustments=adjustments
+                    f"idempotency key {idempotency_key(order)!r} was already used with a different payload"
                 )
-            sequence = await self._registered_sequence(order, event, float(existing["accepted_at"]))
-            if sequence:
-                accepted = dict(existing, state="accepted", stream_sequence=sequence)
-                return self._response(
-                    order, accepted, returns_pb2.SUBMIT_OUTCOME_DUPLICATE, request, adjustments=adjustments
+        if entry is None:
+            entry = await self._reserve_legacy(order, digest, decision, steps)
+            if entry is None:
+                raise ConflictError(
+                    f"idempotency key {idempotency_key(order)!r} was already used with a different payload"
                 )
-            # Pending and never registered: an earlier attempt stopped before finishing; complete it now.
-            record = existing
-            decision.ParseFromString(base64.b64decode(existing["route"]))
+        route = (
+            returns_pb2.RouteDecision.FromString(base64.b64decode(entry["route"]))
+            if "route" in entry
+            else decision
+        )
+        accepted_at = float(entry["accepted_at"])
+        if entry["stream_sequence"]:
+            return self._response(
+                order,
+                int(entry["stream_sequence"]),
+                accepted_at,
+                returns_pb2.SUBMIT_OUTCOME_DUPLICATE,
+                request,
+                route,
+                adjustments=adjustments,
+            )
+        # Reserved, the message not named yet: an earlier attempt stopped before or just after its publish. The
+        # republish is deduplicated by Nats-Msg-Id within the window; past it, the named message is the one delivered.
+        ack, _ = await asyncio.gather(
+            self._publish(order, route, steps, payload, accepted_at),
+            self.status.index_first_version(order),
+        )
+        stored, _, named = await self.status.confirm(order.tenant_id, order.return_id, version, ack.seq)
+        fresh = named == ack.seq and not ack.duplicate
+        if fresh and stored is not None:
+            await self.status.announce_accepted(stored, version)
+        outcome = returns_pb2.SUBMIT_OUTCOME_ACCEPTED if fresh else returns_pb2.SUBMIT_OUTCOME_DUPLICATE
+        return self._response(
+            order, named or ack.seq, accepted_at, outcome, request, route, adjustments=adjustments
+        )
+
+    async def _reserve_legacy(
+        self,
+        order: returns_pb2.ReturnOrder,
+        digest: str,
+        decision: returns_pb2.RouteDecision,
+        steps: list[PlannedStep],
+    ) -> dict[str, Any] | None:
+        """A version admitted before admissions reserved it: reserve it now (None: the payload differs).
+
+        An ``rb_idempotency`` record of that time, when given and still there, judges the payload and keeps the
+        first attempt's ``accepted_at`` and route.
+        """
+        accepted_at, route, sequence = time.time(), decision, 0
+        if self.idempotency is not None:
+            existing, _ = await get_json(self.idempotency, idempotency_kv_key(order))
+            if existing is not None:
+                if existing["digest"] != digest:
+                    return None
+                accepted_at = float(existing["accepted_at"])
+                route = returns_pb2.RouteDecision.FromString(base64.b64decode(existing["route"]))
+                sequence = int(existing.get("stream_sequence") or 0) if existing["state"] == "accepted" else 0
+        entry = VersionEntry(order, route, steps, accepted_at)
+        version = str(order.version)
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            if record is None or version in record["versions"]:
+                return None
+            entry.add(record, stream_sequence=sequence)
+            return record
+
+        stored = await modify_json(
+            self.status.kv, subjects.sync_state_key(order.tenant_id, order.return_id), change
+        )
+        assert stored is not None
+        return dict(stored["versions"][version])
+
+    async def _publish(
+        self,
+        order: returns_pb2.ReturnOrder,
+        decision: returns_pb2.RouteDecision,
+        steps: list[PlannedStep],
+        payload: bytes,
+        accepted_at: float,
+    ) -> PubAck:
         principal = current_principal()
+        key = idempotency_key(order)
         headers = {
             H_STEPS: encode_steps(steps),
             H_IDEMPOTENCY: key,
             H_RULE: decision.rule,
             H_LANE: decision.lane,
             H_ERP: str(int(decision.erp)),
-            H_ACCEPTED_AT: repr(record["accepted_at"]),
+            H_ACCEPTED_AT: repr(accepted_at),
             # The audit scribe records the submission under the caller, as if it were written here.
             H_ACTOR: _header_text(principal.name),
             H_AUTH_METHOD: principal.auth_method,
             H_REQUEST_ID: _header_text(request_id()),
         }
-        ack = await self.publisher.publish_delivery(
-            decision.target, tenant, payload, msg_id=key, headers=headers
+        return await self.publisher.publish_delivery(
+            decision.target, order.tenant_id, payload, msg_id=key, headers=headers
         )
-        record = dict(record, state="accepted", stream_sequence=ack.seq)
-        # The idempotency record stays "pending": the sync state's version entry (same event and accepted_at)
-        # is the proof of acceptance, which saves a KV write per submission. The audit entry is written from
-        # the stored message by the audit scribe (delivery/submitted_audit.py), not here.
-        registered = await self.status.register(
-            order,
-            decision,
-            steps,
-            stream_sequence=ack.seq,
-            accepted_at=record["accepted_at"],
-            known=None if admitted.duplicate else admitted.known,
-        )
-        if not registered:
-            # Another event holds this version in the sync state, so it cannot vouch for this acceptance.
-            await self._mark_accepted(kv_key, record, revision)
-        return self._response(
-            order, record, returns_pb2.SUBMIT_OUTCOME_ACCEPTED, request, decision, adjustments=adjustments
-        )
+
+    def _later(self, write: Coroutine[Any, Any, object]) -> None:
+        """Run a write the answer does not wait for; a failure is logged (a worker names the message then)."""
+        task = asyncio.get_running_loop().create_task(write)
+        self._pending.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("stream sequence not recorded after the PubAck (a worker records it): %r", exc)
+
+    async def drain(self) -> None:
+        """Wait for the writes the answers did not wait for (at shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     def _check_erp_constraints(
         self, order: returns_pb2.ReturnOrder, decision: returns_pb2.RouteDecision, steps: list[PlannedStep]
@@ -233,16 +346,22 @@ class Intake:
         """
         if self.constraints is None:
             return []
-        erp = erp_name(int(decision.erp), decision.target)
-        now = [s.mapping for s in steps]
-        routed = [RoutedConstraints(erp, m, self.constraints(m)) for m in now]
-        routed += [
-            RoutedConstraints(erp, m, self.constraints(m), presence=False)
-            for m in self.router.flow_mappings(decision.target)
-            if m not in now
-        ]
+        now = tuple(s.mapping for s in steps)
+        # Only configuration decides which constraints apply: built once per route and event's mappings.
+        cache_key = (int(decision.erp), decision.target, now)
+        routed = self._routed.get(cache_key)
+        if routed is None:
+            erp = erp_name(int(decision.erp), decision.target)
+            routed = [RoutedConstraints(erp, m, self.constraints(m)) for m in now]
+            routed += [
+                RoutedConstraints(erp, m, self.constraints(m), presence=False)
+                for m in self.router.flow_mappings(decision.target)
+                if m not in now
+            ]
+            self._routed[cache_key] = routed
         result = erp_constraints.check(order, routed)
         if result.violations:
+            erp = erp_name(int(decision.erp), decision.target)
             raise ValidationError(f"{erp} would refuse this return", result.violations)
         return [
             returns_pb2.FieldAdjustment(
@@ -258,7 +377,11 @@ class Intake:
         ]
 
     def _check_translation(
-        self, order: returns_pb2.ReturnOrder, decision: returns_pb2.RouteDecision, steps: list[PlannedStep]
+        self,
+        order: returns_pb2.ReturnOrder,
+        decision: returns_pb2.RouteDecision,
+        steps: list[PlannedStep],
+        payload: bytes,
     ) -> None:
         """Refuse what the mapping of this event's documents would refuse at delivery.
 
@@ -271,7 +394,7 @@ class Intake:
         violations: list[FieldViolation] = []
         for step in steps:
             failure: TranslationError | None = dry_run(
-                self.mappers, step.mapping, order, verify_round_trip=self.verify_round_trip
+                self.mappers, step.mapping, order, verify_round_trip=self.verify_round_trip, payload=payload
             )
             if failure is None:
                 continue
@@ -283,44 +406,28 @@ class Intake:
         if violations:
             raise ValidationError(f"{erp} would refuse this return", violations)
 
-    async def _registered_sequence(
-        self, order: returns_pb2.ReturnOrder, event: str, accepted_at: float
-    ) -> int:
-        """The stream sequence of this acceptance when the sync state registered it, else 0."""
-        stored = await self.status.get(order.tenant_id, order.return_id)
-        if stored is None or not is_acceptance(stored, int(order.version), event, accepted_at):
-            return 0
-        return int(stored["versions"][str(order.version)]["stream_sequence"])
-
-    async def _mark_accepted(self, kv_key: str, record: dict[str, Any], revision: int) -> None:
-        try:
-            await self.idempotency.update(kv_key, dumps(record), last=revision)
-        except KeyWrongLastSequenceError:
-            pass  # a concurrent resubmit of the same payload completed it first; both answers agree
-
     @staticmethod
     def _response(
         order: returns_pb2.ReturnOrder,
-        record: dict[str, Any],
+        stream_sequence: int,
+        accepted_at: float,
         outcome: int,
         request: returns_pb2.SubmitReturnRequest,
-        route: returns_pb2.RouteDecision | None = None,
+        route: returns_pb2.RouteDecision,
         *,
         adjustments: Sequence[returns_pb2.FieldAdjustment] = (),
     ) -> returns_pb2.SubmitReturnResponse:
-        accepted_at = Timestamp()
-        accepted_at.FromNanoseconds(int(float(record["accepted_at"]) * 1e9))
-        if route is None:
-            route = returns_pb2.RouteDecision.FromString(base64.b64decode(str(record["route"])))
+        stamp = Timestamp()
+        stamp.FromNanoseconds(int(accepted_at * 1e9))
         return returns_pb2.SubmitReturnResponse(
             tenant_id=order.tenant_id,
             return_id=order.return_id,
             version=order.version,
             outcome=outcome,  # type: ignore[arg-type]
-            stream_sequence=int(record["stream_sequence"]),
-            accepted_at=accepted_at,
+            stream_sequence=stream_sequence,
+            accepted_at=stamp,
             route=route,
-            idempotency_key=str(record["key"]),
+            idempotency_key=idempotency_key(order),
             client_reference=request.client_reference,
             adjustments=adjustments,
         )

@@ -8,6 +8,7 @@ lose each other's transitions.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Iterable
@@ -90,6 +91,91 @@ def new_record(order: returns_pb2.ReturnOrder) -> JsonRecord:
 def _expected(by_basis: dict[str, dict[str, str]], basis: str | bool) -> dict[str, str] | None:
     chosen = by_basis.get("gross" if basis is True else str(basis or ""))
     return chosen if chosen and chosen["amount"] else None
+
+
+def event_short(order: returns_pb2.ReturnOrder) -> str:
+    """``LIFECYCLE_EVENT_RECEIVED`` -> ``"RECEIVED"``."""
+    return enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
+
+
+class VersionEntry:
+    """One accepted version and its documents as the sync record holds them, built once per submission.
+
+    ``add`` may run several times (a compare-and-set loop retries it on a fresh record), so what only depends
+    on the order is computed here once. The entry keeps the route (base64 ``RouteDecision``): a retry with the
+    same key is answered from it.
+    """
+
+    __slots__ = ("_docs", "_entry", "_rma", "accepted_at", "route", "steps", "version")
+
+    def __init__(
+        self,
+        order: returns_pb2.ReturnOrder,
+        decision: returns_pb2.RouteDecision,
+        steps: list[PlannedStep],
+        accepted_at: float,
+    ) -> None:
+        self.steps = steps
+        self.version = int(order.version)
+        self._rma = order.rma_number
+        self.accepted_at = accepted_at
+        self.route = base64.b64encode(decision.SerializeToString()).decode()
+        gross = {"amount": order.refund.amount.amount, "currency": order.refund.amount.currency}
+        if not gross["amount"]:
+            gross = {
+                "amount": order.total_amount.amount,
+                "currency": order.total_amount.currency or order.currency,
+            }
+        by_basis = {"gross": gross}
+        if any(step.posts_amount == "net" for step in steps):
+            by_basis["net"] = {"amount": net_amount(order), "currency": order.currency}
+        erp, target = int(decision.erp), decision.target
+        self._entry: dict[str, Any] = {
+            "event": event_short(order),
+            "state": "ACCEPTED",
+            "target": target,
+            "erp": erp,
+            "steps": [s.step for s in steps],
+            "stream_sequence": 0,
+            "accepted_at": accepted_at,
+            "route": self.route,
+        }
+        self._docs: list[dict[str, Any]] = [
+            {
+                "step": step.step,
+                "version": self.version,
+                "erp": erp,
+                "target": target,
+                "document_type": step.document_type,
+                "state": "ACCEPTED",
+                "erp_document_id": "",
+                "attempts": 0,
+                "last_error": None,
+                "created_at": accepted_at,
+                "updated_at": accepted_at,
+                "delivered_at": 0,
+                "expected_amount": _expected(by_basis, step.posts_amount),
+                "posted_amount": None,
+                "dead_letter_id": 0,
+            }
+            for step in steps
+        ]
+
+    def add(self, record: JsonRecord, *, stream_sequence: int = 0) -> list[PlannedStep]:
+        """Write the version and its documents (ACCEPTED) into ``record``; the steps whose documents it wrote.
+
+        ``stream_sequence`` 0 reserves the version before its message is published (see ``confirm``).
+        """
+        record["rma_number"] = self._rma or record["rma_number"]
+        record["versions"][str(self.version)] = dict(self._entry, stream_sequence=stream_sequence)
+        for step, doc in zip(self.steps, self._docs, strict=True):
+            expected = doc["expected_amount"]
+            record["documents"][doc_key(self.version, step.step)] = dict(
+                doc, expected_amount=dict(expected) if expected else None
+            )
+        record["latest_version"] = max(int(record["latest_version"]), self.version)
+        record["updated_at"] = self.accepted_at
+        return list(self.steps)
 
 
 def doc_key(version: int, step: str) -> str:
@@ -218,15 +304,8 @@ class SyncStateStore:
         the record and revision the lifecycle admission just wrote (saves a read).
         """
         tenant, version = order.tenant_id, int(order.version)
-        event = enum_short(returns_pb2.LifecycleEvent, "LIFECYCLE_EVENT_", order.event)
-        steps = list(steps)
-        gross = {"amount": order.refund.amount.amount, "currency": order.refund.amount.currency}
-        if not gross["amount"]:
-            gross = {
-                "amount": order.total_amount.amount,
-                "currency": order.total_amount.currency or order.currency,
-            }
-        expected_by_basis = {"gross": gross, "net": {"amount": net_amount(order), "currency": order.currency}}
+        event = event_short(order)
+        entry = VersionEntry(order, decision, list(steps), accepted_at)
         created: list[PlannedStep] = []
 
         def change(record: JsonRecord | None) -> JsonRecord | None:
@@ -234,37 +313,7 @@ class SyncStateStore:
             record = record or new_record(order)
             if str(version) in record["versions"]:
                 return None
-            record["rma_number"] = order.rma_number or record["rma_number"]
-            record["latest_version"] = max(int(record["latest_version"]), version)
-            record["versions"][str(version)] = {
-                "event": event,
-                "state": "ACCEPTED",
-                "target": decision.target,
-                "erp": int(decision.erp),
-                "steps": [s.step for s in steps],
-                "stream_sequence": stream_sequence,
-                "accepted_at": accepted_at,
-            }
-            for step in steps:
-                record["documents"][doc_key(version, step.step)] = {
-                    "step": step.step,
-                    "version": version,
-                    "erp": int(decision.erp),
-                    "target": decision.target,
-                    "document_type": step.document_type,
-                    "state": "ACCEPTED",
-                    "erp_document_id": "",
-                    "attempts": 0,
-                    "last_error": None,
-                    "created_at": accepted_at,
-                    "updated_at": accepted_at,
-                    "delivered_at": 0,
-                    "expected_amount": _expected(expected_by_basis, step.posts_amount),
-                    "posted_amount": None,
-                    "dead_letter_id": 0,
-                }
-                created.append(step)
-            record["updated_at"] = accepted_at
+            created.extend(entry.add(record, stream_sequence=stream_sequence))
             return record
 
         # Most registrations are a return's first version: try a plain create before the read-modify loop.
@@ -288,6 +337,46 @@ class SyncStateStore:
             for step in created:
                 await self._emit(stored, version, step.step, "ACCEPTED")
         return stored is not None and is_acceptance(stored, version, event, accepted_at)
+
+    async def index_first_version(self, order: returns_pb2.ReturnOrder) -> None:
+        """Index the RMA number of a return's first version (create-only: a repeat changes nothing)."""
+        if int(order.version) == 1:
+            await self._index_rma(order.tenant_id, order.rma_number, order.return_id)
+
+    async def confirm(
+        self,
+        tenant: str,
+        return_id: str,
+        version: int,
+        stream_sequence: int,
+        *,
+        known: tuple[JsonRecord | None, int] | None = None,
+    ) -> tuple[JsonRecord | None, int, int]:
+        """Name the stream message that carries a reserved version (first writer wins).
+
+        The admission reserves a version (``stream_sequence`` 0) before its message is published; the gateway
+        names the message after the PubAck, the worker before it delivers one whose gateway stopped first. A
+        retry past JetStream's duplicate window can store a second message of the version: only the named one
+        delivers. Returns the record as stored, its revision and the sequence it names (0: no such version).
+        """
+
+        def change(record: JsonRecord | None) -> JsonRecord | None:
+            entry = (record or {}).get("versions", {}).get(str(version))
+            if record is None or entry is None or entry["stream_sequence"]:
+                return None
+            entry["stream_sequence"] = stream_sequence
+            return record
+
+        stored, revision = await modify_json_versioned(
+            self.kv, subjects.sync_state_key(tenant, return_id), change, known=known
+        )
+        entry = (stored or {}).get("versions", {}).get(str(version))
+        return stored, revision, int(entry["stream_sequence"]) if entry else 0
+
+    async def announce_accepted(self, record: JsonRecord, version: int) -> None:
+        """The ACCEPTED SyncEvent of each document of a version just accepted (fire and forget)."""
+        for step in record["versions"][str(version)]["steps"]:
+            await self._emit(record, version, step, "ACCEPTED")
 
     async def transition(
         self,

@@ -1,0 +1,144 @@
+"""A nats-server killed (-9) while the ERP is still working on a create: the worker that held the message must not
+let a redelivery create the document a second time.
+
+nats-server persists consumer state lazily: after the crash the message may come back at once, as a first
+delivery (``num_delivered`` 1, so no look-up), to another worker, while the first create has not committed yet.
+`make chaos` nats_restart posted 5 of 2,000 returns twice this way (issue 13); this test fails the same way on
+the old code. Now a message stored before a worker's reconnect is looked up first, once an ERP call of the earlier
+session must have ended (its deadline), and a message fetched before the reconnect is handed back, not created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from delivery.pipeline_harness import FakeErp, Pipeline, fast_settings, make_order
+from helpers.eventually import assert_eventually
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.bus import subjects
+from returnbridge.bus.consumer import ConsumerSettings
+from returnbridge.bus.embedded import EmbeddedNatsServer
+from returnbridge.connectors.base import DocumentRequest, DocumentResult
+from returnbridge.delivery.worker import DeliveryWorker
+from returnbridge.domain.context import Principal, set_principal
+
+
+async def forget_deliveries(server: EmbeddedNatsServer) -> None:
+    """What the restarted server does when the crash came before it wrote the consumer's state (seen with a kill
+    right after a fetch: delivered and ack floor back to 0): the same durable, with no deliveries on record."""
+    nc = await nats.connect(server.url, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        for info in await js.consumers_info(subjects.DELIVER_STREAM):
+            if "netsuite" in info.name:
+                await js.delete_consumer(subjects.DELIVER_STREAM, info.name)
+                await js.add_consumer(subjects.DELIVER_STREAM, info.config)
+    finally:
+        await nc.close()
+
+
+class SlowCommitErp(FakeErp):
+    """The first create is still running when the nats-server dies; the ERP commits it at the end of the call,
+    once another create for the same reference arrived or just before the call's deadline, whichever is first."""
+
+    def __init__(self, server: EmbeddedNatsServer) -> None:
+        super().__init__()
+        self.server = server
+        self.before_crash: Callable[[], Awaitable[None]] | None = None
+        self.crashed = False
+        self.second = asyncio.Event()
+
+    async def create_document(self, request: DocumentRequest) -> DocumentResult:
+        if self.crashed:
+            self.second.set()
+            return await super().create_document(request)
+        self.crashed = True
+        started = time.monotonic()
+        if self.before_crash is not None:
+            await self.before_crash()
+        assert self.server.process is not None
+        self.server.process.kill()
+        self.server.process.wait()
+        self.server.start()  # same port and store
+        await forget_deliveries(self.server)
+        remaining = request.timeout - 0.5 - (time.monotonic() - started)
+        try:
+            await asyncio.wait_for(self.second.wait(), timeout=max(remaining, 0.0))
+        except TimeoutError:
+            pass  # the call's deadline: the ERP answers
+        return await super().create_document(request)
+
+
+# An ERP deadline long enough for B, joining just before the crash, to be pulling again while A's create runs (its
+# first queue-depth probe waits out the crash).
+SETTINGS = fast_settings(erp_timeout_seconds=10.0, consumer=ConsumerSettings(ack_wait_seconds=15.0))
+
+
+@pytest.mark.timeout(120)
+async def test_a_create_in_flight_across_a_nats_crash_is_not_repeated(tmp_path: Path) -> None:
+    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)  # as served: fsync on every write
+    server.start()
+
+    async def connect() -> NatsClient:
+        return await nats.connect(
+            server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
+        )
+
+    # Two worker processes' worth: each its own connection, its own per-return turns.
+    nc_a, nc_b = await connect(), await connect()
+    a, b = await Pipeline.create(nc_a), await Pipeline.create(nc_b)
+    workers: list[DeliveryWorker] = []
+
+    async def worker(pipeline: Pipeline, erp: FakeErp) -> DeliveryWorker:
+        w = DeliveryWorker(
+            "netsuite", erp, pipeline.mappers, pipeline.nc.jetstream(), pipeline.status,
+            pipeline.dead_letters, SETTINGS,
+        )  # fmt: skip
+        await w.start()
+        workers.append(w)
+        return w
+
+    try:
+        erp = SlowCommitErp(server)
+        first = await worker(a, erp)
+
+        async def second_worker_then_crash() -> None:
+            # B joins while A is inside the create; A then takes nothing more (as if busy), so B gets the
+            # redelivery. Both live through the crash (a reconnect each), as in `make chaos` nats_restart.
+            await worker(b, erp)
+            first._stopping.set()
+
+        erp.before_crash = second_worker_then_crash
+        set_principal(Principal(name="rms", tenant_id="acme"))
+        await a.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("C1")))
+
+        async def delivered() -> None:
+            record = await a.status.get("acme", "C1")
+            assert record is not None
+            states = [d["state"] for d in record["documents"].values()]
+            assert states == ["DELIVERED"], states
+            assert erp.creates or erp.documents, "not created yet"
+
+        await assert_eventually(delivered, timeout=90, interval=0.2)
+        assert erp.crashed
+
+        async def redelivery_settled() -> None:  # B has decided about the redelivered message too
+            (info,) = await nc_b.jetstream().consumers_info(subjects.DELIVER_STREAM)
+            assert not info.num_pending and not info.num_ack_pending, info
+
+        await assert_eventually(redelivery_settled, timeout=60, interval=0.2)
+        # The redelivery was looked up once A's call had ended, and found: one document, not two.
+        assert list(erp.creates.values()) == [1], erp.creates
+    finally:
+        for w in workers:
+            await w.stop()
+        for nc in (nc_a, nc_b):
+            await nc.close()
+        server.stop()
