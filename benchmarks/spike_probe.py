@@ -7,14 +7,21 @@ simulators, delivery workers, poller, audit) as a child process:
   simulators in their own process;
 - ``single``: ``serve --single-process`` (everything in one process, the layout before the split);
 - ``bounded``: ``supervised`` with ``grpc.max_concurrent_streams`` (``--max-streams``): a connection's excess
-  calls wait in the client's transport instead of the gateway's event loop;
+  calls wait in the client's transport instead of the gateway's event loop (32, the default since branch
+  ``gateway``, makes it ``supervised``);
+- ``unbounded``: ``supervised`` with ``grpc.max_concurrent_streams: 0`` (every call in the gateways' loops);
+- ``flat``: ``supervised`` with ``process.background_nice: 0`` (worker and simulators at the gateways' CPU
+  priority, as before it existed), to measure what the priority does;
 - ``main``: ``serve`` from another source tree (``--main-tree``, e.g. a copy of main's ``python/`` with the built
   extension), to compare with the code before this branch in the same run.
 
-For each: a probe client calls GetReturnStatus every 50 ms, first idle, then while ``--calls`` SubmitReturn calls
-are in flight from a bulk client (20 channels, the shipped retry policy, so shed calls come back after the
-server's pushback). The peak RSS of each process is sampled meanwhile. Prints one JSON object: probe p50/p99
-idle and during the spike (and their ratio), submit p50/p99, outcomes, accepted/s, peak RSS per process role.
+For each: a probe client **in its own process** (its latency is the server's, not a busy client loop's) calls
+GetReturnStatus every 50 ms, first idle for ``--idle-seconds`` (20 s: ~400 samples, so the idle p99 is not one
+sample), then while ``--calls`` SubmitReturn calls are in flight from the bulk client, also in its own process(es)
+(``--bulk-processes``; 20 channels in all, the shipped retry policy, so shed calls come back after the server's
+pushback). Samples are split by the monotonic clock (shared by the processes) at the spike's start and end. The
+peak RSS of each process is sampled meanwhile. Prints one JSON object: probe p50/p99 idle and during the spike
+(and their ratio), submit p50/p99, outcomes, accepted/s, peak RSS per process role.
 
     .venv/bin/python benchmarks/spike_probe.py --calls 3000 --layouts single,supervised
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import queue
 import re
@@ -34,6 +42,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import grpc
@@ -55,6 +65,10 @@ class _Served:
             args.append("--single-process")
         elif layout == "bounded":
             env["RETURNBRIDGE_GRPC__MAX_CONCURRENT_STREAMS"] = str(max_streams)
+        elif layout == "unbounded":
+            env["RETURNBRIDGE_GRPC__MAX_CONCURRENT_STREAMS"] = "0"
+        elif layout == "flat":
+            env["RETURNBRIDGE_PROCESS__BACKGROUND_NICE"] = "0"
         elif layout == "main":
             if not main_tree:
                 raise SystemExit("layout main needs --main-tree")
@@ -133,36 +147,37 @@ class _RssSampler:
         return {name: {"start": self.start_mb[name], "peak": self.peak_mb[name]} for name in self.pids}
 
 
-async def _probe(target: str, metadata: tuple[tuple[str, str], ...], stop: asyncio.Event) -> list[float]:
-    latencies: list[float] = []
+async def _probe(
+    target: str, metadata: tuple[tuple[str, str], ...], stop: Event
+) -> list[tuple[float, float]]:
+    """(monotonic start, latency) of GetReturnStatus calls 50 ms apart until ``stop`` is set."""
+    samples: list[tuple[float, float]] = []
     async with grpc.aio.insecure_channel(target) as channel:
         stub = returns_pb2_grpc.ReturnsServiceStub(channel)
         while not stop.is_set():
-            start = time.perf_counter()
+            start = time.monotonic()
             try:
                 await stub.GetReturnStatus(
                     returns_pb2.GetReturnStatusRequest(return_id="probe-none"), metadata=metadata, timeout=30
                 )
             except grpc.aio.AioRpcError:
                 pass  # NOT_FOUND is the expected answer; the latency is what counts
-            latencies.append(time.perf_counter() - start)
+            samples.append((start, time.monotonic() - start))
             await asyncio.sleep(0.05)
-    return latencies
+    return samples
 
 
-async def _run(target: str, token: str, calls: int, idle_seconds: float) -> dict[str, object]:
+def _probe_main(conn: Connection, target: str, token: str, stop: Event) -> None:
+    """The probe client's process: nothing else runs in its event loop."""
+    conn.send(asyncio.run(_probe(target, (("authorization", f"Bearer {token}"),), stop)))
+
+
+async def _bulk(
+    target: str, token: str, first: int, calls: int, channels: int, run: str
+) -> dict[str, object]:
     metadata = (("authorization", f"Bearer {token}"),)
-    stop = asyncio.Event()
-    idle_task = asyncio.create_task(_probe(target, metadata, stop))
-    await asyncio.sleep(idle_seconds)
-    stop.set()
-    idle = await idle_task
-
-    stop = asyncio.Event()
-    spike_probe = asyncio.create_task(_probe(target, metadata, stop))
-    run = f"{int(time.time())}{os.getpid()}"
-    channels = [grpc.aio.insecure_channel(target, options=channel_options()) for _ in range(20)]
-    stubs = [returns_pb2_grpc.ReturnsServiceStub(ch) for ch in channels]
+    chans = [grpc.aio.insecure_channel(target, options=channel_options()) for _ in range(channels)]
+    stubs = [returns_pb2_grpc.ReturnsServiceStub(ch) for ch in chans]
     outcomes: Counter[str] = Counter()
     latencies: list[float] = []
 
@@ -179,13 +194,55 @@ async def _run(target: str, token: str, calls: int, idle_seconds: float) -> dict
             outcomes[exc.code().name] += 1
         latencies.append(time.perf_counter() - start)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(calls)))
-    seconds = time.perf_counter() - started
-    stop.set()
-    spike = await spike_probe
-    for ch in channels:
+    await asyncio.gather(*(one(i) for i in range(first, first + calls)))
+    for ch in chans:
         await ch.close()
+    return {"outcomes": dict(outcomes), "latencies": latencies}
+
+
+def _bulk_main(
+    conn: Connection, target: str, token: str, first: int, calls: int, channels: int, run: str
+) -> None:
+    """One bulk client process: its share of the calls over its share of the channels."""
+    conn.send(asyncio.run(_bulk(target, token, first, calls, channels, run)))
+
+
+def _spawned(
+    ctx: multiprocessing.context.SpawnContext, target: object, *args: object
+) -> tuple[Connection, object]:
+    receive, send = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=target, args=(send, *args), daemon=True)
+    process.start()
+    send.close()
+    return receive, process
+
+
+def _run(target: str, token: str, calls: int, idle_seconds: float, bulk_processes: int) -> dict[str, object]:
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    probe_conn, probe = _spawned(ctx, _probe_main, target, token, stop)
+    time.sleep(idle_seconds)  # the probe's idle phase (it runs in its own process meanwhile)
+    run = f"{int(time.time())}{os.getpid()}"
+    spike_start = time.monotonic()
+    share, channels = -(-calls // bulk_processes), max(20 // bulk_processes, 1)
+    bulk = [
+        _spawned(ctx, _bulk_main, target, token, first, min(share, calls - first), channels, run)
+        for first in range(0, calls, share)
+    ]
+    results = [conn.recv() for conn, _ in bulk]
+    spike_end = time.monotonic()
+    stop.set()
+    samples: list[tuple[float, float]] = probe_conn.recv()
+    for _, process in (*bulk, (probe_conn, probe)):
+        process.join(30)  # type: ignore[attr-defined]
+    seconds = spike_end - spike_start
+    outcomes: Counter[str] = Counter()
+    latencies: list[float] = []
+    for result in results:
+        outcomes.update(result["outcomes"])
+        latencies.extend(result["latencies"])
+    idle = [lat for at, lat in samples if at < spike_start]
+    spike = [lat for at, lat in samples if spike_start <= at <= spike_end]
     idle_p99 = _pct(idle, 0.99)
     spike_p99 = _pct(spike, 0.99)
     return {
@@ -205,13 +262,13 @@ async def _run(target: str, token: str, calls: int, idle_seconds: float) -> dict
 
 
 def _one_layout(
-    layout: str, calls: int, idle_seconds: float, main_tree: str | None, max_streams: int
+    layout: str, calls: int, idle_seconds: float, main_tree: str | None, max_streams: int, bulk_processes: int
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as data_dir:
         served = _Served(layout, data_dir, main_tree, max_streams)
         try:
             sampler = _RssSampler(served.pids)
-            result = asyncio.run(_run(served.target, served.token, calls, idle_seconds))
+            result = _run(served.target, served.token, calls, idle_seconds, bulk_processes)
             result["rss_mb"] = sampler.stop()
         finally:
             served.stop()
@@ -223,9 +280,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument(
-        "--layouts", default="single,supervised", help="comma-separated: main, single, supervised"
+        "--bulk-processes", type=int, default=1, help="processes the bulk calls are spread over"
+    )
+    parser.add_argument(
+        "--layouts",
+        default="single,supervised",
+        help="comma-separated: main, single, supervised, flat, bounded, unbounded",
     )
     parser.add_argument("--main-tree", help="PYTHONPATH of the code layout 'main' runs")
     parser.add_argument(
@@ -234,11 +296,14 @@ def main() -> int:
     args = parser.parse_args()
     results: dict[str, object] = {
         "calls": args.calls,
+        "bulk_processes": args.bulk_processes,
         "cpus": len(os.sched_getaffinity(0)),
         "load_before": os.getloadavg(),
     }
     for layout in args.layouts.split(","):
-        results[layout] = _one_layout(layout, args.calls, args.idle_seconds, args.main_tree, args.max_streams)
+        results[layout] = _one_layout(
+            layout, args.calls, args.idle_seconds, args.main_tree, args.max_streams, args.bulk_processes
+        )
         results[f"load_after_{layout}"] = os.getloadavg()
         print(json.dumps({layout: results[layout]}), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))

@@ -19,6 +19,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
+
 CLI = [sys.executable, "-m", "returnbridge.cli"]
 
 
@@ -118,6 +120,10 @@ def test_serve_embedded_then_sigint_leaves_nothing_behind(tmp_path: Path, layout
             names = re.findall(r"process\s+(\S+)\s+pid", "".join(serve.output))
             assert names == ["worker-0", "gateway-0", "gateway-1"]  # simulators are off in _env
             assert all(_alive(pid) for pid in children)
+            # Accepting before delivering: the worker runs at process.background_nice (10) above the gateways.
+            base = os.getpriority(os.PRIO_PROCESS, serve.proc.pid)
+            nice = [os.getpriority(os.PRIO_PROCESS, pid) - base for pid in children]
+            assert nice == [10, 0, 0]
         assert _nats_processes_for(data_dir), "embedded nats-server not running"
         assert _health(target) == health_pb2.HealthCheckResponse.SERVING
 
@@ -149,6 +155,45 @@ def test_a_crashed_gateway_is_restarted_while_the_other_keeps_serving(tmp_path: 
         serve.proc.send_signal(signal.SIGTERM)
         assert serve.proc.wait(timeout=30) == 0
         assert not _alive(restarted)
+    finally:
+        serve.close()
+
+
+def _eventually_serving(target: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    status = -1
+    while time.monotonic() < deadline:
+        status = _health(target)
+        if status == health_pb2.HealthCheckResponse.SERVING:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"health {status}, not SERVING within {timeout:g} s")
+
+
+def test_readiness_follows_the_worker_at_start_and_survives_its_crash(tmp_path: Path) -> None:
+    """One gateway (so every health check reaches it): a restarted gateway is told again that a worker is up; a
+    crashed worker does not turn the gateway NOT_SERVING (the accepted work waits in the stream)."""
+    serve = Serve(["--gateway-processes", "1"], tmp_path / "data")
+    try:
+        target = serve.wait_for(r"gRPC\s+(\S+:\d+)").group(1)
+        worker = int(serve.wait_for(r"process\s+worker-0\s+pid (\d+)").group(1))
+        gateway = int(serve.wait_for(r"process\s+gateway-0\s+pid (\d+)").group(1))
+        serve.wait_for(r"^Ctrl-C stops everything")
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+
+        os.kill(gateway, signal.SIGKILL)
+        restarted = int(serve.wait_for(r"gateway-0 restarted \(pid (\d+), restart 1\)").group(1))
+        serve.wait_for(rf"gateway-0 \(pid {restarted}\) is ready again")
+        # Without the supervisor's workers_up message it would stay NOT_SERVING for good.
+        _eventually_serving(target)
+
+        os.kill(worker, signal.SIGKILL)
+        serve.wait_for(rf"worker-0 \(pid {worker}\) exited with code -9")
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+        serve.wait_for(r"worker-0 \(pid \d+\) is ready again")
+        assert _health(target) == health_pb2.HealthCheckResponse.SERVING
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=30) == 0
     finally:
         serve.close()
 
@@ -210,6 +255,50 @@ def test_supervised_serve_points_the_simulators_pushes_at_its_receiver(tmp_path:
                     break
                 time.sleep(0.1)
         assert stats["sent"] >= 1 and stats["refused"] == 0 and stats["failed"] == 0, stats
+    finally:
+        serve.proc.send_signal(signal.SIGINT)
+        try:
+            serve.proc.wait(timeout=60)
+        finally:
+            serve.close()
+
+
+def test_a_tenant_rate_limit_holds_across_gateway_processes(tmp_path: Path) -> None:
+    """The configured burst is the port's, not each gateway's: calls over 16 connections (spread by the kernel over
+    both gateways) pass the tenant bucket exactly ``tenant_burst`` times in all."""
+    env = _env(tmp_path) | {
+        "RETURNBRIDGE_SECURITY__RATE_LIMITS__TENANT_BURST": "6",
+        # Practically no refill while the test runs.
+        "RETURNBRIDGE_SECURITY__RATE_LIMITS__TENANT_RATE_PER_SECOND": "0.0001",
+    }
+    serve = Serve(["--gateway-processes", "2"], tmp_path / "data", env)
+    try:
+        target = serve.wait_for(r"gRPC\s+(\S+:\d+)").group(1)
+        token = Path(serve.wait_for(r"--token-file (\S+)").group(1)).read_text().strip()
+        serve.wait_for(r"^Ctrl-C stops everything")
+        md = (("authorization", f"Bearer {token}"),)
+        # Each channel its own connection; no client retries, so every refusal is seen.
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)]
+        codes: list[grpc.StatusCode] = []
+        channels = [grpc.insecure_channel(target, options=options) for _ in range(16)]
+        try:
+            for _ in range(3):
+                for channel in channels:
+                    stub = returns_pb2_grpc.ReturnsServiceStub(channel)
+                    try:
+                        stub.GetReturnStatus(
+                            returns_pb2.GetReturnStatusRequest(return_id="none"), metadata=md, timeout=10
+                        )
+                        codes.append(grpc.StatusCode.OK)
+                    except grpc.RpcError as exc:
+                        codes.append(exc.code())
+        finally:
+            for channel in channels:
+                channel.close()
+        passed = [c for c in codes if c != grpc.StatusCode.RESOURCE_EXHAUSTED]
+        # NOT_FOUND: the call passed the limits and reached the servicer.
+        assert set(passed) == {grpc.StatusCode.NOT_FOUND}
+        assert len(passed) == 6, codes
     finally:
         serve.proc.send_signal(signal.SIGINT)
         try:

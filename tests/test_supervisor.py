@@ -25,6 +25,7 @@ def _children(settings: Settings, gateways: int) -> tuple[list[Settings], list[S
         "gateways": gateways,
         "connectors": None,
         "security": settings.security,
+        "await_workers": True,
     }
     front = [child_settings(settings, "gateway", i, **common) for i in range(gateways)]
     back = [child_settings(settings, "worker", i, **common) for i in range(2)]
@@ -41,6 +42,23 @@ def test_gateway_admission_shares_add_up_to_the_configured_bound(tmp_path: Path,
     assert sum(queued) <= 4096 and sum(queued) > 4096 - gateways
 
 
+@pytest.mark.parametrize("gateways", [1, 2, 3])
+def test_gateway_rate_limit_shares_add_up_to_the_configured_limits(tmp_path: Path, gateways: int) -> None:
+    limits = {
+        "tenant_rate_per_second": 90.0,
+        "tenant_burst": 300,
+        "principal_rate_per_second": 30.0,
+        "principal_burst": 100,
+        "max_concurrent_rpcs": 1000,
+    }
+    settings = _settings(tmp_path, security={"rate_limits": limits})
+    front, _ = _children(settings, gateways)
+    shares = [gw.security.rate_limits for gw in front]
+    for key, total in limits.items():
+        summed = sum(getattr(share, key) for share in shares)
+        assert total - gateways < summed <= total, key
+
+
 def test_each_child_runs_its_parts_only(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     front, back = _children(settings, 2)
@@ -49,6 +67,7 @@ def test_each_child_runs_its_parts_only(tmp_path: Path) -> None:
         assert not gw.process.monitor and not gw.process.audit_scribe
         assert gw.grpc.port == 50123 and gw.grpc.so_reuseport
         assert gw.console.enabled == (i == 0)
+        assert gw.process.await_workers
     # Only the first worker polls the ERPs and samples the queue gauges.
     assert [(w.process.sync, w.process.monitor) for w in back] == [(True, True), (False, False)]
     assert all(not w.process.gateway and w.process.audit_scribe for w in back)

@@ -117,6 +117,8 @@ class App:
         self._cleanups: list[tuple[str, Cleanup]] = []
         # True between a finished start and the beginning of stop: only then may a NATS reconnect restore SERVING.
         self._ready = False
+        # False until a delivery worker is known to be up, when process.await_workers (serve's gateways).
+        self._workers_up = not settings.process.await_workers
         self._alerter: Alerter | None = None
         self._alert_tasks: set[asyncio.Task[Any]] = set()
 
@@ -228,7 +230,8 @@ class App:
             port = await self.grpc.start()
             self._cleanups.append(("grpc", self._stop_grpc))
             self.endpoints.grpc = f"{settings.grpc.host}:{port}"
-            await self.grpc.set_serving(True)
+            if self._workers_up:
+                await self.grpc.set_serving(True)
             await self._start_console(security, authenticator, port)
         self._ready = True
         log.info("returnbridge ready: gRPC %s, NATS %s", self.endpoints.grpc or "-", self.endpoints.nats)
@@ -328,7 +331,7 @@ class App:
 
     async def _nats_up(self) -> None:
         log.info("NATS connection restored")
-        if self.grpc is not None and self._ready:
+        if self.grpc is not None and self._ready and self._workers_up:
             await self.grpc.set_serving(True)
         self._nats_alert(lost=False)
 
@@ -604,6 +607,13 @@ class App:
                 log.error("stopping %s took longer than %.1f s; moving on", name, limit)
             except Exception:  # keep unwinding: one failed step must not orphan the rest
                 log.exception("error while stopping %s", name)
+
+    async def open_for_calls(self) -> None:
+        """A delivery worker is up (told by the ``serve`` supervisor): health may say SERVING from now on."""
+        self._workers_up = True
+        nc = self.nc
+        if self.grpc is not None and self._ready and nc is not None and nc.is_connected:
+            await self.grpc.set_serving(True)
 
     async def run_until_signal(self, on_ready: Callable[[], None] | None = None) -> None:
         """Serve until SIGINT or SIGTERM, then stop gracefully.

@@ -110,8 +110,18 @@ class ProcessSettings(_Section):
     # Set by the ``serve`` supervisor: the bundled simulators' URLs by name, so the polling process can point
     # their change notifications at its webhook receiver (PUT /_sim/notifications), as one process does directly.
     simulator_urls: dict[str, str] = {}
+    # Set by the ``serve`` supervisor on its gateways: health stays NOT_SERVING after start-up until the supervisor
+    # says a delivery worker is up (App.open_for_calls), so a fresh deployment never reports SERVING before it can
+    # deliver. A worker that crashes later does not flip it back: what is accepted waits durably in the stream and
+    # the supervisor restarts the worker (and alerts process_restarted).
+    await_workers: bool = False
     # Seconds between restarts of a crashed child (doubling from the first value up to the second).
     restart_backoff_seconds: tuple[float, float] = (0.5, 30.0)
+    # ``serve`` only: nice value added to the worker and simulator processes, so on a saturated machine the
+    # gateways accept (and answer reads) first and delivery takes the CPU left over. The work waits durably in the
+    # stream and drains once the spike is over; under sustained overload the worker still gets its scheduler
+    # share (nice 10 weighs about a tenth of nice 0), it is not starved. 0 = every process equal.
+    background_nice: int = Field(default=10, ge=0, le=19)
 
 
 class Settings(_Section):

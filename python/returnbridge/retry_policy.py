@@ -32,8 +32,12 @@ SERVICE_CONFIG: Final[dict[str, Any]] = {
             "retryPolicy": _RETRY,
         }
     ],
-    # Stop retrying when most calls fail, so a client fleet does not multiply an overload.
-    "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.1},
+    # Stop retrying when most calls fail, so a client fleet does not multiply an overload. Each failed attempt costs a
+    # token, a success returns 0.1, retries stop below half: 1,000 (gRFC A6's maximum) lets a channel with hundreds
+    # of calls in a spike retry the ones admission shed (each with the server's pushback) instead of giving up after
+    # 50 (a 10,000-call spike left 1,750 RESOURCE_EXHAUSTED with 100), while a server failing everything still
+    # stops a client's retries after 500 failures.
+    "retryThrottling": {"maxTokens": 1000, "tokenRatio": 0.1},
 }
 
 

@@ -39,6 +39,7 @@ from returnbridge.bus.embedded import EmbeddedNatsServer, die_with_parent, free_
 from returnbridge.config import Settings
 from returnbridge.connectors.registry import parse_connector_config
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
+from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.observability.alerts import post_webhook
 from returnbridge.observability.metrics import MULTIPROC_ENV
 
@@ -53,6 +54,8 @@ _START_TIMEOUT_SECONDS = 120.0
 #: Beyond the gRPC grace: App.stop's own margin for closing NATS and the rest, plus process exit.
 _STOP_MARGIN_SECONDS = 6.0
 _POLL_SECONDS = 0.25
+#: Supervisor -> gateway: a delivery worker is up.
+_WORKERS_UP = "workers_up"
 
 
 def gateway_count(settings: Settings) -> int:
@@ -79,6 +82,7 @@ def child_settings(
     connectors: dict[str, Any] | None,
     security: Any,
     simulator_urls: dict[str, str] | None = None,
+    await_workers: bool = False,
 ) -> Settings:
     """The settings of one child: its parts, the shared NATS, the simulators' connectors, its share of the bounds."""
     process = settings.process
@@ -110,9 +114,10 @@ def child_settings(
         update["console"] = settings.console.model_copy(
             update={"enabled": settings.console.enabled and index == 0}
         )
-        update["security"] = security
+        update["security"] = _shared_rate_limits(security, gateways)
         update["process"] = process.model_copy(
             update={
+                "await_workers": await_workers,
                 "gateway": True,
                 "workers": [],
                 "sync": False,
@@ -133,6 +138,25 @@ def child_settings(
             }
         )
     return settings.model_copy(update=update)
+
+
+def _shared_rate_limits(security: SecurityConfig, gateways: int) -> SecurityConfig:
+    """Each gateway's share of the rate limits, so the configured limits hold for the port as a whole.
+
+    The kernel spreads connections, not calls, over the gateways: a client on one connection meets one share; the
+    shipped client opens a connection per channel, so a client with several channels meets the whole limit.
+    """
+    limits = security.rate_limits
+    shared = limits.model_copy(
+        update={
+            "principal_rate_per_second": limits.principal_rate_per_second / gateways,
+            "principal_burst": _share(limits.principal_burst, gateways, 1),
+            "tenant_rate_per_second": limits.tenant_rate_per_second / gateways,
+            "tenant_burst": _share(limits.tenant_burst, gateways, 1),
+            "max_concurrent_rpcs": _share(limits.max_concurrent_rpcs, gateways, 1),
+        }
+    )
+    return security.model_copy(update={"rate_limits": shared})
 
 
 def _check_port(host: str, port: int, *, reuse: bool) -> None:
@@ -170,6 +194,9 @@ def child_main(conn: Connection, name: str, role: str, settings: Settings, super
 
     configure_logging(settings.logging.level, json_lines=settings.logging.json_lines)
     install_log_redaction()
+    if role != "gateway" and settings.process.background_nice:
+        # Accepting before delivering: on a busy machine the kernel runs the gateways first.
+        os.nice(settings.process.background_nice)
     try:
         if role == "simulators":
             asyncio.run(_run_simulators(conn, settings))
@@ -185,6 +212,8 @@ def child_main(conn: Connection, name: str, role: str, settings: Settings, super
 async def _run_app(conn: Connection, settings: Settings) -> None:
     app = App(settings)
     await app.start()
+    if settings.process.await_workers:
+        _open_when_told(conn, app)
     endpoints = app.endpoints
     await app.run_until_signal(
         on_ready=lambda: conn.send(
@@ -196,6 +225,26 @@ async def _run_app(conn: Connection, settings: Settings) -> None:
             }
         )
     )
+
+
+def _open_when_told(conn: Connection, app: App) -> None:
+    """The supervisor sends ``workers_up`` once a delivery worker is ready: only then does health say SERVING."""
+    loop = asyncio.get_running_loop()
+    opening: set[asyncio.Task[None]] = set()
+
+    def on_message() -> None:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            loop.remove_reader(conn.fileno())  # the supervisor is gone; parent-death takes this process down
+            return
+        if message == _WORKERS_UP:
+            loop.remove_reader(conn.fileno())
+            task = loop.create_task(app.open_for_calls())
+            opening.add(task)
+            task.add_done_callback(opening.discard)
+
+    loop.add_reader(conn.fileno(), on_message)
 
 
 async def _run_simulators(conn: Connection, settings: Settings) -> None:
@@ -227,6 +276,7 @@ class _Child:
     backoff: float = 0.0
     restarts: int = 0
     alerted_at: float | None = None
+    opened: bool = False
 
 
 class Supervisor:
@@ -322,6 +372,7 @@ class Supervisor:
                 self._add(f"worker-{i}", "worker", child_settings(settings, "worker", i, **common))
                 for i in range(settings.process.worker_processes)
             ]
+        common["await_workers"] = any(w.settings.process.workers for w in workers)
         # Workers and gateways start together (on a busy machine, one after the other doubles the start-up);
         # what a gateway accepts meanwhile waits in the stream.
         front = [
@@ -331,6 +382,7 @@ class Supervisor:
         code = self._await_ready([*workers, *front])
         if code:
             return code
+        self._open_gateways()
         # The webhook receiver runs with the poller, in the first worker.
         self.endpoints.inbound = next(
             (w.report.get("inbound", "") for w in workers if w.report.get("inbound")), ""
@@ -359,7 +411,8 @@ class Supervisor:
         return child
 
     def _spawn(self, child: _Child) -> None:
-        parent_end, child_end = self._ctx.Pipe(duplex=False)
+        # Duplex: the child reports ready on it; a gateway hears on it that a worker is up.
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=child_main,
             args=(child_end, child.name, child.role, child.settings, os.getpid()),
@@ -369,6 +422,7 @@ class Supervisor:
         process.start()
         child_end.close()
         child.process, child.conn, child.ready, child.report = process, parent_end, False, {}
+        child.opened = False
         child.started_at, child.restart_at = time.monotonic(), None
 
     @staticmethod
@@ -425,6 +479,7 @@ class Supervisor:
                 log.warning("%s restarted (pid %s, restart %d)", child.name, self._pid(child), child.restarts)
             elif process is not None and not child.ready and self._poll_ready(child):
                 log.info("%s (pid %s) is ready again", child.name, process.pid)
+                self._open_gateways()
         server = self.nats_server
         if server is not None and server.process is not None and server.process.poll() is not None:
             log.error("embedded nats-server exited (code %s); restarting it", server.process.returncode)
@@ -436,6 +491,25 @@ class Supervisor:
             c.process.sentinel for c in self.children if c.process is not None and c.restart_at is None
         ]
         wait(sentinels, timeout=_POLL_SECONDS)
+
+    def _open_gateways(self) -> None:
+        """Tell every ready gateway that waits for one that a delivery worker is up (health may say SERVING).
+
+        Start-up order: gateways and workers start together (one after the other doubles the start-up on a busy
+        machine), but a gateway reports SERVING only once a worker reported ready.
+        """
+        if not any(c.ready and c.settings.process.workers for c in self.children if c.role == "worker"):
+            return
+        for child in self.children:
+            if child.role != "gateway" or not child.ready or child.opened or child.conn is None:
+                continue
+            if not child.settings.process.await_workers:
+                continue
+            try:
+                child.conn.send(_WORKERS_UP)
+                child.opened = True
+            except OSError:
+                log.warning("%s did not take the workers-up message; it exited", child.name)
 
     def _schedule_restart(self, child: _Child, now: float) -> None:
         assert child.process is not None

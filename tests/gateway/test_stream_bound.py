@@ -102,3 +102,39 @@ async def test_each_channel_with_the_shipped_options_is_its_own_connection(
     finally:
         for channel in channels:
             await channel.close()
+
+
+async def test_a_burst_beyond_the_bound_queues_in_the_client_and_is_never_refused() -> None:
+    """grpc's server "overload protection" counts a stream until it is freed, not until HTTP/2 closed it, so a
+    client (which counts HTTP/2 streams) reused a slot early and the server refused the stream (RST_STREAM
+    REFUSED_STREAM -> UNAVAILABLE; with retries, until the retry throttle ran out: 80 % of a spike). The bound is
+    HTTP/2's alone now: every call of a burst completes, none is refused. Retries are off so no refusal is hidden."""
+
+    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(0)
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Blocking", {"Call": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+    server = GrpcServer(GrpcSettings(host="127.0.0.1", port=0, max_concurrent_streams=4, reflection=False))
+    server.server.add_generic_rpc_handlers((handler,))
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.enable_retries", 0)]
+        ) as channel:
+            call = channel.unary_unary(METHOD)
+            await call(b"settings", timeout=60)  # the client has seen the bound
+
+            async def one() -> str:
+                try:
+                    await call(b"x", timeout=60)
+                    return "OK"
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code().name
+
+            codes = await asyncio.gather(*(one() for _ in range(300)))
+        assert set(codes) == {"OK"}, {c: codes.count(c) for c in set(codes)}
+    finally:
+        await server.stop(0)

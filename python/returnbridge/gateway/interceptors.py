@@ -133,6 +133,22 @@ def _wrap_handler(
     return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kwargs)
 
 
+def _cached(
+    owner: object, method: str, handler: grpc.RpcMethodHandler, wrap: Callable[[], grpc.RpcMethodHandler]
+) -> grpc.RpcMethodHandler:
+    """The wrapped handler of ``method``, built once: grpc hands every call of a method the same registered handler
+    (and so the inner interceptors, which cache too, the same wrapped one), so only a changed handler rebuilds."""
+    cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = owner.__dict__.setdefault(
+        "_wrapped_handlers", {}
+    )
+    hit = cache.get(method)
+    if hit is not None and hit[0] is handler:
+        return hit[1]
+    wrapped = wrap()
+    cache[method] = (handler, wrapped)
+    return wrapped
+
+
 class _WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
     async def intercept_service(
         self,
@@ -142,7 +158,8 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _wrap_handler(handler, handler_call_details.method, self.around, self.check)
+        method: str = handler_call_details.method
+        return _cached(self, method, handler, lambda: _wrap_handler(handler, method, self.around, self.check))
 
     def around(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
@@ -209,96 +226,91 @@ class ErrorsInterceptor(_WrappingInterceptor):
                     _count_refused_submission(refused)
                 raise refused
 
-        return _wrap_handler(
-            handler, method, self.around, refuse_malformed, tolerant(handler.request_deserializer)
+        return _cached(
+            self,
+            method,
+            handler,
+            lambda: _wrap_handler(
+                handler, method, self.around, refuse_malformed, tolerant(handler.request_deserializer)
+            ),
         )
 
     @asynccontextmanager
     async def around(self, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        # One SERVER span per call, continuing the caller's trace when it sent a W3C traceparent.
-        carrier = {
-            key.lower(): value if isinstance(value, str) else value.decode(errors="replace")
-            for key, value in context.invocation_metadata() or ()
-            if key.lower() in ("traceparent", "tracestate", "baggage")
-        }
+        """One SERVER span per call (continuing the caller's trace when it sent a W3C traceparent), the request id,
+        error mapping and the API metric; one context manager, as this runs on every call."""
+        carrier: dict[str, str] = {}
+        incoming = ""
+        for key, value in context.invocation_metadata() or ():
+            key = key.lower()
+            if key == REQUEST_ID_HEADER:
+                incoming = value if isinstance(value, str) else value.decode(errors="replace")
+            elif key in _TRACE_HEADERS:
+                carrier[key] = value if isinstance(value, str) else value.decode(errors="replace")
+        rid = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
         with tracer().start_as_current_span(
             method.lstrip("/"), context=extract(carrier), kind=SpanKind.SERVER
         ) as span:
             span.set_attribute("rpc.system", "grpc")
             span.set_attribute("rpc.method", method)
-            outcome = ["UNKNOWN"]
+            rid_token = set_request_id(rid)
+            # Clear anything a previous call left in this task's context.
+            principal_token = set_principal(None)
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
+            code = "OK"
+            counted = False
+
+            def count(name: str) -> None:
+                # Counted before our abort sends the status, so a client that saw the error can see the metric.
+                nonlocal code, counted
+                code, counted = name, True
+                count_api_call(method, name)
+
             try:
-                async with self._call(method, context, outcome):
-                    yield
+                yield
+                # A servicer may also end a call with context.set_code() and a normal return.
+                code = _code_name(context, "OK")
+            except grpc.aio.AbortError:
+                # The servicer aborted with its own status; keep it.
+                code = _code_name(context, "UNKNOWN")
+                raise
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except ReturnBridgeError as exc:
+                count(exc.grpc_status.name)
+                await _abort_with(context, exc, rid, method)
+            except NotImplementedError:
+                # Generated base servicers raise this for RPCs nobody implemented yet.
+                count("UNIMPLEMENTED")
+                await context.abort(
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    f"{method} is not implemented",
+                    trailing_metadata=((REQUEST_ID_HEADER, rid),),
+                )
+            except Exception as exc:
+                # The bus unreachable mid-call (a PubAck that never came) is UNAVAILABLE: safe to retry.
+                if (mapped := as_status_error(exc)) is not None:
+                    count(mapped.grpc_status.name)
+                    await _abort_with(context, mapped, rid, method)
+                count("INTERNAL")
+                log.exception("request %s %s failed unexpectedly", rid, method)
+                await context.abort(
+                    grpc.StatusCode.INTERNAL,
+                    f"internal error (request id {rid})",
+                    trailing_metadata=((REQUEST_ID_HEADER, rid),),
+                )
             finally:
-                code = outcome[0]
+                if not counted:
+                    count_api_call(method, code)
+                _reset(principal_token)
+                _reset(rid_token)
                 span.set_attribute("rpc.grpc.status_code", code)
                 if code not in ("OK", "NOT_FOUND", "ALREADY_EXISTS", "CANCELLED"):
                     span.set_status(Status(StatusCode.ERROR, code))
 
-    @asynccontextmanager
-    async def _call(
-        self, method: str, context: grpc.aio.ServicerContext, outcome: list[str]
-    ) -> AsyncIterator[None]:
-        """Request id, error mapping and the API metric; leaves the status code name in ``outcome[0]``."""
-        incoming = ""
-        for key, value in context.invocation_metadata() or ():
-            if key.lower() == REQUEST_ID_HEADER:
-                incoming = value if isinstance(value, str) else value.decode(errors="replace")
-        rid = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
-        rid_token = set_request_id(rid)
-        # Clear anything a previous call left in this task's context.
-        principal_token = set_principal(None)
-        context.set_trailing_metadata(((REQUEST_ID_HEADER, rid),))
-        code = "OK"
-        counted = False
 
-        def count(name: str) -> None:
-            # Counted before our abort sends the status, so a client that saw the error can see the metric.
-            nonlocal code, counted
-            code, counted = name, True
-            count_api_call(method, name)
-
-        try:
-            yield
-            # A servicer may also end a call with context.set_code() and a normal return.
-            code = _code_name(context, "OK")
-        except grpc.aio.AbortError:
-            # The servicer aborted with its own status; keep it.
-            code = _code_name(context, "UNKNOWN")
-            raise
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except ReturnBridgeError as exc:
-            count(exc.grpc_status.name)
-            await _abort_with(context, exc, rid, method)
-        except NotImplementedError:
-            # Generated base servicers raise this for RPCs nobody implemented yet.
-            count("UNIMPLEMENTED")
-            await context.abort(
-                grpc.StatusCode.UNIMPLEMENTED,
-                f"{method} is not implemented",
-                trailing_metadata=((REQUEST_ID_HEADER, rid),),
-            )
-        except Exception as exc:
-            # The bus unreachable mid-call (a PubAck that never came) is UNAVAILABLE: safe to retry.
-            if (mapped := as_status_error(exc)) is not None:
-                count(mapped.grpc_status.name)
-                await _abort_with(context, mapped, rid, method)
-            count("INTERNAL")
-            log.exception("request %s %s failed unexpectedly", rid, method)
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                f"internal error (request id {rid})",
-                trailing_metadata=((REQUEST_ID_HEADER, rid),),
-            )
-        finally:
-            outcome[0] = code
-            if not counted:
-                count_api_call(method, code)
-            _reset(principal_token)
-            _reset(rid_token)
+_TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate", "baggage"})
 
 
 class AuthInterceptor(_WrappingInterceptor):
