@@ -129,22 +129,46 @@ async def ensure_streams(js: JetStreamContext, config: StreamsConfig | None = No
     """
     config = config or StreamsConfig()
     for stream in stream_configs(config):
+        name = stream.name or ""
         try:
-            await js.stream_info(stream.name or "")
+            await js.stream_info(name)
         except NotFoundError:
-            with refused_replicas(config.replicas, stream.name or ""):
-                await js.add_stream(stream)
+            try:
+                with refused_replicas(config.replicas, name):
+                    await js.add_stream(stream)
+            except APIError:
+                if not await _created_meanwhile(js, name):
+                    raise
         else:
-            with refused_replicas(config.replicas, stream.name or ""):
+            with refused_replicas(config.replicas, name):
                 await js.update_stream(stream)
     buckets: dict[str, KeyValue] = {}
     for bucket in bucket_configs(config):
         try:
             buckets[bucket.bucket] = await js.key_value(bucket.bucket)
         except BucketNotFoundError:
-            with refused_replicas(config.replicas, bucket.bucket):
-                buckets[bucket.bucket] = await js.create_key_value(bucket)
+            try:
+                with refused_replicas(config.replicas, bucket.bucket):
+                    buckets[bucket.bucket] = await js.create_key_value(bucket)
+            except APIError:
+                if not await _created_meanwhile(js, f"KV_{bucket.bucket}"):
+                    raise
+                buckets[bucket.bucket] = await js.key_value(bucket.bucket)
     return buckets
+
+
+async def _created_meanwhile(js: JetStreamContext, stream: str) -> bool:
+    """Whether another process created ``stream`` while our create was in flight.
+
+    Every process of a deployment runs this at start-up, under ``serve`` at the same moment. nats-server counts a
+    stream's storage reservation twice while two creates of it are in flight and refuses one of them
+    ("insufficient storage resources", 10047), although the other succeeds: the loser uses that stream.
+    """
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        return False
+    return True
 
 
 # JetStream's answers when a replica count cannot be placed: not clustered (10074), not enough servers
