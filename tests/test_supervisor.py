@@ -18,7 +18,7 @@ def _settings(tmp_path: Path, **overrides: object) -> Settings:
     return load_settings(None, env={}, overrides={"data_dir": str(tmp_path), **overrides})
 
 
-def _children(settings: Settings, gateways: int) -> tuple[list[Settings], list[Settings]]:
+def _children(settings: Settings, gateways: int, **extra: Any) -> tuple[list[Settings], list[Settings]]:
     common: dict[str, Any] = {
         "nats_url": "nats://127.0.0.1:4222",
         "grpc_port": 50123,
@@ -26,6 +26,7 @@ def _children(settings: Settings, gateways: int) -> tuple[list[Settings], list[S
         "connectors": None,
         "security": settings.security,
         "await_workers": True,
+        **extra,
     }
     front = [child_settings(settings, "gateway", i, **common) for i in range(gateways)]
     back = [child_settings(settings, "worker", i, **common) for i in range(2)]
@@ -43,20 +44,23 @@ def test_gateway_admission_shares_add_up_to_the_configured_bound(tmp_path: Path,
 
 
 @pytest.mark.parametrize("gateways", [1, 2, 3])
-def test_gateway_rate_limit_shares_add_up_to_the_configured_limits(tmp_path: Path, gateways: int) -> None:
-    limits = {
+def test_gateway_rate_limits_are_the_ports_and_the_rpc_cap_is_shared(tmp_path: Path, gateways: int) -> None:
+    rates = {
         "tenant_rate_per_second": 90.0,
         "tenant_burst": 300,
         "principal_rate_per_second": 30.0,
         "principal_burst": 100,
-        "max_concurrent_rpcs": 1000,
     }
-    settings = _settings(tmp_path, security={"rate_limits": limits})
-    front, _ = _children(settings, gateways)
+    settings = _settings(tmp_path, security={"rate_limits": {**rates, "max_concurrent_rpcs": 1000}})
+    table = tmp_path / "ratelimit" / "buckets"
+    front, _ = _children(settings, gateways, rate_buckets=table)
     shares = [gw.security.rate_limits for gw in front]
-    for key, total in limits.items():
-        summed = sum(getattr(share, key) for share in shares)
-        assert total - gateways < summed <= total, key
+    for share in shares:
+        # Every gateway charges the same buckets (one table), so each holds the configured rates and bursts.
+        assert {key: getattr(share, key) for key in rates} == rates
+        assert share.shared_buckets == (str(table) if gateways > 1 else None)
+    cap = sum(share.max_concurrent_rpcs for share in shares)
+    assert 1000 - gateways < cap <= 1000
 
 
 def test_each_child_runs_its_parts_only(tmp_path: Path) -> None:

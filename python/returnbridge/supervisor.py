@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -40,6 +41,7 @@ from returnbridge.config import Settings
 from returnbridge.connectors.registry import parse_connector_config
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
 from returnbridge.gateway.security_config import SecurityConfig
+from returnbridge.gateway.shared_buckets import create_table
 from returnbridge.observability.alerts import post_webhook
 from returnbridge.observability.metrics import MULTIPROC_ENV
 
@@ -83,6 +85,7 @@ def child_settings(
     security: Any,
     simulator_urls: dict[str, str] | None = None,
     await_workers: bool = False,
+    rate_buckets: Path | None = None,
 ) -> Settings:
     """The settings of one child: its parts, the shared NATS, the simulators' connectors, its share of the bounds."""
     process = settings.process
@@ -114,7 +117,7 @@ def child_settings(
         update["console"] = settings.console.model_copy(
             update={"enabled": settings.console.enabled and index == 0}
         )
-        update["security"] = _shared_rate_limits(security, gateways)
+        update["security"] = _shared_rate_limits(security, gateways, rate_buckets)
         update["process"] = process.model_copy(
             update={
                 "await_workers": await_workers,
@@ -140,19 +143,18 @@ def child_settings(
     return settings.model_copy(update=update)
 
 
-def _shared_rate_limits(security: SecurityConfig, gateways: int) -> SecurityConfig:
-    """Each gateway's share of the rate limits, so the configured limits hold for the port as a whole.
+def _shared_rate_limits(security: SecurityConfig, gateways: int, buckets: Path | None) -> SecurityConfig:
+    """The rate limits of one gateway of several: the port's buckets in a shared file, its share of the RPC cap.
 
-    The kernel spreads connections, not calls, over the gateways: a client on one connection meets one share; the
-    shipped client opens a connection per channel, so a client with several channels meets the whole limit.
+    The kernel spreads connections, not calls, over the gateways, so per-process buckets would give a client on
+    one connection one process's share and a client on many the sum; the shared table (gateway/shared_buckets.py)
+    makes the configured rates and bursts the port's. The concurrency cap bounds each process's own memory, so
+    each takes its share of it.
     """
     limits = security.rate_limits
     shared = limits.model_copy(
         update={
-            "principal_rate_per_second": limits.principal_rate_per_second / gateways,
-            "principal_burst": _share(limits.principal_burst, gateways, 1),
-            "tenant_rate_per_second": limits.tenant_rate_per_second / gateways,
-            "tenant_burst": _share(limits.tenant_burst, gateways, 1),
+            "shared_buckets": str(buckets) if buckets is not None and gateways > 1 else None,
             "max_concurrent_rpcs": _share(limits.max_concurrent_rpcs, gateways, 1),
         }
     )
@@ -366,6 +368,12 @@ class Supervisor:
             "security": security,
             "simulator_urls": self.endpoints.simulators if connectors is not None else None,
         }
+        if gateways > 1:
+            # A fresh table per run: buckets of a previous run would start this one part-empty.
+            limits = security.rate_limits
+            common["rate_buckets"] = create_table(
+                settings.data_dir / "ratelimit" / "buckets", 2 * limits.max_tracked_keys
+            )
         workers = []
         if settings.process.workers or settings.process.sync:
             workers = [

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from returnbridge.domain.context import Principal
 from returnbridge.errors import RateLimitedError
 from returnbridge.gateway.security_config import RateLimitConfig
+from returnbridge.gateway.shared_buckets import SharedBuckets
 
 __all__ = ["RateLimiter", "TokenBucket"]
 
@@ -80,6 +81,7 @@ class RateLimiter:
             config.principal_rate_per_second, config.principal_burst, config.max_tracked_keys
         )
         self._tenants = _Buckets(config.tenant_rate_per_second, config.tenant_burst, config.max_tracked_keys)
+        self._shared = SharedBuckets(config.shared_buckets) if config.shared_buckets else None
         self._exempt = frozenset(config.concurrency_exempt_methods)
         self.in_flight = 0
 
@@ -93,9 +95,20 @@ class RateLimiter:
             return
         now = self._clock()
         tenant_key = principal.tenant_id or "-"
-        tenant = self._tenants.get(tenant_key, now)
-        own = self._principals.get(f"{tenant_key}/{principal.name}", now)
-        tenant_wait, own_wait = tenant.wait_time(now), own.wait_time(now)
+        own_key = f"{tenant_key}/{principal.name}"
+        if self._shared is not None:
+            tenant_wait, own_wait = self._shared.charge(
+                (tenant_key, self.config.tenant_rate_per_second, self.config.tenant_burst),
+                (own_key, self.config.principal_rate_per_second, self.config.principal_burst),
+                now,
+            )
+        else:
+            tenant = self._tenants.get(tenant_key, now)
+            own = self._principals.get(own_key, now)
+            tenant_wait, own_wait = tenant.wait_time(now), own.wait_time(now)
+            if tenant_wait == 0 and own_wait == 0:
+                tenant.take(now)
+                own.take(now)
         if tenant_wait > 0 or own_wait > 0:
             quota = (
                 f"tenant:{tenant_key}"
@@ -107,8 +120,6 @@ class RateLimiter:
             raise RateLimitedError(
                 f"rate limit exceeded for {quota}", retry_after=math.ceil(wait * 1000) / 1000, quota=quota
             )
-        tenant.take(now)
-        own.take(now)
 
     def acquire_slot(self, method: str) -> bool:
         """Take a concurrency slot for ``method``; False when none is needed (exempt method or limits off).

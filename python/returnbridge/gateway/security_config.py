@@ -211,6 +211,9 @@ class RateLimitConfig(_Model):
     )
     # Bound on remembered buckets; the least recently used are forgotten (they refill to full anyway).
     max_tracked_keys: int = Field(default=10_000, ge=10)
+    # Set by ``serve`` for its gateway processes: the file of buckets they share (gateway/shared_buckets.py), so the
+    # limits above are the port's whatever connection a call arrives on. None: this process's own buckets.
+    shared_buckets: str | None = None
 
 
 HEALTH_METHODS: Final = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
