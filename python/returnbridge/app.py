@@ -19,6 +19,7 @@ import aiohttp
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from pydantic import SecretStr
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2_grpc, translation_pb2_grpc
@@ -28,14 +29,16 @@ from returnbridge.bus.consumer import ensure_submitted_audit_consumer
 from returnbridge.bus.durability import probe_sync_setting
 from returnbridge.bus.embedded import EmbeddedNatsServer, client_login
 from returnbridge.bus.id_key import load_tenant_ids
+from returnbridge.bus.link import as_bus_unavailable
 from returnbridge.bus.publisher import Publisher
-from returnbridge.bus.streams import ensure_streams
+from returnbridge.bus.streams import StreamsConfig, ensure_streams
 from returnbridge.config import Settings
 from returnbridge.connectors.base import Connector
 from returnbridge.connectors.registry import build_connector, parse_connector_config
 from returnbridge.delivery import DeadLetterStore, DeliveryWorker
 from returnbridge.delivery.advisory import MaxDeliveriesListener
 from returnbridge.delivery.submitted_audit import SubmittedAuditor
+from returnbridge.domain.tenant_ids import TenantIds
 from returnbridge.domain.validation import ReferenceData, full_validator
 from returnbridge.errors import ConfigError
 from returnbridge.gateway.admission import Admission
@@ -71,6 +74,31 @@ from returnbridge.sync import (
 from returnbridge.sync.inbound_dlq import InboundDeadLetters
 
 log = logging.getLogger(__name__)
+
+# How long start-up waits for JetStream to serve its streams (a cluster electing leaders, a node still joining).
+_BUS_SETUP_SECONDS = 60.0
+
+
+async def _set_up_bus(js: JetStreamContext, streams: StreamsConfig) -> tuple[dict[str, KeyValue], TenantIds]:
+    """Create or open the streams and buckets and the shared id key, waiting out a leaderless moment.
+
+    On a cluster, a stream another process has just created can have no leader yet: publishes get no responders
+    and API calls 503 for a second or two. Every process of a deployment starts at once (``serve``, a restarted
+    stack), so that moment is routine: start-up retries while the bus is only unavailable, not wrong.
+    """
+    deadline = time.monotonic() + _BUS_SETUP_SECONDS
+    pause = 0.25
+    while True:
+        try:
+            buckets = await ensure_streams(js, streams)
+            return buckets, await load_tenant_ids(js, replicas=streams.replicas)
+        except Exception as exc:
+            if as_bus_unavailable(exc) is None or time.monotonic() + pause > deadline:
+                raise
+            log.warning("JetStream not ready at start-up (%s); retrying in %.1f s", type(exc).__name__, pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
 
 Cleanup = Callable[[], Awaitable[None]]
 
@@ -142,8 +170,7 @@ class App:
         await self._start_nats()
         assert self.nc is not None and self.js is not None
         js = self.js
-        buckets = await ensure_streams(js, settings.delivery.streams)
-        ids = await load_tenant_ids(js, replicas=settings.delivery.streams.replicas)
+        buckets, ids = await _set_up_bus(js, settings.delivery.streams)
         publisher = Publisher(self.nc, js)
         status = SyncStateStore(buckets["rb_sync_state"], publisher, rma_index=buckets["rb_rma_index"])
         dead_letters = DeadLetterStore(js, publisher, status)
