@@ -62,29 +62,32 @@ class SharedBuckets:
 
         Returns the seconds each bucket still needs for a token: (0, 0) when charged; otherwise nothing was taken.
         """
+        # Hashed once per call, outside the lock: each bucket's slot is looked up and written under its hash.
+        tenant_slot = (_hash(tenant[0]), tenant[1], tenant[2])
+        own_slot = (_hash(principal[0]), principal[1], principal[2])
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             # Each refilled bucket is written back before the next lookup, so the two never take one free slot.
-            tenant_at, tenant_tokens, tenant_time = self._refill(tenant, now)
-            own_at, own_tokens, own_time = self._refill(principal, now)
+            tenant_at, tenant_tokens, tenant_time = self._refill(tenant_slot, now)
+            own_at, own_tokens, own_time = self._refill(own_slot, now)
             tenant_wait = 0.0 if tenant_tokens >= 1.0 else (1.0 - tenant_tokens) / tenant[1]
             own_wait = 0.0 if own_tokens >= 1.0 else (1.0 - own_tokens) / principal[1]
             if tenant_wait == 0.0 and own_wait == 0.0:
-                _SLOT.pack_into(self._map, tenant_at, _hash(tenant[0]), tenant_tokens - 1.0, tenant_time)
-                _SLOT.pack_into(self._map, own_at, _hash(principal[0]), own_tokens - 1.0, own_time)
+                _SLOT.pack_into(self._map, tenant_at, tenant_slot[0], tenant_tokens - 1.0, tenant_time)
+                _SLOT.pack_into(self._map, own_at, own_slot[0], own_tokens - 1.0, own_time)
             return tenant_wait, own_wait
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _refill(self, bucket: tuple[str, float, float], now: float) -> tuple[int, float, float]:
-        """Refill ``bucket`` in its slot (a new or evicted slot starts full): its offset, tokens and refill time."""
+    def _refill(self, bucket: tuple[int, float, float], now: float) -> tuple[int, float, float]:
+        """Refill ``bucket`` (key hash, rate, burst) in its slot (a new or evicted slot starts full): its offset,
+        tokens and refill time."""
         offset, tokens, stamp = self._find(bucket, now)
-        _SLOT.pack_into(self._map, offset, _hash(bucket[0]), tokens, stamp)
+        _SLOT.pack_into(self._map, offset, bucket[0], tokens, stamp)
         return offset, tokens, stamp
 
-    def _find(self, bucket: tuple[str, float, float], now: float) -> tuple[int, float, float]:
-        key, rate, burst = bucket
-        wanted = _hash(key)
+    def _find(self, bucket: tuple[int, float, float], now: float) -> tuple[int, float, float]:
+        wanted, rate, burst = bucket
         start = wanted % self._slots
         oldest_at, oldest_time = -1, float("inf")
         for probe in range(min(_PROBES, self._slots)):
