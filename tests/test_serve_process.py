@@ -84,9 +84,14 @@ class Serve:
         raise AssertionError(f"no line matching {pattern!r} in:\n" + "".join(self.output))
 
     def close(self) -> None:
+        """Stop ``serve`` as an operator would (SIGINT, a minute to finish), and kill it only if that fails."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def _health(target: str) -> int:
@@ -256,11 +261,7 @@ def test_supervised_serve_points_the_simulators_pushes_at_its_receiver(tmp_path:
                 time.sleep(0.1)
         assert stats["sent"] >= 1 and stats["refused"] == 0 and stats["failed"] == 0, stats
     finally:
-        serve.proc.send_signal(signal.SIGINT)
-        try:
-            serve.proc.wait(timeout=60)
-        finally:
-            serve.close()
+        serve.close()
 
 
 def test_a_tenant_rate_limit_holds_across_gateway_processes(tmp_path: Path) -> None:
@@ -301,8 +302,4 @@ def test_a_tenant_rate_limit_holds_across_gateway_processes(tmp_path: Path) -> N
                 channel.close()
         assert set(spread) == {grpc.StatusCode.RESOURCE_EXHAUSTED}, spread
     finally:
-        serve.proc.send_signal(signal.SIGINT)
-        try:
-            serve.proc.wait(timeout=60)
-        finally:
-            serve.close()
+        serve.close()
