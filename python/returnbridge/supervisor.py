@@ -108,6 +108,7 @@ def child_settings(
         shared = admission.model_copy(
             update={
                 "max_in_flight": _share(admission.max_in_flight, gateways, 1),
+                "contended_in_flight": _share(admission.contended_in_flight, gateways, 1),
                 "max_queued": _share(admission.max_queued, gateways, 0),
             }
         )

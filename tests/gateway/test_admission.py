@@ -96,6 +96,65 @@ async def test_a_call_waiting_too_long_is_shed() -> None:
     await holder
 
 
+async def test_the_bound_drops_while_a_reader_is_served_and_comes_back_when_the_bulk_caller_is_alone() -> (
+    None
+):
+    admission = Admission(
+        AdmissionSettings(max_in_flight=4, contended_in_flight=1, contended_seconds=0.3, max_queued=100)
+    )
+    release = asyncio.Event()
+    order: list[str] = []
+    first = [asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release)) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert (admission.capacity(), admission.in_flight) == (4, 2)  # alone: the whole bound
+    # A health check or reflection call is not a reader waiting on us.
+    async with admission.slot("/grpc.health.v1.Health/Check", "-"):
+        pass
+    assert admission.capacity() == 4
+    async with admission.slot(STATUS, "other"):
+        pass
+    assert admission.capacity() == 1
+    # Two slots are taken, one is allowed: the next submission waits although 4 would have been free.
+    third = asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release))
+    await asyncio.sleep(0)
+    assert (admission.in_flight, admission.queued) == (2, 1)
+
+    async def alone_again() -> None:
+        assert admission.capacity() == 4
+
+    await assert_eventually(alone_again, timeout=30)
+    release.set()
+    await asyncio.gather(*first, third)
+    assert order == ["bulk"] * 3 and (admission.in_flight, admission.queued) == (0, 0)
+
+
+async def test_a_second_tenants_submissions_make_the_bound_the_contended_one() -> None:
+    admission = Admission(AdmissionSettings(max_in_flight=4, contended_in_flight=2, max_queued=100))
+    release = asyncio.Event()
+    order: list[str] = []
+    bulk = [asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert (admission.capacity(), admission.in_flight) == (4, 3)
+    small = asyncio.create_task(_hold(admission, SUBMIT, "small", order, release))
+    await asyncio.sleep(0)
+    # The small tenant found a free slot; from now on two tenants share the loop, so the bound is 2 and the bulk
+    # tenant's next call waits until its four have drained below it, although the bound alone was 4.
+    assert (admission.capacity(), admission.in_flight, admission.queued) == (2, 4, 0)
+    more = asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release))
+    await asyncio.sleep(0)
+    assert (admission.in_flight, admission.queued) == (4, 1)
+    release.set()
+    await asyncio.gather(*bulk, small, more)
+    assert order == ["bulk", "bulk", "bulk", "small", "bulk"]
+    assert admission.capacity() == 4  # alone again
+
+
+def test_the_contended_bound_never_exceeds_the_bound() -> None:
+    admission = Admission(AdmissionSettings(max_in_flight=2, contended_in_flight=8))
+    admission._last_read = float("inf")  # a reader now and forever
+    assert admission.capacity() == 2
+
+
 @pytest.fixture
 async def gw() -> AsyncIterator[Running]:
     running = await start(
