@@ -57,10 +57,18 @@ from returnbridge.retry_policy import channel_options
 class _Served:
     """``returnbridge serve`` in a layout; the banner gives the address, the token file and the processes."""
 
-    def __init__(self, layout: str, data_dir: str, main_tree: str | None, max_streams: int = 32) -> None:
+    def __init__(
+        self,
+        layout: str,
+        data_dir: str,
+        main_tree: str | None,
+        max_streams: int = 32,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         args = [sys.executable, "-m", "returnbridge.cli", "serve", "--grpc-port", "0", "--data-dir", data_dir]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNBRIDGE_")}
         env.update(RETURNBRIDGE_METRICS__PORT="0", RETURNBRIDGE_CONSOLE__PORT="0")
+        env.update(settings or {})
         if layout == "single":
             args.append("--single-process")
         elif layout == "bounded":
@@ -262,10 +270,16 @@ def _run(target: str, token: str, calls: int, idle_seconds: float, bulk_processe
 
 
 def _one_layout(
-    layout: str, calls: int, idle_seconds: float, main_tree: str | None, max_streams: int, bulk_processes: int
+    layout: str,
+    calls: int,
+    idle_seconds: float,
+    main_tree: str | None,
+    max_streams: int,
+    bulk_processes: int,
+    settings: dict[str, str] | None = None,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as data_dir:
-        served = _Served(layout, data_dir, main_tree, max_streams)
+        served = _Served(layout, data_dir, main_tree, max_streams, settings)
         try:
             sampler = _RssSampler(served.pids)
             result = _run(served.target, served.token, calls, idle_seconds, bulk_processes)
@@ -293,19 +307,41 @@ def main() -> int:
     parser.add_argument(
         "--max-streams", type=int, default=32, help="grpc.max_concurrent_streams of 'bounded'"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[;KEY=VALUE]",
+        help="one more layout: 'supervised' with these RETURNBRIDGE_* settings, run after --layouts",
+    )
     args = parser.parse_args()
+    runs: list[tuple[str, str, dict[str, str]]] = [
+        (name, name, {}) for name in args.layouts.split(",") if name
+    ]
+    for spec in args.variant:
+        name, _, pairs = spec.partition(":")
+        settings = dict(pair.split("=", 1) for pair in pairs.split(";") if pair)
+        if not name or not all(key.startswith("RETURNBRIDGE_") for key in settings):
+            parser.error(f"--variant {spec!r}: expected NAME:RETURNBRIDGE_KEY=VALUE[;...]")
+        runs.append((name, "supervised", settings))
     results: dict[str, object] = {
         "calls": args.calls,
         "bulk_processes": args.bulk_processes,
         "cpus": len(os.sched_getaffinity(0)),
         "load_before": os.getloadavg(),
     }
-    for layout in args.layouts.split(","):
-        results[layout] = _one_layout(
-            layout, args.calls, args.idle_seconds, args.main_tree, args.max_streams, args.bulk_processes
+    for name, layout, settings in runs:
+        results[name] = _one_layout(
+            layout,
+            args.calls,
+            args.idle_seconds,
+            args.main_tree,
+            args.max_streams,
+            args.bulk_processes,
+            settings,
         )
-        results[f"load_after_{layout}"] = os.getloadavg()
-        print(json.dumps({layout: results[layout]}), file=sys.stderr, flush=True)
+        results[f"load_after_{name}"] = os.getloadavg()
+        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
     return 0
 
