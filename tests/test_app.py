@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -130,3 +134,20 @@ async def test_console_is_served_on_loopback_and_in_the_endpoints(app: App) -> N
         assert response.text == "ok"
         login = await http.get(app.endpoints.console)
         assert login.status_code == 303 and login.headers["location"].startswith("/login")
+
+
+async def test_a_process_serving_until_a_signal_freezes_its_start_up_heap(tmp_path: Path) -> None:
+    """run_until_signal is what a served process runs last: from then on a full collection skips the start-up heap."""
+    app = App(load_settings(None, env={}, overrides={"data_dir": str(tmp_path)}))
+    seen: list[int] = []
+
+    def ready() -> None:
+        seen.append(gc.get_freeze_count())
+        os.kill(os.getpid(), signal.SIGINT)  # stops the app as an operator's Ctrl-C would
+
+    gc.unfreeze()
+    try:
+        await asyncio.wait_for(app.run_until_signal(on_ready=ready), timeout=60)
+    finally:
+        gc.unfreeze()  # the test process goes on collecting as before
+    assert seen and seen[0] > 1000
