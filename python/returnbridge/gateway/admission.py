@@ -54,7 +54,7 @@ class AdmissionSettings(BaseModel):
     max_in_flight: int = Field(default=256, ge=1)
     # ... and while someone else is served (a read lately, a second tenant's submissions): few enough that the
     # other caller finds the event loop nearly free.
-    contended_in_flight: int = Field(default=8, ge=1)
+    contended_in_flight: int = Field(default=32, ge=1)
     # How long after a read the bound stays at contended_in_flight.
     contended_seconds: float = Field(default=2.0, gt=0)
     # Waiting submissions beyond which new ones are shed at once.
