@@ -37,6 +37,15 @@ async def _hold(
         await release.wait()
 
 
+async def _submitting(
+    admission: Admission, tenant: str, count: int, order: list[str], release: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """``count`` submissions of ``tenant`` holding their slot until ``release``, each one as far as it gets."""
+    tasks = [asyncio.create_task(_hold(admission, SUBMIT, tenant, order, release)) for _ in range(count)]
+    await asyncio.sleep(0)
+    return tasks
+
+
 async def test_a_small_tenant_is_served_before_a_bulk_tenants_queue() -> None:
     admission = Admission(AdmissionSettings(max_in_flight=2, max_queued=100))
     order: list[str] = []
@@ -69,15 +78,13 @@ async def test_sheds_past_the_queue_bound_but_not_a_tenant_below_its_share() -> 
     admission = Admission(AdmissionSettings(max_in_flight=1, max_queued=4, min_retry_after_seconds=0.5))
     release = asyncio.Event()
     order: list[str] = []
-    held = [asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release)) for _ in range(5)]
-    await asyncio.sleep(0)
+    held = await _submitting(admission, "bulk", 5, order, release)
     assert admission.queued == 4
     with pytest.raises(RateLimitedError) as info:
         await _hold(admission, SUBMIT, "bulk", order, release)
     assert info.value.retry_after >= 0.5 and info.value.quota == "server:queue"
     # Another tenant still gets a place: its share of the queue is untouched.
-    other = asyncio.create_task(_hold(admission, SUBMIT, "small", order, release))
-    await asyncio.sleep(0)
+    (other,) = await _submitting(admission, "small", 1, order, release)
     assert admission.queued == 5
     release.set()
     await asyncio.gather(*held, other)
@@ -104,8 +111,7 @@ async def test_the_bound_drops_while_a_reader_is_served_and_comes_back_when_the_
     )
     release = asyncio.Event()
     order: list[str] = []
-    first = [asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release)) for _ in range(2)]
-    await asyncio.sleep(0)
+    first = await _submitting(admission, "bulk", 2, order, release)
     assert (admission.capacity(), admission.in_flight) == (4, 2)  # alone: the whole bound
     # A health check or reflection call is not a reader waiting on us.
     async with admission.slot("/grpc.health.v1.Health/Check", "-"):
@@ -115,8 +121,7 @@ async def test_the_bound_drops_while_a_reader_is_served_and_comes_back_when_the_
         pass
     assert admission.capacity() == 1
     # Two slots are taken, one is allowed: the next submission waits although 4 would have been free.
-    third = asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release))
-    await asyncio.sleep(0)
+    (third,) = await _submitting(admission, "bulk", 1, order, release)
     assert (admission.in_flight, admission.queued) == (2, 1)
 
     async def alone_again() -> None:
@@ -132,16 +137,13 @@ async def test_a_second_tenants_submissions_make_the_bound_the_contended_one() -
     admission = Admission(AdmissionSettings(max_in_flight=4, contended_in_flight=2, max_queued=100))
     release = asyncio.Event()
     order: list[str] = []
-    bulk = [asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release)) for _ in range(3)]
-    await asyncio.sleep(0)
+    bulk = await _submitting(admission, "bulk", 3, order, release)
     assert (admission.capacity(), admission.in_flight) == (4, 3)
-    small = asyncio.create_task(_hold(admission, SUBMIT, "small", order, release))
-    await asyncio.sleep(0)
+    (small,) = await _submitting(admission, "small", 1, order, release)
     # The small tenant found a free slot; from now on two tenants share the loop, so the bound is 2 and the bulk
     # tenant's next call waits until its four have drained below it, although the bound alone was 4.
     assert (admission.capacity(), admission.in_flight, admission.queued) == (2, 4, 0)
-    more = asyncio.create_task(_hold(admission, SUBMIT, "bulk", order, release))
-    await asyncio.sleep(0)
+    (more,) = await _submitting(admission, "bulk", 1, order, release)
     assert (admission.in_flight, admission.queued) == (4, 1)
     release.set()
     await asyncio.gather(*bulk, small, more)
