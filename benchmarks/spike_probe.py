@@ -15,13 +15,15 @@ simulators, delivery workers, poller, audit) as a child process:
 - ``main``: ``serve`` from another source tree (``--main-tree``, e.g. a copy of main's ``python/`` with the built
   extension), to compare with the code before this branch in the same run.
 
-For each: a probe client **in its own process** (its latency is the server's, not a busy client loop's) calls
-GetReturnStatus every 50 ms, first idle for ``--idle-seconds`` (20 s: ~400 samples, so the idle p99 is not one
+For each: a probe client **in its own process** (its latency is the server's, not a busy client loop's) of another
+tenant (another business unit) calls GetReturnStatus every 50 ms, and that tenant submits a new return every
+200 ms from a third process, first idle for ``--idle-seconds`` (20 s: ~400 samples, so the idle p99 is not one
 sample), then while ``--calls`` SubmitReturn calls are in flight from the bulk client, also in its own process(es)
 (``--bulk-processes``; 20 channels in all, the shipped retry policy, so shed calls come back after the server's
 pushback). Samples are split by the monotonic clock (shared by the processes) at the spike's start and end. The
 peak RSS of each process is sampled meanwhile. Prints one JSON object: probe p50/p99 idle and during the spike
-(and their ratio), submit p50/p99, outcomes, accepted/s, peak RSS per process role.
+(and their ratio), the small tenant's submit p50/p99 idle and during the spike (and their ratio), the bulk
+submit p50/p99, outcomes, accepted/s, peak RSS per process role.
 
     .venv/bin/python benchmarks/spike_probe.py --calls 3000 --layouts single,supervised
 """
@@ -51,11 +53,16 @@ import grpc
 sys.path.insert(0, str(Path(__file__).parent))
 from concurrency_load import _order, _pct
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
+from returnbridge.gateway.auth import generate_api_key
 from returnbridge.retry_policy import channel_options
+
+#: The bulk tenant sends the spike; the small tenant (another business unit) submits a return every 200 ms.
+BULK_TENANT, SMALL_TENANT = "demo", "small"
+ROLES = ["submitter", "reader"]
 
 
 class _Served:
-    """``returnbridge serve`` in a layout; the banner gives the address, the token file and the processes."""
+    """``returnbridge serve`` in a layout with an API key per tenant; the banner gives the address and processes."""
 
     def __init__(
         self,
@@ -68,6 +75,13 @@ class _Served:
         args = [sys.executable, "-m", "returnbridge.cli", "serve", "--grpc-port", "0", "--data-dir", data_dir]
         env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNBRIDGE_")}
         env.update(RETURNBRIDGE_METRICS__PORT="0", RETURNBRIDGE_CONSOLE__PORT="0")
+        self.tokens: dict[str, str] = {}
+        keys = []
+        for tenant in (BULK_TENANT, SMALL_TENANT):
+            raw, digest = generate_api_key()
+            self.tokens[tenant] = raw
+            keys.append({"name": tenant, "tenant_id": tenant, "roles": ROLES, "sha256": digest})
+        env["RETURNBRIDGE_SECURITY__API_KEYS"] = json.dumps(keys)
         env.update(settings or {})
         if layout == "single":
             args.append("--single-process")
@@ -88,8 +102,6 @@ class _Served:
         threading.Thread(target=self._read, daemon=True).start()
         banner = self._banner()
         self.target = re.search(r"gRPC\s+(\S+:\d+)", banner).group(1)  # type: ignore[union-attr]
-        token_file = re.search(r"--token-file (\S+)", banner).group(1)  # type: ignore[union-attr]
-        self.token = Path(token_file).read_text().strip()
         children = re.findall(r"process\s+(\S+)\s+pid (\d+)", banner)
         self.pids = {name: int(pid) for name, pid in children} or {"single": self.proc.pid}
 
@@ -175,6 +187,35 @@ async def _probe(
     return samples
 
 
+async def _small_tenant(target: str, token: str, stop: Event) -> list[tuple[float, float, str]]:
+    """(monotonic start, latency, outcome) of one new return submitted every 200 ms until ``stop`` is set."""
+    samples: list[tuple[float, float, str]] = []
+    metadata = (("authorization", f"Bearer {token}"),)
+    run = f"small{os.getpid()}"
+    async with grpc.aio.insecure_channel(target, options=channel_options()) as channel:
+        stub = returns_pb2_grpc.ReturnsServiceStub(channel)
+        index = 0
+        while not stop.is_set():
+            start = time.monotonic()
+            try:
+                await stub.SubmitReturn(
+                    returns_pb2.SubmitReturnRequest(return_order=_order(run, index)),
+                    metadata=metadata,
+                    timeout=60,
+                )
+                outcome = "ACCEPTED"
+            except grpc.aio.AioRpcError as exc:
+                outcome = exc.code().name
+            samples.append((start, time.monotonic() - start, outcome))
+            index += 1
+            await asyncio.sleep(0.2)
+    return samples
+
+
+def _small_main(conn: Connection, target: str, token: str, stop: Event) -> None:
+    conn.send(asyncio.run(_small_tenant(target, token, stop)))
+
+
 def _probe_main(conn: Connection, target: str, token: str, stop: Event) -> None:
     """The probe client's process: nothing else runs in its event loop."""
     conn.send(asyncio.run(_probe(target, (("authorization", f"Bearer {token}"),), stop)))
@@ -225,10 +266,14 @@ def _spawned(
     return receive, process
 
 
-def _run(target: str, token: str, calls: int, idle_seconds: float, bulk_processes: int) -> dict[str, object]:
+def _run(
+    target: str, tokens: dict[str, str], calls: int, idle_seconds: float, bulk_processes: int
+) -> dict[str, object]:
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
-    probe_conn, probe = _spawned(ctx, _probe_main, target, token, stop)
+    token = tokens[BULK_TENANT]
+    probe_conn, probe = _spawned(ctx, _probe_main, target, tokens[SMALL_TENANT], stop)
+    small_conn, small = _spawned(ctx, _small_main, target, tokens[SMALL_TENANT], stop)
     time.sleep(idle_seconds)  # the probe's idle phase (it runs in its own process meanwhile)
     run = f"{int(time.time())}{os.getpid()}"
     spike_start = time.monotonic()
@@ -241,7 +286,8 @@ def _run(target: str, token: str, calls: int, idle_seconds: float, bulk_processe
     spike_end = time.monotonic()
     stop.set()
     samples: list[tuple[float, float]] = probe_conn.recv()
-    for _, process in (*bulk, (probe_conn, probe)):
+    small_samples: list[tuple[float, float, str]] = small_conn.recv()
+    for _, process in (*bulk, (probe_conn, probe), (small_conn, small)):
         process.join(30)  # type: ignore[attr-defined]
     seconds = spike_end - spike_start
     outcomes: Counter[str] = Counter()
@@ -253,6 +299,9 @@ def _run(target: str, token: str, calls: int, idle_seconds: float, bulk_processe
     spike = [lat for at, lat in samples if spike_start <= at <= spike_end]
     idle_p99 = _pct(idle, 0.99)
     spike_p99 = _pct(spike, 0.99)
+    small_idle = [lat for at, lat, _ in small_samples if at < spike_start]
+    small_spike = [lat for at, lat, _ in small_samples if spike_start <= at <= spike_end]
+    small_idle_p99, small_spike_p99 = _pct(small_idle, 0.99), _pct(small_spike, 0.99)
     return {
         "probe_idle_p50_ms": round(_pct(idle, 0.5), 1),
         "probe_idle_p99_ms": round(idle_p99, 1),
@@ -266,6 +315,12 @@ def _run(target: str, token: str, calls: int, idle_seconds: float, bulk_processe
         "spike_seconds": round(seconds, 1),
         "submit_p50_ms": round(_pct(latencies, 0.5), 1),
         "submit_p99_ms": round(_pct(latencies, 0.99), 1),
+        "small_tenant_idle_p50_ms": round(_pct(small_idle, 0.5), 1),
+        "small_tenant_idle_p99_ms": round(small_idle_p99, 1),
+        "small_tenant_spike_p50_ms": round(_pct(small_spike, 0.5), 1),
+        "small_tenant_spike_p99_ms": round(small_spike_p99, 1),
+        "small_tenant_p99_ratio": round(small_spike_p99 / small_idle_p99, 2) if small_idle_p99 else None,
+        "small_tenant_outcomes": dict(Counter(outcome for _, _, outcome in small_samples)),
     }
 
 
@@ -282,7 +337,7 @@ def _one_layout(
         served = _Served(layout, data_dir, main_tree, max_streams, settings)
         try:
             sampler = _RssSampler(served.pids)
-            result = _run(served.target, served.token, calls, idle_seconds, bulk_processes)
+            result = _run(served.target, served.tokens, calls, idle_seconds, bulk_processes)
             result["rss_mb"] = sampler.stop()
         finally:
             served.stop()
