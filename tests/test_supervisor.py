@@ -36,14 +36,14 @@ def _children(settings: Settings, gateways: int, **extra: Any) -> tuple[list[Set
 @pytest.mark.parametrize("gateways", [1, 2, 3, 7])
 def test_gateway_admission_shares_add_up_to_the_configured_bound(tmp_path: Path, gateways: int) -> None:
     settings = _settings(
-        tmp_path, grpc={"admission": {"max_in_flight": 256, "contended_in_flight": 32, "max_queued": 4096}}
+        tmp_path, grpc={"admission": {"max_in_flight": 256, "contended_in_flight": 8, "max_queued": 4096}}
     )
     front, _ = _children(settings, gateways)
     in_flight = [s.grpc.admission.max_in_flight for s in front]
     contended = [s.grpc.admission.contended_in_flight for s in front]
     queued = [s.grpc.admission.max_queued for s in front]
     assert sum(in_flight) <= 256 and sum(in_flight) > 256 - gateways
-    assert all(share >= 1 for share in contended) and sum(contended) <= max(32, gateways)
+    assert all(share >= 1 for share in contended) and sum(contended) <= max(8, gateways)
     assert sum(queued) <= 4096 and sum(queued) > 4096 - gateways
 
 
