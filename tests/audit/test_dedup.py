@@ -85,3 +85,27 @@ async def test_an_existing_audit_stream_gets_the_longer_window(nats_client: Nats
     info = await js.stream_info(log.stream)
     assert info.config.duplicate_window == AUDIT_DUPLICATE_WINDOW
     assert info.config.deny_delete and info.config.deny_purge
+
+
+async def test_an_entry_after_a_duplicate_whose_original_is_the_tail_is_rechained(
+    nats_server: EmbeddedNatsServer,
+) -> None:
+    # JetStream answers a duplicate before it checks Nats-Expected-Last-Sequence. When another writer stored the
+    # original as the very last entry, the copy's successor in the same pipeline passes both of its checks (the
+    # last sequence is where it expected its predecessor, and the last message id is the copy's id), so it would
+    # be stored chained to the copy, which was never stored: a broken link (seen after a NATS restart in CI).
+    conns = [await nats.connect(nats_server.url) for _ in range(2)]
+    try:
+        first, second = [await AuditLog.open(nc.jetstream()) for nc in conns]
+        await _record(second, "R0:1")  # the second writer's tail is now this entry
+        await _record(first, "R1:1", "submitted-R1-1")  # the original, stored after it by the other writer
+        # The second writer, its tail one behind, writes the same fact again and one more entry in one pipeline.
+        copy, following = await asyncio.gather(
+            _record(second, "R1:1", "submitted-R1-1"), _record(second, "R2:1")
+        )
+        assert following == copy + 1
+        report = await verify_stream(first)
+        assert report.ok and report.checked == 3, report.problems
+    finally:
+        for nc in conns:
+            await nc.close()

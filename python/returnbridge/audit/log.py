@@ -295,8 +295,14 @@ class AuditLog:
                 self._tail = await self._load_tail()
             last_seq, last_hash = self._tail
             last_msg_id = ""
+            # An entry with a dedup id ends the pipeline. JetStream answers a duplicate before it checks the
+            # expected last sequence: when another writer stored the original as the very last entry, a successor
+            # would find both the sequence and the message id it expects and be stored chained to a copy that
+            # never was (tests/audit/test_dedup.py). What follows waits for the answer and is chained on it.
+            cut = next((i + 1 for i, item in enumerate(pending) if item.msg_id is not None), len(pending))
+            sending, later = pending[:cut], pending[cut:]
             chained: list[tuple[_Append, str, bytes, dict[str, str]]] = []
-            for item in pending:
+            for item in sending:
                 entry_hash, data = _seal(
                     {
                         **item.fields,
@@ -344,7 +350,7 @@ class AuditLog:
                     self._tail = (int(result.seq), entry_hash)
                 if not item.future.done():
                     item.future.set_result(int(result.seq))
-            pending = retry
+            pending = retry + later
             if retry:
                 rounds = max(item.attempts for item in retry)
                 await asyncio.sleep(random.uniform(0, min(_RACE_BACKOFF_CAP, _RACE_BACKOFF_BASE * 2**rounds)))
