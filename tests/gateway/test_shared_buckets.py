@@ -120,4 +120,4 @@ def test_a_file_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
     odd = tmp_path / "odd"
     odd.write_bytes(b"x" * 25)
     with pytest.raises(ValueError, match="not a rate-limit table"):
-        SharedBuckets(odd)
+        SharedBuckets(odd, tenant=(1.0, 1.0), principal=(1.0, 1.0))

@@ -81,7 +81,15 @@ class RateLimiter:
             config.principal_rate_per_second, config.principal_burst, config.max_tracked_keys
         )
         self._tenants = _Buckets(config.tenant_rate_per_second, config.tenant_burst, config.max_tracked_keys)
-        self._shared = SharedBuckets(config.shared_buckets) if config.shared_buckets else None
+        self._shared = (
+            SharedBuckets(
+                config.shared_buckets,
+                tenant=(config.tenant_rate_per_second, config.tenant_burst),
+                principal=(config.principal_rate_per_second, config.principal_burst),
+            )
+            if config.shared_buckets
+            else None
+        )
         self._exempt = frozenset(config.concurrency_exempt_methods)
         self.in_flight = 0
 
@@ -97,11 +105,7 @@ class RateLimiter:
         tenant_key = principal.tenant_id or "-"
         own_key = f"{tenant_key}/{principal.name}"
         if self._shared is not None:
-            tenant_wait, own_wait = self._shared.charge(
-                (tenant_key, self.config.tenant_rate_per_second, self.config.tenant_burst),
-                (own_key, self.config.principal_rate_per_second, self.config.principal_burst),
-                now,
-            )
+            tenant_wait, own_wait = self._shared.charge(tenant_key, own_key, now)
         else:
             tenant = self._tenants.get(tenant_key, now)
             own = self._principals.get(own_key, now)

@@ -42,7 +42,12 @@ def _hash(key: str) -> int:
 class SharedBuckets:
     """The tenant and principal buckets of every gateway process, charged together under one file lock."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, tenant: tuple[float, float], principal: tuple[float, float]
+    ) -> None:
+        """``tenant`` and ``principal``: each kind of bucket's (rate per second, burst)."""
+        self._tenant_rate, self._tenant_burst = tenant
+        self._principal_rate, self._principal_burst = principal
         self._fd = os.open(path, os.O_RDWR)
         size = os.fstat(self._fd).st_size
         if size < _SLOT.size or size % _SLOT.size:
@@ -55,23 +60,21 @@ class SharedBuckets:
         self._map.close()
         os.close(self._fd)
 
-    def charge(
-        self, tenant: tuple[str, float, float], principal: tuple[str, float, float], now: float
-    ) -> tuple[float, float]:
-        """Take one token from both buckets, each given as (key, rate, burst), when both have one.
+    def charge(self, tenant: str, principal: str, now: float) -> tuple[float, float]:
+        """Take one token from the tenant's and the principal's bucket, when both have one.
 
         Returns the seconds each bucket still needs for a token: (0, 0) when charged; otherwise nothing was taken.
         """
-        # Hashed once per call, outside the lock: each bucket's slot is looked up and written under its hash.
-        tenant_slot = (_hash(tenant[0]), tenant[1], tenant[2])
-        own_slot = (_hash(principal[0]), principal[1], principal[2])
+        # Hashed outside the lock: each bucket's slot is looked up and written under its hash.
+        tenant_slot = (_hash(tenant), self._tenant_rate, self._tenant_burst)
+        own_slot = (_hash(principal), self._principal_rate, self._principal_burst)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             # Each refilled bucket is written back before the next lookup, so the two never take one free slot.
             tenant_at, tenant_tokens, tenant_time = self._refill(tenant_slot, now)
             own_at, own_tokens, own_time = self._refill(own_slot, now)
-            tenant_wait = 0.0 if tenant_tokens >= 1.0 else (1.0 - tenant_tokens) / tenant[1]
-            own_wait = 0.0 if own_tokens >= 1.0 else (1.0 - own_tokens) / principal[1]
+            tenant_wait = 0.0 if tenant_tokens >= 1.0 else (1.0 - tenant_tokens) / self._tenant_rate
+            own_wait = 0.0 if own_tokens >= 1.0 else (1.0 - own_tokens) / self._principal_rate
             if tenant_wait == 0.0 and own_wait == 0.0:
                 _SLOT.pack_into(self._map, tenant_at, tenant_slot[0], tenant_tokens - 1.0, tenant_time)
                 _SLOT.pack_into(self._map, own_at, own_slot[0], own_tokens - 1.0, own_time)
