@@ -20,7 +20,7 @@ from returnbridge.api.v1 import (
     returns_pb2_grpc,
     sync_pb2,
 )
-from returnbridge.domain.context import current_principal, request_id
+from returnbridge.domain.context import Principal, current_principal, request_id
 from returnbridge.errors import NotFoundError, ValidationError
 from returnbridge.gateway.auth import Authenticator, hash_api_key
 from returnbridge.gateway.interceptors import build_interceptors, remaining_timeout
@@ -40,6 +40,21 @@ KEYS = {
     "integration_admin": "rbk_admin_key_acme_0000000001",
     "beta_submitter": "rbk_submitter_key_beta_00001",
 }
+
+
+class FakeClock:
+    """A rate limiter's clock: ``now`` moves when a test moves it, plus ``step`` on every reading."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now, self.step = 100.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def principal(name: str = "rms", tenant: str = "acme") -> Principal:
+    return Principal(name=name, tenant_id=tenant, roles=frozenset({"submitter"}))
 
 
 def api_key_entries() -> list[dict[str, Any]]:

@@ -11,26 +11,14 @@ from google.rpc import error_details_pb2
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from gateway.support import KEYS, bearer, detail, rich_status, security_config, start, stop
+from gateway.support import KEYS, FakeClock, bearer, detail, rich_status, security_config, start, stop
+from gateway.support import principal as _principal
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
-from returnbridge.domain.context import Principal
 from returnbridge.errors import RateLimitedError
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.security_config import RateLimitConfig
 from returnbridge.observability.alerts import AlertConfig, Alerter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _principal(name: str = "rms", tenant: str = "acme") -> Principal:
-    return Principal(name=name, tenant_id=tenant, roles=frozenset({"submitter"}))
 
 
 def test_principal_bucket_burst_then_refill() -> None:

@@ -7,24 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from returnbridge.domain.context import Principal
+from gateway.support import FakeClock
+from gateway.support import principal as _principal
 from returnbridge.errors import RateLimitedError
 from returnbridge.gateway.ratelimit import RateLimiter
 from returnbridge.gateway.security_config import RateLimitConfig
 from returnbridge.gateway.shared_buckets import SharedBuckets, create_table
-
-
-class FakeClock:
-    def __init__(self, step: float = 0.0) -> None:
-        self.now, self.step = 100.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
-def _principal(name: str = "rms", tenant: str = "acme") -> Principal:
-    return Principal(name=name, tenant_id=tenant, roles=frozenset({"submitter"}))
 
 
 def _config(table: Path, **limits: float) -> RateLimitConfig:
