@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers.alert_webhook import Webhook, alert_webhook
+from helpers.app import running
 from helpers.eventually import assert_eventually
-from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.config import load_settings
 from returnbridge.supervisor import Supervisor, _Child
@@ -38,9 +38,7 @@ async def test_lost_nats_connection_alerts_once_and_resolves(
             "alerts": {"webhook_url": webhook.url, "publish_nats": False},
         },
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings):
         nats_server.stop()
 
         async def fired() -> None:
@@ -56,8 +54,6 @@ async def test_lost_nats_connection_alerts_once_and_resolves(
             ]
 
         await assert_eventually(resolved, timeout=60)
-    finally:
-        await app.stop()
 
 
 async def test_supervisor_alerts_a_restarted_child_once_per_crash_loop(

@@ -8,9 +8,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from helpers.app import running
 from helpers.eventually import assert_eventually
 from helpers.settings import served_settings
-from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
 
 
@@ -29,9 +29,7 @@ async def test_health_waits_for_the_worker_then_follows_nats(
         simulators={"enabled": False},
         process={"workers": [], "sync": False, "await_workers": True},
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings) as app:
         target = app.endpoints.grpc
         # Started, NATS connected, streams there: still no worker, so not SERVING.
         assert await _health(target) == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -51,8 +49,6 @@ async def test_health_waits_for_the_worker_then_follows_nats(
             assert await _health(target) == health_pb2.HealthCheckResponse.SERVING
 
         await assert_eventually(serving, timeout=60)
-    finally:
-        await app.stop()
 
 
 async def test_a_gateway_that_does_not_wait_is_serving_once_started(
@@ -61,9 +57,5 @@ async def test_a_gateway_that_does_not_wait_is_serving_once_started(
     settings = served_settings(
         tmp_path, nats_server.url, simulators={"enabled": False}, process={"workers": [], "sync": False}
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings) as app:
         assert await _health(app.endpoints.grpc) == health_pb2.HealthCheckResponse.SERVING
-    finally:
-        await app.stop()
