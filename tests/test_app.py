@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from helpers.app import running
 from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.config import load_settings
@@ -34,12 +35,8 @@ async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[
             "simulators": {"enabled": False},
         },
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 async def test_health_is_serving_once_started(app: App) -> None:

@@ -10,6 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from helpers.app import running
 from helpers.eventually import assert_eventually
 from helpers.settings import served_settings
 from mapping.samples import build_return
@@ -34,12 +35,8 @@ async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[
             ]
         },
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 async def test_submit_is_unavailable_at_once_while_nats_is_down(

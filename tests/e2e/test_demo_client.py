@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers.app import running
 from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.config import load_settings
@@ -31,12 +32,8 @@ async def demo_app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIter
             "sync": {"interval_seconds": 0.5},
         },
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 async def test_example_client_reaches_every_erp_document(demo_app: App) -> None:

@@ -19,6 +19,7 @@ import aiohttp
 import grpc
 import pytest
 
+from helpers.app import running
 from helpers.eventually import assert_eventually
 from helpers.settings import served_settings
 from inbound.stack import ERP_OF, push_count
@@ -52,12 +53,8 @@ async def served(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterat
         console={"enabled": False},
         sync={"interval_seconds": 3600},
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 @pytest.mark.parametrize("erp", ["sap", "netsuite", "oracle"])

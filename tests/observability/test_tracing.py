@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from console.harness import sample_order
+from helpers.app import running
 from helpers.settings import served_settings
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.app import App
@@ -58,12 +59,8 @@ async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[
             ]
         },
     )
-    app = App(settings)
-    await app.start()
-    try:
+    async with running(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 def by_trace(spans: list[ReadableSpan], trace_id: int) -> list[ReadableSpan]:
