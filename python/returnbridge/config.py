@@ -118,9 +118,9 @@ class ProcessSettings(_Section):
     # Seconds between restarts of a crashed child (doubling from the first value up to the second).
     restart_backoff_seconds: tuple[float, float] = (0.5, 30.0)
     # ``serve`` only: nice value added to the worker and simulator processes, so on a saturated machine the
-    # gateways accept (and answer reads) first and delivery takes the CPU left over. The work waits durably in the
-    # stream and drains once the spike is over; under sustained overload the worker still gets its scheduler
-    # share (nice 10 weighs about a tenth of nice 0), it is not starved. 0 = every process equal.
+    # gateways get the CPU first when they can use it. The worker still takes what they leave while they wait on
+    # NATS (30-60 % of a core in a 10,000-call spike on 2 cores), and under sustained overload its scheduler share
+    # (nice 10 weighs about a tenth of nice 0): it is not starved. 0 = every process equal.
     background_nice: int = Field(default=10, ge=0, le=19)
 
 
