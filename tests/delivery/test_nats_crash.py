@@ -11,6 +11,7 @@ session must have ended (its deadline), and a message fetched before the reconne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.connectors.base import DocumentRequest, DocumentResult
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
+from returnbridge.errors import TransientErpError
 
 
 async def forget_deliveries(server: EmbeddedNatsServer) -> None:
@@ -140,5 +142,117 @@ async def test_a_create_in_flight_across_a_nats_crash_is_not_repeated(tmp_path: 
         for w in workers:
             await w.stop()
         for nc in (nc_a, nc_b):
+            await nc.close()
+        server.stop()
+
+
+class LostDeliveriesErp(FakeErp):
+    """The ERP side of a worker holding a message across a nats-server crash that lost the consumer's state.
+
+    ``M``'s first create fails (transient), so its redelivery is looked up first; that look-up (worker A,
+    before the crash) is where the server dies and comes back without its deliveries. The next look-up of
+    ``M`` (worker B, which got it again after the crash) lets A's look-up answer, and waits a while for
+    another look-up of ``M`` to overlap with it, as look-ups do under load. Two overlapping look-ups both
+    miss, and both workers create.
+    """
+
+    def __init__(self, crash: Callable[[], Awaitable[None]], b_holds: Callable[[], Awaitable[None]]) -> None:
+        super().__init__()
+        self.crash, self.b_holds = crash, b_holds
+        self.failed_once = False
+        self.lookups = 0
+        self.a_may_answer, self.overlap = asyncio.Event(), asyncio.Event()
+
+    async def create_document(self, request: DocumentRequest) -> DocumentResult:
+        if request.return_id == "M" and not self.failed_once:
+            self.failed_once = True
+            raise TransientErpError("503 Service Unavailable", erp=self.erp, http_status=503)
+        return await super().create_document(request)
+
+    async def find_document(self, document_type: str, external_reference: str) -> DocumentResult | None:
+        if external_reference == "RMA-M-1":
+            self.lookups += 1
+            if self.lookups == 1:  # worker A, before the crash
+                await self.crash()
+                await self.a_may_answer.wait()
+            elif self.lookups == 2:  # worker B, after it
+                await self.b_holds()
+                self.a_may_answer.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.overlap.wait(), timeout=3.0)
+            else:
+                self.overlap.set()
+        return await super().find_document(document_type, external_reference)
+
+
+@pytest.mark.timeout(120)
+async def test_a_copy_fetched_before_the_crash_does_not_release_the_message_again(tmp_path: Path) -> None:
+    """A fetched M, the server crashed and forgot the delivery, B got M again. A's copy is now stale, and must
+    be dropped, not nak'ed: a nak names M by stream sequence, so the server would take it as B's and hand M
+    out a third time, to C, while B works on it (``make chaos`` nats_restart, 2 of 2,000 posted twice)."""
+    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
+    server.start()
+
+    async def connect() -> NatsClient:
+        return await nats.connect(
+            server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
+        )
+
+    # Three worker processes' worth: each its own connection and its own per-return turns.
+    ncs = [await connect() for _ in range(3)]
+    pipelines = [await Pipeline.create(nc) for nc in ncs]
+    workers: dict[str, DeliveryWorker] = {}
+    settings = fast_settings(erp_timeout_seconds=10.0, consumer=ConsumerSettings(ack_wait_seconds=20.0))
+
+    async def start(name: str) -> None:
+        p = pipelines["abc".index(name)]
+        workers[name] = DeliveryWorker(
+            "netsuite", erp, p.mappers, p.nc.jetstream(), p.status, p.dead_letters, settings
+        )
+        await workers[name].start()
+
+    async def crash() -> None:
+        # B joins and A takes nothing more, so B gets M after the crash; both live through it (a reconnect each).
+        await start("b")
+        workers["a"]._stopping.set()
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        server.start()  # same port and store
+        await forget_deliveries(server)
+        # Two more returns after the crash: the server's delivery sequence passes the one A's copy carries,
+        # as a server that kept some of its state would be.
+        for return_id in ("F1", "F2"):
+            await submit(pipelines[1], return_id)
+
+    async def b_holds() -> None:
+        # C joins, B takes nothing more: if M is handed out again, C gets it.
+        workers["b"]._stopping.set()
+        await asyncio.sleep(settings.fetch_timeout_seconds * 3)  # B's last fetch has ended
+        await start("c")
+
+    async def submit(pipeline: Pipeline, return_id: str) -> None:
+        set_principal(Principal(name="rms", tenant_id="acme"))
+        await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order(return_id)))
+
+    erp = LostDeliveriesErp(crash, b_holds)
+    try:
+        await start("a")
+        await submit(pipelines[0], "M")
+
+        async def settled() -> None:
+            record = await pipelines[0].status.get("acme", "M")
+            assert record is not None and [d["state"] for d in record["documents"].values()] == ["DELIVERED"]
+            for nc in ncs[1:]:
+                (info,) = await nc.jetstream().consumers_info(subjects.DELIVER_STREAM)
+                assert not info.num_pending and not info.num_ack_pending, info
+
+        await assert_eventually(settled, timeout=90, interval=0.2)
+        assert erp.lookups >= 2, "the scenario did not happen: B never looked M up"
+        assert {ref: n for (_, ref), n in erp.creates.items()} == {"RMA-M-1": 1, "RMA-F1-1": 1, "RMA-F2-1": 1}
+    finally:
+        for w in workers.values():
+            await w.stop()
+        for nc in ncs:
             await nc.close()
         server.stop()

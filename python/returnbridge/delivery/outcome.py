@@ -133,7 +133,7 @@ class OutcomeRecorder:
             error=error,
             attempt=attempted,
         )
-        await work.msg.nak(delay=self._retry.delay(attempts, exc.retry_after))
+        await work.nak(delay=self._retry.delay(attempts, exc.retry_after))
 
     async def refused(
         self, work: Work, step: PlannedStep, doc: dict[str, Any], exc: ErpError, *, erp: str, attempted: bool

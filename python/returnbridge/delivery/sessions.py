@@ -6,8 +6,8 @@ lazily: after a ``kill -9`` of the server (fsync always) unacknowledged messages
 at once, while the worker that held them may still be inside its create call. ``make chaos`` nats_restart posted
 5 of 2,000 returns twice this way (issue 13). So after a reconnect (a new session):
 
-* a message fetched in an earlier session is not created from: it is handed back (nak), and whoever gets it
-  next decides in a current session;
+* a message fetched in an earlier session is neither created from nor handed back (``Work.nak`` says why):
+  the server delivers it again, and whoever gets it decides in a current session;
 * a message stored before the session began may have been attempted: it is looked up first, and not before an
   ERP call of the earlier session could still be running (the ERP deadline after the session began).
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -61,6 +62,10 @@ class Sessions:
         """False once the connection dropped or came back since ``session`` (a message fetched then is stale)."""
         nc = getattr(self._js, "_nc", None)
         return self.current() == session and bool(getattr(nc, "is_connected", True))
+
+    def staleness(self, session: int) -> Callable[[], bool]:
+        """``Work.stale`` for a message fetched in ``session``."""
+        return lambda: not self.is_current(session)
 
     async def refresh(self) -> None:
         """Call before each fetch: reads a new session's floor (one stream info request per session)."""

@@ -75,7 +75,7 @@ class StepDeliverer:
         outcomes: records what happened.
         erp_timeout_seconds: deadline handed to the connector; the call itself gets one second more.
         heartbeat_seconds: how often a slow call tells JetStream it is still being worked on.
-        sessions: the worker's NATS sessions: a message fetched before a reconnect is handed back, one stored
+        sessions: the worker's NATS sessions: a message fetched before a reconnect is dropped, one stored
             before it is looked up first (``delivery/sessions.py``); None: trust the delivery count alone.
     """
 
@@ -124,8 +124,8 @@ class StepDeliverer:
                 return None
             source_id = source["erp_document_id"]
         attempted = False
-        if await self._stale(work):
-            return None
+        if work.stale():
+            return None  # fetched before a reconnect: see Work.nak
         try:
             result: DocumentResult | None = None
             if (
@@ -133,7 +133,7 @@ class StepDeliverer:
                 or doc["state"] in ("IN_PROGRESS", "RETRYING")
                 or msg.metadata.num_delivered > 1
                 or H_REPLAY_OF in work.headers
-                or (self._sessions is not None and await self._sessions.maybe_attempted(msg))
+                or await self._maybe_attempted(work)
             ):
                 # An earlier attempt may have reached the ERP (ambiguous failure or a crash): look before creating.
                 # The look-up is the attempt's first ERP call, so a failing look-up counts and backs off like a
@@ -156,7 +156,7 @@ class StepDeliverer:
                         attempted=attempted,
                     )
                     return None
-                if await self._stale(work):
+                if work.stale():
                     return None
                 if not attempted:
                     doc["attempts"] += 1
@@ -177,14 +177,16 @@ class StepDeliverer:
             work, step, (record, revision), result, erp=erp, reference=reference, attempted=attempted
         )
 
-    async def _stale(self, work: Work) -> bool:
-        """Hands back (nak) a message fetched before the connection dropped: the server may have forgotten the
-        delivery and given it to another worker, so creating from it here could post the document twice."""
-        if self._sessions is None or work.session is None or self._sessions.is_current(work.session):
+    async def _maybe_attempted(self, work: Work) -> bool:
+        """True when a worker of an earlier NATS session may have attempted the message (``delivery/sessions.py``).
+
+        Waiting out that session's ERP calls beats like a create: a message that queued here after its fetch
+        could otherwise reach its ack wait meanwhile and be handed to a second worker as well.
+        """
+        if self._sessions is None:
             return False
-        with contextlib.suppress(Exception):  # not connected: the server redelivers it anyway
-            await work.msg.nak()
-        return True
+        async with heartbeat(work.msg, self._heartbeat):
+            return await self._sessions.maybe_attempted(work.msg)
 
     def _request(
         self,

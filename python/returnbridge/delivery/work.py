@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nats.aio.msg import Msg
@@ -32,12 +33,24 @@ class Work:
     translations: dict[str, bytes | ReturnBridgeError] = field(default_factory=dict)
     # (document type, id) of the ERP references the translations were made with.
     refs_used: tuple[tuple[str, str], ...] = ()
-    # The worker's NATS session it was fetched in (delivery/sessions.py); None: not tracked.
-    session: int | None = None
+    # True once the connection it was fetched on dropped (delivery/sessions.py); by default never.
+    stale: Callable[[], bool] = lambda: False
 
     @property
     def key(self) -> ReturnKey:
         return (self.order.tenant_id, self.order.return_id)
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Hand the message back for redelivery after ``delay``, unless it was fetched before a reconnect.
+
+        A nak names its message by stream sequence, so a stale copy's nak acts on the delivery the server made
+        since, which another worker may be working on: the server hands the message out once more, and two
+        copies that look the document up at once both miss it and both create it (``make chaos``
+        nats_restart, issue 13). A stale copy is dropped instead; the server redelivers after the ack wait
+        if it still needs to.
+        """
+        if not self.stale():
+            await self.msg.nak(delay=delay)
 
 
 def read_messages(msgs: list[Msg]) -> tuple[list[Work], list[tuple[Msg, Exception]]]:

@@ -245,8 +245,10 @@ class DeliveryWorker:
         """
         finished = done or (lambda: None)
         works, malformed = read_messages(msgs)
-        for work in works:
-            work.session = session
+        if session is not None:
+            stale = self._sessions.staleness(session)
+            for work in works:
+                work.stale = stale
         groups: dict[ReturnKey, list[Work]] = defaultdict(list)
         for work in works:
             groups[work.key].append(work)
@@ -341,7 +343,7 @@ class DeliveryWorker:
             except Exception:
                 log.exception("could not dead-letter %s; retrying later", work.order.return_id)
         with contextlib.suppress(Exception):
-            await msg.nak(delay=self.settings.retry.delay(failures))
+            await work.nak(delay=self.settings.retry.delay(failures))
 
     async def _prefill_references(self, works: list[Work]) -> dict[ReturnKey, KnownRecord]:
         """Give mappings the ERP documents delivered so far (``erp_references``), read once per return."""
@@ -410,7 +412,7 @@ class DeliveryWorker:
                 base=self.settings.waiting_delay_seconds,
                 on_dead_letter=self.settings.waiting_on_dead_letter_delay_seconds,
             )
-            await msg.nak(delay=delay)
+            await work.nak(delay=delay)
             return
         if not work.steps:
             await self._status.set_version_state(tenant, return_id, version, "DELIVERED")
