@@ -298,6 +298,15 @@ def alert_verdict(alerts: list[dict[str, Any]], expected: tuple[ExpectedAlert, .
         limit = max((w.incidents for w in expected if w.matches(kind, key)), default=1)
         if count > limit:
             problems.append(f"{count} notifications for incident {kind}:{key} (at most {limit})")
+    for want in expected:
+        # One fault, one page: a lost node must not page once per stream it led (keys the fault shares).
+        keys = sorted(key for kind, key in firing if want.matches(kind, key))
+        total = sum(firing[(want.kind, key)] for key in keys)
+        if len(keys) > 1 and total > want.incidents:
+            problems.append(
+                f"{total} notifications for {want.kind} across {len(keys)} keys ({', '.join(keys)}; "
+                f"at most {want.incidents})"
+            )
     for (kind, key), count in sorted(resolved.items()):
         # One resolution alone may close an incident that fired before this run's window (a shared stack).
         if count > max(firing[(kind, key)], 1):

@@ -129,6 +129,15 @@ def test_a_fault_with_two_incidents_may_notify_twice_but_not_three_times() -> No
     ]
 
 
+def test_one_fault_paging_once_per_stream_is_a_problem() -> None:
+    want = (ExpectedAlert("stream_leader_elected"),)
+    per_stream = [_alert("stream_leader_elected", s) for s in ("RB_DELIVER", "RB_AUDIT", "KV_rb_sync")]
+    assert alert_verdict(per_stream, want)["problems"] == [
+        "3 notifications for stream_leader_elected across 3 keys (KV_rb_sync, RB_AUDIT, RB_DELIVER; at most 1)"
+    ]
+    assert alert_verdict([_alert("stream_leader_elected", "rb-chaos")], want)["problems"] == []
+
+
 def test_more_resolutions_than_firings_are_a_problem() -> None:
     resolved = _alert("stream_leader_elected", "RB_DELIVER", "resolved")
     verdict = alert_verdict([_alert("stream_leader_elected", "RB_DELIVER"), resolved, resolved], ())

@@ -1,5 +1,6 @@
 """A stream leader election the monitor did not hear (its own server died, it was reconnecting while the survivors
-published the advisory) is found by comparing leaders, and alerts once like an advisory would."""
+published the advisory) is found by comparing leaders, and alerts once like an advisory would: one alert for
+every stream the lost node led, keyed by the cluster."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ class Streams:
                 cluster=None
                 if leader is None
                 else ClusterInfo(
-                    leader=leader, replicas=[PeerInfo(name=p) for p in ("n1", "n2", "n3") if p != leader]
+                    name="rb-east",
+                    leader=leader,
+                    replicas=[PeerInfo(name=p) for p in ("n1", "n2", "n3") if p != leader],
                 ),
             )
             for name, leader in self.leaders.items()
@@ -55,14 +58,16 @@ async def test_a_leader_change_without_its_advisory_alerts_once(webhook: Webhook
     config = AlertConfig(webhook_url=webhook.url, publish_nats=False, realert_interval_s=0)
     alerter = Alerter(config, http=httpx.AsyncClient())
     streams = Streams()
-    listener = StreamLeaderListener(Client(streams), alerter)  # type: ignore[arg-type]
+    listener = StreamLeaderListener(Client(streams), alerter, gather_s=0.2)  # type: ignore[arg-type]
     await listener.check_leaders()  # the leaders as the monitor first sees them: nothing to say
     await listener.check_leaders()
     assert webhook.received == []
 
-    streams.leaders["RB_DELIVER"] = "n3"  # n1 died; no advisory reached this process
+    # n1 died: the stream it led elects n3 and RB_AUDIT moves too; no advisory reached this process.
+    streams.leaders["RB_DELIVER"] = "n3"
     await listener.check_leaders()
-    await listener.check_leaders()  # seen again on the next poll: the same incident
+    streams.leaders["RB_AUDIT"] = "n3"
+    await listener.check_leaders()  # the next poll: the same incident
 
     async def alerted() -> None:
         assert len(webhook.of("stream_leader_elected", "firing")) == 1
@@ -70,7 +75,7 @@ async def test_a_leader_change_without_its_advisory_alerts_once(webhook: Webhook
     await assert_eventually(alerted, timeout=30)
     await listener.stop()
     (alert,) = webhook.received
-    assert alert["key"] == "RB_DELIVER"
+    assert alert["key"] == "rb-east"
     details: dict[str, Any] = alert["details"]
-    assert (details["leader"], details["replicas"]) == ("n3", "n1,n2")
+    assert (details["streams"], details["leaders"]) == ("RB_DELIVER,RB_AUDIT", "RB_DELIVER=n3,RB_AUDIT=n3")
     await alerter.aclose()

@@ -183,28 +183,38 @@ def test_leader_advisory_parsed() -> None:
     assert parse_leader_elected(json.dumps({**LEADER_ELECTED, "type": "other"}).encode()) is None
 
 
-async def test_leader_election_advisory_raises_one_warning(nats_client: NatsClient, webhook: Webhook) -> None:
+async def test_leader_elections_of_one_lost_node_raise_one_warning(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    """A node that dies led several streams; each elects on its own, and the operator gets one page naming all."""
     alerter = Alerter(_config(webhook.url), nc=nats_client, http=httpx.AsyncClient())
-    listener = StreamLeaderListener(nats_client, alerter)
+    listener = StreamLeaderListener(nats_client, alerter, gather_s=0.5)
     await listener.start()
-    subject = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.RB_DELIVER"
-    await nats_client.publish(subject, json.dumps(LEADER_ELECTED).encode())
-    await nats_client.publish(subject, json.dumps({**LEADER_ELECTED, "leader": "n1"}).encode())
+    for stream, leader in (
+        ("RB_DELIVER", "n2"),
+        ("RB_DELIVER", "n1"),
+        ("RB_AUDIT", "n3"),
+        ("KV_rb_sync", "n2"),
+    ):
+        advisory = {**LEADER_ELECTED, "stream": stream, "leader": leader}
+        await nats_client.publish(
+            f"$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.{stream}", json.dumps(advisory).encode()
+        )
     await nats_client.flush()
 
     async def alerted() -> None:
         assert len(webhook.of("stream_leader_elected", "firing")) == 1
 
     await assert_eventually(alerted, timeout=30)
-    await listener.stop()  # waits for pending alerts: the second election was de-duplicated, not in flight
+    await listener.stop()  # waits for pending alerts: nothing else was in flight
     (alert,) = webhook.received
-    assert alert["key"] == "RB_DELIVER" and alert["severity"] == "warning"
+    assert alert["key"] == "jetstream" and alert["severity"] == "warning"  # a single server: no cluster name
     assert alert["details"] == {
-        "stream": "RB_DELIVER",
-        "leader": "n2",
-        "replicas": "n1,n3",
+        "streams": "RB_DELIVER,RB_AUDIT,KV_rb_sync",
+        "leaders": "RB_DELIVER=n1,RB_AUDIT=n3,KV_rb_sync=n2",
         "timestamp": LEADER_ELECTED["timestamp"],
     }
+    assert "3 stream(s) elected a new leader" in alert["summary"]
     await alerter.aclose()
 
 
