@@ -133,7 +133,7 @@ class StepDeliverer:
                 or doc["state"] in ("IN_PROGRESS", "RETRYING")
                 or msg.metadata.num_delivered > 1
                 or H_REPLAY_OF in work.headers
-                or await self._maybe_attempted(work)
+                or (self._sessions is not None and await self._sessions.maybe_attempted(msg))
             ):
                 # An earlier attempt may have reached the ERP (ambiguous failure or a crash): look before creating.
                 # The look-up is the attempt's first ERP call, so a failing look-up counts and backs off like a
@@ -176,17 +176,6 @@ class StepDeliverer:
         return await self._outcomes.delivered(
             work, step, (record, revision), result, erp=erp, reference=reference, attempted=attempted
         )
-
-    async def _maybe_attempted(self, work: Work) -> bool:
-        """True when a worker of an earlier NATS session may have attempted the message (``delivery/sessions.py``).
-
-        Waiting out that session's ERP calls beats like a create: a message that queued here after its fetch
-        could otherwise reach its ack wait meanwhile and be handed to a second worker as well.
-        """
-        if self._sessions is None:
-            return False
-        async with heartbeat(work.msg, self._heartbeat):
-            return await self._sessions.maybe_attempted(work.msg)
 
     def _request(
         self,

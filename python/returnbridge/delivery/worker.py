@@ -30,6 +30,7 @@ from returnbridge.bus.trace_context import extract, tracer
 from returnbridge.connectors.base import Connector
 from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE
+from returnbridge.delivery.holding import Holding
 from returnbridge.delivery.ordering import ReturnTurns, blockers, waiting_delay
 from returnbridge.delivery.outcome import OutcomeRecorder
 from returnbridge.delivery.ports import AlerterLike
@@ -140,6 +141,8 @@ class DeliveryWorker:
         self._status = status
         self._alerter = alerter
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        # How often held messages and slow ERP calls tell JetStream they are still being worked on.
+        self._heartbeat_seconds = self.settings.consumer.ack_wait_seconds / 3
         self._turns = ReturnTurns()
         self._translator = Translator(mappers, verify_round_trip=self.settings.verify_round_trip)
         self._outcomes = OutcomeRecorder(
@@ -152,7 +155,7 @@ class DeliveryWorker:
             status,
             self._outcomes,
             erp_timeout_seconds=self.settings.erp_timeout_seconds,
-            heartbeat_seconds=self.settings.consumer.ack_wait_seconds / 3,
+            heartbeat_seconds=self._heartbeat_seconds,
             sessions=self._sessions,
         )
         self._failures = FailureCounts()
@@ -243,12 +246,19 @@ class DeliveryWorker:
         Each return's messages run in version order, after those of the return from earlier batches still in
         hand in this worker (the queue is joined before the first await, so arrival order is kept).
         """
-        finished = done or (lambda: None)
+        done = done or (lambda: None)
         works, malformed = read_messages(msgs)
         if session is not None:
             stale = self._sessions.staleness(session)
             for work in works:
                 work.stale = stale
+        holding = Holding(works, self._heartbeat_seconds)
+        holding.start()
+
+        def finished(work: Work) -> None:
+            holding.release(work)
+            done()
+
         groups: dict[ReturnKey, list[Work]] = defaultdict(list)
         for work in works:
             groups[work.key].append(work)
@@ -261,7 +271,7 @@ class DeliveryWorker:
                 )
                 with contextlib.suppress(Exception):
                     await msg.term()  # if this fails, the redelivery is terminated instead
-                finished()
+                done()
             known = await self._prefill_references(works)
             self._translator.translate(works)
         except Exception as exc:
@@ -272,13 +282,13 @@ class DeliveryWorker:
                 try:
                     await self._unexpected(work, exc)
                 finally:
-                    finished()
+                    finished(work)
             return
         except BaseException:
             for key, (_before, mine) in turns.items():
                 self._turns.leave(key, mine)
-            for _ in works:
-                finished()
+            for work in works:
+                finished(work)
             raise
 
         async def run_group(key: ReturnKey, group: list[Work]) -> None:
@@ -309,13 +319,16 @@ class DeliveryWorker:
                             log.exception("delivery of %s failed unexpectedly", work.order.return_id)
                             await self._unexpected(work, exc)
                         finally:
-                            finished()
+                            finished(work)
             finally:
-                for _ in pending:
-                    finished()
+                for work in pending:
+                    finished(work)
                 self._turns.leave(key, mine)
 
-        await asyncio.gather(*(run_group(key, group) for key, group in groups.items()))
+        try:
+            await asyncio.gather(*(run_group(key, group) for key, group in groups.items()))
+        finally:
+            holding.stop()
 
     @staticmethod
     def _batch_failed(task: asyncio.Task[None]) -> None:
