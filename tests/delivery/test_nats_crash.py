@@ -256,3 +256,72 @@ async def test_a_copy_fetched_before_the_crash_does_not_release_the_message_agai
         for nc in ncs:
             await nc.close()
         server.stop()
+
+
+class CommitThenHostDiesErp(FakeErp):
+    """The first create commits at the ERP; the host dies before the worker hears the answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed = asyncio.Event()
+
+    async def create_document(self, request: DocumentRequest) -> DocumentResult:
+        result = await super().create_document(request)
+        if not self.committed.is_set():
+            self.committed.set()
+            await asyncio.Event().wait()  # the answer never reaches the worker: its process is gone
+        return result
+
+
+@pytest.mark.timeout(120)
+async def test_a_fresh_worker_after_a_host_crash_looks_up_what_was_handed_out_before(tmp_path: Path) -> None:
+    """nats-server and the worker die together (a host crash, or ``serve`` with its embedded server): the server
+    forgot the delivery, and the worker started afterwards has no earlier session of its own to compare with.
+    The fetch mark tells it the message was handed out before: it looks up, finds the document, creates none."""
+    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
+    server.start()
+    settings = fast_settings(erp_timeout_seconds=2.0, consumer=ConsumerSettings(ack_wait_seconds=10.0))
+    erp = CommitThenHostDiesErp()
+    nc_a = await nats.connect(server.url, connect_timeout=5)
+    a = await Pipeline.create(nc_a)
+    first = DeliveryWorker("netsuite", erp, a.mappers, nc_a.jetstream(), a.status, a.dead_letters, settings)
+    nc_b: NatsClient | None = None
+    second: DeliveryWorker | None = None
+    try:
+        await first.start()
+        set_principal(Principal(name="rms", tenant_id="acme"))
+        await a.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("H1")))
+        await asyncio.wait_for(erp.committed.wait(), timeout=30)
+
+        # The crash: the worker's process and nats-server, at once.
+        assert first._task is not None and server.process is not None
+        first._task.cancel()
+        server.process.kill()
+        server.process.wait()
+        await asyncio.gather(first._task, return_exceptions=True)
+        await nc_a.close()
+        server.start()  # same port and store
+        await forget_deliveries(server)
+
+        # The host is back: a new worker process.
+        nc_b = await nats.connect(server.url, connect_timeout=5)
+        b = await Pipeline.create(nc_b)
+        second = DeliveryWorker(
+            "netsuite", erp, b.mappers, nc_b.jetstream(), b.status, b.dead_letters, settings
+        )
+        await second.start()
+
+        async def delivered() -> None:
+            record = await b.status.get("acme", "H1")
+            assert record is not None
+            assert [d["state"] for d in record["documents"].values()] == ["DELIVERED"]
+
+        await assert_eventually(delivered, timeout=60, interval=0.2)
+        assert list(erp.creates.values()) == [1], erp.creates
+    finally:
+        if second is not None:
+            await second.stop()
+        for nc in (nc_a, nc_b):
+            if nc is not None and not nc.is_closed:
+                await nc.close()
+        server.stop()

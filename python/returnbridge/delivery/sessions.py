@@ -11,8 +11,13 @@ at once, while the worker that held them may still be inside its create call. ``
 * a message stored before the session began may have been attempted: it is looked up first, and not before an
   ERP call of the earlier session could still be running (the ERP deadline after the session began).
 
-The first connection of a process trusts the delivery count as before (a server that kept its state redelivers
-only after the ack wait, longer than any ERP call), so a normal start costs nothing.
+A process's first connection cannot compare with an earlier session of its own, yet after a crash of the whole
+host (or of ``serve`` with its embedded nats-server) the server forgot its deliveries just the same, and a
+document created just before the crash would be created again. So every worker records, before it works on a
+fetched batch, the highest stream sequence it was handed (the target's *fetch mark* in ``rb_cursors``, raised
+by compare-and-set). A first delivery at or below the mark read when the process started was handed out before
+and forgotten by the server: it is looked up first, like one after a reconnect. A server that kept its state
+never hands out a first delivery below the mark, so a normal start still costs nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from collections.abc import Callable
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 
 from returnbridge.bus import subjects
 
@@ -41,11 +48,23 @@ class Sessions:
         settle_seconds: the longest an ERP call may run (the ERP deadline plus its margin).
     """
 
-    def __init__(self, js: JetStreamContext, *, settle_seconds: float) -> None:
+    def __init__(self, js: JetStreamContext, *, settle_seconds: float, target: str) -> None:
         self._js = js
         self._settle = settle_seconds
-        # The delivery stream's last sequence when a session began, by session; session 0 needs none.
-        self._floors: dict[int, int] = {0: 0}
+        self._marks: KeyValue | None = None
+        self._mark_key = subjects.cursor_key(target, "fetched")
+        self._marked = 0  # the highest mark this process knows is stored
+        # By session: the delivery stream's last sequence when it began; for session 0, the fetch mark then.
+        self._floors: dict[int, int] = {}
+
+    async def open(self) -> None:
+        """Bind the fetch marks (``rb_cursors``); call before the first fetch."""
+        try:
+            self._marks = await self._js.key_value(subjects.CURSORS_BUCKET)
+        except (NatsError, TimeoutError) as exc:
+            # Every process ensures the bucket at start-up; without it, a first connection trusts delivery counts.
+            log.warning("fetch marks unavailable (%s): a first delivery is trusted as never attempted", exc)
+            self._floors[0] = 0
         # When each session was first seen here (monotonic).
         self._seen: dict[int, float] = {}
 
@@ -73,11 +92,56 @@ class Sessions:
         if session in self._floors:
             return
         try:
+            if session == 0:
+                self._floors[0] = self._marked = await self._read_mark()
+                return
             info = await self._js.stream_info(subjects.DELIVER_STREAM)
         except (NatsError, TimeoutError) as exc:
-            log.warning("delivery stream info unavailable (%s); looking documents up first meanwhile", exc)
+            log.warning(
+                "delivery stream or fetch mark unavailable (%s); looking documents up first meanwhile", exc
+            )
             return
         self._floors[session] = int(info.state.last_seq or 0)
+
+    async def mark_fetched(self, msgs: list[Msg]) -> bool:
+        """Raise the fetch mark to the highest stream sequence of ``msgs``; False: not recorded (do not work on
+        them: a crash now would leave a first delivery that was attempted)."""
+        top = max(m.metadata.sequence.stream for m in msgs)
+        if self._marks is None or top <= self._marked:
+            return True
+        try:
+            for _ in range(10):  # other workers of the target raise it too
+                try:
+                    entry = await self._marks.get(self._mark_key)
+                except KeyNotFoundError:  # also a deleted key
+                    entry = None
+                current = int(entry.value or b"0") if entry is not None else 0
+                if current >= top:
+                    self._marked = current
+                    return True
+                try:
+                    if entry is None:
+                        await self._marks.create(self._mark_key, str(top).encode())
+                    else:
+                        await self._marks.update(self._mark_key, str(top).encode(), last=entry.revision)
+                except KeyWrongLastSequenceError:
+                    continue
+                self._marked = top
+                return True
+        except (NatsError, TimeoutError) as exc:
+            log.warning("fetch mark not recorded (%s); the batch is left to redelivery", exc)
+            return False
+        log.warning("fetch mark contended ten times; the batch is left to redelivery")
+        return False
+
+    async def _read_mark(self) -> int:
+        if self._marks is None:
+            return 0
+        try:
+            entry = await self._marks.get(self._mark_key)
+        except KeyNotFoundError:
+            return 0
+        return int(entry.value or b"0")
 
     async def maybe_attempted(self, msg: Msg) -> bool:
         """True when an earlier session may have attempted ``msg``; then first waits out that session's calls."""

@@ -149,7 +149,7 @@ class DeliveryWorker:
             target, status, dead_letters, self.settings.retry, alerter=alerter, audit=audit
         )
         # An ERP call of an earlier session ends within the deadline handed to the connector plus its margin.
-        self._sessions = Sessions(js, settle_seconds=self.settings.erp_timeout_seconds + 1.0)
+        self._sessions = Sessions(js, settle_seconds=self.settings.erp_timeout_seconds + 1.0, target=target)
         self._steps = StepDeliverer(
             connector,
             status,
@@ -164,6 +164,7 @@ class DeliveryWorker:
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
+        await self._sessions.open()
         sub = await delivery_subscription(self._js, self.target, self.settings.consumer)
         self._task = asyncio.create_task(self._run(sub), name=f"delivery-{self.target}")
 
@@ -206,6 +207,8 @@ class DeliveryWorker:
                     log.warning("fetch for %s failed, retrying: %r", self.target, exc)
                     msgs = []
                     await asyncio.sleep(self.settings.fetch_timeout_seconds)
+                if msgs and not await self._sessions.mark_fetched(msgs):
+                    msgs = []  # not safe to work on (sessions.py): JetStream redelivers them after the ack wait
                 for _ in range(batch_size - len(msgs)):
                     room.release()
                 if msgs:
