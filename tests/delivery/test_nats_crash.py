@@ -325,3 +325,57 @@ async def test_a_fresh_worker_after_a_host_crash_looks_up_what_was_handed_out_be
             if nc is not None and not nc.is_closed:
                 await nc.close()
         server.stop()
+
+
+class CountingErp(FakeErp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def find_document(self, document_type: str, external_reference: str) -> DocumentResult | None:
+        self.lookups += 1
+        return await super().find_document(document_type, external_reference)
+
+
+@pytest.mark.timeout(120)
+async def test_a_reconnect_costs_the_backlog_never_handed_out_nothing(tmp_path: Path) -> None:
+    """A nats-server restarted cleanly (an upgrade) kept its deliveries. Messages stored before the reconnect
+    but never handed out to anyone cannot have been attempted: they are created at once, without a look-up
+    and without waiting out the ERP deadline (the whole backlog did both before the fetch mark)."""
+    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
+    server.start()
+    nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5)
+    pipeline = await Pipeline.create(nc)
+    erp = CountingErp()
+    settings = fast_settings(erp_timeout_seconds=20.0, consumer=ConsumerSettings(ack_wait_seconds=30.0))
+    worker = DeliveryWorker(
+        "netsuite", erp, pipeline.mappers, nc.jetstream(), pipeline.status, pipeline.dead_letters, settings
+    )
+    try:
+        set_principal(Principal(name="rms", tenant_id="acme"))
+        for return_id in ("B1", "B2", "B3"):
+            await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order(return_id)))
+        server.stop()  # SIGTERM: a clean shutdown keeps the consumer's state
+        server.start()
+
+        async def reconnected() -> None:
+            assert nc.stats["reconnects"] == 1 and nc.is_connected
+
+        await assert_eventually(reconnected, timeout=30, interval=0.1)
+        started = time.monotonic()
+        await worker.start()  # in its second session: the backlog was stored before it began
+
+        async def delivered() -> None:
+            for return_id in ("B1", "B2", "B3"):
+                record = await pipeline.status.get("acme", return_id)
+                assert record is not None
+                assert [d["state"] for d in record["documents"].values()] == ["DELIVERED"]
+
+        await assert_eventually(delivered, timeout=60, interval=0.1)
+        assert erp.lookups == 0
+        assert time.monotonic() - started < settings.erp_timeout_seconds  # no settle wait
+        assert sorted(erp.creates.values()) == [1, 1, 1]
+    finally:
+        await worker.stop()
+        await nc.close()
+        server.stop()

@@ -8,16 +8,15 @@ at once, while the worker that held them may still be inside its create call. ``
 
 * a message fetched in an earlier session is neither created from nor handed back (``Work.nak`` says why):
   the server delivers it again, and whoever gets it decides in a current session;
-* a message stored before the session began may have been attempted: it is looked up first, and not before an
-  ERP call of the earlier session could still be running (the ERP deadline after the session began).
+* a first delivery that was handed out before may have been attempted: it is looked up first, and not before
+  an ERP call of the earlier session could still be running (the ERP deadline after the session began).
 
-A process's first connection cannot compare with an earlier session of its own, yet after a crash of the whole
-host (or of ``serve`` with its embedded nats-server) the server forgot its deliveries just the same, and a
-document created just before the crash would be created again. So every worker records, before it works on a
-fetched batch, the highest stream sequence it was handed (the target's *fetch mark* in ``rb_cursors``, raised
-by compare-and-set). A first delivery at or below the mark read when the process started was handed out before
-and forgotten by the server: it is looked up first, like one after a reconnect. A server that kept its state
-never hands out a first delivery below the mark, so a normal start still costs nothing.
+"Handed out before" is the target's *fetch mark* in ``rb_cursors``: every worker raises it (compare-and-set) to
+the highest stream sequence it was handed before it works on a fetched batch, and each session reads it when
+it begins. First deliveries come in stream order, so a server that kept its state never hands out one at or
+below the mark: a clean restart of the server (an upgrade) costs the backlog nothing. The mark also covers a
+process's first connection, which has no earlier session of its own: after a crash of the whole host (or of
+``serve`` with its embedded nats-server) the server forgot its deliveries just the same.
 """
 
 from __future__ import annotations
@@ -87,21 +86,20 @@ class Sessions:
         return lambda: not self.is_current(session)
 
     async def refresh(self) -> None:
-        """Call before each fetch: reads a new session's floor (one stream info request per session)."""
+        """Call before each fetch: reads a new session's floor (one KV read per session)."""
         session = self.current()
         if session in self._floors:
             return
         try:
-            if session == 0:
-                self._floors[0] = self._marked = await self._read_mark()
-                return
-            info = await self._js.stream_info(subjects.DELIVER_STREAM)
+            if self._marks is not None:
+                floor = await self._read_mark()
+                self._marked = max(self._marked, floor)
+            else:  # no marks: everything stored before the reconnect
+                floor = int((await self._js.stream_info(subjects.DELIVER_STREAM)).state.last_seq or 0)
         except (NatsError, TimeoutError) as exc:
-            log.warning(
-                "delivery stream or fetch mark unavailable (%s); looking documents up first meanwhile", exc
-            )
+            log.warning("fetch mark unavailable (%s); looking documents up first meanwhile", exc)
             return
-        self._floors[session] = int(info.state.last_seq or 0)
+        self._floors[session] = floor
 
     async def mark_fetched(self, msgs: list[Msg]) -> bool:
         """Raise the fetch mark to the highest stream sequence of ``msgs``; False: not recorded (do not work on
