@@ -52,9 +52,13 @@ class Sessions:
         self._settle = settle_seconds
         self._marks: KeyValue | None = None
         self._mark_key = subjects.cursor_key(target, "fetched")
-        self._marked = 0  # the highest mark this process knows is stored
-        # By session: the delivery stream's last sequence when it began; for session 0, the fetch mark then.
+        # The highest mark this process knows is stored, and that entry's revision (None: read it first).
+        self._marked = 0
+        self._mark_revision: int | None = None
+        # By session: the fetch mark when it began (without marks: the delivery stream's last sequence).
         self._floors: dict[int, int] = {}
+        # When each session was first seen here (monotonic).
+        self._seen: dict[int, float] = {}
 
     async def open(self) -> None:
         """Bind the fetch marks (``rb_cursors``); call before the first fetch."""
@@ -64,8 +68,6 @@ class Sessions:
             # Every process ensures the bucket at start-up; without it, a first connection trusts delivery counts.
             log.warning("fetch marks unavailable (%s): a first delivery is trusted as never attempted", exc)
             self._floors[0] = 0
-        # When each session was first seen here (monotonic).
-        self._seen: dict[int, float] = {}
 
     def current(self) -> int:
         """This session's number: 0 on the process's first connection, +1 on each reconnect."""
@@ -92,8 +94,7 @@ class Sessions:
             return
         try:
             if self._marks is not None:
-                floor = await self._read_mark()
-                self._marked = max(self._marked, floor)
+                floor = await self._load_mark()
             else:  # no marks: everything stored before the reconnect
                 floor = int((await self._js.stream_info(subjects.DELIVER_STREAM)).state.last_seq or 0)
         except (NatsError, TimeoutError) as exc:
@@ -103,28 +104,31 @@ class Sessions:
 
     async def mark_fetched(self, msgs: list[Msg]) -> bool:
         """Raise the fetch mark to the highest stream sequence of ``msgs``; False: not recorded (do not work on
-        them: a crash now would leave a first delivery that was attempted)."""
+        them: a crash now would leave a first delivery that was attempted).
+
+        One KV round trip while this worker raised the mark last (the revision it wrote is the one to replace);
+        a read first only after another worker raised it.
+        """
         top = max(m.metadata.sequence.stream for m in msgs)
         if self._marks is None or top <= self._marked:
             return True
         try:
             for _ in range(10):  # other workers of the target raise it too
+                if self._mark_revision is None:
+                    await self._load_mark()
+                    if self._marked >= top:
+                        return True
                 try:
-                    entry = await self._marks.get(self._mark_key)
-                except KeyNotFoundError:  # also a deleted key
-                    entry = None
-                current = int(entry.value or b"0") if entry is not None else 0
-                if current >= top:
-                    self._marked = current
-                    return True
-                try:
-                    if entry is None:
-                        await self._marks.create(self._mark_key, str(top).encode())
+                    if self._mark_revision is None:
+                        revision = await self._marks.create(self._mark_key, str(top).encode())
                     else:
-                        await self._marks.update(self._mark_key, str(top).encode(), last=entry.revision)
+                        revision = await self._marks.update(
+                            self._mark_key, str(top).encode(), last=self._mark_revision
+                        )
                 except KeyWrongLastSequenceError:
+                    self._mark_revision = None  # another worker raised it: read it again
                     continue
-                self._marked = top
+                self._marked, self._mark_revision = top, revision
                 return True
         except (NatsError, TimeoutError) as exc:
             log.warning("fetch mark not recorded (%s); the batch is left to redelivery", exc)
@@ -132,14 +136,17 @@ class Sessions:
         log.warning("fetch mark contended ten times; the batch is left to redelivery")
         return False
 
-    async def _read_mark(self) -> int:
-        if self._marks is None:
-            return 0
+    async def _load_mark(self) -> int:
+        """Read the stored mark (0 when none) and remember it with its revision."""
+        assert self._marks is not None
         try:
             entry = await self._marks.get(self._mark_key)
-        except KeyNotFoundError:
-            return 0
-        return int(entry.value or b"0")
+        except KeyNotFoundError:  # also a deleted key
+            self._mark_revision = None
+            return self._marked
+        stored = int(entry.value or b"0")
+        self._marked, self._mark_revision = max(self._marked, stored), entry.revision
+        return stored
 
     async def maybe_attempted(self, msg: Msg) -> bool:
         """True when an earlier session may have attempted ``msg``; then first waits out that session's calls."""
