@@ -12,8 +12,9 @@ from delivery.pipeline_harness import LIFECYCLE, FakeErp, Pipeline, fast_setting
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus.consumer import ConsumerSettings
+from returnbridge.delivery.holding import Holding
 from returnbridge.delivery.retry import RetryPolicy
-from returnbridge.delivery.step import heartbeat
+from returnbridge.delivery.work import Work
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ErpAuthError, PermanentErpError, TransientErpError
 
@@ -336,14 +337,17 @@ class _BeatCounter:
 async def test_heartbeat_beats_every_interval_and_survives_failed_beats() -> None:
     for fail in (False, True):
         msg = _BeatCounter(fail)
-        async with heartbeat(msg, 0.05):  # type: ignore[arg-type]
+        held = Work(msg, returns_pb2.ReturnOrder(), [], {})  # type: ignore[arg-type]
+        holding = Holding([held], 0.05)
+        holding.start()
 
-            async def beat_twice(msg: _BeatCounter = msg) -> None:
-                assert msg.beats >= 2
+        async def beat_twice(msg: _BeatCounter = msg) -> None:
+            assert msg.beats >= 2
 
-            await assert_eventually(beat_twice)
+        await assert_eventually(beat_twice)
+        holding.release(held)
         stopped_at = msg.beats
-        # After the block no beat is scheduled any more (a failed beat's error is consumed, not warned about).
+        # Once released no beat is scheduled any more (a failed beat's error is consumed, not warned about).
         await asyncio.sleep(0.2)
         assert msg.beats == stopped_at
 

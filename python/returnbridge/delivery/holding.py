@@ -4,7 +4,8 @@ A worker fetches up to two batches (400 messages on defaults) and works on ``con
 return's versions in order. With an ERP answering slowly, the last messages of a batch wait several ack waits
 for a slot; without a sign of life JetStream hands them to another worker as well, which looks up and creates,
 and this worker, whose batch read of the sync record is old by then, creates again (tests/delivery/
-test_held_messages.py posted 2 of 6 twice). A create's own heartbeat (``step.heartbeat``) starts too late.
+test_held_messages.py posted 2 of 6 twice). A beat around the ERP call alone started too late; this one covers
+the call too.
 """
 
 from __future__ import annotations

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
-
-from nats.aio.msg import Msg
 
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
 from returnbridge.connectors.tally import tally_requests
@@ -28,42 +24,12 @@ from returnbridge.errors import (
 from returnbridge.observability.metrics import count_erp_call, count_erp_requests, count_processing
 from returnbridge.sync.status import SyncStateStore, doc_key, source_document
 
-__all__ = ["StepDeliverer", "external_reference", "heartbeat"]
+__all__ = ["StepDeliverer", "external_reference"]
 
 
 def external_reference(work: Work) -> str:
     """What the ERP document carries as its external reference (and what a look-up searches for)."""
     return f"{work.order.rma_number or work.order.return_id}-{work.order.version}"
-
-
-@contextlib.asynccontextmanager
-async def heartbeat(msg: Msg, interval: float) -> AsyncIterator[None]:
-    """Tell JetStream we are still working so a slow ERP call does not trigger a redelivery.
-
-    A timer, not a task: nearly every call ends before the first beat, and a task per call costs three
-    event-loop turns (start, cancel, finish) on the hot path.
-    """
-    loop = asyncio.get_running_loop()
-    beats: set[asyncio.Task[None]] = set()
-
-    def settle(task: asyncio.Task[None]) -> None:
-        beats.discard(task)
-        if not task.cancelled():
-            task.exception()  # best effort: a lost beat only risks a redelivery, which looks up first
-
-    timers: list[asyncio.TimerHandle] = []
-
-    def beat() -> None:
-        task = loop.create_task(msg.in_progress())
-        beats.add(task)
-        task.add_done_callback(settle)
-        timers[0] = loop.call_later(interval, beat)
-
-    timers.append(loop.call_later(interval, beat))
-    try:
-        yield
-    finally:
-        timers[0].cancel()
 
 
 class StepDeliverer:
@@ -74,7 +40,6 @@ class StepDeliverer:
         status: sync state (IN_PROGRESS is announced here; outcomes go through ``outcomes``).
         outcomes: records what happened.
         erp_timeout_seconds: deadline handed to the connector; the call itself gets one second more.
-        heartbeat_seconds: how often a slow call tells JetStream it is still being worked on.
         sessions: the worker's NATS sessions: a message fetched before a reconnect is dropped, one stored
             before it is looked up first (``delivery/sessions.py``); None: trust the delivery count alone.
     """
@@ -86,14 +51,12 @@ class StepDeliverer:
         outcomes: OutcomeRecorder,
         *,
         erp_timeout_seconds: float,
-        heartbeat_seconds: float,
         sessions: Sessions | None = None,
     ) -> None:
         self.connector = connector
         self._status = status
         self._outcomes = outcomes
         self._timeout = erp_timeout_seconds
-        self._heartbeat = heartbeat_seconds
         self._sessions = sessions
 
     async def deliver(
@@ -165,8 +128,8 @@ class StepDeliverer:
                     record, version, step.step, "IN_PROGRESS", attempt=doc["attempts"]
                 )
                 request = self._request(work, step, record, translation, reference, source_id)
-                async with heartbeat(msg, self._heartbeat):
-                    result = await self._call(erp, "create_document", self.connector.create_document(request))
+                # No beat of its own: the worker's Holding beats every message in hand, this one included.
+                result = await self._call(erp, "create_document", self.connector.create_document(request))
         except (PermanentErpError, ErpAuthError) as exc:
             await self._outcomes.refused(work, step, doc, exc, erp=erp, attempted=attempted)
             return None

@@ -141,7 +141,7 @@ class DeliveryWorker:
         self._status = status
         self._alerter = alerter
         self._slots = asyncio.Semaphore(self.settings.concurrency)
-        # How often held messages and slow ERP calls tell JetStream they are still being worked on.
+        # How often every message in hand (waiting, or in its ERP call) tells JetStream it is still worked on.
         self._heartbeat_seconds = self.settings.consumer.ack_wait_seconds / 3
         self._turns = ReturnTurns()
         self._translator = Translator(mappers, verify_round_trip=self.settings.verify_round_trip)
@@ -155,7 +155,6 @@ class DeliveryWorker:
             status,
             self._outcomes,
             erp_timeout_seconds=self.settings.erp_timeout_seconds,
-            heartbeat_seconds=self._heartbeat_seconds,
             sessions=self._sessions,
         )
         self._failures = FailureCounts()
