@@ -152,10 +152,8 @@ class StreamLeaderListener:
     def _elected(self, event: LeaderElected, *, heard: str) -> None:
         log.warning("stream %s elected a new leader: %s (%s)", event.stream, event.leader or "?", heard)
         loop = asyncio.get_running_loop()
-        if self._round_key is None:
+        if self._round_key is None:  # a new round (_settled emptied the last one)
             self._round_key = self._cluster
-            self._round = {}
-            self._firing = None
             self._gathering = loop.call_later(self._gather_s, self._raise)
         self._round[event.stream] = event
         if self._settling is not None:
