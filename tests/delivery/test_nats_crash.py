@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import nats
@@ -44,6 +44,24 @@ async def forget_deliveries(server: EmbeddedNatsServer) -> None:
                 await js.add_consumer(subjects.DELIVER_STREAM, info.config)
     finally:
         await nc.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
+    """A nats-server as served (fsync on every write) that a test may kill and start again on the same store."""
+    nats_server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
+    nats_server.start()
+    try:
+        yield nats_server
+    finally:
+        nats_server.stop()
+
+
+async def reconnecting(server: EmbeddedNatsServer) -> NatsClient:
+    """A worker process's connection: it lives through the server's restarts."""
+    return await nats.connect(
+        server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
+    )
 
 
 class SlowCommitErp(FakeErp):
@@ -84,17 +102,9 @@ SETTINGS = fast_settings(erp_timeout_seconds=10.0, consumer=ConsumerSettings(ack
 
 
 @pytest.mark.timeout(120)
-async def test_a_create_in_flight_across_a_nats_crash_is_not_repeated(tmp_path: Path) -> None:
-    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)  # as served: fsync on every write
-    server.start()
-
-    async def connect() -> NatsClient:
-        return await nats.connect(
-            server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
-        )
-
+async def test_a_create_in_flight_across_a_nats_crash_is_not_repeated(server: EmbeddedNatsServer) -> None:
     # Two worker processes' worth: each its own connection, its own per-return turns.
-    nc_a, nc_b = await connect(), await connect()
+    nc_a, nc_b = await reconnecting(server), await reconnecting(server)
     a, b = await Pipeline.create(nc_a), await Pipeline.create(nc_b)
     workers: list[DeliveryWorker] = []
 
@@ -143,7 +153,6 @@ async def test_a_create_in_flight_across_a_nats_crash_is_not_repeated(tmp_path: 
             await w.stop()
         for nc in (nc_a, nc_b):
             await nc.close()
-        server.stop()
 
 
 class LostDeliveriesErp(FakeErp):
@@ -186,20 +195,14 @@ class LostDeliveriesErp(FakeErp):
 
 
 @pytest.mark.timeout(120)
-async def test_a_copy_fetched_before_the_crash_does_not_release_the_message_again(tmp_path: Path) -> None:
+async def test_a_copy_fetched_before_the_crash_does_not_release_the_message_again(
+    server: EmbeddedNatsServer,
+) -> None:
     """A fetched M, the server crashed and forgot the delivery, B got M again. A's copy is now stale, and must
     be dropped, not nak'ed: a nak names M by stream sequence, so the server would take it as B's and hand M
     out a third time, to C, while B works on it (``make chaos`` nats_restart, 2 of 2,000 posted twice)."""
-    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
-    server.start()
-
-    async def connect() -> NatsClient:
-        return await nats.connect(
-            server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
-        )
-
     # Three worker processes' worth: each its own connection and its own per-return turns.
-    ncs = [await connect() for _ in range(3)]
+    ncs = [await reconnecting(server) for _ in range(3)]
     pipelines = [await Pipeline.create(nc) for nc in ncs]
     workers: dict[str, DeliveryWorker] = {}
     settings = fast_settings(erp_timeout_seconds=10.0, consumer=ConsumerSettings(ack_wait_seconds=20.0))
@@ -255,7 +258,6 @@ async def test_a_copy_fetched_before_the_crash_does_not_release_the_message_agai
             await w.stop()
         for nc in ncs:
             await nc.close()
-        server.stop()
 
 
 class CommitThenHostDiesErp(FakeErp):
@@ -274,12 +276,12 @@ class CommitThenHostDiesErp(FakeErp):
 
 
 @pytest.mark.timeout(120)
-async def test_a_fresh_worker_after_a_host_crash_looks_up_what_was_handed_out_before(tmp_path: Path) -> None:
+async def test_a_fresh_worker_after_a_host_crash_looks_up_what_was_handed_out_before(
+    server: EmbeddedNatsServer,
+) -> None:
     """nats-server and the worker die together (a host crash, or ``serve`` with its embedded server): the server
     forgot the delivery, and the worker started afterwards has no earlier session of its own to compare with.
     The fetch mark tells it the message was handed out before: it looks up, finds the document, creates none."""
-    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
-    server.start()
     settings = fast_settings(erp_timeout_seconds=2.0, consumer=ConsumerSettings(ack_wait_seconds=10.0))
     erp = CommitThenHostDiesErp()
     nc_a = await nats.connect(server.url, connect_timeout=5)
@@ -324,7 +326,6 @@ async def test_a_fresh_worker_after_a_host_crash_looks_up_what_was_handed_out_be
         for nc in (nc_a, nc_b):
             if nc is not None and not nc.is_closed:
                 await nc.close()
-        server.stop()
 
 
 class CountingErp(FakeErp):
@@ -338,13 +339,11 @@ class CountingErp(FakeErp):
 
 
 @pytest.mark.timeout(120)
-async def test_a_reconnect_costs_the_backlog_never_handed_out_nothing(tmp_path: Path) -> None:
+async def test_a_reconnect_costs_the_backlog_never_handed_out_nothing(server: EmbeddedNatsServer) -> None:
     """A nats-server restarted cleanly (an upgrade) kept its deliveries. Messages stored before the reconnect
     but never handed out to anyone cannot have been attempted: they are created at once, without a look-up
     and without waiting out the ERP deadline (the whole backlog did both before the fetch mark)."""
-    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
-    server.start()
-    nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5)
+    nc = await reconnecting(server)
     pipeline = await Pipeline.create(nc)
     erp = CountingErp()
     settings = fast_settings(erp_timeout_seconds=20.0, consumer=ConsumerSettings(ack_wait_seconds=30.0))
@@ -378,4 +377,3 @@ async def test_a_reconnect_costs_the_backlog_never_handed_out_nothing(tmp_path: 
     finally:
         await worker.stop()
         await nc.close()
-        server.stop()
