@@ -47,6 +47,24 @@ def test_gateway_admission_shares_add_up_to_the_configured_bound(tmp_path: Path,
     assert sum(queued) <= 4096 and sum(queued) > 4096 - gateways
 
 
+@pytest.mark.parametrize("gateways", [2, 3])
+def test_gateways_on_an_admission_board_hold_the_ports_bounds(tmp_path: Path, gateways: int) -> None:
+    settings = _settings(
+        tmp_path, grpc={"admission": {"max_in_flight": 256, "contended_in_flight": 8, "max_queued": 4096}}
+    )
+    board = tmp_path / "admission" / "board"
+    front, _ = _children(settings, gateways, admission_board=board)
+    # The in-flight bounds are the port's, taken from one board (each process its own record); the queue is
+    # memory held by one process, so it is still a share.
+    assert [(s.grpc.admission.shared_board, s.grpc.admission.board_slot) for s in front] == [
+        (str(board), i) for i in range(gateways)
+    ]
+    assert {(s.grpc.admission.max_in_flight, s.grpc.admission.contended_in_flight) for s in front} == {
+        (256, 8)
+    }
+    assert sum(s.grpc.admission.max_queued for s in front) <= 4096
+
+
 @pytest.mark.parametrize("gateways", [1, 2, 3])
 def test_gateway_rate_limits_are_the_ports_and_the_rpc_cap_is_shared(tmp_path: Path, gateways: int) -> None:
     rates = {

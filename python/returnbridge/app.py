@@ -223,6 +223,8 @@ class App:
             self._cleanups.append(("intake-writes", intake.drain))  # after the gRPC server (newest first)
             security = self._security().with_open_reflection(settings.grpc.host)
             authenticator = Authenticator(security)
+            admission = Admission(settings.grpc.admission)
+            self._cleanups.append(("admission-board", _async(admission.close)))  # after the gRPC server
             self.grpc = GrpcServer(
                 settings.grpc,
                 interceptors=build_interceptors(
@@ -230,7 +232,7 @@ class App:
                     authenticator=authenticator,
                     audit=audit,
                     alerter=alerter,
-                    admission=Admission(settings.grpc.admission),
+                    admission=admission,
                 ),
                 credentials=server_credentials(security),
             )

@@ -40,6 +40,7 @@ from returnbridge.bus.embedded import EmbeddedNatsServer, die_with_parent, free_
 from returnbridge.config import Settings
 from returnbridge.connectors.registry import parse_connector_config
 from returnbridge.errors import AuthError, ConfigError, NotFoundError, ReturnBridgeError
+from returnbridge.gateway.admission_board import create_board
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.gateway.shared_buckets import create_table
 from returnbridge.observability.alerts import post_webhook
@@ -86,6 +87,7 @@ def child_settings(
     simulator_urls: dict[str, str] | None = None,
     await_workers: bool = False,
     rate_buckets: Path | None = None,
+    admission_board: Path | None = None,
 ) -> Settings:
     """The settings of one child: its parts, the shared NATS, the simulators' connectors, its share of the bounds."""
     process = settings.process
@@ -104,14 +106,18 @@ def child_settings(
     sim_urls = dict(simulator_urls or {}) if bundled else {}
     if role == "gateway":
         admission = settings.grpc.admission
-        # The configured bounds are the gateway's as a whole: each process takes its share.
-        shared = admission.model_copy(
-            update={
-                "max_in_flight": _share(admission.max_in_flight, gateways, 1),
-                "contended_in_flight": _share(admission.contended_in_flight, gateways, 1),
-                "max_queued": _share(admission.max_queued, gateways, 0),
-            }
-        )
+        # The configured bounds are the gateway's as a whole. On the shared board each process takes what the
+        # others leave of the in-flight bounds (gateway/admission_board.py); without one, each takes a fixed share.
+        # The queue bound is memory held by one process: always a share.
+        bounds: dict[str, Any] = {"max_queued": _share(admission.max_queued, gateways, 0)}
+        if admission_board is not None and gateways > 1:
+            bounds.update(shared_board=str(admission_board), board_slot=index)
+        else:
+            bounds.update(
+                max_in_flight=_share(admission.max_in_flight, gateways, 1),
+                contended_in_flight=_share(admission.contended_in_flight, gateways, 1),
+            )
+        shared = admission.model_copy(update=bounds)
         update["grpc"] = settings.grpc.model_copy(
             update={"port": grpc_port, "so_reuseport": gateways > 1, "admission": shared}
         )
@@ -375,6 +381,7 @@ class Supervisor:
             common["rate_buckets"] = create_table(
                 settings.data_dir / "ratelimit" / "buckets", 2 * limits.max_tracked_keys
             )
+            common["admission_board"] = create_board(settings.data_dir / "admission" / "board", gateways)
         workers = []
         if settings.process.workers or settings.process.sync:
             workers = [

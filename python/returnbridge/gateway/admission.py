@@ -15,6 +15,10 @@ the same burst. In a 10,000-call spike on 2 cores, with 4 in flight per process 
 instead of 128, a probe's p99 went from 64-113x its idle p99 to 9.5-14x and another tenant's submissions from a
 1.24 s median to 20 ms, for 15-30 % fewer of the bulk client's submissions per second (benchmarks/README.md). A
 bulk client alone keeps the whole bound.
+
+Under ``serve`` the gateway processes of one port share an admission board (gateway/admission_board.py): the
+bounds are the port's, a process takes what the others leave (at least an equal share while they are busy), and
+a read or a second tenant on any of them makes every one of them yield.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from contextlib import asynccontextmanager
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.errors import RateLimitedError
+from returnbridge.gateway.admission_board import (
+    NO_TENANT,
+    SEVERAL_TENANTS,
+    AdmissionBoard,
+    Others,
+    tenant_code,
+)
 
 __all__ = ["WORK_METHODS", "Admission", "AdmissionSettings"]
 
@@ -65,6 +76,10 @@ class AdmissionSettings(BaseModel):
     # Bounds of the retry hint sent with a shed call.
     min_retry_after_seconds: float = Field(default=0.2, gt=0)
     max_retry_after_seconds: float = Field(default=30.0, gt=0)
+    # Set by ``serve`` for its gateway processes: the board they share (gateway/admission_board.py) and this
+    # process's record on it; the bounds above are then the port's.
+    shared_board: str | None = None
+    board_slot: int = Field(default=0, ge=0)
 
 
 class _Waiter:
@@ -76,10 +91,19 @@ class _Waiter:
 
 
 class Admission:
-    """One per gateway process; ``slot(method, tenant)`` holds a work slot for the ``async with`` block."""
+    """One per gateway process; ``slot(method, tenant)`` holds a work slot for the ``async with`` block.
 
-    def __init__(self, settings: AdmissionSettings | None = None) -> None:
+    ``board``: the port's admission board when several processes share the port (opened from
+    ``settings.shared_board`` when not given).
+    """
+
+    def __init__(
+        self, settings: AdmissionSettings | None = None, board: AdmissionBoard | None = None
+    ) -> None:
         self.settings = settings or AdmissionSettings()
+        if board is None and self.settings.shared_board:
+            board = AdmissionBoard(self.settings.shared_board, self.settings.board_slot)
+        self._board = board
         self.in_flight = 0
         self.queued = 0
         self._by_tenant: dict[str, int] = {}
@@ -89,21 +113,60 @@ class Admission:
         self._last_done = time.monotonic()
         self._last_read = -math.inf
 
+    def close(self) -> None:
+        if self._board is not None:
+            self._board.close()
+            self._board = None
+
     def capacity(self) -> int:
-        """Work slots now: ``max_in_flight`` for a caller alone, ``contended_in_flight`` while others wait."""
+        """Work slots now: ``max_in_flight`` for a caller alone, ``contended_in_flight`` while others wait.
+
+        On a shared board these are the port's: this process takes what the other processes leave of it, and at
+        least an equal share while they have work.
+        """
         s = self.settings
-        if time.monotonic() - self._last_read < s.contended_seconds or self._tenants_with_work() > 1:
-            return min(s.contended_in_flight, s.max_in_flight)
-        return s.max_in_flight
+        others = self._board.others() if self._board is not None else None
+        bound = s.max_in_flight
+        if self._contended(others):
+            bound = min(s.contended_in_flight, bound)
+        if others is None:
+            return bound
+        return max(-(-bound // (others.busy + 1)), bound - others.in_flight)
+
+    def _contended(self, others: Others | None) -> bool:
+        s = self.settings
+        now = time.monotonic()
+        if now - self._last_read < s.contended_seconds or self._tenants_with_work() > 1:
+            return True
+        if others is None:
+            return False
+        if now - others.last_read < s.contended_seconds:
+            return True
+        tenants = others.tenants | {self._tenants_code()}
+        return SEVERAL_TENANTS in tenants or len(tenants - {NO_TENANT}) > 1
 
     def _tenants_with_work(self) -> int:
         return len(self._by_tenant) + sum(1 for tenant in self._waiting if tenant not in self._by_tenant)
+
+    def _tenants_code(self) -> int:
+        """The tenants this process has submissions of, as posted on the board."""
+        count = self._tenants_with_work()
+        if count == 0:
+            return NO_TENANT
+        if count > 1:
+            return SEVERAL_TENANTS
+        return tenant_code(next(iter(self._by_tenant or self._waiting)))
+
+    def _post(self) -> None:
+        if self._board is not None:
+            self._board.post(self.in_flight, self.queued, self._last_read, self._tenants_code())
 
     @asynccontextmanager
     async def slot(self, method: str, tenant: str) -> AsyncIterator[None]:
         if not self.settings.enabled or method not in WORK_METHODS:
             if not method.startswith(_NOT_A_READER):
                 self._last_read = time.monotonic()
+                self._post()
             yield
             return
         await self._acquire(tenant)
@@ -129,6 +192,7 @@ class Admission:
         s = self.settings
         if not self._waiting and self.in_flight < self.capacity():
             self._take(tenant)
+            self._post()
             return
         if self.queued >= s.max_queued:
             # Past the bound, only a tenant below its fair share of the queue may still wait (a small tenant
@@ -140,6 +204,7 @@ class Admission:
         waiter = _Waiter(tenant, asyncio.get_running_loop().create_future())
         self._waiting.setdefault(tenant, deque()).append(waiter)
         self.queued += 1
+        self._post()
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), timeout=s.max_queue_seconds)
         except TimeoutError:
@@ -164,6 +229,7 @@ class Admission:
             self.queued -= 1
             if not queue:
                 del self._waiting[waiter.tenant]
+            self._post()
 
     def _release(self, tenant: str) -> None:
         self.in_flight -= 1
@@ -177,6 +243,7 @@ class Admission:
         self._last_done = now
         self._rate = 0.9 * self._rate + 0.1 * (1.0 / elapsed) if self._rate else 1.0 / elapsed
         self._grant()
+        self._post()
 
     def _grant(self) -> None:
         """Give free slots to the waiting tenants with the fewest calls in flight (fair share); between equals,
