@@ -38,6 +38,7 @@ from returnbridge.connectors.base import Connector
 from returnbridge.connectors.registry import build_connector, parse_connector_config
 from returnbridge.delivery import DeadLetterStore, DeliveryWorker
 from returnbridge.delivery.advisory import MaxDeliveriesListener
+from returnbridge.delivery.orphans import OrphanSweeper
 from returnbridge.delivery.submitted_audit import SubmittedAuditor
 from returnbridge.domain.tenant_ids import TenantIds
 from returnbridge.domain.validation import ReferenceData, full_validator
@@ -204,6 +205,11 @@ class App:
             leaders = StreamLeaderListener(self.nc, alerter)
             await leaders.start()
             self._cleanups.append(("leader-advisories", leaders.stop))
+            if settings.delivery.orphans.enabled:
+                # Reservations whose gateway stopped before its publish are published (one process is enough).
+                sweeper = OrphanSweeper(js, publisher, status, settings.delivery.orphans)
+                await sweeper.start()
+                self._cleanups.append(("reservation-sweeper", sweeper.stop))
 
         if settings.process.gateway:
             # Before anything is accepted: the audit scribe's consumer must see every submission.

@@ -32,6 +32,7 @@ from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE
 from returnbridge.delivery.holding import Holding
 from returnbridge.delivery.ordering import ReturnTurns, blockers, waiting_delay
+from returnbridge.delivery.orphans import OrphanSettings
 from returnbridge.delivery.outcome import OutcomeRecorder
 from returnbridge.delivery.ports import AlerterLike
 from returnbridge.delivery.retry import RetryPolicy
@@ -93,6 +94,8 @@ class DeliverySettings(BaseModel):
     verify_round_trip: bool = True
     # How often a worker reports its consumer's depth (gauge + backlog alert).
     depth_check_seconds: float = Field(default=10.0, gt=0)
+    # Reservations whose gateway never published them are published by the sweeper (delivery/orphans.py).
+    orphans: OrphanSettings = OrphanSettings()
 
     def model_post_init(self, __context: Any) -> None:
         if self.consumer.ack_wait_seconds <= self.erp_timeout_seconds:

@@ -27,12 +27,14 @@ __all__ = [
     "PROCESSING_OUTCOMES",
     "QUEUE_DEPTH",
     "REJECTED",
+    "RESERVATIONS_PUBLISHED",
     "SYNC_LATENCY",
     "count_alert",
     "count_api_call",
     "count_erp_call",
     "count_processing",
     "count_rejection",
+    "count_reservation_published",
     "observe_sync_latency",
     "scrape_registry",
     "set_dlq_size",
@@ -92,6 +94,12 @@ API_CALLS: Final = Counter(
     ["method", "code"],
     registry=REGISTRY,
 )
+RESERVATIONS_PUBLISHED: Final = Counter(
+    "rb_reservations_published_total",
+    "Versions reserved at submit whose gateway never published them (it stopped, or NATS was away), published by "
+    "the reservation sweeper (delivery/orphans.py).",
+    registry=REGISTRY,
+)
 QUEUE_DEPTH: Final = Gauge(
     "rb_queue_depth",
     "Pending messages per JetStream stream and consumer.",
@@ -136,6 +144,10 @@ def count_processing(outcome: str) -> None:
             f"unknown processing outcome {outcome!r}; expected one of {sorted(PROCESSING_OUTCOMES)}"
         )
     PROCESSING.labels(outcome=outcome).inc()
+
+
+def count_reservation_published() -> None:
+    RESERVATIONS_PUBLISHED.inc()
 
 
 def count_rejection(rules: Iterable[str]) -> None:

@@ -165,6 +165,10 @@ class Intake:
             self.publisher.require_link()
             digest = hashlib.sha256(payload).hexdigest()
             entry = VersionEntry(order, decision, steps, time.time())
+            headers = self._headers(order, decision, steps, entry.accepted_at)
+            # Reserved with its message: if this process stops before the publish, the reservation is still
+            # published (delivery/orphans.py), so an admitted version is never left ACCEPTED and undelivered.
+            entry.pending = {"headers": headers, "payload": base64.b64encode(payload).decode()}
             assert self.admissions is not None
             admitted = await self.admissions.admit(order, digest, entry)
         except ReturnBridgeError as exc:
@@ -175,7 +179,7 @@ class Intake:
             return await self._resubmitted(request, payload, digest, decision, steps, admitted, adjustments)
         # One round trip wrote lifecycle, idempotency and the version (reserved); the publish is the second.
         ack, _ = await asyncio.gather(
-            self._publish(order, decision, steps, payload, entry.accepted_at),
+            self._publish(order, decision, payload, headers),
             self.status.index_first_version(order),
         )
         stored, _ = admitted.known
@@ -246,7 +250,7 @@ class Intake:
         # Reserved, the message not named yet: an earlier attempt stopped before or just after its publish. The
         # republish is deduplicated by Nats-Msg-Id within the window; past it, the named message is the one delivered.
         ack, _ = await asyncio.gather(
-            self._publish(order, route, steps, payload, accepted_at),
+            self._publish(order, route, payload, self._headers(order, route, steps, accepted_at)),
             self.status.index_first_version(order),
         )
         stored, _, named = await self.status.confirm(order.tenant_id, order.return_id, version, ack.seq)
@@ -294,19 +298,18 @@ class Intake:
         assert stored is not None
         return dict(stored["versions"][version])
 
-    async def _publish(
-        self,
+    @staticmethod
+    def _headers(
         order: returns_pb2.ReturnOrder,
         decision: returns_pb2.RouteDecision,
         steps: list[PlannedStep],
-        payload: bytes,
         accepted_at: float,
-    ) -> PubAck:
+    ) -> dict[str, str]:
+        """The delivery message's headers (the caller from the call's context)."""
         principal = current_principal()
-        key = idempotency_key(order)
-        headers = {
+        return {
             H_STEPS: encode_steps(steps),
-            H_IDEMPOTENCY: key,
+            H_IDEMPOTENCY: idempotency_key(order),
             H_RULE: decision.rule,
             H_LANE: decision.lane,
             H_ERP: str(int(decision.erp)),
@@ -316,8 +319,16 @@ class Intake:
             H_AUTH_METHOD: principal.auth_method,
             H_REQUEST_ID: _header_text(request_id()),
         }
+
+    async def _publish(
+        self,
+        order: returns_pb2.ReturnOrder,
+        decision: returns_pb2.RouteDecision,
+        payload: bytes,
+        headers: dict[str, str],
+    ) -> PubAck:
         return await self.publisher.publish_delivery(
-            decision.target, order.tenant_id, payload, msg_id=key, headers=headers
+            decision.target, order.tenant_id, payload, msg_id=headers[H_IDEMPOTENCY], headers=headers
         )
 
     def _later(self, write: Coroutine[Any, Any, object]) -> None:

@@ -106,7 +106,7 @@ class VersionEntry:
     same key is answered from it.
     """
 
-    __slots__ = ("_docs", "_entry", "_rma", "accepted_at", "route", "steps", "version")
+    __slots__ = ("_docs", "_entry", "_rma", "accepted_at", "pending", "route", "steps", "version")
 
     def __init__(
         self,
@@ -116,6 +116,10 @@ class VersionEntry:
         accepted_at: float,
     ) -> None:
         self.steps = steps
+        # The message a reservation will be published as (``{"headers", "payload"}``, base64 payload): kept in
+        # the reserved entry until the message is named, so that a reservation whose gateway stopped before its
+        # publish is still published (delivery/orphans.py).
+        self.pending: dict[str, Any] | None = None
         self.version = int(order.version)
         self._rma = order.rma_number
         self.accepted_at = accepted_at
@@ -167,7 +171,10 @@ class VersionEntry:
         ``stream_sequence`` 0 reserves the version before its message is published (see ``confirm``).
         """
         record["rma_number"] = self._rma or record["rma_number"]
-        record["versions"][str(self.version)] = dict(self._entry, stream_sequence=stream_sequence)
+        entry = dict(self._entry, stream_sequence=stream_sequence)
+        if not stream_sequence and self.pending is not None:
+            entry["pending"] = self.pending
+        record["versions"][str(self.version)] = entry
         for step, doc in zip(self.steps, self._docs, strict=True):
             expected = doc["expected_amount"]
             record["documents"][doc_key(self.version, step.step)] = dict(
@@ -357,7 +364,8 @@ class SyncStateStore:
         The admission reserves a version (``stream_sequence`` 0) before its message is published; the gateway
         names the message after the PubAck, the worker before it delivers one whose gateway stopped first. A
         retry past JetStream's duplicate window can store a second message of the version: only the named one
-        delivers. Returns the record as stored, its revision and the sequence it names (0: no such version).
+        delivers. Naming drops the reservation's ``pending`` message (it is stored now). Returns the record as
+        stored, its revision and the sequence it names (0: no such version).
         """
 
         def change(record: JsonRecord | None) -> JsonRecord | None:
@@ -365,6 +373,7 @@ class SyncStateStore:
             if record is None or entry is None or entry["stream_sequence"]:
                 return None
             entry["stream_sequence"] = stream_sequence
+            entry.pop("pending", None)
             return record
 
         stored, revision = await modify_json_versioned(

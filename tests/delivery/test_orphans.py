@@ -1,0 +1,186 @@
+"""Reservations nobody published (delivery/orphans.py): a gateway that stopped between the admission and its
+publish, on a real nats-server. The sweeper publishes the reservation's message, once, and a worker delivers it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import PubAck
+
+from delivery.pipeline_harness import Pipeline, make_order
+from helpers.eventually import assert_eventually
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.bus import subjects
+from returnbridge.bus.publisher import Publisher
+from returnbridge.delivery.headers import H_ACCEPTED_AT, H_IDEMPOTENCY
+from returnbridge.delivery.orphans import OrphanSettings, OrphanSweeper, unnamed_versions
+from returnbridge.domain.context import Principal, set_principal
+from returnbridge.services.intake import Intake
+
+_FAST = OrphanSettings(after_seconds=0.5, lookback_seconds=60)
+
+
+class StoppingPublisher(Publisher):
+    """A gateway that stops at its publish: before it (``after_publish`` False) or after the PubAck, before naming."""
+
+    def __init__(self, base: Publisher, *, after_publish: bool) -> None:
+        super().__init__(base._nc, base._js)
+        self.after_publish = after_publish
+        self.stops = 1
+
+    async def publish_delivery(
+        self,
+        target: str,
+        tenant: str,
+        payload: bytes,
+        *,
+        msg_id: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> PubAck:
+        if self.stops:
+            self.stops -= 1
+            if self.after_publish:
+                await super().publish_delivery(target, tenant, payload, msg_id=msg_id, headers=headers)
+            raise NatsTimeoutError  # the caller never learns what happened: as good as a killed process
+        return await super().publish_delivery(target, tenant, payload, msg_id=msg_id, headers=headers)
+
+
+async def _stopped_submission(
+    pipeline: Pipeline, order: returns_pb2.ReturnOrder, *, after_publish: bool
+) -> Intake:
+    """Submit ``order`` through a gateway that stops at its publish; the intake (working from now on)."""
+    publisher = StoppingPublisher(pipeline.publisher, after_publish=after_publish)
+    intake = Intake(pipeline.router, publisher, None, pipeline.status)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the caller was told, nothing was confirmed
+        await intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
+    return intake
+
+
+async def _stored(pipeline: Pipeline) -> list[tuple[int, dict[str, str]]]:
+    """(stream sequence, headers) of every message in RB_DELIVER."""
+    js = pipeline.nc.jetstream()
+    info = await js.stream_info(subjects.DELIVER_STREAM)
+    stored: list[tuple[int, dict[str, str]]] = []
+    if not info.state.messages:
+        return stored
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(subjects.DELIVER_STREAM, seq)
+        stored.append((seq, dict(msg.headers or {})))
+    return stored
+
+
+async def _sweeper(pipeline: Pipeline) -> OrphanSweeper:
+    sweeper = OrphanSweeper(pipeline.nc.jetstream(), pipeline.publisher, pipeline.status, _FAST)
+    await sweeper.start()
+    return sweeper
+
+
+async def test_a_reservation_whose_gateway_stopped_before_the_publish_is_published_and_delivered_once(
+    pipeline: Pipeline,
+) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    erp = await pipeline.start_worker()
+    intake = await _stopped_submission(pipeline, make_order("O1"), after_publish=False)
+    record = await pipeline.status.get("acme", "O1")
+    assert record is not None
+    entry = record["versions"]["1"]
+    # Reserved, its message kept with it, nothing stored: status says ACCEPTED and nobody would publish it.
+    assert entry["stream_sequence"] == 0 and entry["pending"]["headers"][H_IDEMPOTENCY]
+    assert await _stored(pipeline) == []
+    sweeper = await _sweeper(pipeline)
+    try:
+
+        async def delivered() -> None:
+            now = await pipeline.status.get("acme", "O1")
+            assert now is not None and now["documents"]["1:return_authorization"]["state"] == "DELIVERED"
+
+        await assert_eventually(delivered, timeout=30)
+        stored = await _stored(pipeline)
+        assert len(stored) == 1 and sum(erp.creates.values()) == 1 and sweeper.published == 1
+        seq, headers = stored[0]
+        # The message the gateway would have sent: its key and acceptance time, named in the record.
+        assert headers[H_IDEMPOTENCY] == entry["pending"]["headers"][H_IDEMPOTENCY]
+        assert float(headers[H_ACCEPTED_AT]) == entry["accepted_at"]
+        named = (await pipeline.status.get("acme", "O1"))["versions"]["1"]  # type: ignore[index]
+        assert named["stream_sequence"] == seq and "pending" not in named
+        # The client's late retry is answered from it: DUPLICATE, the same message, nothing stored again.
+        again = await intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("O1")))
+        assert again.outcome == returns_pb2.SUBMIT_OUTCOME_DUPLICATE and again.stream_sequence == seq
+        assert len(await _stored(pipeline)) == 1 and sum(erp.creates.values()) == 1
+    finally:
+        await sweeper.stop()
+
+
+async def test_a_publish_that_landed_but_was_never_named_is_named_not_stored_twice(
+    pipeline: Pipeline,
+) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    await _stopped_submission(pipeline, make_order("O2"), after_publish=True)
+    ((seq, _),) = await _stored(pipeline)
+    sweeper = await _sweeper(pipeline)
+    try:
+
+        async def named() -> None:
+            record = await pipeline.status.get("acme", "O2")
+            assert record is not None and record["versions"]["1"]["stream_sequence"] == seq
+
+        await assert_eventually(named, timeout=30)
+        # Within the duplicate window JetStream answered the republish with the stored message.
+        assert [s for s, _ in await _stored(pipeline)] == [seq]
+    finally:
+        await sweeper.stop()
+
+
+async def test_a_later_version_goes_through_once_its_orphaned_predecessor_is_published(
+    pipeline: Pipeline,
+) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    erp = await pipeline.start_worker()
+    intake = await _stopped_submission(pipeline, make_order("O3"), after_publish=False)
+    received = make_order("O3", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED)
+    await intake.submit(returns_pb2.SubmitReturnRequest(return_order=received))
+    sweeper = await _sweeper(pipeline)
+    try:
+
+        async def both_delivered() -> None:
+            record = await pipeline.status.get("acme", "O3")
+            assert record is not None
+            states = {key: doc["state"] for key, doc in record["documents"].items()}
+            assert set(states.values()) == {"DELIVERED"} and len(states) == 2, states
+
+        # Without the sweeper version 2 would wait version_gap_wait_seconds (300 s) for version 1.
+        await assert_eventually(both_delivered, timeout=30)
+        assert sum(erp.creates.values()) == 2 and sweeper.published == 1
+    finally:
+        await sweeper.stop()
+
+
+async def test_named_versions_are_never_published_again(pipeline: Pipeline) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    sweeper = await _sweeper(pipeline)
+    try:
+        for index in range(5):
+            await pipeline.intake.submit(
+                returns_pb2.SubmitReturnRequest(return_order=make_order(f"N{index}"))
+            )
+        await pipeline.intake.drain()  # the namings the answers did not wait for
+        # Past the sweeper's due time: every reservation was named, so nothing is due, in a round of its own or here.
+        await asyncio.sleep(2 * _FAST.after_seconds)
+        assert await sweeper.sweep() == 0
+        assert len(await _stored(pipeline)) == 5 and sweeper.published == 0
+        for index in range(5):
+            record = await pipeline.status.get("acme", f"N{index}")
+            assert record is not None and record["versions"]["1"]["stream_sequence"]
+            assert "pending" not in record["versions"]["1"]
+    finally:
+        await sweeper.stop()
+
+
+def test_only_records_with_an_unnamed_version_are_decoded() -> None:
+    assert unnamed_versions(b'{"versions":{"1":{"stream_sequence":7,"accepted_at":1.5}}}') == {}
+    assert unnamed_versions(
+        b'{"versions":{"1":{"stream_sequence":7},"2":{"stream_sequence":0,"accepted_at":2.5}}}'
+    ) == {2: 2.5}
