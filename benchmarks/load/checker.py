@@ -140,12 +140,13 @@ async def backlog(nc: NatsClient) -> dict[str, int]:
 async def wait_drained(
     nc: NatsClient, return_prefix: str, expected: set[str], timeout: float
 ) -> tuple[bool, float, dict[str, dict[str, Any]]]:
-    """Poll until every registered return of the run is terminal and RB_DELIVER has no backlog."""
+    """Poll until every registered return of the run is terminal, none holds a version reserved and never
+    published (the reservation sweeper publishes those, delivery/orphans.py) and RB_DELIVER has no backlog."""
     kv = await nc.jetstream().key_value(subjects.SYNC_STATE_BUCKET)
     started = time.monotonic()
     while True:
         records = await sync_records(kv, return_prefix)
-        open_ = [r for r in records.values() if record_state(r) not in TERMINAL]
+        open_ = [r for r in records.values() if record_state(r) not in TERMINAL or _unnamed(r)]
         missing = expected - set(records)
         depth = await backlog(nc)
         if not open_ and not missing and not any(depth.values()):
@@ -153,6 +154,10 @@ async def wait_drained(
         if time.monotonic() - started > timeout:
             return False, time.monotonic() - started, records
         await asyncio.sleep(1.0)
+
+
+def _unnamed(record: dict[str, Any]) -> bool:
+    return any(not entry.get("stream_sequence", 1) for entry in record.get("versions", {}).values())
 
 
 async def erp_documents(sim_urls: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
@@ -225,12 +230,11 @@ def classify(
 ) -> None:
     """Count each return's category from the client outcome, its sync record and its ERP documents."""
     for sub in submissions:
-        # A record without version 1, or with version 1 only reserved (stream sequence 0 once the backlog is
-        # drained: no worker ever saw a message of it), is the admission's bookkeeping of a call that never got
-        # as far as the publish: not accepted (its client was told an error), so neither lost nor unknown.
+        # A record without version 1 is bookkeeping of a call refused before its admission. Version 1 reserved
+        # counts as accepted, named or not: GetReturnStatus says ACCEPTED, so it must be posted (the reservation
+        # sweeper publishes one whose gateway stopped before the publish); still unnamed here, it is lost.
         record = records.get(sub.return_id)
-        first = record.get("versions", {}).get("1") if record is not None else None
-        if first is None or not first.get("stream_sequence", 1):
+        if record is not None and "1" not in record.get("versions", {}):
             record = None
         state = record_state(record)
         ref = f"{rma_prefix}{sub.index:06d}-1"

@@ -146,14 +146,18 @@ def test_more_resolutions_than_firings_are_a_problem() -> None:
     assert alert_verdict([resolved], ())["problems"] == []
 
 
-def test_a_version_only_reserved_is_not_an_acceptance() -> None:
-    # The admission reserves the version before the publish; the call failed there and no worker ever named a
-    # message of it (stream sequence 0 after the backlog drained).
+def test_a_version_only_reserved_is_an_acceptance_that_must_be_posted() -> None:
+    # The admission reserved the version, the call failed before its publish and nothing published it since:
+    # GetReturnStatus says ACCEPTED, so a reservation never posted is lost (the reservation sweeper exists so it
+    # is not).
     reserved = {"1": {"state": "ACCEPTED", "steps": ["doc"], "stream_sequence": 0}}
     stub = {"return_id": f"{PREFIX}-1", "versions": reserved, "documents": {}}
     report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
-    assert (report.lost, report.unknown, report.registered, report.client_error) == (0, 0, 0, 1)
+    assert (report.lost, report.unknown, report.registered, report.client_error) == (1, 1, 1, 1)
     named = {"1": dict(reserved["1"], stream_sequence=7)}
     stub = {"return_id": f"{PREFIX}-1", "versions": named, "documents": {}}
     report = _classify([_sub(1, "DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"])], {1: stub}, {})
     assert (report.registered, report.unknown) == (1, 1)
+    # A record with no version 1 at all is a call refused before its admission: not accepted.
+    report = _classify([_sub(1, "INVALID_ARGUMENT", ["INVALID_ARGUMENT"])], {1: dict(stub, versions={})}, {})
+    assert (report.registered, report.lost, report.unknown) == (0, 0, 0)
