@@ -20,6 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
+from returnbridge.gateway.admission_board import read_board
 
 CLI = [sys.executable, "-m", "returnbridge.cli"]
 
@@ -301,5 +302,38 @@ def test_a_tenant_rate_limit_holds_across_gateway_processes(tmp_path: Path) -> N
             for channel in channels:
                 channel.close()
         assert set(spread) == {grpc.StatusCode.RESOURCE_EXHAUSTED}, spread
+    finally:
+        serve.close()
+
+
+def test_both_gateways_post_on_the_ports_admission_board(tmp_path: Path) -> None:
+    """The supervisor hands every gateway the same board and its own record: a read on any of them is seen by all."""
+    data_dir = tmp_path / "data"
+    serve = Serve(["--gateway-processes", "2"], data_dir)
+    try:
+        target = serve.wait_for(r"gRPC\s+(\S+:\d+)").group(1)
+        token = Path(serve.wait_for(r"--token-file (\S+)").group(1)).read_text().strip()
+        serve.wait_for(r"^Ctrl-C stops everything")
+        board = data_dir / "admission" / "board"
+        assert [record.last_read for record in read_board(board)] == [float("-inf")] * 2
+        started = time.monotonic()
+        md = (("authorization", f"Bearer {token}"),)
+        # 16 connections: the kernel puts some on each gateway (all on one has a chance of 2 in 65,536).
+        channels = [
+            grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(16)
+        ]
+        try:
+            for channel in channels:
+                with pytest.raises(grpc.RpcError) as info:
+                    returns_pb2_grpc.ReturnsServiceStub(channel).GetReturnStatus(
+                        returns_pb2.GetReturnStatusRequest(return_id="none"), metadata=md, timeout=10
+                    )
+                assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        finally:
+            for channel in channels:
+                channel.close()
+        records = read_board(board)
+        assert len(records) == 2 and all(started <= r.last_read <= time.monotonic() for r in records), records
+        assert all((r.in_flight, r.queued) == (0, 0) for r in records)
     finally:
         serve.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from returnbridge.gateway.admission import Admission, AdmissionSettings
-from returnbridge.gateway.admission_board import AdmissionBoard, create_board
+from returnbridge.gateway.admission_board import AdmissionBoard, create_board, read_board, tenant_code
 
 SUBMIT = "/returnbridge.api.v1.ReturnsService/SubmitReturn"
 STATUS = "/returnbridge.api.v1.ReturnsService/GetReturnStatus"
@@ -108,6 +108,15 @@ async def test_a_restarted_gateway_clears_what_its_killed_predecessor_held(tmp_p
     assert first.capacity() == 8
     release.set()
     await asyncio.gather(*held)
+
+
+def test_the_board_reads_without_clearing_a_record(tmp_path: Path) -> None:
+    board = create_board(tmp_path / "board", 2)
+    second = AdmissionBoard(board, 1)
+    second.post(3, 2, 12.5, tenant_code("acme"))
+    before = read_board(board)
+    assert [(r.in_flight, r.queued, r.last_read) for r in before] == [(0, 0, float("-inf")), (3, 2, 12.5)]
+    assert read_board(board) == before and before[1].tenants == tenant_code("acme") > 0
 
 
 def test_a_board_without_the_record_is_refused(tmp_path: Path) -> None:

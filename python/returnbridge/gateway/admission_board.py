@@ -22,7 +22,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["NO_TENANT", "SEVERAL_TENANTS", "AdmissionBoard", "Others", "create_board", "tenant_code"]
+__all__ = [
+    "NO_TENANT",
+    "SEVERAL_TENANTS",
+    "AdmissionBoard",
+    "Others",
+    "Record",
+    "create_board",
+    "read_board",
+    "tenant_code",
+]
 
 _RECORD = struct.Struct("<qqdq")
 #: ``tenants`` of a process with no submission in hand, or with submissions of more than one tenant.
@@ -32,8 +41,7 @@ NO_TENANT, SEVERAL_TENANTS = 0, -1
 def create_board(path: Path, processes: int) -> Path:
     """Create (or reset) an empty board for ``processes`` gateways at ``path``; the supervisor calls this once."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as board:
-        board.truncate(processes * _RECORD.size)
+    path.write_bytes(_RECORD.pack(0, 0, float("-inf"), NO_TENANT) * processes)
     return path
 
 
@@ -41,6 +49,24 @@ def create_board(path: Path, processes: int) -> Path:
 def tenant_code(tenant: str) -> int:
     """A tenant as a positive 62-bit number: equal across processes, never NO_TENANT or SEVERAL_TENANTS."""
     return (int.from_bytes(hashlib.blake2b(tenant.encode(), digest_size=8).digest(), "little") >> 2) or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One gateway's record as it stands: what an operator or a test reads off the board."""
+
+    in_flight: int
+    queued: int
+    last_read: float
+    tenants: int
+
+
+def read_board(path: str | Path) -> list[Record]:
+    """Every gateway's record, by slot, without opening one (opening a record clears it)."""
+    data = Path(path).read_bytes()
+    return [
+        Record(*_RECORD.unpack_from(data, at)) for at in range(0, len(data) - _RECORD.size + 1, _RECORD.size)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
