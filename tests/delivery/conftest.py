@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from nats.aio.client import Client as NatsClient
 
 from delivery.pipeline_harness import Pipeline
+from returnbridge.bus.embedded import EmbeddedNatsServer
 
 
 @pytest.fixture
@@ -17,3 +19,14 @@ async def pipeline(nats_client: NatsClient) -> AsyncIterator[Pipeline]:
         yield pipe
     finally:
         await pipe.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
+    """A nats-server as served (fsync on every write) that a test may kill and start again on the same store."""
+    nats_server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
+    nats_server.start()
+    try:
+        yield nats_server
+    finally:
+        nats_server.stop()

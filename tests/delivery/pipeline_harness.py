@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
@@ -18,6 +19,7 @@ from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2,
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ConsumerSettings
+from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.bus.publisher import Publisher
 from returnbridge.bus.streams import StreamsConfig, ensure_streams
 from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
@@ -329,3 +331,10 @@ LIFECYCLE = [
     returns_pb2.LIFECYCLE_EVENT_RECEIVED,
     returns_pb2.LIFECYCLE_EVENT_REFUNDED,
 ]
+
+
+async def reconnecting(server: EmbeddedNatsServer) -> NatsClient:
+    """A worker process's connection: it lives through the server's restarts."""
+    return await nats.connect(
+        server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
+    )

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from delivery.pipeline_harness import FakeErp, Pipeline, fast_settings, make_order
+from delivery.pipeline_harness import FakeErp, Pipeline, fast_settings, make_order, reconnecting
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus import subjects
@@ -44,24 +43,6 @@ async def forget_deliveries(server: EmbeddedNatsServer) -> None:
                 await js.add_consumer(subjects.DELIVER_STREAM, info.config)
     finally:
         await nc.close()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
-    """A nats-server as served (fsync on every write) that a test may kill and start again on the same store."""
-    nats_server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
-    nats_server.start()
-    try:
-        yield nats_server
-    finally:
-        nats_server.stop()
-
-
-async def reconnecting(server: EmbeddedNatsServer) -> NatsClient:
-    """A worker process's connection: it lives through the server's restarts."""
-    return await nats.connect(
-        server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
-    )
 
 
 class SlowCommitErp(FakeErp):

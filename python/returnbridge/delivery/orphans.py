@@ -31,6 +31,7 @@ import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError as JsNotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.bus import subjects
@@ -44,6 +45,7 @@ __all__ = ["OrphanSettings", "OrphanSweeper", "unnamed_versions"]
 log = logging.getLogger(__name__)
 
 _KV_PREFIX = f"$KV.{subjects.SYNC_STATE_BUCKET}."
+_STREAM = f"KV_{subjects.SYNC_STATE_BUCKET}"
 # How an unnamed version looks in a stored record (kv.dumps writes compact JSON): most records are skipped by it.
 _UNNAMED = b'"stream_sequence":0'
 
@@ -93,19 +95,39 @@ class OrphanSweeper:
         self.published = 0
 
     async def start(self) -> None:
-        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
-            seconds=self.settings.lookback_seconds
-        )
+        # By sequence, not by start time: nats-py recreates an ordered consumer (after a server restart) from the
+        # next sequence but keeps the config's start time, which the server refuses, and the sweeper would stop.
         self._sub = await self._js.subscribe(
             _KV_PREFIX + ">",
-            stream=f"KV_{subjects.SYNC_STATE_BUCKET}",
+            stream=_STREAM,
             cb=self._seen,
             ordered_consumer=True,
-            deliver_policy=DeliverPolicy.BY_START_TIME,
-            config=ConsumerConfig(opt_start_time=since),
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=await self._first_sequence_since()),
             idle_heartbeat=5.0,
         )
         self._task = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _first_sequence_since(self) -> int:
+        """The first sequence of the bucket's stream stored ``lookback_seconds`` ago or later (a binary search on
+        the stored times: a few dozen reads however long the stream)."""
+        lookback = datetime.timedelta(seconds=self.settings.lookback_seconds)
+        since = datetime.datetime.now(datetime.UTC) - lookback
+        state = (await self._js.stream_info(_STREAM)).state
+        low, high = max(state.first_seq, 1), state.last_seq + 1
+        while low < high:
+            middle = (low + high) // 2
+            try:
+                # The message at ``middle``, or the next one kept (history and deletes leave gaps).
+                msg = await self._js.get_msg(_STREAM, seq=middle, subject=_KV_PREFIX + ">", next=True)
+            except JsNotFoundError:
+                high = middle
+                continue
+            if msg.time is not None and msg.time < since:
+                low = int(msg.seq or middle) + 1
+            else:
+                high = middle
+        return low
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -151,9 +173,14 @@ class OrphanSweeper:
         tenant, return_id = (subjects.kv_untoken(part) for part in key.split(".", 1))
         # The record as it is now: a worker or a retry may have named the version since the stream said otherwise.
         record = await self._status.get(tenant, return_id)
+        unnamed: dict[int, float] = {}
         published = 0
         for version, entry in sorted((record or {}).get("versions", {}).items(), key=lambda kv: int(kv[0])):
-            if entry.get("stream_sequence", 1) or float(entry.get("accepted_at") or 0.0) > due:
+            if entry.get("stream_sequence", 1):
+                continue
+            accepted_at = float(entry.get("accepted_at") or 0.0)
+            if accepted_at > due:
+                unnamed[int(version)] = accepted_at  # not due yet
                 continue
             pending = entry.get("pending")
             if not pending:
@@ -161,7 +188,6 @@ class OrphanSweeper:
                 log.warning(
                     "return %s v%s is reserved without its message; a retry publishes it", return_id, version
                 )
-                self._forget(key, int(version))
                 continue
             headers = dict(pending["headers"])
             ack = await self._publisher.publish_delivery(
@@ -180,18 +206,13 @@ class OrphanSweeper:
                 "away): published as message %s%s",
                 return_id,
                 version,
-                time.time() - float(entry["accepted_at"]),
+                time.time() - accepted_at,
                 named,
                 " (JetStream already held it)" if ack.duplicate else "",
             )
-            # The stream brings the named record next; until then this version is not due again.
-            self._forget(key, int(version))
-        if record is None:
+        # What is left to watch for this return, as the record says now (the stream brings later changes).
+        if unnamed:
+            self._unnamed[key] = unnamed
+        else:
             self._unnamed.pop(key, None)
         return published
-
-    def _forget(self, key: str, version: int) -> None:
-        versions = self._unnamed.get(key, {})
-        versions.pop(version, None)
-        if not versions:
-            self._unnamed.pop(key, None)
