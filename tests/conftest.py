@@ -16,6 +16,7 @@ import pytest
 from hypothesis import settings
 from nats.aio.client import Client as NatsClient
 
+from helpers.nats_server import running_nats
 from returnbridge.bus.embedded import EmbeddedNatsServer
 
 # CI replays the same examples every run, so a red CI is a real regression that reproduces, never a new random
@@ -28,12 +29,8 @@ if os.environ.get("CI"):
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
     """A fresh nats-server (JetStream on) for one test; fsync off, since a test store is throwaway."""
-    server = EmbeddedNatsServer(tmp_path / "nats", sync_always=False)
-    server.start()
-    try:
+    with running_nats(tmp_path / "nats", sync_always=False) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from delivery.pipeline_harness import Pipeline
+from helpers.nats_server import running_nats
 from returnbridge.bus.embedded import EmbeddedNatsServer
 
 
@@ -24,9 +25,5 @@ async def pipeline(nats_client: NatsClient) -> AsyncIterator[Pipeline]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
     """A nats-server as served (fsync on every write) that a test may kill and start again on the same store."""
-    nats_server = EmbeddedNatsServer(tmp_path / "nats", sync_always=True)
-    nats_server.start()
-    try:
+    with running_nats(tmp_path / "nats", sync_always=True) as nats_server:
         yield nats_server
-    finally:
-        nats_server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -73,6 +74,17 @@ async def _stored(pipeline: Pipeline) -> list[tuple[int, dict[str, str]]]:
     return stored
 
 
+async def _first_version(pipeline: Pipeline, return_id: str) -> dict[str, Any]:
+    record = await pipeline.status.get("acme", return_id)
+    assert record is not None
+    return dict(record["versions"]["1"])
+
+
+async def _published(pipeline: Pipeline, return_id: str) -> None:
+    """Fails until the return's first version names a stored message."""
+    assert (await _first_version(pipeline, return_id))["stream_sequence"]
+
+
 async def _sweeper(pipeline: Pipeline) -> OrphanSweeper:
     sweeper = OrphanSweeper(pipeline.nc.jetstream(), pipeline.publisher, pipeline.status, _FAST)
     await sweeper.start()
@@ -105,7 +117,7 @@ async def test_a_reservation_whose_gateway_stopped_before_the_publish_is_publish
         # The message the gateway would have sent: its key and acceptance time, named in the record.
         assert headers[H_IDEMPOTENCY] == entry["pending"]["headers"][H_IDEMPOTENCY]
         assert float(headers[H_ACCEPTED_AT]) == entry["accepted_at"]
-        named = (await pipeline.status.get("acme", "O1"))["versions"]["1"]  # type: ignore[index]
+        named = await _first_version(pipeline, "O1")
         assert named["stream_sequence"] == seq and "pending" not in named
         # The client's late retry is answered from it: DUPLICATE, the same message, nothing stored again.
         again = await intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("O1")))
@@ -123,12 +135,8 @@ async def test_a_publish_that_landed_but_was_never_named_is_named_not_stored_twi
     ((seq, _),) = await _stored(pipeline)
     sweeper = await _sweeper(pipeline)
     try:
-
-        async def named() -> None:
-            record = await pipeline.status.get("acme", "O2")
-            assert record is not None and record["versions"]["1"]["stream_sequence"] == seq
-
-        await assert_eventually(named, timeout=30)
+        await assert_eventually(lambda: _published(pipeline, "O2"), timeout=30)
+        assert (await _first_version(pipeline, "O2"))["stream_sequence"] == seq
         # Within the duplicate window JetStream answered the republish with the stored message.
         assert [s for s, _ in await _stored(pipeline)] == [seq]
     finally:
@@ -173,9 +181,8 @@ async def test_named_versions_are_never_published_again(pipeline: Pipeline) -> N
         assert await sweeper.sweep() == 0
         assert len(await _stored(pipeline)) == 5 and sweeper.published == 0
         for index in range(5):
-            record = await pipeline.status.get("acme", f"N{index}")
-            assert record is not None and record["versions"]["1"]["stream_sequence"]
-            assert "pending" not in record["versions"]["1"]
+            entry = await _first_version(pipeline, f"N{index}")
+            assert entry["stream_sequence"] and "pending" not in entry
     finally:
         await sweeper.stop()
 
@@ -200,14 +207,9 @@ async def test_the_sweeper_lives_through_a_nats_server_crash(server: EmbeddedNat
 
         await assert_eventually(reconnected, timeout=30)
         await _stopped_submission(pipeline, make_order("R1"), after_publish=False)
-        reserved = await pipeline.status.get("acme", "R1")
-        assert reserved is not None and reserved["versions"]["1"]["stream_sequence"] == 0
+        assert (await _first_version(pipeline, "R1"))["stream_sequence"] == 0
 
-        async def published() -> None:
-            record = await pipeline.status.get("acme", "R1")
-            assert record is not None and record["versions"]["1"]["stream_sequence"]
-
-        await assert_eventually(published, timeout=30)
+        await assert_eventually(lambda: _published(pipeline, "R1"), timeout=30)
         assert sweeper.published == 1 and len(await _stored(pipeline)) == 1
     finally:
         await sweeper.stop()
@@ -230,15 +232,9 @@ async def test_a_sweeper_starts_lookback_seconds_back_in_the_stream(pipeline: Pi
     )
     await sweeper.start()
     try:
-
-        async def recent_one_published() -> None:
-            record = await pipeline.status.get("acme", "L2")
-            assert record is not None and record["versions"]["1"]["stream_sequence"]
-
-        await assert_eventually(recent_one_published, timeout=30)
+        await assert_eventually(lambda: _published(pipeline, "L2"), timeout=30)
         # L1 was reserved before the lookback: this sweeper never read it (the documented limit of a restart).
-        old = await pipeline.status.get("acme", "L1")
-        assert old is not None and old["versions"]["1"]["stream_sequence"] == 0 and sweeper.published == 1
+        assert (await _first_version(pipeline, "L1"))["stream_sequence"] == 0 and sweeper.published == 1
     finally:
         await sweeper.stop()
 
