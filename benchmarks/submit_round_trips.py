@@ -12,6 +12,7 @@ outstanding starts a new round trip; writes the answer does not wait for are cou
 
 ``cpu_ms_per_submit``: the process's CPU time per submission over ``--cpu-calls`` submissions with ``--in-flight``
 at once (the handler's share of a gateway's CPU: no gRPC; nats-server runs in its own process).
+``sync_state_bytes_per_return``: the bytes each submitted return leaves in the ``rb_sync_state`` bucket's stream.
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ async def _count(calls: int, url: str, cpu_calls: int, in_flight: int) -> dict[s
     if drain is not None:
         await drain()
     cpu_ms = (time.process_time() - started) * 1000 / max(cpu_calls, 1)
+    # What each return leaves in the sync state bucket's stream (every revision the bucket's history keeps).
+    stored = (await js.stream_info(f"KV_{subjects.SYNC_STATE_BUCKET}")).state
     await nc.drain()
     return {
         "calls": calls,
@@ -137,6 +140,7 @@ async def _count(calls: int, url: str, cpu_calls: int, in_flight: int) -> dict[s
         "background_requests_per_submit": round(background / calls, 2),
         "cpu_ms_per_submit": round(cpu_ms, 3),
         "cpu_calls": cpu_calls,
+        "sync_state_bytes_per_return": round(stored.bytes / (1 + calls + cpu_calls)),
         "requests": {k: round(v / calls, 2) for k, v in sorted(requests.items())},
         "publishes": {k: round(v / calls, 2) for k, v in sorted(publishes.items())},
     }
