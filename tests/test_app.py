@@ -13,11 +13,16 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from nats.aio.client import Client as NatsClient
 
+from delivery.pipeline_harness import Pipeline, make_order, stopped_submission
 from helpers.app import running
+from helpers.eventually import assert_eventually
 from returnbridge.app import App
+from returnbridge.bus import subjects
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.config import load_settings
+from returnbridge.domain.context import Principal, set_principal
 from returnbridge.gateway.server import API_SERVICES
 
 
@@ -148,3 +153,35 @@ async def test_a_process_serving_until_a_signal_freezes_its_start_up_heap(tmp_pa
     finally:
         gc.unfreeze()  # the test process goes on collecting as before
     assert seen and seen[0] > 1000
+
+
+async def test_the_served_app_publishes_a_reservation_whose_gateway_stopped(
+    tmp_path: Path, nats_server: EmbeddedNatsServer, nats_client: NatsClient
+) -> None:
+    """The reservation sweeper runs in the monitoring process: a version another gateway reserved and never
+    published is published and named by the served app, nobody retrying."""
+    settings = load_settings(
+        None,
+        env={},
+        overrides={
+            "data_dir": str(tmp_path / "data"),
+            "nats": {"url": nats_server.url},
+            "grpc": {"port": 0},
+            "metrics": {"port": 0},
+            "console": {"enabled": False},
+            "simulators": {"enabled": False},
+            "delivery": {"orphans": {"after_seconds": 0.5}},
+        },
+    )
+    async with running(settings):
+        set_principal(Principal(name="rms", tenant_id="acme"))
+        gateway = await Pipeline.create(nats_client)  # another gateway process, on its own connection
+        await stopped_submission(gateway, make_order("S1"), after_publish=False)
+
+        async def published() -> None:
+            record = await gateway.status.get("acme", "S1")
+            assert record is not None and record["versions"]["1"]["stream_sequence"]
+
+        await assert_eventually(published, timeout=30)
+        info = await nats_client.jetstream().stream_info(subjects.DELIVER_STREAM)
+        assert info.state.messages == 1

@@ -6,14 +6,17 @@ import asyncio
 import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import nats
+import pytest
 from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2, returns_pb2_grpc
 from returnbridge.audit.log import AuditLog
@@ -338,3 +341,40 @@ async def reconnecting(server: EmbeddedNatsServer) -> NatsClient:
     return await nats.connect(
         server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
     )
+
+
+class StoppingPublisher(Publisher):
+    """A gateway that stops at its publish: before it (``after_publish`` False) or after the PubAck, before naming."""
+
+    def __init__(self, base: Publisher, *, after_publish: bool) -> None:
+        super().__init__(base._nc, base._js)
+        self.after_publish = after_publish
+        self.stops = 1
+
+    async def publish_delivery(
+        self,
+        target: str,
+        tenant: str,
+        payload: bytes,
+        *,
+        msg_id: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> PubAck:
+        if self.stops:
+            self.stops -= 1
+            if self.after_publish:
+                await super().publish_delivery(target, tenant, payload, msg_id=msg_id, headers=headers)
+            raise NatsTimeoutError  # the caller never learns what happened: as good as a killed process
+        return await super().publish_delivery(target, tenant, payload, msg_id=msg_id, headers=headers)
+
+
+async def stopped_submission(
+    pipeline: Pipeline, order: returns_pb2.ReturnOrder, *, after_publish: bool
+) -> Intake:
+    """Submit ``order`` through a gateway that stops at its publish; the intake (working from now on)."""
+    publisher = StoppingPublisher(pipeline.publisher, after_publish=after_publish)
+    intake = Intake(pipeline.router, publisher, None, pipeline.status)
+    # The caller never learns what happened (the error interceptor answers UNAVAILABLE).
+    with pytest.raises(NatsTimeoutError):
+        await intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
+    return intake

@@ -4,61 +4,18 @@ publish, on a real nats-server. The sweeper publishes the reservation's message,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
 
-import pytest
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import PubAck
-
-from delivery.pipeline_harness import Pipeline, make_order, reconnecting
+from delivery.pipeline_harness import Pipeline, make_order, reconnecting, stopped_submission
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.embedded import EmbeddedNatsServer
-from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_IDEMPOTENCY
 from returnbridge.delivery.orphans import OrphanSettings, OrphanSweeper, unnamed_versions
 from returnbridge.domain.context import Principal, set_principal
-from returnbridge.services.intake import Intake
 
 _FAST = OrphanSettings(after_seconds=0.5, lookback_seconds=60)
-
-
-class StoppingPublisher(Publisher):
-    """A gateway that stops at its publish: before it (``after_publish`` False) or after the PubAck, before naming."""
-
-    def __init__(self, base: Publisher, *, after_publish: bool) -> None:
-        super().__init__(base._nc, base._js)
-        self.after_publish = after_publish
-        self.stops = 1
-
-    async def publish_delivery(
-        self,
-        target: str,
-        tenant: str,
-        payload: bytes,
-        *,
-        msg_id: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> PubAck:
-        if self.stops:
-            self.stops -= 1
-            if self.after_publish:
-                await super().publish_delivery(target, tenant, payload, msg_id=msg_id, headers=headers)
-            raise NatsTimeoutError  # the caller never learns what happened: as good as a killed process
-        return await super().publish_delivery(target, tenant, payload, msg_id=msg_id, headers=headers)
-
-
-async def _stopped_submission(
-    pipeline: Pipeline, order: returns_pb2.ReturnOrder, *, after_publish: bool
-) -> Intake:
-    """Submit ``order`` through a gateway that stops at its publish; the intake (working from now on)."""
-    publisher = StoppingPublisher(pipeline.publisher, after_publish=after_publish)
-    intake = Intake(pipeline.router, publisher, None, pipeline.status)
-    with pytest.raises(Exception):  # noqa: B017 - whatever the caller was told, nothing was confirmed
-        await intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
-    return intake
 
 
 async def _stored(pipeline: Pipeline) -> list[tuple[int, dict[str, str]]]:
@@ -96,7 +53,7 @@ async def test_a_reservation_whose_gateway_stopped_before_the_publish_is_publish
 ) -> None:
     set_principal(Principal(name="rms", tenant_id="acme"))
     erp = await pipeline.start_worker()
-    intake = await _stopped_submission(pipeline, make_order("O1"), after_publish=False)
+    intake = await stopped_submission(pipeline, make_order("O1"), after_publish=False)
     record = await pipeline.status.get("acme", "O1")
     assert record is not None
     entry = record["versions"]["1"]
@@ -131,7 +88,7 @@ async def test_a_publish_that_landed_but_was_never_named_is_named_not_stored_twi
     pipeline: Pipeline,
 ) -> None:
     set_principal(Principal(name="rms", tenant_id="acme"))
-    await _stopped_submission(pipeline, make_order("O2"), after_publish=True)
+    await stopped_submission(pipeline, make_order("O2"), after_publish=True)
     ((seq, _),) = await _stored(pipeline)
     sweeper = await _sweeper(pipeline)
     try:
@@ -148,7 +105,7 @@ async def test_a_later_version_goes_through_once_its_orphaned_predecessor_is_pub
 ) -> None:
     set_principal(Principal(name="rms", tenant_id="acme"))
     erp = await pipeline.start_worker()
-    intake = await _stopped_submission(pipeline, make_order("O3"), after_publish=False)
+    intake = await stopped_submission(pipeline, make_order("O3"), after_publish=False)
     received = make_order("O3", 2, returns_pb2.LIFECYCLE_EVENT_RECEIVED)
     await intake.submit(returns_pb2.SubmitReturnRequest(return_order=received))
     sweeper = await _sweeper(pipeline)
@@ -206,7 +163,7 @@ async def test_the_sweeper_lives_through_a_nats_server_crash(server: EmbeddedNat
                 raise AssertionError(f"not reconnected yet: {exc!r}") from exc
 
         await assert_eventually(reconnected, timeout=30)
-        await _stopped_submission(pipeline, make_order("R1"), after_publish=False)
+        await stopped_submission(pipeline, make_order("R1"), after_publish=False)
         assert (await _first_version(pipeline, "R1"))["stream_sequence"] == 0
 
         await assert_eventually(lambda: _published(pipeline, "R1"), timeout=30)
@@ -219,11 +176,11 @@ async def test_the_sweeper_lives_through_a_nats_server_crash(server: EmbeddedNat
 
 async def test_a_sweeper_starts_lookback_seconds_back_in_the_stream(pipeline: Pipeline) -> None:
     set_principal(Principal(name="rms", tenant_id="acme"))
-    await _stopped_submission(pipeline, make_order("L1"), after_publish=False)
+    await stopped_submission(pipeline, make_order("L1"), after_publish=False)
     for index in range(20):  # history to search through
         await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order(f"H{index}")))
     await asyncio.sleep(1.5)
-    await _stopped_submission(pipeline, make_order("L2"), after_publish=False)
+    await stopped_submission(pipeline, make_order("L2"), after_publish=False)
     sweeper = OrphanSweeper(
         pipeline.nc.jetstream(),
         pipeline.publisher,
