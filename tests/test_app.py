@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from nats.aio.client import Client as NatsClient
 
 from delivery.pipeline_harness import Pipeline, make_order, stopped_submission
-from helpers.app import running
+from helpers.app import local_settings, running
 from helpers.eventually import assert_eventually
 from returnbridge.app import App
 from returnbridge.bus import subjects
@@ -28,18 +28,7 @@ from returnbridge.gateway.server import API_SERVICES
 
 @pytest.fixture
 async def app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[App]:
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"port": 0},
-            "console": {"port": 0},
-            "simulators": {"enabled": False},
-        },
-    )
+    settings = local_settings(tmp_path / "data", nats_server.url, simulators={"enabled": False})
     async with running(settings) as app:
         yield app
 
@@ -160,18 +149,11 @@ async def test_the_served_app_publishes_a_reservation_whose_gateway_stopped(
 ) -> None:
     """The reservation sweeper runs in the monitoring process: a version another gateway reserved and never
     published is published and named by the served app, nobody retrying."""
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"port": 0},
-            "console": {"enabled": False},
-            "simulators": {"enabled": False},
-            "delivery": {"orphans": {"after_seconds": 0.5}},
-        },
+    settings = local_settings(
+        tmp_path / "data",
+        nats_server.url,
+        simulators={"enabled": False},
+        delivery={"orphans": {"after_seconds": 0.5}},
     )
     async with running(settings):
         set_principal(Principal(name="rms", tenant_id="acme"))

@@ -10,28 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers.app import running
+from helpers.app import local_settings, running
 from returnbridge.app import App
 from returnbridge.bus.embedded import EmbeddedNatsServer
-from returnbridge.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 async def demo_app(tmp_path: Path, nats_server: EmbeddedNatsServer) -> AsyncIterator[App]:
-    settings = load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url},
-            "grpc": {"port": 0},
-            "metrics": {"port": 0},
-            "console": {"port": 0},
-            "sync": {"interval_seconds": 0.5},
-        },
-    )
+    settings = local_settings(tmp_path / "data", nats_server.url, sync={"interval_seconds": 0.5})
     async with running(settings) as app:
         yield app
 
