@@ -38,6 +38,7 @@ from returnbridge.gateway.admission_board import (
     SEVERAL_TENANTS,
     AdmissionBoard,
     Others,
+    combine_tenants,
     tenant_code,
 )
 
@@ -142,8 +143,7 @@ class Admission:
             return False
         if now - others.last_read < s.contended_seconds:
             return True
-        tenants = others.tenants | {self._tenants_code()}
-        return SEVERAL_TENANTS in tenants or len(tenants - {NO_TENANT}) > 1
+        return combine_tenants(others.tenants, self._tenants_code()) == SEVERAL_TENANTS
 
     def _tenants_with_work(self) -> int:
         return len(self._by_tenant) + sum(1 for tenant in self._waiting if tenant not in self._by_tenant)

@@ -28,6 +28,7 @@ __all__ = [
     "AdmissionBoard",
     "Others",
     "Record",
+    "combine_tenants",
     "create_board",
     "read_board",
     "tenant_code",
@@ -49,6 +50,15 @@ def create_board(path: Path, processes: int) -> Path:
 def tenant_code(tenant: str) -> int:
     """A tenant as a positive 62-bit number: equal across processes, never NO_TENANT or SEVERAL_TENANTS."""
     return (int.from_bytes(hashlib.blake2b(tenant.encode(), digest_size=8).digest(), "little") >> 2) or 1
+
+
+def combine_tenants(first: int, second: int) -> int:
+    """The code of the tenants two records serve together: NO_TENANT, one tenant's code, or SEVERAL_TENANTS."""
+    if first == NO_TENANT or first == second:
+        return second
+    if second == NO_TENANT:
+        return first
+    return SEVERAL_TENANTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +87,8 @@ class Others:
     #: Processes with submissions in flight or waiting.
     busy: int
     last_read: float
-    #: Their ``tenants`` codes, NO_TENANT left out.
-    tenants: frozenset[int]
+    #: The tenants they serve, folded into one code (``combine_tenants``).
+    tenants: int
 
 
 class AdmissionBoard:
@@ -106,12 +116,11 @@ class AdmissionBoard:
     def others(self) -> Others:
         in_flight = busy = 0
         last_read = float("-inf")
-        tenants: set[int] = set()
+        tenants = NO_TENANT
         for at in self._others:
             flying, queued, read, code = _RECORD.unpack_from(self._map, at)
             in_flight += flying
             busy += flying + queued > 0
             last_read = max(last_read, read)
-            if code != NO_TENANT:
-                tenants.add(code)
-        return Others(in_flight, busy, last_read, frozenset(tenants))
+            tenants = combine_tenants(tenants, code)
+        return Others(in_flight, busy, last_read, tenants)
