@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from returnbridge.delivery.work import ReturnKey
-from returnbridge.sync.status import blocking_versions
+from returnbridge.sync.status import blocking_versions, is_reserved
 
 __all__ = ["ReturnTurns", "blockers", "waiting_delay"]
 
@@ -43,11 +43,12 @@ def blockers(record: dict[str, Any], version: int, *, gap_wait_seconds: float) -
     young = time.time() - float(entry["accepted_at"]) < gap_wait_seconds
     waiting = []
     for lower, state in blocking_versions(record, version):
-        if record["versions"][str(lower)].get("stream_sequence", 1):
+        if not is_reserved(record["versions"][str(lower)]):
             waiting.append((lower, state))
         elif young:
             # Reserved, its message never named by a worker: it may still be on the way, or its submission
-            # stopped before the publish; waited for like a missing version, then no longer.
+            # stopped before the publish (the reservation sweeper publishes it, delivery/orphans.py); waited
+            # for like a missing version, then no longer.
             waiting.append((lower, "MISSING"))
     # The lifecycle admission refuses versions below the latest, so a gap it did not admit stays a gap.
     admitted = (record.get("lifecycle") or {}).get("versions")

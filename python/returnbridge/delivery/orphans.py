@@ -38,7 +38,7 @@ from returnbridge.bus import subjects
 from returnbridge.bus.publisher import Publisher
 from returnbridge.delivery.headers import H_IDEMPOTENCY
 from returnbridge.observability.metrics import count_reservation_published
-from returnbridge.sync.status import SyncStateStore
+from returnbridge.sync.status import SyncStateStore, is_reserved
 
 __all__ = ["OrphanSettings", "OrphanSweeper", "unnamed_versions"]
 
@@ -70,7 +70,7 @@ def unnamed_versions(data: bytes) -> dict[int, float]:
     return {
         int(version): float(entry.get("accepted_at") or 0.0)
         for version, entry in record.get("versions", {}).items()
-        if not entry.get("stream_sequence", 1)
+        if is_reserved(entry)
     }
 
 
@@ -176,7 +176,7 @@ class OrphanSweeper:
         unnamed: dict[int, float] = {}
         published = 0
         for version, entry in sorted((record or {}).get("versions", {}).items(), key=lambda kv: int(kv[0])):
-            if entry.get("stream_sequence", 1):
+            if not is_reserved(entry):
                 continue
             accepted_at = float(entry.get("accepted_at") or 0.0)
             if accepted_at > due:

@@ -30,6 +30,7 @@ from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import SUBMITTED_AUDIT_CONSUMER
 from returnbridge.bus.kv import values_matching
+from returnbridge.sync.status import is_reserved
 
 __all__ = ["CompletenessReport", "check_audit_completeness", "completeness_lines", "scribe_backlog"]
 
@@ -175,8 +176,7 @@ async def check_audit_completeness(
         f"{r['tenant_id']}:{r['return_id']}:{version}:{entry['event']}"
         for r in records
         for version, entry in r["versions"].items()  # type: ignore[attr-defined]
-        if not entry.get("stream_sequence", 1)
-        and (r["tenant_id"], f"{r['return_id']}:{version}") not in submitted
+        if is_reserved(entry) and (r["tenant_id"], f"{r['return_id']}:{version}") not in submitted
     }
     published = await _stored_keys(scribe, unnamed) if unnamed and scribe is not None else unnamed
     for record in records:
@@ -184,7 +184,7 @@ async def check_audit_completeness(
         for version, entry in record["versions"].items():  # type: ignore[attr-defined]
             audited = (tenant, f"{return_id}:{version}") in submitted
             key = f"{tenant}:{return_id}:{version}:{entry['event']}"
-            if not audited and not entry.get("stream_sequence", 1) and key not in published:
+            if not audited and is_reserved(entry) and key not in published:
                 report.reserved += 1
                 continue
             report.versions += 1

@@ -185,6 +185,12 @@ class VersionEntry:
         return list(self.steps)
 
 
+def is_reserved(entry: JsonRecord) -> bool:
+    """A version entry the admission reserved whose stream message is not named yet (``stream_sequence`` 0);
+    entries from before reservations carry no sequence and were always published."""
+    return not entry.get("stream_sequence", 1)
+
+
 def doc_key(version: int, step: str) -> str:
     return f"{version}:{step}"
 
