@@ -164,11 +164,11 @@ class Intake:
             # Bad input is still answered as such while NATS is down; the rest fails fast as UNAVAILABLE.
             self.publisher.require_link()
             digest = hashlib.sha256(payload).hexdigest()
-            entry = VersionEntry(order, decision, steps, time.time())
-            headers = self._headers(order, decision, steps, entry.accepted_at)
+            accepted_at = time.time()
+            headers = self._headers(order, decision, steps, accepted_at)
             # Reserved with its message: if this process stops before the publish, the reservation is still
             # published (delivery/orphans.py), so an admitted version is never left ACCEPTED and undelivered.
-            entry.pending = {"headers": headers, "payload": base64.b64encode(payload).decode()}
+            entry = VersionEntry(order, decision, steps, accepted_at, message=(headers, payload))
             assert self.admissions is not None
             admitted = await self.admissions.admit(order, digest, entry)
         except ReturnBridgeError as exc:

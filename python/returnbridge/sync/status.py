@@ -114,12 +114,17 @@ class VersionEntry:
         decision: returns_pb2.RouteDecision,
         steps: list[PlannedStep],
         accepted_at: float,
+        *,
+        message: tuple[dict[str, str], bytes] | None = None,
     ) -> None:
         self.steps = steps
-        # The message a reservation will be published as (``{"headers", "payload"}``, base64 payload): kept in
-        # the reserved entry until the message is named, so that a reservation whose gateway stopped before its
-        # publish is still published (delivery/orphans.py).
+        # The message a reservation will be published as (headers, payload): kept in the reserved entry until the
+        # message is named, so that a reservation whose gateway stopped before its publish is still published
+        # (delivery/orphans.py).
         self.pending: dict[str, Any] | None = None
+        if message is not None:
+            headers, payload = message
+            self.pending = {"headers": headers, "payload": base64.b64encode(payload).decode()}
         self.version = int(order.version)
         self._rma = order.rma_number
         self.accepted_at = accepted_at
