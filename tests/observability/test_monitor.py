@@ -36,7 +36,7 @@ async def test_gauges_and_backlog_alerts(nats_client: NatsClient) -> None:
         alerts.append(json.loads(msg.data))
 
     await nats_client.subscribe("rb.alerts.>", cb=on_alert)
-    alerter = Alerter(AlertConfig(backlog_threshold=3), nc=nats_client)
+    alerter = Alerter(AlertConfig(backlog_threshold=3, backlog_for_s=0), nc=nats_client)
     monitor = QueueMonitor(js, MonitorConfig(interval_s=0.05), alerter=alerter)
 
     assert await monitor.poll_once() == {"RB_DELIVER/rb-deliver-netsuite": 5, "RB_DLQ": 1}

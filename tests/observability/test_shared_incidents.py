@@ -126,6 +126,47 @@ async def test_an_incident_left_open_by_a_crashed_process_expires(
     await fresh.aclose()
 
 
+class MonotonicClock(WallClock):
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+
+async def test_a_backlog_in_one_process_is_explained_by_an_election_another_process_paged(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    kv = await _bucket(nats_client)
+    clock = MonotonicClock()
+    config = _config(webhook.url, backlog_threshold=100, backlog_for_s=60)
+    monitor = Alerter(config, nc=nats_client, http=httpx.AsyncClient(), incidents=kv)
+    # A worker process: it heard of no election itself, only the shared record tells it.
+    worker = Alerter(config, nc=nats_client, http=httpx.AsyncClient(), incidents=kv, clock=clock)
+    election = {
+        "kind": "stream_leader_elected",
+        "key": "rb-cluster",
+        "severity": "warning",
+        "summary": "elected",
+    }
+    assert await monitor.alert(**election) is True
+    for _ in range(5):  # the audit scribe's consumer falls behind while the streams elect
+        assert await worker.check_backlog(key="RB_DELIVER/rb-audit-submitted", depth=2500) is False
+        clock.now += 30
+    await monitor.resolve(kind="stream_leader_elected", key="rb-cluster")
+    assert await worker.check_backlog(key="RB_DELIVER/rb-audit-submitted", depth=2000) is False
+    clock.now += 59
+    assert await worker.check_backlog(key="RB_DELIVER/rb-audit-submitted", depth=1500) is False
+    assert webhook.of("backlog", "firing") == []
+    # Outliving the election by backlog_for_s: no longer its symptom, a page of its own.
+    clock.now += 2
+    assert await worker.check_backlog(key="RB_DELIVER/rb-audit-submitted", depth=1500) is True
+    assert [(a["kind"], a["status"]) for a in webhook.received] == [
+        ("stream_leader_elected", "firing"),
+        ("stream_leader_elected", "resolved"),
+        ("backlog", "firing"),
+    ]
+    await monitor.aclose()
+    await worker.aclose()
+
+
 async def test_nats_lost_alert_degrades_to_local_dedup(
     nats_server: EmbeddedNatsServer, webhook: Webhook, caplog: pytest.LogCaptureFixture
 ) -> None:

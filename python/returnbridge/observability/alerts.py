@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import httpx
+import orjson
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.kv import KeyValue
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.audit.redact import redact_mapping, redact_text
 from returnbridge.bus import subjects
-from returnbridge.bus.kv import JsonRecord, modify_json
+from returnbridge.bus.kv import JsonRecord, modify_json, values_matching
 from returnbridge.errors import BusUnavailableError
 from returnbridge.observability.metrics import count_alert
 
@@ -42,6 +43,12 @@ ALERT_KINDS: Final = frozenset(
     }
 )
 SEVERITIES: Final = subjects.SEVERITIES
+# Incidents that explain a delivery backlog: while one is open, anywhere, the backlog is its symptom, not a page of
+# its own (one fault, one page); a backlog that outlives it by ``backlog_for_s`` pages.
+BACKLOG_CAUSES: Final = frozenset({"nats_disconnected", "stream_leader_elected", "erp_unreachable"})
+# How long one look at the shared incident records answers "is a cause open elsewhere" (a monitor tick checks
+# every consumer; one listing serves them all).
+_CAUSES_FRESH_S: Final = 5.0
 
 
 class AlertConfig(BaseModel):
@@ -60,6 +67,12 @@ class AlertConfig(BaseModel):
     max_alerts_per_minute: int = Field(default=30, ge=1, le=10_000)
     erp_unreachable_after_s: float = Field(default=300.0, ge=0)
     backlog_threshold: int = Field(default=1000, ge=1)
+    backlog_for_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="a backlog pages once it stayed above the threshold this long with no open NATS, leader "
+        "election or ERP incident to explain it (a peak or a recovery drains sooner)",
+    )
     incident_hold_down_s: float = Field(
         default=300.0,
         ge=0,
@@ -111,6 +124,9 @@ class Alerter:
         self._lock = asyncio.Lock()
         self._incidents: dict[tuple[str, str], _Incident] = {}
         self._unreachable_since: dict[str, float] = {}
+        # Backlog key -> since when it stands above the threshold unexplained (monotonic).
+        self._backlog_since: dict[str, float] = {}
+        self._causes_seen: tuple[float, bool] = (float("-inf"), False)
         self._tokens = float(config.max_alerts_per_minute)
         self._tokens_at = clock()
         self._headers: dict[str, str] = {"content-type": "application/json"}
@@ -217,18 +233,53 @@ class Alerter:
         count_alert(kind, "resolved")
 
     async def check_backlog(self, *, key: str, depth: int, severity: str = "warning") -> bool:
-        """Alert when ``depth`` exceeds the backlog threshold, resolve once it is back at or below it."""
+        """Alert once ``depth`` stayed above the backlog threshold for ``backlog_for_s`` with no open cause;
+        resolve once it is back at or below the threshold.
+
+        A backlog is usually the symptom of something already paged: NATS away, a leader election, an ERP down
+        (``BACKLOG_CAUSES``, open in this process or, through the shared records, in any other). While such an
+        incident is open the backlog's clock restarts, so it pages only if it outlives its cause by
+        ``backlog_for_s``; a peak that drains within that time pages nobody (like a Prometheus rule's ``for``).
+        """
         threshold = self._config.backlog_threshold
-        if depth > threshold:
-            return await self.alert(
-                kind="backlog",
-                key=key,
-                severity=severity,
-                summary=f"backlog of {depth} messages on {key} exceeds {threshold}",
-                details={"depth": str(depth), "threshold": str(threshold)},
-            )
-        await self.resolve(kind="backlog", key=key)
-        return False
+        now = self._clock()
+        if depth <= threshold:
+            self._backlog_since.pop(key, None)
+            await self.resolve(kind="backlog", key=key)
+            return False
+        if await self._backlog_explained(now):
+            self._backlog_since.pop(key, None)  # its clock starts once the cause is gone
+            return False
+        since = self._backlog_since.setdefault(key, now)
+        if now - since < self._config.backlog_for_s:
+            return False
+        return await self.alert(
+            kind="backlog",
+            key=key,
+            severity=severity,
+            summary=f"backlog of {depth} messages on {key} exceeds {threshold} for {now - since:.0f} s",
+            details={"depth": str(depth), "threshold": str(threshold), "for_s": f"{now - since:.0f}"},
+        )
+
+    async def _backlog_explained(self, now: float) -> bool:
+        """True while an incident of ``BACKLOG_CAUSES`` is open here or in the shared records, or an ERP this
+        process calls is failing (before its own alert is due)."""
+        if self._unreachable_since or any(kind in BACKLOG_CAUSES for kind, _ in self._incidents):
+            return True
+        kv = self._shared_usable()
+        if kv is None:
+            return False
+        checked_at, open_elsewhere = self._causes_seen
+        if now - checked_at < _CAUSES_FRESH_S:
+            return open_elsewhere
+        try:
+            records = await values_matching(kv, ">", timeout=self._config.webhook_timeout_s)
+        except (NatsError, TimeoutError, BusUnavailableError) as exc:
+            self._degraded(exc)
+            return False
+        open_elsewhere = any(_open_cause(key, value) for key, value in records.items())
+        self._causes_seen = (now, open_elsewhere)
+        return open_elsewhere
 
     # ------------------------------------------------------------------ shared incidents
     def _shared_usable(self) -> KeyValue | None:
@@ -397,6 +448,16 @@ def post_webhook(
         return False
     count_alert(kind, "sent")
     return True
+
+
+def _open_cause(shared_key: str, value: bytes) -> bool:
+    """Whether an ``rb_incidents`` record is an open incident of a kind that explains a backlog."""
+    if shared_key.split(".", 1)[0] not in BACKLOG_CAUSES:
+        return False
+    try:
+        return bool(orjson.loads(value).get("status") == "open")
+    except (ValueError, AttributeError):  # not a record this module wrote: it explains nothing
+        return False
 
 
 def _shared_key(kind: str, key: str) -> str:
