@@ -174,7 +174,7 @@ async def test_the_sweeper_lives_through_a_nats_server_crash(server: EmbeddedNat
         await nc.close()
 
 
-async def test_a_sweeper_starts_lookback_seconds_back_in_the_stream(pipeline: Pipeline) -> None:
+async def test_a_sweeper_with_no_mark_starts_lookback_seconds_back_in_the_stream(pipeline: Pipeline) -> None:
     set_principal(Principal(name="rms", tenant_id="acme"))
     await stopped_submission(pipeline, make_order("L1"), after_publish=False)
     for index in range(20):  # history to search through
@@ -190,10 +190,51 @@ async def test_a_sweeper_starts_lookback_seconds_back_in_the_stream(pipeline: Pi
     await sweeper.start()
     try:
         await assert_eventually(lambda: _published(pipeline, "L2"), timeout=30)
-        # L1 was reserved before the lookback: this sweeper never read it (the documented limit of a restart).
+        # L1 was reserved before the lookback: a first sweeper (no mark in rb_cursors) never reads it.
         assert (await _first_version(pipeline, "L1"))["stream_sequence"] == 0 and sweeper.published == 1
     finally:
         await sweeper.stop()
+
+
+async def test_a_restarted_sweeper_resumes_at_its_mark_however_long_it_was_stopped(
+    pipeline: Pipeline,
+) -> None:
+    set_principal(Principal(name="rms", tenant_id="acme"))
+    js = pipeline.nc.jetstream()
+    # The first sweeper sees M1 reserved but not yet due, and stops (its process is down for a long time).
+    await stopped_submission(pipeline, make_order("M1"), after_publish=False)
+    first = OrphanSweeper(
+        js, pipeline.publisher, pipeline.status, OrphanSettings(after_seconds=3600, lookback_seconds=60)
+    )
+    await first.start()
+    try:
+
+        async def watching() -> None:
+            assert first.watching == 1
+
+        await assert_eventually(watching, timeout=30)
+    finally:
+        await first.stop()  # writes its mark: M1's record
+    for index in range(10):  # the service went on meanwhile
+        await pipeline.intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order(f"N{index}")))
+    await asyncio.sleep(1.5)
+    # Restarted long after: M1 is older than its lookback, but the mark still holds it.
+    second = OrphanSweeper(
+        js, pipeline.publisher, pipeline.status, OrphanSettings(after_seconds=0.2, lookback_seconds=1.0)
+    )
+    await second.start()
+    try:
+        await assert_eventually(lambda: _published(pipeline, "M1"), timeout=30)
+        assert second.published == 1
+
+        async def moved_past_it() -> None:
+            entry = await (await js.key_value(subjects.CURSORS_BUCKET)).get("orphans.watched")
+            state = (await js.stream_info(f"KV_{subjects.SYNC_STATE_BUCKET}")).state
+            assert int(entry.value or b"0") == state.last_seq + 1  # nothing left to watch
+
+        await assert_eventually(moved_past_it, timeout=30)
+    finally:
+        await second.stop()
 
 
 def test_only_records_with_an_unnamed_version_are_decoded() -> None:

@@ -14,8 +14,10 @@ the version names one, and the worker acks the other without delivering it. A ga
 publish, or a message waiting in a long backlog, is therefore never harmed by a sweep.
 
 Cost: one ordered consumer on the bucket's stream in one process (``process.monitor``). Most records carry no
-unnamed version and are skipped by a byte search, without decoding. At start the sweeper reads back
-``lookback_seconds`` of the stream, so a restart of its process misses nothing younger than that.
+unnamed version and are skipped by a byte search, without decoding. After each round the sweeper writes its mark to
+``rb_cursors`` (the stream sequence of the oldest record it still watches, or the next one to read): a restart
+resumes there, so a sweeper stopped for any length of time misses nothing. Without a mark (its first start) it
+reads back ``lookback_seconds`` of the stream.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError
 from nats.js.errors import NotFoundError as JsNotFoundError
+from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from returnbridge.bus import subjects
@@ -48,6 +52,8 @@ _KV_PREFIX = f"$KV.{subjects.SYNC_STATE_BUCKET}."
 _STREAM = f"KV_{subjects.SYNC_STATE_BUCKET}"
 # How an unnamed version looks in a stored record (kv.dumps writes compact JSON): most records are skipped by it.
 _UNNAMED = b'"stream_sequence":0'
+# Where the sweeper resumes (rb_cursors): one sweeper per deployment writes it (the ``process.monitor`` process).
+_MARK_KEY = subjects.cursor_key("orphans", "watched")
 
 
 class OrphanSettings(BaseModel):
@@ -58,7 +64,7 @@ class OrphanSettings(BaseModel):
     enabled: bool = True
     # A reservation this old and still unnamed is published here (well past a gateway's publish timeout).
     after_seconds: float = Field(default=20.0, gt=0)
-    # How far back in the bucket's stream the sweeper starts (a restart of its process misses nothing younger).
+    # How far back in the bucket's stream a sweeper with no mark in rb_cursors starts (its first start).
     lookback_seconds: float = Field(default=900.0, gt=0)
 
 
@@ -88,8 +94,12 @@ class OrphanSweeper:
         self._publisher = publisher
         self._status = status
         self.settings = settings or OrphanSettings()
-        # KV key -> (version -> accepted_at) of its unnamed versions, as the latest record seen says.
-        self._unnamed: dict[str, dict[int, float]] = {}
+        # KV key -> (stream sequence of the latest record seen, version -> accepted_at of its unnamed versions).
+        self._unnamed: dict[str, tuple[int, dict[int, float]]] = {}
+        # The last stream sequence read, and the mark last written to rb_cursors (a restart resumes there).
+        self._position = 0
+        self._marked = 0
+        self._marks: KeyValue | None = None
         self._sub: JetStreamContext.PushSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -103,10 +113,32 @@ class OrphanSweeper:
             cb=self._seen,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            config=ConsumerConfig(opt_start_seq=await self._first_sequence_since()),
+            config=ConsumerConfig(opt_start_seq=await self._resume_from()),
             idle_heartbeat=5.0,
         )
         self._task = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _resume_from(self) -> int:
+        """The mark the last sweeper left in rb_cursors; without one, ``lookback_seconds`` back."""
+        try:
+            self._marks = await self._js.key_value(subjects.CURSORS_BUCKET)
+            self._marked = int((await self._marks.get(_MARK_KEY)).value or b"0")
+        except KeyNotFoundError:  # (a subclass of the next) no mark yet: this sweeper's first start
+            pass
+        except JsNotFoundError:  # no bucket (every process ensures it at start-up): read back, mark nothing
+            log.warning("no %s bucket: the reservation sweeper keeps no mark", subjects.CURSORS_BUCKET)
+        if self._marked:
+            return self._marked
+        return await self._first_sequence_since()
+
+    async def _save_mark(self) -> None:
+        """Record where a restart must resume: the oldest record still watched, else the next one to read."""
+        if self._marks is None or not self._position:
+            return
+        mark = min((seq for seq, _ in self._unnamed.values()), default=self._position + 1)
+        if mark > self._marked:
+            await self._marks.put(_MARK_KEY, str(mark).encode())
+            self._marked = mark
 
     async def _first_sequence_since(self) -> int:
         """The first sequence of the bucket's stream stored ``lookback_seconds`` ago or later (a binary search on
@@ -129,6 +161,11 @@ class OrphanSweeper:
                 high = middle
         return low
 
+    @property
+    def watching(self) -> int:
+        """How many returns hold a reservation this sweeper watches (not yet due, or not yet published)."""
+        return len(self._unnamed)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -137,9 +174,14 @@ class OrphanSweeper:
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
+        with contextlib.suppress(
+            Exception
+        ):  # best effort: the last round's mark is a safe place to resume too
+            await self._save_mark()
 
     async def _seen(self, msg: Msg) -> None:
         key = msg.subject[len(_KV_PREFIX) :]
+        seq = msg.metadata.sequence.stream
         operation = (msg.headers or {}).get("KV-Operation")
         try:
             unnamed = {} if operation in ("DEL", "PURGE") else unnamed_versions(msg.data)
@@ -147,9 +189,10 @@ class OrphanSweeper:
             log.warning("sync record %s is not a JSON object; not swept", key)
             unnamed = {}
         if unnamed:
-            self._unnamed[key] = unnamed
+            self._unnamed[key] = (seq, unnamed)
         else:
             self._unnamed.pop(key, None)
+        self._position = seq
 
     async def _sweep_forever(self) -> None:
         every = min(max(self.settings.after_seconds / 4, 0.2), 15.0)
@@ -157,6 +200,7 @@ class OrphanSweeper:
             await asyncio.sleep(every)
             try:
                 await self.sweep()
+                await self._save_mark()
             except Exception:  # the next round tries again; NATS may be away
                 log.exception("sweeping unpublished reservations failed; next round in %.1f s", every)
 
@@ -164,12 +208,12 @@ class OrphanSweeper:
         """Publish every reservation unnamed for ``after_seconds``; the number published."""
         due = time.time() - self.settings.after_seconds
         published = 0
-        for key, versions in list(self._unnamed.items()):
+        for key, (seq, versions) in list(self._unnamed.items()):
             if min(versions.values()) <= due:
-                published += await self._complete(key, due)
+                published += await self._complete(key, seq, due)
         return published
 
-    async def _complete(self, key: str, due: float) -> int:
+    async def _complete(self, key: str, seq: int, due: float) -> int:
         tenant, return_id = (subjects.kv_untoken(part) for part in key.split(".", 1))
         # The record as it is now: a worker or a retry may have named the version since the stream said otherwise.
         record = await self._status.get(tenant, return_id)
@@ -212,7 +256,7 @@ class OrphanSweeper:
             )
         # What is left to watch for this return, as the record says now (the stream brings later changes).
         if unnamed:
-            self._unnamed[key] = unnamed
+            self._unnamed[key] = (seq, unnamed)
         else:
             self._unnamed.pop(key, None)
         return published
