@@ -3,6 +3,7 @@ the supervisor's ``process_restarted`` for a child that exited, posted to a real
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from helpers.alert_webhook import Webhook, alert_webhook
 from helpers.app import running
 from helpers.eventually import assert_eventually
 from returnbridge.bus.embedded import EmbeddedNatsServer
-from returnbridge.config import load_settings
+from returnbridge.config import Settings, load_settings
 from returnbridge.supervisor import Supervisor, _Child
 
 
@@ -22,22 +23,26 @@ async def webhook() -> AsyncIterator[Webhook]:
         yield hook
 
 
-async def test_lost_nats_connection_alerts_once_and_resolves(
-    tmp_path: Path, nats_server: EmbeddedNatsServer, webhook: Webhook
-) -> None:
-    settings = load_settings(
+def _monitor_settings(tmp_path: Path, nats_url: str, webhook: Webhook, **alerts: object) -> Settings:
+    return load_settings(
         None,
         env={},
         overrides={
             "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_server.url, "durability_check": "skip"},
+            "nats": {"url": nats_url, "durability_check": "skip"},
             "grpc": {"port": 0},
             "metrics": {"enabled": False},
             "simulators": {"enabled": False},
             "process": {"workers": [], "gateway": False, "sync": False, "monitor": True},
-            "alerts": {"webhook_url": webhook.url, "publish_nats": False},
+            "alerts": {"webhook_url": webhook.url, "publish_nats": False, **alerts},
         },
     )
+
+
+async def test_lost_nats_connection_alerts_once_and_resolves(
+    tmp_path: Path, nats_server: EmbeddedNatsServer, webhook: Webhook
+) -> None:
+    settings = _monitor_settings(tmp_path, nats_server.url, webhook)
     async with running(settings):
         nats_server.stop()
 
@@ -54,6 +59,29 @@ async def test_lost_nats_connection_alerts_once_and_resolves(
             ]
 
         await assert_eventually(resolved, timeout=60)
+
+
+async def test_a_link_back_within_the_grace_pages_nobody(
+    tmp_path: Path, nats_server: EmbeddedNatsServer, webhook: Webhook
+) -> None:
+    # As a client whose cluster node died fails over to another: the link drops and is back at once.
+    settings = _monitor_settings(tmp_path, nats_server.url, webhook, nats_disconnected_after_s=30)
+    async with running(settings) as app:
+        assert app.nc is not None
+        nats_server.stop()
+
+        async def dropped() -> None:
+            assert app.nc is not None and not app.nc.is_connected
+
+        await assert_eventually(dropped, timeout=30)
+        nats_server.start()
+
+        async def back() -> None:
+            assert app.nc is not None and app.nc.is_connected
+
+        await assert_eventually(back, timeout=60)
+        await asyncio.sleep(1.0)  # time for a firing to reach the webhook, had it been sent
+        assert webhook.received == []
 
 
 async def test_supervisor_alerts_a_restarted_child_once_per_crash_loop(

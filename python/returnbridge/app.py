@@ -151,6 +151,8 @@ class App:
         self._workers_up = not settings.process.await_workers
         self._alerter: Alerter | None = None
         self._alert_tasks: set[asyncio.Task[Any]] = set()
+        # The nats_disconnected alert waiting out alerts.nats_disconnected_after_s (cancelled by a reconnect).
+        self._nats_lost_alert: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
         try:
@@ -374,7 +376,11 @@ class App:
     def _nats_alert(self, *, lost: bool) -> None:
         """``nats_disconnected`` from the monitor process only: a NATS restart cuts every process at once, and
         with NATS down the processes cannot share incidents, so each would notify. Runs off the client's
-        callback (the webhook may be slow); the shared records are skipped while the link is down."""
+        callback (the webhook may be slow); the shared records are skipped while the link is down.
+
+        Only a link still down after ``alerts.nats_disconnected_after_s`` pages: a client whose node of a cluster
+        died reconnects to another within milliseconds, and that node's loss already pages once as
+        ``stream_leader_elected``."""
         alerter = self._alerter
         # Not while stopping: closing the client calls the disconnected callback too.
         if alerter is None or not self.settings.process.monitor or not self._ready:
@@ -382,18 +388,33 @@ class App:
         key = "nats"
         call: Awaitable[Any]
         if lost:
-            call = alerter.alert(
-                kind="nats_disconnected",
-                key=key,
-                severity="critical",
-                summary="returnbridge lost its NATS connection; submissions are refused until it is back",
-                details={"pid": str(os.getpid())},
-            )
+            if self._nats_lost_alert is not None:
+                return  # already waiting out the grace
+            call = self._alert_nats_still_lost(alerter, key)
         else:
+            if self._nats_lost_alert is not None:
+                self._nats_lost_alert.cancel()  # back within the grace: nothing was sent
+                self._nats_lost_alert = None
             call = alerter.resolve(kind="nats_disconnected", key=key)
         task = asyncio.ensure_future(call)
+        if lost:
+            self._nats_lost_alert = task
         self._alert_tasks.add(task)
         task.add_done_callback(self._alert_tasks.discard)
+
+    async def _alert_nats_still_lost(self, alerter: Alerter, key: str) -> None:
+        grace = self.settings.alerts.nats_disconnected_after_s
+        await asyncio.sleep(grace)
+        self._nats_lost_alert = None  # past the grace: a reconnect from now on resolves what this sends
+        if self.nc is not None and self.nc.is_connected:
+            return
+        await alerter.alert(
+            kind="nats_disconnected",
+            key=key,
+            severity="critical",
+            summary="returnbridge lost its NATS connection; submissions are refused until it is back",
+            details={"pid": str(os.getpid()), "down_for_s": f"{grace:g}"},
+        )
 
     def _embedded_defaults(self) -> bool:
         """Connectors point at the bundled simulators (started here, or by the ``serve`` supervisor)."""
@@ -630,6 +651,8 @@ class App:
     async def stop(self) -> None:
         """Stop everything that was started, newest first; errors are logged, never stop the unwinding."""
         self._ready = False
+        if self._nats_lost_alert is not None:
+            self._nats_lost_alert.cancel()  # stopping is no outage
         # The whole stop is bounded (grace for in-flight calls, then a few seconds to close the rest), and so
         # is every step: a stuck step (a call that never drains, NATS gone) must not keep the rest running.
         # Each step still gets a moment once the budget is spent, so child processes are always told to stop.

@@ -161,3 +161,12 @@ def test_a_version_only_reserved_is_an_acceptance_that_must_be_posted() -> None:
     # A record with no version 1 at all is a call refused before its admission: not accepted.
     report = _classify([_sub(1, "INVALID_ARGUMENT", ["INVALID_ARGUMENT"])], {1: dict(stub, versions={})}, {})
     assert (report.registered, report.lost, report.unknown) == (0, 0, 0)
+
+
+def test_an_alert_the_fault_must_not_raise_is_a_problem_and_its_absence_is_not() -> None:
+    want = (ExpectedAlert("stream_leader_elected"), ExpectedAlert("nats_disconnected", incidents=0))
+    assert alert_verdict([_alert("stream_leader_elected", "rb-chaos")], want)["problems"] == []
+    paged_twice = [_alert("stream_leader_elected", "rb-chaos"), _alert("nats_disconnected", "nats")]
+    assert alert_verdict(paged_twice, want)["problems"] == [
+        "1 notifications for incident nats_disconnected:nats (at most 0)"
+    ]

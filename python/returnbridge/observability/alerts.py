@@ -66,6 +66,9 @@ class AlertConfig(BaseModel):
     realert_interval_s: float = Field(default=3600.0, ge=0, description="0 = alert once per open incident")
     max_alerts_per_minute: int = Field(default=30, ge=1, le=10_000)
     erp_unreachable_after_s: float = Field(default=300.0, ge=0)
+    # A client that fails over to another node of a cluster is back within milliseconds (the lost node's leader
+    # elections page as stream_leader_elected); a NATS outage lasts longer than this.
+    nats_disconnected_after_s: float = Field(default=2.0, ge=0)
     backlog_threshold: int = Field(default=1000, ge=1)
     backlog_for_s: float = Field(
         default=300.0,
