@@ -27,7 +27,8 @@ class FaultPlan:
     error_statuses: list[int] = field(default_factory=lambda: [503])
     # Seconds sent in Retry-After with 429 and 503.
     retry_after: int = 1
-    # Added latency in milliseconds: uniform between min and max.
+    # Added latency in milliseconds, uniform between min and max: the ERP's processing time. The request is read
+    # first, so a client that gives up meanwhile leaves a request the ERP still completes (a late commit).
     latency_ms_min: int = 0
     latency_ms_max: int = 0
     # Every request fails with 503 (ERP down).
@@ -87,9 +88,10 @@ class FaultInjector:
             return False
         return not (self._pattern is not None and not self._pattern.search(request.path))
 
-    def _count(self, kind: str) -> None:
+    def _count(self, kind: str, *, spend: bool = True) -> None:
+        """Record an injected fault; ``spend``: it uses one of ``remaining`` (once per request)."""
         self.injected[kind] = self.injected.get(kind, 0) + 1
-        if self.plan.remaining is not None:
+        if spend and self.plan.remaining is not None:
             self.plan.remaining -= 1
 
     @web.middleware
@@ -97,21 +99,24 @@ class FaultInjector:
         if request.path.startswith(CONTROL_PREFIX) or not self._applies(request):
             return await handler(request)
         plan = self.plan
-        if plan.latency_ms_max > 0:
+        delayed = plan.latency_ms_max > 0
+        if delayed:
+            self._count("latency")  # counted before the wait, so a request sent meanwhile sees it spent
+            await request.read()  # kept by aiohttp for the handler
             await asyncio.sleep(self._rng.uniform(plan.latency_ms_min, plan.latency_ms_max) / 1000)
         if plan.hang:
-            self._count("hang")
+            self._count("hang", spend=not delayed)
             await asyncio.sleep(3600)
         if plan.outage:
-            self._count("outage")
+            self._count("outage", spend=not delayed)
             return _error(503, plan.retry_after)
         if plan.error_rate and self._rng.random() < plan.error_rate:
             status = self._rng.choice(plan.error_statuses)
-            self._count(f"status_{status}")
+            self._count(f"status_{status}", spend=not delayed)
             return _error(status, plan.retry_after)
         if plan.commit_then_drop_rate and self._rng.random() < plan.commit_then_drop_rate:
             await handler(request)  # the ERP applies the change ...
-            self._count("commit_then_drop")
+            self._count("commit_then_drop", spend=not delayed)
             if request.transport is not None:  # ... and the answer never arrives.
                 request.transport.abort()
             raise ConnectionResetError("simulated drop after commit")
