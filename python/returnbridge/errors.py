@@ -208,6 +208,14 @@ class AmbiguousErpError(TransientErpError):
     """
 
 
+class EarlierCreateSettling(TransientErpError):
+    """No document found yet, but an earlier create of it was ambiguous and the ERP may still be committing it.
+
+    Raised instead of creating again until ``delivery.ambiguous_settle_seconds`` after that create was sent; the ERP
+    answered the look-up, so it is no sign of the ERP being unreachable.
+    """
+
+
 class PermanentErpError(ErpError):
     """The ERP refused the document for a reason retrying cannot fix."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -141,5 +142,63 @@ async def test_flow_through_simulator(
         assert Decimal(line.erp_posted.amount) == subtotal
         assert line.status == admin_pb2.RECONCILIATION_STATUS_MATCHED
         assert report.balanced
+    finally:
+        await harness.stop()
+
+
+async def test_a_create_sap_commits_after_our_deadline_is_posted_once(
+    pipeline: Pipeline, registry: MappingRegistry
+) -> None:
+    """The SAP simulator takes 1.5 s to post the customer return; our deadline is 0.5 s. The connector gives up
+    (the answer is lost) while the simulator goes on and commits: the worker looks again once the create has had
+    ``ambiguous_settle_seconds`` to commit, finds it, and creates nothing more (duplicates accepted, as S/4HANA's
+    default customizing does, so a second create would be a second document)."""
+    config = load_routing_file()
+    router = Router(
+        config.model_copy(
+            update={"rules": (), "default": config.default.model_copy(update={"target": "sap"})}
+        )
+    )
+    intake = Intake(
+        router, pipeline.publisher, pipeline.buckets[subjects.IDEMPOTENCY_BUCKET], pipeline.status
+    )
+    harness = SapODataHarness(duplicates="accept")
+    await harness.start()
+    try:
+        await harness.set_faults(
+            {"latency_ms_min": 1500, "latency_ms_max": 1500, "methods": ["POST"], "remaining": 1,
+             "path_pattern": SapODataHarness.write_path_pattern}
+        )  # fmt: skip
+        worker = DeliveryWorker(
+            "sap",
+            harness.connector(timeout=0.5),
+            registry,
+            pipeline.nc.jetstream(),
+            pipeline.status,
+            pipeline.dead_letters,
+            fast_settings(erp_timeout_seconds=0.5, ambiguous_settle_seconds=4.0),
+        )
+        await worker.start()
+        pipeline.workers.append(worker)
+        set_principal(Principal(name="rms", tenant_id="acme"))
+        order = build_return(
+            2, seed=5, serialized_every=0, event=returns_pb2.LIFECYCLE_EVENT_AUTHORIZED, erp="sap"
+        )
+        await intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
+
+        async def delivered() -> dict[str, Any]:
+            record = await pipeline.status.get("acme", order.return_id)
+            assert record is not None
+            (doc,) = record["documents"].values()
+            assert doc["state"] == "DELIVERED", (doc["state"], (doc["last_error"] or {}).get("message"))
+            return doc
+
+        doc = await assert_eventually(delivered, timeout=30)
+        await asyncio.sleep(2.0)  # longer than any create still on its way could take to commit
+        assert await harness.count_documents("A_CustomerReturn", f"{order.rma_number}-1") == 1
+        assert harness.sim.kit.faults.injected == {"latency": 1}
+        # The create's answer was lost (1); a look-up before the simulator committed found nothing and waited (2);
+        # the look-up once the create had settled found it (3).
+        assert doc["attempts"] == 3 and doc["ambiguous_at"]
     finally:
         await harness.stop()

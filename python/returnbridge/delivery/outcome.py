@@ -15,7 +15,7 @@ from returnbridge.delivery.ports import AlerterLike
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.work import Work, error_proto
 from returnbridge.domain.steps import PlannedStep
-from returnbridge.errors import ErpAuthError, ErpError, TransientErpError
+from returnbridge.errors import EarlierCreateSettling, ErpAuthError, ErpError, TransientErpError
 from returnbridge.observability.metrics import count_processing, observe_sync_latency, set_dlq_size
 from returnbridge.sync.status import RESOLVED, SyncStateStore, doc_key
 
@@ -107,11 +107,17 @@ class OutcomeRecorder:
         *,
         erp: str,
         attempted: bool,
+        ambiguous_at: float | None = None,
     ) -> None:
-        """RETRYING and a nak with backoff, or a dead letter once the retries are exhausted."""
+        """RETRYING and a nak with backoff, or a dead letter once the retries are exhausted.
+
+        ``ambiguous_at``: when a create whose answer was lost was sent; stored with the document, so no worker
+        creates it again before the ERP had time to commit it (``StepDeliverer._check_settled``).
+        """
         attempts = max(int(doc["attempts"]), 1)
         error = error_proto(exc, int(doc["erp"]), "transient")
-        if exc.http_status != 429:  # throttling is the ERP answering, not the ERP being unreachable
+        # Throttling and a create still settling are the ERP answering, not the ERP being unreachable.
+        if exc.http_status != 429 and not isinstance(exc, EarlierCreateSettling):
             await self._erp_unreachable(erp, exc)
         if self._retry.exhausted(attempts):
             await self.dead_letter(
@@ -132,6 +138,7 @@ class OutcomeRecorder:
             "RETRYING",
             error=error,
             attempt=attempted,
+            ambiguous_at=ambiguous_at,
         )
         await work.nak(delay=self._retry.delay(attempts, exc.retry_after))
 

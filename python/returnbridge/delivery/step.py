@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
@@ -16,6 +17,7 @@ from returnbridge.domain.steps import PlannedStep
 from returnbridge.domain.validation import MAX_EXTERNAL_REFERENCE
 from returnbridge.errors import (
     AmbiguousErpError,
+    EarlierCreateSettling,
     ErpAuthError,
     PermanentErpError,
     ReturnBridgeError,
@@ -40,6 +42,7 @@ class StepDeliverer:
         status: sync state (IN_PROGRESS is announced here; outcomes go through ``outcomes``).
         outcomes: records what happened.
         erp_timeout_seconds: deadline handed to the connector; the call itself gets one second more.
+        settle_seconds: how long after an ambiguous create the ERP may still commit it (no second create before).
         sessions: the worker's NATS sessions: a message fetched before a reconnect is dropped, one stored
             before it is looked up first (``delivery/sessions.py``); None: trust the delivery count alone.
     """
@@ -51,12 +54,14 @@ class StepDeliverer:
         outcomes: OutcomeRecorder,
         *,
         erp_timeout_seconds: float,
+        settle_seconds: float | None = None,
         sessions: Sessions | None = None,
     ) -> None:
         self.connector = connector
         self._status = status
         self._outcomes = outcomes
         self._timeout = erp_timeout_seconds
+        self._settle = settle_seconds if settle_seconds is not None else 2 * erp_timeout_seconds + 1.0
         self._sessions = sessions
 
     async def deliver(
@@ -87,6 +92,7 @@ class StepDeliverer:
                 return None
             source_id = source["erp_document_id"]
         attempted = False
+        sent_at: float | None = None  # when this attempt's create was sent (wall clock: any worker reads it)
         if work.stale():
             return None  # fetched before a reconnect: see Work.nak
         try:
@@ -106,6 +112,8 @@ class StepDeliverer:
                 result = await self._call(
                     erp, "find_document", self.connector.find_document(step.document_type, reference)
                 )
+                if result is None:
+                    self._check_settled(doc)
             if result is None:
                 translation = work.translations.get(step.mapping)
                 if isinstance(translation, ReturnBridgeError) or translation is None:
@@ -128,17 +136,35 @@ class StepDeliverer:
                     record, version, step.step, "IN_PROGRESS", attempt=doc["attempts"]
                 )
                 request = self._request(work, step, record, translation, reference, source_id)
+                sent_at = time.time()
                 # No beat of its own: the worker's Holding beats every message in hand, this one included.
                 result = await self._call(erp, "create_document", self.connector.create_document(request))
         except (PermanentErpError, ErpAuthError) as exc:
             await self._outcomes.refused(work, step, doc, exc, erp=erp, attempted=attempted)
             return None
         except TransientErpError as exc:
-            await self._outcomes.transient(work, step, doc, exc, erp=erp, attempted=attempted)
+            ambiguous_at = sent_at if isinstance(exc, AmbiguousErpError) else None
+            await self._outcomes.transient(
+                work, step, doc, exc, erp=erp, attempted=attempted, ambiguous_at=ambiguous_at
+            )
             return None
         return await self._outcomes.delivered(
             work, step, (record, revision), result, erp=erp, reference=reference, attempted=attempted
         )
+
+    def _check_settled(self, doc: dict[str, Any]) -> None:
+        """Raise EarlierCreateSettling while an ambiguous create of this document may still commit."""
+        ambiguous_at = doc.get("ambiguous_at")
+        if not ambiguous_at:
+            return
+        remaining = float(ambiguous_at) + self._settle - time.time()
+        if remaining > 0:
+            raise EarlierCreateSettling(
+                f"not found yet; the create sent {self._settle - remaining:.0f} s ago may still commit, so no "
+                f"second create for another {remaining:.0f} s",
+                code="SETTLING",
+                retry_after=remaining,
+            )
 
     def _request(
         self,

@@ -412,8 +412,11 @@ class SyncStateStore:
         dead_letter_id: int = 0,
         only_from: frozenset[str] | None = None,
         known: tuple[JsonRecord | None, int] | None = None,
+        ambiguous_at: float | None = None,
     ) -> tuple[JsonRecord | None, int]:
         """Move one document to ``state``; ``only_from`` skips the write unless the current state is in it.
+
+        ``ambiguous_at``: when a create whose answer was lost was sent (kept until a later one replaces it).
 
         ``known`` is a recently read ``(record, revision)`` that saves the read when nobody wrote since.
         Returns the record as stored (or unchanged) and its revision, a valid ``known`` for the next write.
@@ -437,6 +440,8 @@ class SyncStateStore:
                 doc["last_error"] = error_dict(error)
             if attempt:
                 doc["attempts"] += 1
+            if ambiguous_at is not None:
+                doc["ambiguous_at"] = ambiguous_at
             if state == "DELIVERED":
                 doc["delivered_at"] = now
             if dead_letter_id:
