@@ -12,6 +12,7 @@ import time
 from delivery.pipeline_harness import FakeErp, Pipeline, fast_settings, make_order
 from delivery.test_worker import as_tenant, submit, wait_state
 from returnbridge.connectors.base import DocumentRequest, DocumentResult
+from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.errors import AmbiguousErpError
 
 KEY = ("returnAuthorization", "RMA-S1-1")
@@ -73,3 +74,29 @@ async def test_a_create_that_never_committed_is_sent_again_once_it_settled(pipel
     # Only the lost answer is reported as the ERP failing; the wait is the ERP answering "not yet".
     failing = [a for a in pipeline.alerter.alerts if a["kind"] == "erp_unreachable"]
     assert len(failing) == 1
+
+
+async def test_a_replay_of_a_create_dead_lettered_while_ambiguous_waits_for_it_too(
+    pipeline: Pipeline,
+) -> None:
+    as_tenant("acme")
+    erp = SlowCommitErp(late=1.0)
+    pipeline.erps["netsuite"] = erp
+    # One attempt: the ambiguous create is dead-lettered at once, and an operator replays it straight away.
+    await pipeline.start_worker(
+        "netsuite", SETTINGS.model_copy(update={"retry": RetryPolicy(max_attempts=1)})
+    )
+    await submit(pipeline, make_order("S1"))
+    record = await wait_state(pipeline, "acme", "S1", {"1:return_authorization": "DEAD_LETTERED"})
+    doc = record["documents"]["1:return_authorization"]
+    assert abs(doc["ambiguous_at"] - erp.sent[0]) < 0.5  # kept with the dead letter
+    await pipeline.dead_letters.replay("acme", doc["dead_letter_id"])
+    record = await wait_state(pipeline, "acme", "S1", {"1:return_authorization": "DEAD_LETTERED"})
+    doc = record["documents"]["1:return_authorization"]
+    # Within the window the replay looked and did not create: still only the first send.
+    assert doc["last_error"]["code"] == "SETTLING" and len(erp.sent) == 1
+    await asyncio.sleep(max(0.0, erp.sent[0] + 2.0 - time.time()))
+    await pipeline.dead_letters.replay("acme", doc["dead_letter_id"])
+    record = await wait_state(pipeline, "acme", "S1", {"1:return_authorization": "DELIVERED"})
+    assert len(erp.sent) == 1 and erp.creates[KEY] == 1
+    assert record["documents"]["1:return_authorization"]["erp_document_id"] == erp.documents[KEY].document_id

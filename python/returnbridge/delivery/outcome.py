@@ -127,6 +127,7 @@ class OutcomeRecorder:
                 f"retries exhausted after {attempts} attempts: {exc}",
                 exc,
                 attempted=attempted,
+                ambiguous_at=ambiguous_at,  # a replay soon after must not create it again either
             )
             return
         order = work.order
@@ -177,6 +178,7 @@ class OutcomeRecorder:
         exc: Exception | None,
         *,
         attempted: bool = False,
+        ambiguous_at: float | None = None,
     ) -> None:
         """DLQ copy first, then term: a crash in between leaves a duplicate DLQ entry, never a lost message."""
         order = work.order
@@ -204,6 +206,7 @@ class OutcomeRecorder:
             error=error,
             dead_letter_id=dead_letter_id,
             attempt=attempted,
+            ambiguous_at=ambiguous_at,
         )
         count_processing("dead_lettered")
         if self._audit is not None:
