@@ -34,6 +34,7 @@ from returnbridge.errors import AmbiguousErpError, NotFoundError, PermanentErpEr
 from returnbridge.gateway.auth import hash_api_key
 from returnbridge.gateway.interceptors import build_interceptors
 from returnbridge.gateway.security_config import SecurityConfig
+from returnbridge.routing import load_routing_file
 from returnbridge.routing.router import Router
 from returnbridge.services.intake import Intake
 from returnbridge.services.returns import ReturnsServicer
@@ -234,6 +235,13 @@ class Pipeline:
         router = router or Router()
         intake = Intake(router, publisher, buckets[subjects.IDEMPOTENCY_BUCKET], status)
         return cls(nc, router, status, intake, DeadLetterStore(js, publisher, status), publisher, buckets)
+
+    def routed_intake(self, target: str) -> Intake:
+        """An intake whose routing (the shipped routing file, its rules dropped) sends every return to ``target``."""
+        config = load_routing_file()
+        default = config.default.model_copy(update={"target": target})
+        router = Router(config.model_copy(update={"rules": (), "default": default}))
+        return Intake(router, self.publisher, self.buckets[subjects.IDEMPOTENCY_BUCKET], self.status)
 
     async def start_worker(
         self, target: str = "netsuite", settings: DeliverySettings | None = None

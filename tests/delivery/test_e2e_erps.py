@@ -18,8 +18,6 @@ from returnbridge.bus import subjects
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
-from returnbridge.routing import Router, load_routing_file
-from returnbridge.services.intake import Intake
 from returnbridge.sync.inventory import InventoryStore
 from returnbridge.sync.poller import Poller, PollerSettings, PollTarget, PollTargetConfig
 from returnbridge.sync.reconciliation import reconciliation_report
@@ -56,15 +54,7 @@ async def test_flow_through_simulator(
     sample_erp: str,
     document_types: list[str],
 ) -> None:
-    config = load_routing_file()
-    router = Router(
-        config.model_copy(
-            update={"rules": (), "default": config.default.model_copy(update={"target": target})}
-        )
-    )
-    intake = Intake(
-        router, pipeline.publisher, pipeline.buckets[subjects.IDEMPOTENCY_BUCKET], pipeline.status
-    )
+    intake = pipeline.routed_intake(target)
     # Duplicates accepted: exactly once is the worker's doing, not a refusal by the simulator.
     harness = harness_cls(duplicates="accept")
     await harness.start()
@@ -153,15 +143,7 @@ async def test_a_create_sap_commits_after_our_deadline_is_posted_once(
     (the answer is lost) while the simulator goes on and commits: the worker looks again once the create has had
     ``ambiguous_settle_seconds`` to commit, finds it, and creates nothing more (duplicates accepted, as S/4HANA's
     default customizing does, so a second create would be a second document)."""
-    config = load_routing_file()
-    router = Router(
-        config.model_copy(
-            update={"rules": (), "default": config.default.model_copy(update={"target": "sap"})}
-        )
-    )
-    intake = Intake(
-        router, pipeline.publisher, pipeline.buckets[subjects.IDEMPOTENCY_BUCKET], pipeline.status
-    )
+    intake = pipeline.routed_intake("sap")
     harness = SapODataHarness(duplicates="accept")
     await harness.start()
     try:

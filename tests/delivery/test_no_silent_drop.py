@@ -23,8 +23,6 @@ from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
-from returnbridge.routing import Router, load_routing_file
-from returnbridge.services.intake import Intake
 
 RETURNS = 4
 MAX_ATTEMPTS = 5
@@ -60,15 +58,7 @@ async def test_long_outage_counts_lookups_backs_off_and_dead_letters_with_an_ale
 ) -> None:
     """SAP down for the whole test: after the first create fails, every retry starts with a look-up that fails
     too. Each must count, back off further and end in the DLQ long before MaxDeliver (here 40)."""
-    config = load_routing_file()
-    router = Router(
-        config.model_copy(
-            update={"rules": (), "default": config.default.model_copy(update={"target": "sap"})}
-        )
-    )
-    intake = Intake(
-        router, pipeline.publisher, pipeline.buckets[subjects.IDEMPOTENCY_BUCKET], pipeline.status
-    )
+    intake = pipeline.routed_intake("sap")
     harness = SapODataHarness()
     await harness.start()
     try:
