@@ -211,7 +211,7 @@ class AmbiguousErpError(TransientErpError):
 class EarlierCreateSettling(TransientErpError):
     """No document found yet, but an earlier create of it was ambiguous and the ERP may still be committing it.
 
-    Raised instead of creating again until ``delivery.ambiguous_settle_seconds`` after that create was sent; the ERP
+    Raised instead of creating again until ``delivery.ambiguous_settle_seconds`` after its answer was lost; the ERP
     answered the look-up, so it is no sign of the ERP being unreachable.
     """
 

@@ -111,8 +111,8 @@ class OutcomeRecorder:
     ) -> None:
         """RETRYING and a nak with backoff, or a dead letter once the retries are exhausted.
 
-        ``ambiguous_at``: when a create whose answer was lost was sent; stored with the document, so no worker
-        creates it again before the ERP had time to commit it (``StepDeliverer._check_settled``).
+        ``ambiguous_at``: when a create's answer was found lost; stored with the document, so no worker creates it
+        again before the ERP had time to commit it (``StepDeliverer._check_settled``).
         """
         attempts = max(int(doc["attempts"]), 1)
         error = error_proto(exc, int(doc["erp"]), "transient")

@@ -42,7 +42,8 @@ class StepDeliverer:
         status: sync state (IN_PROGRESS is announced here; outcomes go through ``outcomes``).
         outcomes: records what happened.
         erp_timeout_seconds: deadline handed to the connector; the call itself gets one second more.
-        settle_seconds: how long after an ambiguous create the ERP may still commit it (no second create before).
+        settle_seconds: how long after a create's answer was lost the ERP may still commit it (no second create
+            before).
         sessions: the worker's NATS sessions: a message fetched before a reconnect is dropped, one stored
             before it is looked up first (``delivery/sessions.py``); None: trust the delivery count alone.
     """
@@ -61,7 +62,7 @@ class StepDeliverer:
         self._status = status
         self._outcomes = outcomes
         self._timeout = erp_timeout_seconds
-        self._settle = settle_seconds if settle_seconds is not None else 2 * erp_timeout_seconds + 1.0
+        self._settle = settle_seconds if settle_seconds is not None else 2 * erp_timeout_seconds
         self._sessions = sessions
 
     async def deliver(
@@ -92,7 +93,7 @@ class StepDeliverer:
                 return None
             source_id = source["erp_document_id"]
         attempted = False
-        sent_at: float | None = None  # when this attempt's create was sent (wall clock: any worker reads it)
+        creating = False  # this attempt sent (or was about to send) a create
         if work.stale():
             return None  # fetched before a reconnect: see Work.nak
         try:
@@ -136,14 +137,16 @@ class StepDeliverer:
                     record, version, step.step, "IN_PROGRESS", attempt=doc["attempts"]
                 )
                 request = self._request(work, step, record, translation, reference, source_id)
-                sent_at = time.time()
+                creating = True
                 # No beat of its own: the worker's Holding beats every message in hand, this one included.
                 result = await self._call(erp, "create_document", self.connector.create_document(request))
         except (PermanentErpError, ErpAuthError) as exc:
             await self._outcomes.refused(work, step, doc, exc, erp=erp, attempted=attempted)
             return None
         except TransientErpError as exc:
-            ambiguous_at = sent_at if isinstance(exc, AmbiguousErpError) else None
+            # When the create's answer was found lost, not when the call began: the request may have waited for
+            # a connection first, and it was sent no later than now (wall clock: any worker reads it).
+            ambiguous_at = time.time() if creating and isinstance(exc, AmbiguousErpError) else None
             await self._outcomes.transient(
                 work, step, doc, exc, erp=erp, attempted=attempted, ambiguous_at=ambiguous_at
             )
@@ -160,8 +163,8 @@ class StepDeliverer:
         remaining = float(ambiguous_at) + self._settle - time.time()
         if remaining > 0:
             raise EarlierCreateSettling(
-                f"not found yet; the create sent {self._settle - remaining:.0f} s ago may still commit, so no "
-                f"second create for another {remaining:.0f} s",
+                f"not found yet; the create whose answer was lost {self._settle - remaining:.0f} s ago may still "
+                f"commit, so no second create for another {remaining:.0f} s",
                 code="SETTLING",
                 retry_after=remaining,
             )

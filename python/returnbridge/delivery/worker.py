@@ -79,9 +79,9 @@ class DeliverySettings(BaseModel):
     concurrency: int = Field(default=64, ge=1)
     erp_timeout_seconds: float = Field(default=30.0, gt=0)
     # After a create whose answer was lost (a timeout, a dropped connection), the ERP may still commit it: an ERP
-    # keeps working on a request its client gave up on. Until this long after that create was sent, a look-up
-    # that finds nothing waits instead of creating again (a second document where duplicates are accepted, as
-    # S/4HANA's default customizing does). None: twice erp_timeout_seconds plus the call's one-second margin.
+    # keeps working on a request its client gave up on. Until this long after the loss, a look-up that finds
+    # nothing waits instead of creating again (a second document where duplicates are accepted, as S/4HANA's
+    # default customizing does). None: twice erp_timeout_seconds.
     ambiguous_settle_seconds: float | None = Field(default=None, gt=0)
     retry: RetryPolicy = RetryPolicy()
     consumer: ConsumerSettings = ConsumerSettings()
@@ -105,13 +105,9 @@ class DeliverySettings(BaseModel):
     @property
     def settle_seconds(self) -> float:
         """``ambiguous_settle_seconds``, or its default."""
-        return self.ambiguous_settle_seconds or 2 * self.erp_timeout_seconds + 1.0
+        return self.ambiguous_settle_seconds or 2 * self.erp_timeout_seconds
 
     def model_post_init(self, __context: Any) -> None:
-        if self.settle_seconds <= self.erp_timeout_seconds + 1.0:
-            raise ValueError(
-                "ambiguous_settle_seconds must exceed erp_timeout_seconds + 1 (the call's own deadline)"
-            )
         if self.consumer.ack_wait_seconds <= self.erp_timeout_seconds:
             raise ValueError("consumer.ack_wait_seconds must exceed erp_timeout_seconds")
         # A message may carry a few documents, each with its own attempt budget: keep every budget well

@@ -416,7 +416,7 @@ class SyncStateStore:
     ) -> tuple[JsonRecord | None, int]:
         """Move one document to ``state``; ``only_from`` skips the write unless the current state is in it.
 
-        ``ambiguous_at``: when a create whose answer was lost was sent (kept until a later one replaces it).
+        ``ambiguous_at``: when a create's answer was found lost (kept until a later one replaces it).
 
         ``known`` is a recently read ``(record, revision)`` that saves the read when nobody wrote since.
         Returns the record as stored (or unchanged) and its revision, a valid ``known`` for the next write.
