@@ -100,6 +100,25 @@ def erp_outage(sim: str = "sap", seconds: float = 60.0) -> Fault:
     return run
 
 
+def slow_erp(sim: str = "sap", latency_s: float = 35.0, seconds: float = 30.0) -> Fault:
+    """One ERP takes ``latency_s`` to post each document for ``seconds`` (longer than the worker's deadline): the
+    worker gives up on the create while the ERP goes on and commits it (a late commit). Look-ups stay fast."""
+
+    async def run(ctx: FaultContext) -> None:
+        await ctx.at(0.2)
+        latency_ms = int(latency_s * 1000)
+        plan = {"latency_ms_min": latency_ms, "latency_ms_max": latency_ms, "methods": ["POST"]}
+        await set_sim_faults(ctx.stack, plan, (sim,))
+        ctx.note("slow_erp_on", erp=sim, latency_s=latency_s, seconds=seconds)
+        await asyncio.sleep(seconds)  # how long the ERP stays slow is the fault itself
+        await set_sim_faults(ctx.stack, {}, (sim,))
+        ctx.note("slow_erp_off", erp=sim)
+        # A create sent just before the end is still being posted: the checker must see what it leaves behind.
+        await asyncio.sleep(latency_s)
+
+    return run
+
+
 def kill_processes(kind: str, times: int, start: float = 0.15, end: float = 0.75) -> Fault:
     """kill -9 a worker (``kind`` "worker") or gateway ("gateway") ``times`` times, restarting it at once."""
 

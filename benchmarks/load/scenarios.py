@@ -70,6 +70,13 @@ def scenarios(scale: str = "full") -> dict[str, Scenario]:
                 expected_alerts=(ExpectedAlert("erp_unreachable", "sap"),),
             ),
             Scenario(
+                "slow_erp",
+                # The worker's ERP deadline is 30 s (5 s in CI): SAP commits each create 5 s (3 s) after it.
+                f"SAP takes {8 if ci else 35} s to post each document for {10 if ci else 30} s, past the "
+                "worker's deadline: the answers are lost, the documents committed later",
+                faults.slow_erp("sap", 8.0 if ci else 35.0, 10.0 if ci else 30.0),
+            ),
+            Scenario(
                 "leader_loss",
                 "3-node cluster (R3): kill -9 of the nats-server leading RB_DELIVER mid-load, back after 10 s",
                 faults.leader_loss(10.0),
