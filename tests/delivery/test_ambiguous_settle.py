@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from delivery.pipeline_harness import FakeErp, Pipeline, fast_settings, make_order
 from delivery.test_worker import as_tenant, submit, wait_state
@@ -98,5 +101,30 @@ async def test_a_replay_of_a_create_dead_lettered_while_ambiguous_waits_for_it_t
     await asyncio.sleep(max(0.0, erp.sent[0] + 2.0 - time.time()))
     await pipeline.dead_letters.replay("acme", doc["dead_letter_id"])
     record = await wait_state(pipeline, "acme", "S1", {"1:return_authorization": "DELIVERED"})
+    assert len(erp.sent) == 1 and erp.creates[KEY] == 1
+    assert record["documents"]["1:return_authorization"]["erp_document_id"] == erp.documents[KEY].document_id
+
+
+async def test_the_window_holds_when_the_retrying_write_was_lost_too(pipeline: Pipeline) -> None:
+    """NATS went away as the answer was lost: the RETRYING write (and its ambiguous_at) never landed. The worker
+    that saw the loss still keeps the window for the redelivered copy."""
+    as_tenant("acme")
+    erp = SlowCommitErp(late=1.0)
+    pipeline.erps["netsuite"] = erp
+    transition = pipeline.status.transition
+    lost_writes: list[str] = []
+
+    async def losing_the_first_retrying_write(*args: Any, **kwargs: Any) -> Any:
+        if args[4] == "RETRYING" and not lost_writes:
+            lost_writes.append(args[1])
+            raise NatsTimeoutError
+        return await transition(*args, **kwargs)
+
+    pipeline.status.transition = losing_the_first_retrying_write  # type: ignore[method-assign]
+    await pipeline.start_worker("netsuite", SETTINGS)
+    await submit(pipeline, make_order("S1"))
+    record = await wait_state(pipeline, "acme", "S1", {"1:return_authorization": "DELIVERED"})
+    assert lost_writes == ["S1"]
+    # Without the worker's own memory of the loss the redelivered copy (0.05-0.2 s later) creates again.
     assert len(erp.sent) == 1 and erp.creates[KEY] == 1
     assert record["documents"]["1:return_authorization"]["erp_document_id"] == erp.documents[KEY].document_id

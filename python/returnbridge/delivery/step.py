@@ -63,6 +63,9 @@ class StepDeliverer:
         self._outcomes = outcomes
         self._timeout = erp_timeout_seconds
         self._settle = settle_seconds if settle_seconds is not None else 2 * erp_timeout_seconds
+        # (document type, external reference) -> when a create's answer was lost here: the stored ambiguous_at
+        # may not have landed (the RETRYING write fails when NATS went away in the same moment).
+        self._lost: dict[tuple[str, str], float] = {}
         self._sessions = sessions
 
     async def deliver(
@@ -114,7 +117,7 @@ class StepDeliverer:
                     erp, "find_document", self.connector.find_document(step.document_type, reference)
                 )
                 if result is None:
-                    self._check_settled(doc)
+                    self._check_settled(doc, (step.document_type, reference))
             if result is None:
                 translation = work.translations.get(step.mapping)
                 if isinstance(translation, ReturnBridgeError) or translation is None:
@@ -147,6 +150,8 @@ class StepDeliverer:
             # When the create's answer was found lost, not when the call began: the request may have waited for
             # a connection first, and it was sent no later than now (wall clock: any worker reads it).
             ambiguous_at = time.time() if creating and isinstance(exc, AmbiguousErpError) else None
+            if ambiguous_at is not None:
+                self._remember_lost((step.document_type, reference), ambiguous_at)
             await self._outcomes.transient(
                 work, step, doc, exc, erp=erp, attempted=attempted, ambiguous_at=ambiguous_at
             )
@@ -155,12 +160,18 @@ class StepDeliverer:
             work, step, (record, revision), result, erp=erp, reference=reference, attempted=attempted
         )
 
-    def _check_settled(self, doc: dict[str, Any]) -> None:
+    def _remember_lost(self, key: tuple[str, str], at: float) -> None:
+        # Bounded by age: past the window an entry no longer matters.
+        for stale in [k for k, when in self._lost.items() if when + self._settle < at]:
+            del self._lost[stale]
+        self._lost[key] = at
+
+    def _check_settled(self, doc: dict[str, Any], key: tuple[str, str]) -> None:
         """Raise EarlierCreateSettling while an ambiguous create of this document may still commit."""
-        ambiguous_at = doc.get("ambiguous_at")
+        ambiguous_at = max(float(doc.get("ambiguous_at") or 0.0), self._lost.get(key, 0.0))
         if not ambiguous_at:
             return
-        remaining = float(ambiguous_at) + self._settle - time.time()
+        remaining = ambiguous_at + self._settle - time.time()
         if remaining > 0:
             raise EarlierCreateSettling(
                 f"not found yet; the create whose answer was lost {self._settle - remaining:.0f} s ago may still "
