@@ -174,9 +174,8 @@ class OrphanSweeper:
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
-        with contextlib.suppress(
-            Exception
-        ):  # best effort: the last round's mark is a safe place to resume too
+        # Best effort: the last round's mark is a safe place to resume too.
+        with contextlib.suppress(Exception):
             await self._save_mark()
 
     async def _seen(self, msg: Msg) -> None:
