@@ -55,14 +55,14 @@ class StepDeliverer:
         outcomes: OutcomeRecorder,
         *,
         erp_timeout_seconds: float,
-        settle_seconds: float | None = None,
+        settle_seconds: float,
         sessions: Sessions | None = None,
     ) -> None:
         self.connector = connector
         self._status = status
         self._outcomes = outcomes
         self._timeout = erp_timeout_seconds
-        self._settle = settle_seconds if settle_seconds is not None else 2 * erp_timeout_seconds
+        self._settle = settle_seconds
         # (document type, external reference) -> when a create's answer was lost here: the stored ambiguous_at
         # may not have landed (the RETRYING write fails when NATS went away in the same moment).
         self._lost: dict[tuple[str, str], float] = {}
