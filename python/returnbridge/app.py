@@ -386,21 +386,21 @@ class App:
         if alerter is None or not self.settings.process.monitor or not self._ready:
             return
         key = "nats"
-        call: Awaitable[Any]
         if lost:
-            if self._nats_lost_alert is not None:
-                return  # already waiting out the grace
-            call = self._alert_nats_still_lost(alerter, key)
-        else:
-            if self._nats_lost_alert is not None:
-                self._nats_lost_alert.cancel()  # back within the grace: nothing was sent
-                self._nats_lost_alert = None
-            call = alerter.resolve(kind="nats_disconnected", key=key)
+            if self._nats_lost_alert is None:  # else already waiting out the grace
+                self._nats_lost_alert = self._alert_task(self._alert_nats_still_lost(alerter, key))
+            return
+        if self._nats_lost_alert is not None:
+            self._nats_lost_alert.cancel()  # back within the grace: nothing was sent
+            self._nats_lost_alert = None
+        self._alert_task(alerter.resolve(kind="nats_disconnected", key=key))
+
+    def _alert_task(self, call: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Run an alert call off the NATS client's callback, holding the task until it ends."""
         task = asyncio.ensure_future(call)
-        if lost:
-            self._nats_lost_alert = task
         self._alert_tasks.add(task)
         task.add_done_callback(self._alert_tasks.discard)
+        return task
 
     async def _alert_nats_still_lost(self, alerter: Alerter, key: str) -> None:
         grace = self.settings.alerts.nats_disconnected_after_s
