@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers.alert_webhook import Webhook, alert_webhook
-from helpers.app import running
+from helpers.app import local_settings, running
 from helpers.eventually import assert_eventually
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.config import Settings, load_settings
@@ -24,18 +24,15 @@ async def webhook() -> AsyncIterator[Webhook]:
 
 
 def _monitor_settings(tmp_path: Path, nats_url: str, webhook: Webhook, **alerts: object) -> Settings:
-    return load_settings(
-        None,
-        env={},
-        overrides={
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": nats_url, "durability_check": "skip"},
-            "grpc": {"port": 0},
-            "metrics": {"enabled": False},
-            "simulators": {"enabled": False},
-            "process": {"workers": [], "gateway": False, "sync": False, "monitor": True},
-            "alerts": {"webhook_url": webhook.url, "publish_nats": False, **alerts},
-        },
+    """A monitoring process only (no gateway, workers or polling) alerting to ``webhook``."""
+    return local_settings(
+        tmp_path / "data",
+        nats_url,
+        nats={"url": nats_url, "durability_check": "skip"},
+        metrics={"enabled": False},
+        simulators={"enabled": False},
+        process={"workers": [], "gateway": False, "sync": False, "monitor": True},
+        alerts={"webhook_url": webhook.url, "publish_nats": False, **alerts},
     )
 
 
