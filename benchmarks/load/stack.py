@@ -2,7 +2,9 @@
 
 Everything binds to 127.0.0.1. Each process writes to its own log file under the stack's work directory; a
 process is ready when its banner line appears there. A killed process is restarted on the same ports, the
-way a supervisor (systemd ``Restart=always``) would.
+way a supervisor (systemd ``Restart=always``) would. The gateways share one gRPC port (``SO_REUSEPORT``, as
+``serve`` lays them out): the kernel spreads the clients' connections over them, and a client whose gateway was
+killed reconnects to one still running, so a gateway kill measures the service, not one gateway's restart.
 """
 
 from __future__ import annotations
@@ -198,7 +200,8 @@ class Stack:
         self.simulators: Proc | None = None
         self.gateways: list[Proc] = []
         self.workers: list[Proc] = []
-        self.gateway_targets: list[str] = []
+        self.gateway_port = free_port()
+        self.gateway_targets = [f"127.0.0.1:{self.gateway_port}"]
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -260,13 +263,11 @@ class Stack:
         quiet = {**env, "RETURNBRIDGE_PROCESS__MONITOR": "false"}
         monitor = "worker-1" if self.config.workers else "gateway-1"
         for i in range(self.config.gateways):
-            port = free_port()
-            self.gateway_targets.append(f"127.0.0.1:{port}")
             self.gateways.append(
                 Proc(
                     f"gateway-{i + 1}",
                     # One gateway per process: the tool lays the processes out itself (no serve supervisor).
-                    [*CLI, "serve", "--single-process", "--config", str(config_file), "--grpc-port", str(port),
+                    [*CLI, "serve", "--single-process", "--config", str(config_file), "--grpc-port", str(self.gateway_port),
                      "--data-dir",
                      str(self.workdir / "data" / f"gateway-{i + 1}")],
                     self.workdir / "logs" / f"gateway-{i + 1}.log",
@@ -333,7 +334,7 @@ class Stack:
                 "monitor_url": self.nodes[0].monitor_url,
                 "durability_check": "warn",
             },
-            "grpc": {"host": "127.0.0.1"},
+            "grpc": {"host": "127.0.0.1", "so_reuseport": True},
             "metrics": {"enabled": False},
             "console": {"enabled": False},
             "simulators": {"enabled": False},
