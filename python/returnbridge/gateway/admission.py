@@ -11,10 +11,11 @@ call waited ``max_queue_seconds``, calls are shed with RESOURCE_EXHAUSTED and a 
 The lanes are scheduled, not only separated: while anyone else is being served (a read in the last
 ``contended_seconds``, or submissions of a second tenant) the bound drops to ``contended_in_flight``. The
 event loop runs callbacks in arrival order, so a read waits behind every submission whose NATS answer came in
-the same burst. In a 10,000-call spike on 2 cores, with 4 in flight per process (the default 8 for the port)
-instead of 128, a probe's p99 went from 64-113x its idle p99 to 9.5-14x and another tenant's submissions from a
-1.24 s median to 20 ms, for 15-30 % fewer of the bulk client's submissions per second (benchmarks/README.md). A
-bulk client alone keeps the whole bound.
+the same burst. In a 10,000-call spike on 2 cores, with 4 in flight per process (8 for the port) instead of 128, a
+probe's p99 went from 64-113x its idle p99 to 9.5-14x and another tenant's submissions from a 1.24 s median to
+20 ms, for 15-30 % fewer of the bulk client's submissions per second; the default of 4 for the port cuts the
+probe's spike p99 by another quarter and the other tenant's by 40 % for 17 % of the bulk rate
+(benchmarks/README.md). A bulk client alone keeps the whole bound.
 
 Under ``serve`` the gateway processes of one port share an admission board (gateway/admission_board.py): the
 bounds are the port's, a process takes what the others leave (at least an equal share while they are busy), and
@@ -67,7 +68,7 @@ class AdmissionSettings(BaseModel):
     max_in_flight: int = Field(default=256, ge=1)
     # ... and while someone else is served (a read lately, a second tenant's submissions): few enough that the
     # other caller finds the event loop nearly free.
-    contended_in_flight: int = Field(default=8, ge=1)
+    contended_in_flight: int = Field(default=4, ge=1)
     # How long after a read the bound stays at contended_in_flight.
     contended_seconds: float = Field(default=2.0, gt=0)
     # Waiting submissions beyond which new ones are shed at once.
