@@ -14,7 +14,9 @@ Per return (client outcome x service state x ERP documents):
 * ``false_ok``: the client was told ACCEPTED/DUPLICATE but the service has no record of the return;
 * ``duplicated``: more than one ERP document carries the return's external reference;
 * ``unknown``: the client's final answer was an error, yet the return was registered or posted;
-* ``dead_lettered``: terminal in the DLQ (with its alert), not posted: accounted for, not lost;
+* ``dead_lettered``: terminal in the DLQ (with its alert), not posted: accounted for, not lost, yet not clean:
+  no fault here is permanent and every return of the load is valid, so a dead letter is a return someone
+  must replay by hand (a 60 s ERP outage that outlived the retry budget did that once);
 * ``state_drift``: one ERP document exists but the sync state does not say DELIVERED (or the reverse).
 """
 
@@ -87,6 +89,7 @@ class CheckReport:
             or self.audit_gaps
             or self.audit_duplicates
             or self.state_drift
+            or self.dead_lettered
         ) and (self.backlog_drained and self.audit_chain_ok)
 
     def to_json(self) -> dict[str, Any]:

@@ -71,6 +71,11 @@ def test_ok_without_any_record_is_a_false_ok_and_lost() -> None:
 def test_dead_lettered_is_accounted_for_not_lost() -> None:
     report = _classify([_sub(1)], {1: _record(1, "DEAD_LETTERED")}, {})
     assert report.dead_lettered == 1 and report.lost == 0
+    # ... yet not clean: every fault of the tool is transient and every return valid, so it waits for a replay.
+    report.backlog_drained = report.audit_chain_ok = True
+    assert not report.clean
+    report.dead_lettered = 0
+    assert report.clean  # the dead letter alone made it unclean
 
 
 def test_posted_while_the_state_says_otherwise_is_drift() -> None:
