@@ -19,6 +19,7 @@ from returnbridge.api.v1 import returns_pb2, sync_pb2
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
 from returnbridge.delivery.advisory import MaxDeliveriesListener
+from returnbridge.delivery.breaker import BreakerSettings
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
@@ -68,7 +69,10 @@ async def test_long_outage_counts_lookups_backs_off_and_dead_letters_with_an_ale
             base_delay=0.1, multiplier=2.0, max_delay=2.0, jitter=0.0, max_attempts=MAX_ATTEMPTS
         )
         settings = fast_settings(
-            retry=retry, consumer=ConsumerSettings(ack_wait_seconds=10.0, max_deliver=40)
+            retry=retry,
+            consumer=ConsumerSettings(ack_wait_seconds=10.0, max_deliver=40),
+            # The retry budget itself is under test: no breaker pausing the target (test_breaker.py).
+            breaker=BreakerSettings(enabled=False),
         )
         worker = DeliveryWorker(
             "sap",

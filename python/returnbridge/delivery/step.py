@@ -8,6 +8,7 @@ from typing import Any
 
 from returnbridge.connectors.base import Connector, DocumentRequest, DocumentResult
 from returnbridge.connectors.tally import tally_requests
+from returnbridge.delivery.breaker import PROBE_REFERENCE, Breaker
 from returnbridge.delivery.headers import H_REPLAY_OF
 from returnbridge.delivery.outcome import OutcomeRecorder
 from returnbridge.delivery.sessions import Sessions
@@ -46,6 +47,8 @@ class StepDeliverer:
             before).
         sessions: the worker's NATS sessions: a message fetched before a reconnect is dropped, one stored
             before it is looked up first (``delivery/sessions.py``); None: trust the delivery count alone.
+        breaker: the target's circuit breaker (``delivery/breaker.py``): told of every call; while it is open a
+            message is handed back without an attempt. None: every message is attempted.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class StepDeliverer:
         erp_timeout_seconds: float,
         settle_seconds: float,
         sessions: Sessions | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.connector = connector
         self._status = status
@@ -67,6 +71,9 @@ class StepDeliverer:
         # may not have landed (the RETRYING write fails when NATS went away in the same moment).
         self._lost: dict[tuple[str, str], float] = {}
         self._sessions = sessions
+        self._breaker = breaker
+        # (ERP name, document type) of the latest call: what the breaker's probe looks up while it is open.
+        self._probe_target: tuple[str, str] | None = None
 
     async def deliver(
         self, work: Work, step: PlannedStep, record: dict[str, Any], revision: int
@@ -99,6 +106,12 @@ class StepDeliverer:
         creating = False  # this attempt sent (or was about to send) a create
         if work.stale():
             return None  # fetched before a reconnect: see Work.nak
+        if self._breaker is not None and self._breaker.is_open:
+            # The ERP is down: back to the stream without spending an attempt; the worker fetches nothing more
+            # until a probe gets an answer.
+            await work.nak(delay=self._breaker.settings.probe_seconds)
+            return None
+        self._probe_target = (erp, step.document_type)
         try:
             result: DocumentResult | None = None
             if (
@@ -220,20 +233,43 @@ class StepDeliverer:
             finally:
                 count_erp_requests(erp, operation, tally.count)
 
+    async def probe(self) -> None:
+        """The breaker's probe: one look-up of a reference nobody uses; raises when the ERP does not answer."""
+        if self._probe_target is None:
+            return
+        erp, document_type = self._probe_target
+        await self._call(erp, "probe", self.connector.find_document(document_type, PROBE_REFERENCE))
+
     async def _call_counted(self, erp: str, operation: str, call: Any) -> Any:
         try:
             result = await asyncio.wait_for(call, timeout=self._timeout + 1.0)
         except TimeoutError as exc:
             count_erp_call(erp, operation, "error", "transient")
+            self._no_answer()
             raise AmbiguousErpError(f"{operation} exceeded the ERP deadline", erp=erp) from exc
         except ErpAuthError:
             count_erp_call(erp, operation, "error", "auth")
+            self._answer()
             raise
         except PermanentErpError:
             count_erp_call(erp, operation, "error", "permanent")
+            self._answer()
             raise
-        except TransientErpError:
+        except TransientErpError as exc:
             count_erp_call(erp, operation, "error", "transient")
+            if exc.http_status == 429:
+                self._answer()  # throttled: the ERP is there, it asks for less
+            else:
+                self._no_answer()
             raise
         count_erp_call(erp, operation, "ok")
+        self._answer()
         return result
+
+    def _answer(self) -> None:
+        if self._breaker is not None:
+            self._breaker.answered()
+
+    def _no_answer(self) -> None:
+        if self._breaker is not None:
+            self._breaker.failed()

@@ -28,6 +28,7 @@ from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
 from returnbridge.bus.streams import StreamsConfig
 from returnbridge.bus.trace_context import extract, tracer
 from returnbridge.connectors.base import Connector
+from returnbridge.delivery.breaker import Breaker, BreakerSettings
 from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.headers import H_ACCEPTED_AT, H_ERP, H_LANE, H_REPLAY_OF, H_RULE
 from returnbridge.delivery.holding import Holding
@@ -101,6 +102,8 @@ class DeliverySettings(BaseModel):
     depth_check_seconds: float = Field(default=10.0, gt=0)
     # Reservations whose gateway never published them are published by the sweeper (delivery/orphans.py).
     orphans: OrphanSettings = OrphanSettings()
+    # While the target's ERP is down, nothing is attempted and its probe decides when to resume (breaker.py).
+    breaker: BreakerSettings = BreakerSettings()
 
     @property
     def settle_seconds(self) -> float:
@@ -163,6 +166,7 @@ class DeliveryWorker:
         )
         # An ERP call of an earlier session ends within the deadline handed to the connector plus its margin.
         self._sessions = Sessions(js, settle_seconds=self.settings.erp_timeout_seconds + 1.0, target=target)
+        self._breaker = Breaker(target, self.settings.breaker)
         self._steps = StepDeliverer(
             connector,
             status,
@@ -170,23 +174,29 @@ class DeliveryWorker:
             erp_timeout_seconds=self.settings.erp_timeout_seconds,
             settle_seconds=self.settings.settle_seconds,
             sessions=self._sessions,
+            breaker=self._breaker,
         )
         self._failures = FailureCounts()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._probing: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         await self._sessions.open()
         sub = await delivery_subscription(self._js, self.target, self.settings.consumer)
         self._task = asyncio.create_task(self._run(sub), name=f"delivery-{self.target}")
+        self._probing = asyncio.create_task(
+            self._breaker.probe_while_open(self._steps.probe, self._stopping), name=f"probe-{self.target}"
+        )
 
     async def stop(self) -> None:
         """Stop pulling, then finish the messages in hand."""
         self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._probing):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
         """Keep up to two batches in hand and fetch again as soon as one batch's worth is done.
@@ -203,6 +213,10 @@ class DeliveryWorker:
                 if time.monotonic() >= next_depth_check:
                     next_depth_check = time.monotonic() + self.settings.depth_check_seconds
                     await self._report_depth(sub)
+                if self._breaker.is_open:
+                    # The ERP is down: fetch nothing (no attempt spent) until the probe gets an answer.
+                    await self._breaker.wait_closed(self.settings.fetch_timeout_seconds)
+                    continue
                 for _ in range(batch_size):
                     await room.acquire()
                 if self._stopping.is_set():

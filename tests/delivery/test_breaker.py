@@ -1,0 +1,153 @@
+"""The target's circuit breaker: an ERP outage longer than the retry budget pauses delivery instead of
+dead-lettering everything in flight, spares the down ERP, and delivery resumes as soon as the ERP answers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import pytest
+
+from connectors.harnesses.sap import SapODataHarness
+from delivery.pipeline_harness import Pipeline, fast_settings
+from helpers.eventually import assert_eventually
+from mapping.samples import build_return
+from returnbridge.api.v1 import returns_pb2
+from returnbridge.bus.consumer import ConsumerSettings
+from returnbridge.delivery.breaker import Breaker, BreakerSettings
+from returnbridge.delivery.retry import RetryPolicy
+from returnbridge.delivery.worker import DeliveryWorker
+from returnbridge.domain.context import Principal, set_principal
+from returnbridge.mapping import MappingRegistry
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_it_opens_only_after_failures_in_a_row_and_time_without_an_answer() -> None:
+    clock = Clock()
+    breaker = Breaker("sap", BreakerSettings(failures=3, open_after_seconds=10.0), clock)
+    for _ in range(5):
+        breaker.failed()
+    assert not breaker.is_open  # many failures, but the last answer was just now
+    clock.now += 10.0
+    breaker.answered()  # one answer (a 429, a refusal, nothing found) starts both counts again
+    clock.now += 10.0
+    breaker.failed()
+    breaker.failed()
+    assert not breaker.is_open  # long enough without an answer, not enough failures
+    breaker.failed()
+    assert breaker.is_open
+    breaker.answered()
+    assert not breaker.is_open
+
+
+def test_a_disabled_breaker_never_opens() -> None:
+    clock = Clock()
+    breaker = Breaker("sap", BreakerSettings(enabled=False, failures=1, open_after_seconds=0.0), clock)
+    for _ in range(100):
+        breaker.failed()
+        clock.now += 1.0
+    assert not breaker.is_open
+
+
+async def test_while_open_it_probes_every_interval_until_an_answer() -> None:
+    breaker = Breaker("sap", BreakerSettings(failures=1, open_after_seconds=0.0, probe_seconds=0.05))
+    probes: list[float] = []
+
+    async def probe() -> None:
+        probes.append(time.monotonic())
+        if len(probes) < 3:
+            breaker.failed()
+            raise ConnectionError("still down")
+        breaker.answered()
+
+    stopping = asyncio.Event()
+    task = asyncio.create_task(breaker.probe_while_open(probe, stopping))
+    await asyncio.sleep(0.2)
+    assert probes == []  # closed: no probing
+    breaker.failed()
+    assert breaker.is_open
+    assert await breaker.wait_closed(timeout=5.0)
+    assert len(probes) == 3
+    assert all(b - a >= 0.045 for a, b in itertools.pairwise(probes)), probes
+    stopping.set()
+    await asyncio.wait_for(task, 5.0)
+
+
+@pytest.fixture(scope="module")
+def registry() -> MappingRegistry:
+    return MappingRegistry.load()
+
+
+RETURNS = 24
+MAX_ATTEMPTS = 5
+
+
+async def test_an_outage_longer_than_the_retry_budget_dead_letters_nothing(
+    pipeline: Pipeline, registry: MappingRegistry
+) -> None:
+    """SAP answers 503 for 6 s; the retry budget is ~1.5 s (5 attempts from 0.1 s, doubling). Without the
+    breaker every return ends in the DLQ (test_no_silent_drop.py); with it, delivery pauses after a few
+    attempts, a probe finds SAP back, and every return is posted once, none dead-lettered."""
+    intake = pipeline.routed_intake("sap")
+    harness = SapODataHarness()
+    await harness.start()
+    try:
+        await harness.set_faults({"outage": True, "retry_after": 0})
+        settings = fast_settings(
+            retry=RetryPolicy(base_delay=0.1, max_delay=2.0, jitter=0.0, max_attempts=MAX_ATTEMPTS),
+            consumer=ConsumerSettings(ack_wait_seconds=10.0, max_deliver=40),
+            breaker=BreakerSettings(failures=3, open_after_seconds=0.2, probe_seconds=0.3),
+        )
+        worker = DeliveryWorker(
+            "sap",
+            harness.connector(timeout=2.0),
+            registry,
+            pipeline.nc.jetstream(),
+            pipeline.status,
+            pipeline.dead_letters,
+            settings,
+            alerter=pipeline.alerter,
+        )
+        await worker.start()
+        pipeline.workers.append(worker)
+        set_principal(Principal(name="rms", tenant_id="acme"))
+        orders = [
+            build_return(1, seed=40 + i, serialized_every=0, version=1, erp="sap") for i in range(RETURNS)
+        ]
+        for order in orders:
+            await intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
+        await asyncio.sleep(6.0)
+        outage_requests = harness.sim.kit.faults.injected.get("outage", 0)
+        await harness.clear_faults()
+        back = time.monotonic()
+
+        async def all_delivered() -> None:
+            for order in orders:
+                record = await pipeline.status.get("acme", order.return_id)
+                assert record is not None
+                (doc,) = record["documents"].values()
+                assert doc["state"] == "DELIVERED", doc
+
+        await assert_eventually(all_delivered, timeout=30)
+        resumed_after = time.monotonic() - back
+        for order in orders:
+            record = await pipeline.status.get("acme", order.return_id)
+            assert record is not None
+            (doc,) = record["documents"].values()
+            assert doc["attempts"] < MAX_ATTEMPTS, doc  # the pause spent none of the budget
+            assert await harness.count_documents("A_CustomerReturn", f"{order.rma_number}-1") == 1
+    finally:
+        await harness.stop()
+    assert not [a for a in pipeline.alerter.alerts if a["kind"] == "dead_letter"]
+    # The down ERP saw a few attempts per return and then a probe every 0.3 s, not 5 attempts per return.
+    assert outage_requests < RETURNS * MAX_ATTEMPTS, outage_requests
+    # Resumed on the first probe after SAP was back, not after the backoff the attempts had grown.
+    assert resumed_after < 10.0, resumed_after
