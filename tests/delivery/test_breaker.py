@@ -20,6 +20,7 @@ from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
+from returnbridge.observability.metrics import REGISTRY
 
 
 class Clock:
@@ -44,8 +45,10 @@ def test_it_opens_only_after_failures_in_a_row_and_time_without_an_answer() -> N
     assert not breaker.is_open  # long enough without an answer, not enough failures
     breaker.failed()
     assert breaker.is_open
+    assert REGISTRY.get_sample_value("rb_erp_breaker_open", {"target": "sap"}) == 1
     breaker.answered()
     assert not breaker.is_open
+    assert REGISTRY.get_sample_value("rb_erp_breaker_open", {"target": "sap"}) == 0
 
 
 def test_a_disabled_breaker_never_opens() -> None:

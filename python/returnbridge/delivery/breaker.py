@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from returnbridge.observability.metrics import set_breaker_open
+
 __all__ = ["PROBE_REFERENCE", "Breaker", "BreakerSettings"]
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Breaker:
             log.warning("ERP of %s answers again: delivery resumes", self.target)
             self._opened.clear()
             self._closed.set()
+            set_breaker_open(self.target, False)
 
     def failed(self) -> None:
         """A call got no answer (connection refused, deadline, 5xx)."""
@@ -88,6 +91,7 @@ class Breaker:
             )
             self._closed.clear()
             self._opened.set()
+            set_breaker_open(self.target, True)
 
     async def wait_closed(self, timeout: float) -> bool:
         """True once closed; False if still open after ``timeout`` seconds."""

@@ -193,10 +193,13 @@ class DeliveryWorker:
     async def stop(self) -> None:
         """Stop pulling, then finish the messages in hand."""
         self._stopping.set()
-        for task in (self._task, self._probing):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._probing is not None:
+            self._probing.cancel()  # a probe in its ERP call must not hold up the shutdown
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probing
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
         """Keep up to two batches in hand and fetch again as soon as one batch's worth is done.

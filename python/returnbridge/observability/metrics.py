@@ -20,6 +20,7 @@ from prometheus_client import (
 __all__ = [
     "ALERTS",
     "API_CALLS",
+    "BREAKER_OPEN",
     "DLQ_SIZE",
     "ERP_CALLS",
     "ERP_ERROR_CLASSES",
@@ -37,6 +38,7 @@ __all__ = [
     "count_reservation_published",
     "observe_sync_latency",
     "scrape_registry",
+    "set_breaker_open",
     "set_dlq_size",
     "set_queue_depth",
     "start_metrics_server",
@@ -107,6 +109,14 @@ QUEUE_DEPTH: Final = Gauge(
     registry=REGISTRY,
     # Under the ``serve`` supervisor (multiprocess mode) one process samples; its latest value is the truth.
     multiprocess_mode="mostrecent",
+)
+BREAKER_OPEN: Final = Gauge(
+    "rb_erp_breaker_open",
+    "1 while a target's ERP is taken as down and its delivery paused (delivery/breaker.py).",
+    ["target"],
+    registry=REGISTRY,
+    # One breaker per worker process and target: any process that paused the target shows.
+    multiprocess_mode="max",
 )
 DLQ_SIZE: Final = Gauge(
     "rb_dlq_size",
@@ -195,6 +205,12 @@ def set_queue_depth(stream: str, consumer: str, depth: int) -> None:
     if depth < 0:
         raise ValueError(f"queue depth must not be negative, got {depth}")
     QUEUE_DEPTH.labels(stream=stream, consumer=consumer).set(depth)
+
+
+def set_breaker_open(target: str, is_open: bool) -> None:
+    """Report whether ``target``'s circuit breaker is open."""
+    _require_label("target", target)
+    BREAKER_OPEN.labels(target=target).set(1 if is_open else 0)
 
 
 def set_dlq_size(size: int) -> None:
