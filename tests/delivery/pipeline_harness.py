@@ -25,7 +25,7 @@ from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.bus.embedded import EmbeddedNatsServer
 from returnbridge.bus.publisher import Publisher
 from returnbridge.bus.streams import StreamsConfig, ensure_streams
-from returnbridge.connectors.base import ChangeBatch, DocumentRequest, DocumentResult
+from returnbridge.connectors.base import ChangeBatch, Connector, DocumentRequest, DocumentResult
 from returnbridge.delivery.dlq import DeadLetterStore
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.submitted_audit import SubmittedAuditor
@@ -34,6 +34,7 @@ from returnbridge.errors import AmbiguousErpError, NotFoundError, PermanentErpEr
 from returnbridge.gateway.auth import hash_api_key
 from returnbridge.gateway.interceptors import build_interceptors
 from returnbridge.gateway.security_config import SecurityConfig
+from returnbridge.mapping.ports import MapperSource
 from returnbridge.routing import load_routing_file
 from returnbridge.routing.router import Router
 from returnbridge.services.intake import Intake
@@ -260,6 +261,24 @@ class Pipeline:
         await worker.start()
         self.workers.append(worker)
         return erp
+
+    async def start_connector_worker(
+        self, target: str, connector: Connector, mappers: MapperSource, settings: DeliverySettings
+    ) -> DeliveryWorker:
+        """A worker delivering ``target`` through a real connector (a simulator harness's) and real mappings."""
+        worker = DeliveryWorker(
+            target,
+            connector,
+            mappers,
+            self.nc.jetstream(),
+            self.status,
+            self.dead_letters,
+            settings,
+            alerter=self.alerter,
+        )
+        await worker.start()
+        self.workers.append(worker)
+        return worker
 
     async def start_audit_scribe(
         self, audit: AuditLog, js: JetStreamContext | None = None

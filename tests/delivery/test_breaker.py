@@ -17,7 +17,6 @@ from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.delivery.breaker import Breaker, BreakerSettings
 from returnbridge.delivery.retry import RetryPolicy
-from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
 from returnbridge.observability.metrics import REGISTRY
@@ -109,18 +108,7 @@ async def test_an_outage_longer_than_the_retry_budget_dead_letters_nothing(
             consumer=ConsumerSettings(ack_wait_seconds=10.0, max_deliver=40),
             breaker=BreakerSettings(failures=3, open_after_seconds=0.2, probe_seconds=0.3),
         )
-        worker = DeliveryWorker(
-            "sap",
-            harness.connector(timeout=2.0),
-            registry,
-            pipeline.nc.jetstream(),
-            pipeline.status,
-            pipeline.dead_letters,
-            settings,
-            alerter=pipeline.alerter,
-        )
-        await worker.start()
-        pipeline.workers.append(worker)
+        await pipeline.start_connector_worker("sap", harness.connector(timeout=2.0), registry, settings)
         set_principal(Principal(name="rms", tenant_id="acme"))
         orders = [
             build_return(1, seed=40 + i, serialized_every=0, version=1, erp="sap") for i in range(RETURNS)

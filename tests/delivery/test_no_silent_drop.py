@@ -21,7 +21,6 @@ from returnbridge.bus.consumer import ConsumerSettings, delivery_subscription
 from returnbridge.delivery.advisory import MaxDeliveriesListener
 from returnbridge.delivery.breaker import BreakerSettings
 from returnbridge.delivery.retry import RetryPolicy
-from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.mapping import MappingRegistry
 
@@ -74,18 +73,7 @@ async def test_long_outage_counts_lookups_backs_off_and_dead_letters_with_an_ale
             # The retry budget itself is under test: no breaker pausing the target (test_breaker.py).
             breaker=BreakerSettings(enabled=False),
         )
-        worker = DeliveryWorker(
-            "sap",
-            harness.connector(timeout=2.0),
-            registry,
-            pipeline.nc.jetstream(),
-            pipeline.status,
-            pipeline.dead_letters,
-            settings,
-            alerter=pipeline.alerter,
-        )
-        await worker.start()
-        pipeline.workers.append(worker)
+        await pipeline.start_connector_worker("sap", harness.connector(timeout=2.0), registry, settings)
         retries: dict[str, list[tuple[float, int]]] = defaultdict(list)
 
         async def on_event(msg: Msg) -> None:
