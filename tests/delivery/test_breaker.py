@@ -99,6 +99,10 @@ async def test_an_outage_longer_than_the_retry_budget_dead_letters_nothing(
     breaker every return ends in the DLQ (test_no_silent_drop.py); with it, delivery pauses after a few
     attempts, a probe finds SAP back, and every return is posted once, none dead-lettered."""
     intake = pipeline.routed_intake("sap")
+
+    def unreachable_reports() -> list[dict[str, object]]:
+        return [a for a in pipeline.alerter.alerts if a["kind"] == "erp_unreachable"]
+
     harness = SapODataHarness()
     await harness.start()
     try:
@@ -115,7 +119,11 @@ async def test_an_outage_longer_than_the_retry_budget_dead_letters_nothing(
         ]
         for order in orders:
             await intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
-        await asyncio.sleep(6.0)
+        await asyncio.sleep(3.0)
+        reported = len(unreachable_reports())
+        await asyncio.sleep(3.0)
+        # Paused, the failed probes still report the outage: erp_unreachable pages once it lasts long enough.
+        assert len(unreachable_reports()) > reported
         outage_requests = harness.sim.kit.faults.injected.get("outage", 0)
         await harness.clear_faults()
         back = time.monotonic()

@@ -118,7 +118,7 @@ class OutcomeRecorder:
         error = error_proto(exc, int(doc["erp"]), "transient")
         # Throttling and a create still settling are the ERP answering, not the ERP being unreachable.
         if exc.http_status != 429 and not isinstance(exc, EarlierCreateSettling):
-            await self._erp_unreachable(erp, exc)
+            await self.erp_unreachable(erp, exc)
         if self._retry.exhausted(attempts):
             await self.dead_letter(
                 work,
@@ -156,8 +156,11 @@ class OutcomeRecorder:
             )
         await self.dead_letter(work, step, doc, str(exc), exc, attempted=attempted)
 
-    async def _erp_unreachable(self, erp: str, exc: ErpError) -> None:
-        """Report a failed ERP call; the alerter fires only once the target stayed unreachable long enough."""
+    async def erp_unreachable(self, erp: str, exc: ErpError) -> None:
+        """Report a failed ERP call; the alerter fires only once the target stayed unreachable long enough.
+
+        Also called by the breaker's failed probes: while delivery is paused they are the only calls, and the
+        incident must still page once the outage outlasts ``alerts.erp_unreachable_after_s``."""
         if self._alerter is None:
             return
         self._unreachable_alerted = True

@@ -238,7 +238,12 @@ class StepDeliverer:
         if self._probe_target is None:
             return
         erp, document_type = self._probe_target
-        await self._call(erp, "probe", self.connector.find_document(document_type, PROBE_REFERENCE))
+        try:
+            await self._call(erp, "probe", self.connector.find_document(document_type, PROBE_REFERENCE))
+        except TransientErpError as exc:
+            if exc.http_status != 429:
+                await self._outcomes.erp_unreachable(erp, exc)  # still down: the outage may page
+            raise
 
     async def _call_counted(self, erp: str, operation: str, call: Any) -> Any:
         try:
