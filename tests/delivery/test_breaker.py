@@ -18,6 +18,7 @@ from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.delivery.breaker import Breaker, BreakerSettings
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.domain.context import Principal, set_principal
+from returnbridge.errors import TransientErpError
 from returnbridge.mapping import MappingRegistry
 from returnbridge.observability.metrics import REGISTRY
 
@@ -67,7 +68,7 @@ async def test_while_open_it_probes_every_interval_until_an_answer() -> None:
         probes.append(time.monotonic())
         if len(probes) < 3:
             breaker.failed()
-            raise ConnectionError("still down")
+            raise TransientErpError("still down", erp="sap_s4hana", http_status=503)
         breaker.answered()
 
     stopping = asyncio.Event()
@@ -79,6 +80,22 @@ async def test_while_open_it_probes_every_interval_until_an_answer() -> None:
     assert await breaker.wait_closed(timeout=5.0)
     assert len(probes) == 3
     assert all(b - a >= 0.045 for a, b in itertools.pairwise(probes)), probes
+    stopping.set()
+    await asyncio.wait_for(task, 5.0)
+
+
+async def test_a_probe_that_fails_for_another_reason_than_the_erp_resumes_delivery() -> None:
+    """A connector bug in the look-up must not keep the target paused for good."""
+    breaker = Breaker("sap", BreakerSettings(failures=1, open_after_seconds=0.0, probe_seconds=0.05))
+
+    async def buggy_probe() -> None:
+        raise KeyError("a connector bug")
+
+    stopping = asyncio.Event()
+    task = asyncio.create_task(breaker.probe_while_open(buggy_probe, stopping))
+    breaker.failed()
+    assert breaker.is_open
+    assert await breaker.wait_closed(timeout=5.0)
     stopping.set()
     await asyncio.wait_for(task, 5.0)
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from returnbridge.errors import ErpError
 from returnbridge.observability.metrics import set_breaker_open
 
 __all__ = ["PROBE_REFERENCE", "Breaker", "BreakerSettings"]
@@ -104,7 +105,9 @@ class Breaker:
     async def probe_while_open(self, probe: Callable[[], Awaitable[object]], stopping: asyncio.Event) -> None:
         """Run for the worker's life: whenever open, call ``probe`` every ``probe_seconds`` until one answers.
 
-        ``probe`` raises on no answer (it is a counted ERP call, so ``answered``/``failed`` are already called).
+        ``probe`` raises an ``ErpError`` on no answer (it is a counted ERP call, so ``answered``/``failed`` are
+        already called). Anything else is not the ERP failing to answer (a connector bug, say): delivery resumes
+        and the documents' own failure budget decides, rather than a breaker that never closes.
         """
         while not stopping.is_set():
             await self._wait_either(self._opened, stopping)
@@ -113,8 +116,11 @@ class Breaker:
                     return
                 try:
                     await probe()
-                except Exception as exc:  # noqa: BLE001 - any failure keeps it open; the next probe tries again
+                except ErpError as exc:
                     log.info("probe of %s's ERP failed: %r", self.target, exc)
+                except Exception as exc:  # noqa: BLE001 - see above: resume rather than stay open for good
+                    log.warning("probe of %s failed unexpectedly, resuming delivery: %r", self.target, exc)
+                    self.answered()
 
     @staticmethod
     async def _wait_either(*events: asyncio.Event, timeout: float | None = None) -> bool:
