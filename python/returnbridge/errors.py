@@ -200,6 +200,11 @@ class ErpError(ReturnBridgeError):
 class TransientErpError(ErpError):
     """Retrying later can succeed: timeouts, throttling, 5xx, connection failures."""
 
+    @property
+    def unanswered(self) -> bool:
+        """The ERP did not answer (refused, timed out, 5xx): a sign of it being down. Throttling is an answer."""
+        return self.http_status != 429
+
 
 class AmbiguousErpError(TransientErpError):
     """The request may have been applied (timeout or connection dropped after sending).
@@ -214,6 +219,10 @@ class EarlierCreateSettling(TransientErpError):
     Raised instead of creating again until ``delivery.ambiguous_settle_seconds`` after its answer was lost; the ERP
     answered the look-up, so it is no sign of the ERP being unreachable.
     """
+
+    @property
+    def unanswered(self) -> bool:
+        return False
 
 
 class PermanentErpError(ErpError):

@@ -15,7 +15,7 @@ from returnbridge.delivery.ports import AlerterLike
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.work import Work, error_proto
 from returnbridge.domain.steps import PlannedStep
-from returnbridge.errors import EarlierCreateSettling, ErpAuthError, ErpError, TransientErpError
+from returnbridge.errors import ErpAuthError, ErpError, TransientErpError
 from returnbridge.observability.metrics import count_processing, observe_sync_latency, set_dlq_size
 from returnbridge.sync.status import RESOLVED, SyncStateStore, doc_key
 
@@ -116,9 +116,7 @@ class OutcomeRecorder:
         """
         attempts = max(int(doc["attempts"]), 1)
         error = error_proto(exc, int(doc["erp"]), "transient")
-        # Throttling and a create still settling are the ERP answering, not the ERP being unreachable.
-        if exc.http_status != 429 and not isinstance(exc, EarlierCreateSettling):
-            await self.erp_unreachable(erp, exc)
+        await self.erp_unreachable(erp, exc)
         if self._retry.exhausted(attempts):
             await self.dead_letter(
                 work,
@@ -156,12 +154,13 @@ class OutcomeRecorder:
             )
         await self.dead_letter(work, step, doc, str(exc), exc, attempted=attempted)
 
-    async def erp_unreachable(self, erp: str, exc: ErpError) -> None:
-        """Report a failed ERP call; the alerter fires only once the target stayed unreachable long enough.
+    async def erp_unreachable(self, erp: str, exc: TransientErpError) -> None:
+        """Report a failed ERP call the ERP did not answer (throttling and a create still settling are answers);
+        the alerter fires only once the target stayed unreachable long enough.
 
         Also called by the breaker's failed probes: while delivery is paused they are the only calls, and the
         incident must still page once the outage outlasts ``alerts.erp_unreachable_after_s``."""
-        if self._alerter is None:
+        if self._alerter is None or not exc.unanswered:
             return
         self._unreachable_alerted = True
         await self._alerter.alert(

@@ -48,7 +48,7 @@ class StepDeliverer:
         sessions: the worker's NATS sessions: a message fetched before a reconnect is dropped, one stored
             before it is looked up first (``delivery/sessions.py``); None: trust the delivery count alone.
         breaker: the target's circuit breaker (``delivery/breaker.py``): told of every call; while it is open a
-            message is handed back without an attempt. None: every message is attempted.
+            message is handed back without an attempt.
     """
 
     def __init__(
@@ -59,8 +59,8 @@ class StepDeliverer:
         *,
         erp_timeout_seconds: float,
         settle_seconds: float,
+        breaker: Breaker,
         sessions: Sessions | None = None,
-        breaker: Breaker | None = None,
     ) -> None:
         self.connector = connector
         self._status = status
@@ -106,7 +106,7 @@ class StepDeliverer:
         creating = False  # this attempt sent (or was about to send) a create
         if work.stale():
             return None  # fetched before a reconnect: see Work.nak
-        if self._breaker is not None and self._breaker.is_open:
+        if self._breaker.is_open:
             # The ERP is down: back to the stream without spending an attempt; the worker fetches nothing more
             # until a probe gets an answer.
             await work.nak(delay=self._breaker.settings.probe_seconds)
@@ -241,8 +241,7 @@ class StepDeliverer:
         try:
             await self._call(erp, "probe", self.connector.find_document(document_type, PROBE_REFERENCE))
         except TransientErpError as exc:
-            if exc.http_status != 429:
-                await self._outcomes.erp_unreachable(erp, exc)  # still down: the outage may page
+            await self._outcomes.erp_unreachable(erp, exc)  # still down: the outage may page
             raise
 
     async def _call_counted(self, erp: str, operation: str, call: Any) -> Any:
@@ -250,31 +249,23 @@ class StepDeliverer:
             result = await asyncio.wait_for(call, timeout=self._timeout + 1.0)
         except TimeoutError as exc:
             count_erp_call(erp, operation, "error", "transient")
-            self._no_answer()
+            self._breaker.failed()
             raise AmbiguousErpError(f"{operation} exceeded the ERP deadline", erp=erp) from exc
         except ErpAuthError:
             count_erp_call(erp, operation, "error", "auth")
-            self._answer()
+            self._breaker.answered()
             raise
         except PermanentErpError:
             count_erp_call(erp, operation, "error", "permanent")
-            self._answer()
+            self._breaker.answered()
             raise
         except TransientErpError as exc:
             count_erp_call(erp, operation, "error", "transient")
-            if exc.http_status == 429:
-                self._answer()  # throttled: the ERP is there, it asks for less
+            if exc.unanswered:
+                self._breaker.failed()
             else:
-                self._no_answer()
+                self._breaker.answered()  # throttled: the ERP is there, it asks for less
             raise
         count_erp_call(erp, operation, "ok")
-        self._answer()
+        self._breaker.answered()
         return result
-
-    def _answer(self) -> None:
-        if self._breaker is not None:
-            self._breaker.answered()
-
-    def _no_answer(self) -> None:
-        if self._breaker is not None:
-            self._breaker.failed()

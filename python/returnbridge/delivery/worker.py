@@ -173,8 +173,8 @@ class DeliveryWorker:
             self._outcomes,
             erp_timeout_seconds=self.settings.erp_timeout_seconds,
             settle_seconds=self.settings.settle_seconds,
-            sessions=self._sessions,
             breaker=self._breaker,
+            sessions=self._sessions,
         )
         self._failures = FailureCounts()
         self._stopping = asyncio.Event()
