@@ -31,9 +31,13 @@ class Clock:
         return self.now
 
 
-def test_it_opens_only_after_failures_in_a_row_and_time_without_an_answer() -> None:
+async def never_called() -> None:
+    raise AssertionError("no probe expected")
+
+
+async def test_it_opens_only_after_failures_in_a_row_and_time_without_an_answer() -> None:
     clock = Clock()
-    breaker = Breaker("sap", BreakerSettings(failures=3, open_after_seconds=10.0), clock)
+    breaker = Breaker("sap", BreakerSettings(failures=3, open_after_seconds=10.0), never_called, clock)
     for _ in range(5):
         breaker.failed()
     assert not breaker.is_open  # many failures, but the last answer was just now
@@ -49,11 +53,14 @@ def test_it_opens_only_after_failures_in_a_row_and_time_without_an_answer() -> N
     breaker.answered()
     assert not breaker.is_open
     assert REGISTRY.get_sample_value("rb_erp_breaker_open", {"target": "sap"}) == 0
+    await breaker.close()
 
 
 def test_a_disabled_breaker_never_opens() -> None:
     clock = Clock()
-    breaker = Breaker("sap", BreakerSettings(enabled=False, failures=1, open_after_seconds=0.0), clock)
+    breaker = Breaker(
+        "sap", BreakerSettings(enabled=False, failures=1, open_after_seconds=0.0), never_called, clock
+    )
     for _ in range(100):
         breaker.failed()
         clock.now += 1.0
@@ -61,7 +68,6 @@ def test_a_disabled_breaker_never_opens() -> None:
 
 
 async def test_while_open_it_probes_every_interval_until_an_answer() -> None:
-    breaker = Breaker("sap", BreakerSettings(failures=1, open_after_seconds=0.0, probe_seconds=0.05))
     probes: list[float] = []
 
     async def probe() -> None:
@@ -71,8 +77,7 @@ async def test_while_open_it_probes_every_interval_until_an_answer() -> None:
             raise TransientErpError("still down", erp="sap_s4hana", http_status=503)
         breaker.answered()
 
-    stopping = asyncio.Event()
-    task = asyncio.create_task(breaker.probe_while_open(probe, stopping))
+    breaker = Breaker("sap", BreakerSettings(failures=1, open_after_seconds=0.0, probe_seconds=0.05), probe)
     await asyncio.sleep(0.2)
     assert probes == []  # closed: no probing
     breaker.failed()
@@ -80,24 +85,21 @@ async def test_while_open_it_probes_every_interval_until_an_answer() -> None:
     assert await breaker.wait_closed(timeout=5.0)
     assert len(probes) == 3
     assert all(b - a >= 0.045 for a, b in itertools.pairwise(probes)), probes
-    stopping.set()
-    await asyncio.wait_for(task, 5.0)
+    await breaker.close()
 
 
 async def test_a_probe_that_fails_for_another_reason_than_the_erp_resumes_delivery() -> None:
     """A connector bug in the look-up must not keep the target paused for good."""
-    breaker = Breaker("sap", BreakerSettings(failures=1, open_after_seconds=0.0, probe_seconds=0.05))
 
     async def buggy_probe() -> None:
         raise KeyError("a connector bug")
 
-    stopping = asyncio.Event()
-    task = asyncio.create_task(breaker.probe_while_open(buggy_probe, stopping))
+    settings = BreakerSettings(failures=1, open_after_seconds=0.0, probe_seconds=0.05)
+    breaker = Breaker("sap", settings, buggy_probe)
     breaker.failed()
     assert breaker.is_open
     assert await breaker.wait_closed(timeout=5.0)
-    stopping.set()
-    await asyncio.wait_for(task, 5.0)
+    await breaker.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ and the backlog flows again at once. One breaker per target and worker process: 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,23 +45,34 @@ class BreakerSettings(BaseModel):
 
 
 class Breaker:
-    """Counts a target's ERP calls; ``is_open`` while the ERP looks down, until a probe gets an answer."""
+    """Counts a target's ERP calls; ``is_open`` while the ERP looks down, until ``probe`` gets an answer.
+
+    ``probe``: one counted ERP call (it reports ``answered``/``failed`` itself); run every ``probe_seconds`` while
+    open. It raises an ``ErpError`` on no answer; anything else is not the ERP failing to answer (a connector bug,
+    say), so delivery resumes and the documents' own failure budget decides, rather than a breaker that never
+    closes.
+    """
 
     def __init__(
-        self, target: str, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        target: str,
+        settings: BreakerSettings,
+        probe: Callable[[], Awaitable[object]],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         self.settings = settings
+        self._probe = probe
         self._clock = clock
         self._failed_in_row = 0
         self._last_answer = clock()
-        self._opened = asyncio.Event()
         self._closed = asyncio.Event()
         self._closed.set()
+        self._probing: asyncio.Task[None] | None = None
 
     @property
     def is_open(self) -> bool:
-        return self._opened.is_set()
+        return not self._closed.is_set()
 
     def answered(self) -> None:
         """The ERP answered a call (a document, nothing found, a refusal, throttling)."""
@@ -68,8 +80,7 @@ class Breaker:
         self._last_answer = self._clock()
         if self.is_open:
             log.warning("ERP of %s answers again: delivery resumes", self.target)
-            self._opened.clear()
-            self._closed.set()
+            self._closed.set()  # the probing task ends at its next turn
             set_breaker_open(self.target, False)
 
     def failed(self) -> None:
@@ -91,8 +102,11 @@ class Breaker:
                 s.probe_seconds,
             )
             self._closed.clear()
-            self._opened.set()
             set_breaker_open(self.target, True)
+            if self._probing is None or self._probing.done():  # one closed a moment ago may still be asleep
+                self._probing = asyncio.get_running_loop().create_task(
+                    self._probe_until_answered(), name=f"probe-{self.target}"
+                )
 
     async def wait_closed(self, timeout: float) -> bool:
         """True once closed; False if still open after ``timeout`` seconds."""
@@ -102,33 +116,20 @@ class Breaker:
             return False
         return True
 
-    async def probe_while_open(self, probe: Callable[[], Awaitable[object]], stopping: asyncio.Event) -> None:
-        """Run for the worker's life: whenever open, call ``probe`` every ``probe_seconds`` until one answers.
+    async def close(self) -> None:
+        """Stop probing: a probe in its ERP call must not hold up a shutdown."""
+        if self._probing is not None:
+            self._probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probing
 
-        ``probe`` raises an ``ErpError`` on no answer (it is a counted ERP call, so ``answered``/``failed`` are
-        already called). Anything else is not the ERP failing to answer (a connector bug, say): delivery resumes
-        and the documents' own failure budget decides, rather than a breaker that never closes.
-        """
-        while not stopping.is_set():
-            await self._wait_either(self._opened, stopping)
-            while self.is_open and not stopping.is_set():
-                if await self._wait_either(stopping, timeout=self.settings.probe_seconds):
-                    return
-                try:
-                    await probe()
-                except ErpError as exc:
-                    log.info("probe of %s's ERP failed: %r", self.target, exc)
-                except Exception as exc:  # noqa: BLE001 - see above: resume rather than stay open for good
-                    log.warning("probe of %s failed unexpectedly, resuming delivery: %r", self.target, exc)
-                    self.answered()
-
-    @staticmethod
-    async def _wait_either(*events: asyncio.Event, timeout: float | None = None) -> bool:
-        """Wait until one of ``events`` is set (True) or ``timeout`` passed (False)."""
-        waits = [asyncio.ensure_future(e.wait()) for e in events]
-        try:
-            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-        return bool(done)
+    async def _probe_until_answered(self) -> None:
+        while self.is_open:
+            await asyncio.sleep(self.settings.probe_seconds)
+            try:
+                await self._probe()
+            except ErpError as exc:
+                log.info("probe of %s's ERP failed: %r", self.target, exc)
+            except Exception as exc:  # noqa: BLE001 - see the class: resume rather than stay open for good
+                log.warning("probe of %s failed unexpectedly, resuming delivery: %r", self.target, exc)
+                self.answered()

@@ -166,7 +166,8 @@ class DeliveryWorker:
         )
         # An ERP call of an earlier session ends within the deadline handed to the connector plus its margin.
         self._sessions = Sessions(js, settle_seconds=self.settings.erp_timeout_seconds + 1.0, target=target)
-        self._breaker = Breaker(target, self.settings.breaker)
+        # The probe is the steps' look-up; they are built next, with this breaker.
+        self._breaker = Breaker(target, self.settings.breaker, probe=lambda: self._steps.probe())
         self._steps = StepDeliverer(
             connector,
             status,
@@ -179,24 +180,17 @@ class DeliveryWorker:
         self._failures = FailureCounts()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._probing: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         await self._sessions.open()
         sub = await delivery_subscription(self._js, self.target, self.settings.consumer)
         self._task = asyncio.create_task(self._run(sub), name=f"delivery-{self.target}")
-        self._probing = asyncio.create_task(
-            self._breaker.probe_while_open(self._steps.probe, self._stopping), name=f"probe-{self.target}"
-        )
 
     async def stop(self) -> None:
         """Stop pulling, then finish the messages in hand."""
         self._stopping.set()
-        if self._probing is not None:
-            self._probing.cancel()  # a probe in its ERP call must not hold up the shutdown
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probing
+        await self._breaker.close()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
