@@ -18,6 +18,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
+from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import admin_pb2_grpc, inventory_pb2_grpc, returns_pb2, returns_pb2_grpc
 from returnbridge.audit.log import AuditLog
 from returnbridge.bus import subjects
@@ -279,6 +280,26 @@ class Pipeline:
         await worker.start()
         self.workers.append(worker)
         return worker
+
+    async def only_document(self, tenant: str, return_id: str) -> dict[str, Any]:
+        """The one document of a single-step return, as stored."""
+        record = await self.status.get(tenant, return_id)
+        assert record is not None, return_id
+        docs: list[dict[str, Any]] = list(record["documents"].values())
+        assert len(docs) == 1, docs
+        return docs[0]
+
+    async def wait_documents(
+        self, tenant: str, orders: Sequence[returns_pb2.ReturnOrder], state: str, *, timeout: float
+    ) -> None:
+        """Until the one document of each of ``orders`` is in ``state``."""
+
+        async def check() -> None:
+            for order in orders:
+                doc = await self.only_document(tenant, order.return_id)
+                assert doc["state"] == state, doc
+
+        await assert_eventually(check, timeout=timeout)
 
     async def start_audit_scribe(
         self, audit: AuditLog, js: JetStreamContext | None = None

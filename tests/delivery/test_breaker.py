@@ -11,7 +11,6 @@ import pytest
 
 from connectors.harnesses.sap import SapODataHarness
 from delivery.pipeline_harness import Pipeline, fast_settings
-from helpers.eventually import assert_eventually
 from mapping.samples import build_return
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus.consumer import ConsumerSettings
@@ -147,19 +146,10 @@ async def test_an_outage_longer_than_the_retry_budget_dead_letters_nothing(
         await harness.clear_faults()
         back = time.monotonic()
 
-        async def all_delivered() -> None:
-            for order in orders:
-                record = await pipeline.status.get("acme", order.return_id)
-                assert record is not None
-                (doc,) = record["documents"].values()
-                assert doc["state"] == "DELIVERED", doc
-
-        await assert_eventually(all_delivered, timeout=30)
+        await pipeline.wait_documents("acme", orders, "DELIVERED", timeout=30)
         resumed_after = time.monotonic() - back
         for order in orders:
-            record = await pipeline.status.get("acme", order.return_id)
-            assert record is not None
-            (doc,) = record["documents"].values()
+            doc = await pipeline.only_document("acme", order.return_id)
             assert doc["attempts"] < MAX_ATTEMPTS, doc  # the pause spent none of the budget
             assert await harness.count_documents("A_CustomerReturn", f"{order.rma_number}-1") == 1
     finally:

@@ -89,23 +89,14 @@ async def test_long_outage_counts_lookups_backs_off_and_dead_letters_with_an_ale
         for order in orders:
             await intake.submit(returns_pb2.SubmitReturnRequest(return_order=order))
 
-        async def all_dead_lettered() -> None:
-            for order in orders:
-                record = await pipeline.status.get("acme", order.return_id)
-                assert record is not None
-                (doc,) = record["documents"].values()
-                assert doc["state"] == "DEAD_LETTERED", doc
-
-        await assert_eventually(all_dead_lettered, timeout=60)
+        await pipeline.wait_documents("acme", orders, "DEAD_LETTERED", timeout=60)
         outage_requests = harness.sim.kit.faults.injected.get("outage", 0)
     finally:
         await harness.stop()
         await events.unsubscribe()
 
     for order in orders:
-        record = await pipeline.status.get("acme", order.return_id)
-        assert record is not None
-        (doc,) = record["documents"].values()
+        doc = await pipeline.only_document("acme", order.return_id)
         # The attempt counter advanced through the failed look-ups up to the budget.
         assert doc["attempts"] == MAX_ATTEMPTS
         # RETRYING after each failed attempt but the last, the counter one higher each time ...
