@@ -100,6 +100,21 @@ def erp_outage(sim: str = "sap", seconds: float = 60.0) -> Fault:
     return run
 
 
+def erp_flapping(sim: str = "sap", error_rate: float = 0.9, seconds: float = 30.0) -> Fault:
+    """One ERP answers 503 to ``error_rate`` of its requests for ``seconds``: up, but only now and then."""
+
+    async def run(ctx: FaultContext) -> None:
+        await ctx.at(0.2)
+        plan = {"error_rate": error_rate, "error_statuses": [503], "retry_after": 1, "seed": 17}
+        await set_sim_faults(ctx.stack, plan, (sim,))
+        ctx.note("erp_flapping_on", erp=sim, error_rate=error_rate, seconds=seconds)
+        await asyncio.sleep(seconds)  # how long the ERP flaps is the fault itself
+        await set_sim_faults(ctx.stack, {}, (sim,))
+        ctx.note("erp_flapping_off", erp=sim)
+
+    return run
+
+
 def slow_erp(sim: str = "sap", latency_s: float = 35.0, seconds: float = 30.0) -> Fault:
     """One ERP takes ``latency_s`` to post each document for ``seconds`` (longer than the worker's deadline): the
     worker gives up on the create while the ERP goes on and commits it (a late commit). Look-ups stay fast."""

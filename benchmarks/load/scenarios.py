@@ -70,6 +70,11 @@ def scenarios(scale: str = "full") -> dict[str, Scenario]:
                 expected_alerts=(ExpectedAlert("erp_unreachable", "sap"),),
             ),
             Scenario(
+                "erp_flapping",
+                f"SAP answers 503 to 90 % of its requests for {6 if ci else 30} s",
+                faults.erp_flapping("sap", 0.9, 6.0 if ci else 30.0),
+            ),
+            Scenario(
                 "slow_erp",
                 # The worker's ERP deadline is 30 s (5 s in CI): SAP commits each create 5 s (3 s) after it.
                 f"SAP takes {8 if ci else 35} s to post each document for {10 if ci else 30} s, past the "

@@ -31,7 +31,7 @@ async def test_scenario_loses_nothing(name: str, single_node: Stack, alert_sink:
     assert_clean(result)
     if scenario.fault is not None:
         assert result["events"], "the fault never fired"
-    if name in ("erp_errors", "slow_erp"):
+    if name in ("erp_errors", "erp_flapping", "slow_erp"):
         injected = result["erp_faults_injected"]
         assert sum(sum(kinds.values()) for kinds in injected.values()) > 0, injected
     # One notification per incident (assert_clean checked the verdict); the expected ones are there.

@@ -34,12 +34,14 @@ async def never_called() -> None:
     raise AssertionError("no probe expected")
 
 
-async def test_it_opens_only_after_failures_in_a_row_and_time_without_an_answer() -> None:
+async def test_it_opens_after_failures_in_a_row_and_time_without_an_answer() -> None:
     clock = Clock()
     breaker = Breaker("sap", BreakerSettings(failures=3, open_after_seconds=10.0), never_called, clock)
+    for _ in range(20):
+        breaker.answered()
     for _ in range(5):
         breaker.failed()
-    assert not breaker.is_open  # many failures, but the last answer was just now
+    assert not breaker.is_open  # many failures, but the last answer was just now, and most calls answered
     clock.now += 10.0
     breaker.answered()  # one answer (a 429, a refusal, nothing found) starts both counts again
     clock.now += 10.0
@@ -52,6 +54,64 @@ async def test_it_opens_only_after_failures_in_a_row_and_time_without_an_answer(
     breaker.answered()
     assert not breaker.is_open
     assert REGISTRY.get_sample_value("rb_erp_breaker_open", {"target": "sap"}) == 0
+    await breaker.close()
+
+
+async def test_an_erp_that_answers_one_call_in_ten_opens_it_though_never_quiet() -> None:
+    clock = Clock()
+    settings = BreakerSettings(failures=10, open_after_seconds=1000.0, failure_ratio=0.8, window_seconds=10.0)
+    breaker = Breaker("sap", settings, never_called, clock)
+    breaker.answered()
+    for _ in range(9):
+        clock.now += 0.1
+        breaker.failed()
+    assert not breaker.is_open  # 9 of 10 failed: fewer than `failures`
+    clock.now += 0.1
+    breaker.answered()
+    clock.now += 0.1
+    breaker.failed()
+    assert breaker.is_open  # 10 of 12 failed in the window
+    await breaker.close()
+
+
+@pytest.mark.parametrize("error_rate", [0.2, 0.5])
+def test_an_error_rate_the_retry_budget_rides_out_never_opens_it(error_rate: float) -> None:
+    clock = Clock()
+    breaker = Breaker("sap", BreakerSettings(), never_called, clock)
+    every = round(1 / error_rate)
+    for call in range(5000):  # 500 calls a second for 10 s
+        clock.now += 0.002
+        if call % every == 0:
+            breaker.failed()
+        else:
+            breaker.answered()
+        assert not breaker.is_open, call
+
+
+async def test_failures_older_than_the_window_do_not_count() -> None:
+    clock = Clock()
+    settings = BreakerSettings(failures=10, open_after_seconds=1000.0, window_seconds=10.0)
+    breaker = Breaker("sap", settings, never_called, clock)
+    for _ in range(9):
+        breaker.failed()
+    clock.now += 12.0
+    for _ in range(9):
+        breaker.failed()
+    assert not breaker.is_open  # 18 failures in a row, never 10 in one window (and quiet for < 1000 s)
+    breaker.failed()
+    assert breaker.is_open
+    await breaker.close()
+
+
+async def test_the_failures_that_opened_it_do_not_open_it_again_once_it_closed() -> None:
+    clock = Clock()
+    breaker = Breaker("sap", BreakerSettings(open_after_seconds=1000.0), never_called, clock)
+    for _ in range(10):
+        breaker.failed()
+    assert breaker.is_open
+    breaker.answered()  # the probe's answer
+    breaker.failed()
+    assert not breaker.is_open  # 11 of 12 failed in the window, but those before the answer are forgotten
     await breaker.close()
 
 
