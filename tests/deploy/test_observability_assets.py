@@ -65,7 +65,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 def test_promtool_checks_the_rules(promtool: str) -> None:
     result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_the_alerts(promtool: str) -> None:
