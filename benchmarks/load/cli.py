@@ -51,6 +51,7 @@ async def run_on_fresh_stack(
 def summary_line(result: dict[str, Any]) -> str:
     check = result["check"]
     resumed = result.get("writes_resumed_after_leader_loss_s")
+    started_after = result.get("call_started_after_leader_loss_accepted_s")
     return (
         f"[{result['scenario']}] {'CLEAN' if result['clean'] else 'PROBLEMS'}: lost {check['lost']}, "
         f"duplicated {check['duplicated']}, unknown {check['unknown']}, false OK {check['false_ok']}, "
@@ -63,7 +64,12 @@ def summary_line(result: dict[str, Any]) -> str:
         f"alerts per incident {result['alerts']['per_incident']}"
         + (f" ALERT PROBLEMS {result['alerts']['problems']}" if result["alerts"]["problems"] else "")
         + f"; peak RSS MiB {_peak_rss(result)}"
-        + (f"; writes resumed {resumed} s after leader loss" if resumed is not None else "")
+        + (
+            f"; writes resumed {resumed} s after leader loss (the first call started after it was accepted "
+            f"after {started_after} s)"
+            if resumed is not None
+            else ""
+        )
     )
 
 

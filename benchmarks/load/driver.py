@@ -89,6 +89,9 @@ class Submission:
     errors: list[str] = field(default_factory=list)
     # When the first attempt of this return started (for writes-resumed-after-a-fault).
     first_ok_attempt_started: float = 0.0
+    # The service's admission time of an ACCEPTED answer (epoch seconds, the gateway's clock): when the write
+    # happened, however long the call waited in the client's transport before it reached a gateway.
+    accepted_at: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -210,6 +213,8 @@ class LoadDriver:
                             "SUBMIT_OUTCOME_"
                         )
                         sub.first_ok_attempt_started = attempt_started
+                        if reply.HasField("accepted_at"):
+                            sub.accepted_at = reply.accepted_at.seconds + reply.accepted_at.nanos / 1e9
                         break
                     except grpc.aio.AioRpcError as exc:
                         sub.errors.append(exc.code().name)

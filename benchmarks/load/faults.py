@@ -30,8 +30,9 @@ class FaultContext:
     driver: LoadDriver
     nc: NatsClient
     events: list[dict[str, Any]] = field(default_factory=list)
-    # Seconds from the stream leader's kill to the first accepted call started after it (filled in later).
+    # When the stream leader was killed (monotonic, and epoch seconds to compare with the service's clock).
     leader_killed_at: float | None = None
+    leader_killed_wall: float | None = None
 
     def note(self, what: str, **details: Any) -> None:
         self.events.append({"at": time.monotonic(), "event": what, **details})
@@ -188,6 +189,7 @@ def leader_loss(down_seconds: float = 10.0) -> Fault:
         leader = await stream_leader(ctx.nc)
         node = next(n for n in ctx.stack.nodes if n.name == leader)
         ctx.leader_killed_at = time.monotonic()
+        ctx.leader_killed_wall = time.time()
         await _bounce(ctx, node, down_seconds)
         ctx.note("new_leader", leader=await _leader_eventually(ctx.nc))
 

@@ -203,13 +203,27 @@ async def run_scenario(
         "timeline": timeline(result),
         "load_average": os.getloadavg(),
     }
-    if ctx.leader_killed_at is not None:
-        out["writes_resumed_after_leader_loss_s"] = _writes_resumed(result.submissions, ctx.leader_killed_at)
+    if ctx.leader_killed_at is not None and ctx.leader_killed_wall is not None:
+        out["writes_resumed_after_leader_loss_s"] = writes_resumed_after(
+            result.submissions, ctx.leader_killed_at, ctx.leader_killed_wall
+        )
+        out["call_started_after_leader_loss_accepted_s"] = first_call_accepted_after(
+            result.submissions, ctx.leader_killed_at
+        )
     return out
 
 
-def _writes_resumed(submissions: list[Any], killed_at: float) -> float | None:
-    """Seconds from the kill to the first ACCEPTED answer of an attempt that started after it."""
+def writes_resumed_after(submissions: list[Any], killed_at: float, killed_wall: float) -> float | None:
+    """Seconds from the kill to the first ACCEPTED answer of a call the service admitted after it (its
+    ``accepted_at``): when the service took writes again. With thousands of calls in flight, a call the client
+    starts after the kill first waits behind the others in its own transport; that wait is not the service's."""
+    after = [s.ended for s in submissions if s.outcome == "ACCEPTED" and s.accepted_at >= killed_wall]
+    return round(min(after) - killed_at, 2) if after else None
+
+
+def first_call_accepted_after(submissions: list[Any], killed_at: float) -> float | None:
+    """Seconds from the kill to the first ACCEPTED answer of an attempt the client started after it (the
+    client's view: it includes the wait behind the calls already in flight)."""
     after = [s.ended for s in submissions if s.ok and s.first_ok_attempt_started >= killed_at]
     return round(min(after) - killed_at, 2) if after else None
 

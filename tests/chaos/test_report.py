@@ -6,6 +6,7 @@ from pathlib import Path
 
 from load.driver import LoadResult, ProbeSample, Submission
 from load.report import pct, plot, rss_summary, timeline
+from load.scenarios import first_call_accepted_after, writes_resumed_after
 
 
 def _run() -> LoadResult:
@@ -46,3 +47,25 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     }
     path = plot([result, {**result, "scenario": "demo2"}], tmp_path / "out" / "plot.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_writes_resume_when_the_service_admits_again_not_when_a_queued_call_gets_through() -> None:
+    killed_at, killed_wall = 50.0, 1_000_050.0
+
+    def answered(
+        ended: float, attempt_started: float, accepted_at: float, outcome: str = "ACCEPTED"
+    ) -> Submission:
+        return Submission(
+            0, "r", "sap", ended=ended, outcome=outcome, first_ok_attempt_started=attempt_started,
+            accepted_at=accepted_at,
+        )  # fmt: skip
+
+    subs = [
+        answered(50.2, 49.0, 1_000_049.9),  # admitted and stored before the kill, answered just after it
+        answered(57.5, 40.0, 1_000_051.0),  # queued in the client since before the kill, admitted after it
+        answered(57.0, 45.0, 1_000_052.0, "DUPLICATE"),  # a retry: no new write
+        answered(80.0, 55.0, 1_000_066.0),  # started after the kill, behind every queued call
+    ]
+    assert writes_resumed_after(subs, killed_at, killed_wall) == 7.5
+    assert first_call_accepted_after(subs, killed_at) == 30.0
+    assert writes_resumed_after(subs[:1], killed_at, killed_wall) is None
