@@ -164,6 +164,8 @@ def test_dead_letter_replay_delivers_and_every_page_renders(
 
     browser.get(served.console_url + "/kpis")
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "accuracy").text != "n/a")
+    # A 400 is an answer: the dead letter above paused no ERP's delivery.
+    assert text(browser, "erp-down").startswith("No delivery paused"), text(browser, "erp-down")
     snap(browser, shots, "kpis")
 
     browser.get(served.console_url + "/sandbox?sample=us_authorized_netsuite")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from returnbridge.console.kpis import KpiHistory, histogram_quantile, read_kpis, sparkline
+from returnbridge.console.templating import template_environment
 
 
 @pytest.mark.parametrize(
@@ -48,6 +51,9 @@ def registry_with_traffic() -> CollectorRegistry:
     depth = Gauge("rb_queue_depth", "", ["stream", "consumer"], registry=registry)
     depth.labels("RB_DELIVER", "rb-deliver-sap").set(7)
     Gauge("rb_dlq_size", "", registry=registry).set(2)
+    breaker = Gauge("rb_erp_breaker_open", "", ["target"], registry=registry)
+    breaker.labels("sap").set(1)
+    breaker.labels("netsuite").set(0)  # opened and closed again
     return registry
 
 
@@ -63,7 +69,23 @@ def test_read_kpis() -> None:
     assert snap.queue_depth == {"RB_DELIVER/rb-deliver-sap": 7}
     assert snap.dlq_size == 2
     assert snap.rejected_by_rule == {"lifecycle.transition": 3, "erp_constraint": 1}
+    assert snap.erp_down == ["sap"]
     assert read_kpis(CollectorRegistry()).accuracy is None
+
+
+@pytest.mark.parametrize(
+    ("registry", "shown"),
+    [
+        (registry_with_traffic, "ERP not answering, delivery paused"),
+        (CollectorRegistry, "No delivery paused"),
+    ],
+)
+def test_the_panels_say_which_erp_is_down(registry: Callable[[], CollectorRegistry], shown: str) -> None:
+    snap = read_kpis(registry())
+    html = template_environment().get_template("kpis_panels.html").render(k=snap, charts=defaultdict(str))
+    line = next(line for line in html.splitlines() if 'id="erp-down"' in line)
+    assert shown in line
+    assert ("sap" in line) == bool(snap.erp_down)
 
 
 def test_history_and_sparkline() -> None:

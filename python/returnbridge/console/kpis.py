@@ -61,6 +61,8 @@ class KpiSnapshot:
     erp_errors: dict[str, dict[str, int]] = field(default_factory=dict)
     queue_depth: dict[str, int] = field(default_factory=dict)
     dlq_size: int = 0
+    # Targets whose delivery a worker's breaker holds: their ERP stopped answering (delivery/breaker.py).
+    erp_down: list[str] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float | None:
@@ -112,6 +114,9 @@ def read_kpis(registry: CollectorRegistry | None = None) -> KpiSnapshot:
                 snap.queue_depth[f"{labels['stream']}/{labels['consumer']}"] = int(sample.value)
             elif sample.name == "rb_dlq_size":
                 snap.dlq_size = int(sample.value)
+            elif sample.name == "rb_erp_breaker_open" and sample.value >= 1:
+                snap.erp_down.append(labels["target"])
+    snap.erp_down.sort()
     for erp, by_bound in sorted(buckets.items()):
         pairs = sorted(by_bound.items())
         snap.latency[erp] = {q: histogram_quantile(q, pairs) for q in QUANTILES}
