@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -96,6 +97,11 @@ def scenarios(scale: str = "full") -> dict[str, Scenario]:
     }
 
 
+async def _quiet_nats_error(exc: Exception) -> None:
+    """The scenarios kill nats-servers on purpose: one line per failed reconnect, not nats-py's traceback."""
+    print(f"chaos client: nats: {exc!r}", file=sys.stderr)
+
+
 def run_prefix(name: str) -> str:
     """Short and unique per run: it prefixes return ids and RMA numbers (SAP references hold 35 chars)."""
     return f"{name[:3]}{uuid.uuid4().hex[:6]}"
@@ -114,7 +120,11 @@ async def run_scenario(
 ) -> dict[str, Any]:
     prefix = run_prefix(scenario.name)
     nc = await nats.connect(
-        servers=stack.nats_url.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="chaos"
+        servers=stack.nats_url.split(","),
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        name="chaos",
+        error_cb=_quiet_nats_error,
     )
     try:
         idle = await idle_probe(stack.gateway_targets, API_KEY, idle_seconds)
