@@ -109,8 +109,47 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+#: Where Linux takes the local ports of outgoing connections when the system does not say.
+_EPHEMERAL_DEFAULT: Final = (32768, 60999)
+#: Ports below the ephemeral range that ``free_port`` picks from (registered ports, above the well-known ones).
+_FREE_PORTS_FROM: Final = 10000
+#: Ports this process handed out: a random pick must not return one twice before the first caller bound it.
+_handed_out: set[int] = set()
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for the local end of outgoing connections (``ip_local_port_range``)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _EPHEMERAL_DEFAULT
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nothing is bound to now, to be bound a moment later by a child process.
+
+    Picked below the ephemeral range: a port the kernel hands out for ``bind(0)`` comes from that range, and until
+    the child binds it, any outgoing connection of any process (a NATS client, say) may take it as its local port,
+    and the child then fails with "address in use" (seen in the chaos tests, for a gateway's port).
+    """
+    low, _ = ephemeral_port_range()
+    if low - _FREE_PORTS_FROM >= 1000:
+        pick = secrets.SystemRandom()
+        for _ in range(50):
+            port = pick.randrange(_FREE_PORTS_FROM, low)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue  # a listener or a connection holds it: another
+            _handed_out.add(port)
+            return port
+    with socket.socket(
+        socket.AF_INET, socket.SOCK_STREAM
+    ) as sock:  # no room below the range: the kernel's pick
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
