@@ -72,6 +72,8 @@ async def test_an_erp_that_answers_one_call_in_ten_opens_it_though_never_quiet()
     breaker.failed()
     assert breaker.is_open  # 10 of 12 failed in the window
     await breaker.close()
+    # A stopped worker pauses nothing: the gauge (and the console, the alert rule) must not say "down" for it.
+    assert REGISTRY.get_sample_value("rb_erp_breaker_open", {"target": "sap"}) == 0
 
 
 @pytest.mark.parametrize("error_rate", [0.2, 0.5])

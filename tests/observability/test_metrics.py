@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
 from returnbridge.observability import metrics
 
@@ -119,3 +123,35 @@ def test_a_rejection_counts_once_as_rejected_and_once_per_distinct_rule() -> Non
         value("rb_rejected_total", {"rule": "validation"}),
     )
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 1, 1]
+
+
+def test_a_dead_workers_open_breaker_no_longer_shows(tmp_path: Path) -> None:
+    """Under the supervisor each process writes its samples to files; a worker killed while its breaker was open
+    must not keep the target "down" once the supervisor marked it dead (it restarts the worker)."""
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)}
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from returnbridge.observability.metrics import set_breaker_open; "
+            "set_breaker_open('sap', True); print(os.getpid())",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    def open_targets() -> dict[str, float]:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+        return {
+            s.labels["target"]: s.value
+            for family in registry.collect()
+            for s in family.samples
+            if s.name == "rb_erp_breaker_open"
+        }
+
+    assert open_targets() == {"sap": 1.0}  # the supervisor has not reaped it yet
+    multiprocess.mark_process_dead(int(worker.stdout), str(tmp_path))  # type: ignore[no-untyped-call]
+    assert open_targets() == {}

@@ -171,7 +171,9 @@ class Breaker:
         return True
 
     async def close(self) -> None:
-        """Stop probing: a probe in its ERP call must not hold up a shutdown."""
+        """Stop probing (a probe in its ERP call must not hold up a shutdown); a stopped worker pauses nothing."""
+        if self.is_open:
+            set_breaker_open(self.target, False)
         if self._probing is not None:
             self._probing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -115,8 +115,9 @@ BREAKER_OPEN: Final = Gauge(
     "1 while a target's ERP is taken as down and its delivery paused (delivery/breaker.py).",
     ["target"],
     registry=REGISTRY,
-    # One breaker per worker process and target: any process that paused the target shows.
-    multiprocess_mode="max",
+    # One breaker per worker process and target: any live process that paused the target shows. Live only: a
+    # worker killed while its breaker was open would otherwise say "ERP down" (and page) until the files go.
+    multiprocess_mode="livemax",
 )
 DLQ_SIZE: Final = Gauge(
     "rb_dlq_size",
