@@ -72,7 +72,7 @@ class StepDeliverer:
         self._lost: dict[tuple[str, str], float] = {}
         self._sessions = sessions
         self._breaker = breaker
-        # (ERP name, document type) of the latest call: what the breaker's probe looks up while it is open.
+        # (ERP name, document type) of the first call: what the breaker's probe looks up while it is open.
         self._probe_target: tuple[str, str] | None = None
 
     async def deliver(
@@ -111,7 +111,8 @@ class StepDeliverer:
             # until a probe gets an answer.
             await work.nak(delay=self._breaker.settings.probe_seconds)
             return None
-        self._probe_target = (erp, step.document_type)
+        if self._probe_target is None:  # one connector, one ERP: any of its document types will do
+            self._probe_target = (erp, step.document_type)
         try:
             result: DocumentResult | None = None
             if (
