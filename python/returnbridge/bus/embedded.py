@@ -147,9 +147,8 @@ def free_port(host: str = "127.0.0.1") -> int:
                     continue  # a listener or a connection holds it: another
             _handed_out.add(port)
             return port
-    with socket.socket(
-        socket.AF_INET, socket.SOCK_STREAM
-    ) as sock:  # no room below the range: the kernel's pick
+    # No room below the range: the kernel's pick.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
