@@ -36,8 +36,10 @@ def _ts(seconds: int, nanos: int = 0) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
-def _order(lines: int = 1) -> returns_pb2.ReturnOrder:
-    order = returns_pb2.ReturnOrder(return_id="R-BAD", rma_number="RMA-BAD", version=1, currency="USD")
+def _order(lines: int = 1, **times: timestamp_pb2.Timestamp) -> returns_pb2.ReturnOrder:
+    order = returns_pb2.ReturnOrder(
+        return_id="R-BAD", rma_number="RMA-BAD", version=1, currency="USD", **times
+    )
     for i in range(lines):
         order.lines.add(line_id=str(i), sku="SKU-1", quantity="1", unit_of_measure="EA")
     return order
@@ -101,6 +103,38 @@ CASES: list[tuple[str, Any, str]] = [
             mapping_id="netsuite/return_authorization", return_order=_order(2001)
         ),
         "return_order.lines",
+    ),
+    # Timestamps inside a return, past google.protobuf.Timestamp's range: every datetime conversion of the submit
+    # path and the mapper would raise (the fuzzer in issue 13's session found 51 INTERNAL in 600 submissions).
+    (
+        "ReturnsService.SubmitReturn",
+        returns_pb2.SubmitReturnRequest(return_order=_order(event_time=_ts(253_402_300_800))),
+        "return_order.event_time.seconds",
+    ),
+    (
+        "ReturnsService.SubmitReturn",
+        returns_pb2.SubmitReturnRequest(return_order=_order(created_at=_ts(-62_135_596_801))),
+        "return_order.created_at.seconds",
+    ),
+    (
+        "ReturnsService.SubmitReturn",
+        returns_pb2.SubmitReturnRequest(return_order=_order(updated_at=_ts(0, 1_000_000_000))),
+        "return_order.updated_at.nanos",
+    ),
+    (
+        "TranslationService.Translate",
+        translation_pb2.TranslateRequest(
+            mapping_id="netsuite/return_authorization", return_order=_order(event_time=_ts(2**62))
+        ),
+        "return_order.event_time.seconds",
+    ),
+    (
+        "TranslationService.TranslateBatch",
+        translation_pb2.TranslateBatchRequest(
+            mapping_id="netsuite/return_authorization",
+            return_orders=[_order(), _order(event_time=_ts(0, -1))],
+        ),
+        "return_orders[1].event_time.nanos",
     ),
     (
         "TranslationService.TranslateBatch",

@@ -4,7 +4,7 @@ Each top-level field of each RPC's request has one rule here (a test fails for a
 value a store or the bus cannot take (a 1 MB id, a page token of non-ASCII digits, a timestamp past year 9999, a
 sequence past 2^63) is INVALID_ARGUMENT with field violations instead of INTERNAL deep inside. The content of a
 return (``ReturnOrder``) is validated by the submit path; here it only gets structural bounds (nesting, string
-sizes, element counts, the 2,000-line cap), which also bound custom values.
+sizes, element counts, the 2,000-line cap, timestamps in range), which also bound custom values.
 """
 
 from __future__ import annotations
@@ -227,8 +227,12 @@ def _items(message: Message) -> Iterator[tuple[FieldDescriptor, Any]]:
     yield from message.ListFields()
 
 
+_TIMESTAMP: Final = "google.protobuf.Timestamp"
+
+
 def _check_structure(root: Message, path: str, out: Out) -> None:
-    """Depth, string sizes, element count and the line cap over a whole message tree (iteratively)."""
+    """Depth, string sizes, element count, the line cap and timestamp ranges over a whole message tree
+    (iteratively)."""
     elements = 0
     stack: list[tuple[Message, str, int]] = [(root, path, 0)]
     while stack:
@@ -236,6 +240,10 @@ def _check_structure(root: Message, path: str, out: Out) -> None:
         if depth > MAX_CONTENT_DEPTH:
             out.append(FieldViolation(here, f"nested deeper than {MAX_CONTENT_DEPTH} levels"))
             return
+        if message.DESCRIPTOR.full_name == _TIMESTAMP:
+            # Past year 9999 or with nanos out of range, every datetime conversion downstream raises.
+            Timestamp().check(message, here, out)
+            continue
         for field, value in _items(message):
             where = f"{here}.{field.name}"
             repeated = field.is_repeated
