@@ -168,6 +168,34 @@ class FixedPrincipal(grpc.aio.ServerInterceptor):
         )
 
 
+class PublishOnlyReturns(returns_pb2_grpc.ReturnsServiceServicer):
+    """The floor of any durable submit: one JetStream publish with ``Nats-Msg-Id`` (fsync'd when the server is),
+    answered after its PubAck. No validation, no routing, no state: what a submission cannot do without."""
+
+    def __init__(self, js: Any, reserve: Any = None) -> None:
+        self._js = js
+        self._reserve = reserve
+
+    async def SubmitReturn(self, request: Any, context: Any) -> returns_pb2.SubmitReturnResponse:
+        order = request.return_order
+        if self._reserve is not None:
+            # Mode "reserve": the version reserved first (one KV create), as any exactly-once intake must.
+            await self._reserve.create(f"{TENANT}.{order.return_id}", order.SerializeToString())
+        ack = await self._js.publish(
+            subjects.deliver("netsuite", TENANT),
+            order.SerializeToString(),
+            stream=subjects.DELIVER_STREAM,
+            headers={"Nats-Msg-Id": f"{TENANT}:{order.return_id}:{order.version}"},
+        )
+        return returns_pb2.SubmitReturnResponse(
+            tenant_id=TENANT,
+            return_id=order.return_id,
+            version=order.version,
+            outcome=returns_pb2.SUBMIT_OUTCOME_ACCEPTED,
+            stream_sequence=ack.seq,
+        )
+
+
 class NoopReturns(returns_pb2_grpc.ReturnsServiceServicer):
     """The baseline: parses the request and answers ACCEPTED without doing anything."""
 
@@ -186,6 +214,14 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit
     stop: list[Any] = []
     if mode == "noop":
         returns_pb2_grpc.add_ReturnsServiceServicer_to_server(NoopReturns(), server)
+    elif mode in ("publish", "reserve"):
+        from returnbridge.bus.streams import StreamsConfig, ensure_streams
+
+        nc = await nats.connect(nats_url, max_reconnect_attempts=0, pending_size=64 * 1024 * 1024)
+        js = nc.jetstream()
+        buckets = await ensure_streams(js, StreamsConfig())
+        reserve = buckets[subjects.SYNC_STATE_BUCKET] if mode == "reserve" else None
+        returns_pb2_grpc.add_ReturnsServiceServicer_to_server(PublishOnlyReturns(js, reserve), server)
     else:
         from returnbridge.bus.publisher import Publisher
         from returnbridge.bus.streams import StreamsConfig, ensure_streams
@@ -383,7 +419,7 @@ def run_mode(
     profile: str | None = None,
     audit: bool = False,
 ) -> LoadResult:
-    """Start the ``mode`` server ("noop", "submit", "pipeline" or "erp") in a child process and drive it.
+    """Start the ``mode`` server ("noop", "publish", "reserve", "submit", "pipeline" or "erp") in a child process and drive it.
 
     ``profile``: a path prefix; the server process runs under cProfile and writes ``<prefix>.<mode>.prof``.
     """
@@ -454,14 +490,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--modes",
         default="noop,submit,pipeline",
-        help="comma-separated subset of noop,submit,pipeline,erp (erp: real NetSuite connector + simulator)",
+        help="comma-separated subset of noop,publish,reserve,submit,pipeline,erp (publish: one JetStream publish "
+        "per call, the floor of a durable submit; reserve: a KV create, then the publish, the floor of an "
+        "exactly-once one; erp: real NetSuite connector + simulator)",
     )
     parser.add_argument(
         "--profile", metavar="PREFIX", help="run each server under cProfile, stats to PREFIX.<mode>.prof"
     )
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
-    unknown = set(modes) - {"noop", "submit", "pipeline", "erp"}
+    unknown = set(modes) - {"noop", "publish", "reserve", "submit", "pipeline", "erp"}
     if unknown:
         parser.error(f"unknown modes: {sorted(unknown)}")
     results = run(

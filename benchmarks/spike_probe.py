@@ -20,7 +20,8 @@ tenant (another business unit) calls GetReturnStatus every 50 ms, and that tenan
 200 ms from a third process, first idle for ``--idle-seconds`` (20 s: ~400 samples, so the idle p99 is not one
 sample), then while ``--calls`` SubmitReturn calls are in flight from the bulk client, also in its own process(es)
 (``--bulk-processes``; 20 channels in all, the shipped retry policy, so shed calls come back after the server's
-pushback). Samples are split by the monotonic clock (shared by the processes) at the spike's start and end. The
+pushback; ``--bulk-connections own``, the default, gives each channel its own connection as the shipped options
+do, ``shared`` lets them share grpc's default one, as 20 plain channels to one address do). Samples are split by the monotonic clock (shared by the processes) at the spike's start and end. The
 peak RSS of each process is sampled meanwhile. Prints one JSON object: probe p50/p99 idle and during the spike
 (and their ratio), the small tenant's submit p50/p99 idle and during the spike (and their ratio), the bulk
 submit p50/p99, outcomes, accepted/s, peak RSS per process role.
@@ -54,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from concurrency_load import _order, _pct
 from returnbridge.api.v1 import returns_pb2, returns_pb2_grpc
 from returnbridge.gateway.auth import generate_api_key
-from returnbridge.retry_policy import channel_options
+from returnbridge.retry_policy import OWN_CONNECTION, channel_options
 
 #: The bulk tenant sends the spike; the small tenant (another business unit) submits a return every 200 ms.
 BULK_TENANT, SMALL_TENANT = "demo", "small"
@@ -222,10 +223,12 @@ def _probe_main(conn: Connection, target: str, token: str, stop: Event) -> None:
 
 
 async def _bulk(
-    target: str, token: str, first: int, calls: int, channels: int, run: str
+    target: str, token: str, first: int, calls: int, channels: int, run: str, shared: bool
 ) -> dict[str, object]:
     metadata = (("authorization", f"Bearer {token}"),)
-    chans = [grpc.aio.insecure_channel(target, options=channel_options()) for _ in range(channels)]
+    # Shared: the same options minus OWN_CONNECTION, so grpc's global subchannel pool gives all one connection.
+    options = [o for o in channel_options() if not shared or o != OWN_CONNECTION]
+    chans = [grpc.aio.insecure_channel(target, options=options) for _ in range(channels)]
     stubs = [returns_pb2_grpc.ReturnsServiceStub(ch) for ch in chans]
     outcomes: Counter[str] = Counter()
     latencies: list[float] = []
@@ -250,10 +253,17 @@ async def _bulk(
 
 
 def _bulk_main(
-    conn: Connection, target: str, token: str, first: int, calls: int, channels: int, run: str
+    conn: Connection,
+    target: str,
+    token: str,
+    first: int,
+    calls: int,
+    channels: int,
+    run: str,
+    shared: bool,
 ) -> None:
     """One bulk client process: its share of the calls over its share of the channels."""
-    conn.send(asyncio.run(_bulk(target, token, first, calls, channels, run)))
+    conn.send(asyncio.run(_bulk(target, token, first, calls, channels, run, shared)))
 
 
 def _spawned(
@@ -267,7 +277,12 @@ def _spawned(
 
 
 def _run(
-    target: str, tokens: dict[str, str], calls: int, idle_seconds: float, bulk_processes: int
+    target: str,
+    tokens: dict[str, str],
+    calls: int,
+    idle_seconds: float,
+    bulk_processes: int,
+    shared: bool = False,
 ) -> dict[str, object]:
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
@@ -279,7 +294,7 @@ def _run(
     spike_start = time.monotonic()
     share, channels = -(-calls // bulk_processes), max(20 // bulk_processes, 1)
     bulk = [
-        _spawned(ctx, _bulk_main, target, token, first, min(share, calls - first), channels, run)
+        _spawned(ctx, _bulk_main, target, token, first, min(share, calls - first), channels, run, shared)
         for first in range(0, calls, share)
     ]
     results = [conn.recv() for conn, _ in bulk]
@@ -332,12 +347,13 @@ def _one_layout(
     max_streams: int,
     bulk_processes: int,
     settings: dict[str, str] | None = None,
+    shared: bool = False,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as data_dir:
         served = _Served(layout, data_dir, main_tree, max_streams, settings)
         try:
             sampler = _RssSampler(served.pids)
-            result = _run(served.target, served.tokens, calls, idle_seconds, bulk_processes)
+            result = _run(served.target, served.tokens, calls, idle_seconds, bulk_processes, shared)
             result["rss_mb"] = sampler.stop()
         finally:
             served.stop()
@@ -357,6 +373,12 @@ def main() -> int:
         "--layouts",
         default="single,supervised",
         help="comma-separated: main, single, supervised, flat, bounded, unbounded",
+    )
+    parser.add_argument(
+        "--bulk-connections",
+        default="own",
+        help="comma-separated, each run per layout: own (a connection per bulk channel, as the shipped options "
+        "give) and/or shared (one for all, as plain channels get); a shared run is named '<layout>+shared'",
     )
     parser.add_argument("--main-tree", help="PYTHONPATH of the code layout 'main' runs")
     parser.add_argument(
@@ -382,10 +404,18 @@ def main() -> int:
     results: dict[str, object] = {
         "calls": args.calls,
         "bulk_processes": args.bulk_processes,
+        "bulk_connections": args.bulk_connections,
         "cpus": len(os.sched_getaffinity(0)),
         "load_before": os.getloadavg(),
     }
-    for name, layout, settings in runs:
+    connections = [c for c in args.bulk_connections.split(",") if c]
+    if not connections or set(connections) - {"own", "shared"}:
+        parser.error("--bulk-connections: own and/or shared")
+    for name, layout, settings, shared in [
+        (name if c == "own" else f"{name}+shared", layout, settings, c == "shared")
+        for name, layout, settings in runs
+        for c in connections
+    ]:
         results[name] = _one_layout(
             layout,
             args.calls,
@@ -394,6 +424,7 @@ def main() -> int:
             args.max_streams,
             args.bulk_processes,
             settings,
+            shared,
         )
         results[f"load_after_{name}"] = os.getloadavg()
         print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
