@@ -181,3 +181,17 @@ def test_search_finds_a_return_by_its_rma_number_within_the_tenant(served: Serve
     miss = globex.get("/returns", params={"q": "RMA-rma-search-1"})
     assert miss.headers["location"] == "/returns/RMA-rma-search-1"
     assert globex.get(miss.headers["location"]).status_code == 404
+
+
+@pytest.mark.parametrize("letter_id", ["18446744073709551616", "9" * 30])
+def test_dead_letter_ids_beyond_uint64_are_bad_requests(served: ServedApp, letter_id: str) -> None:
+    client = login(served, "acme_admin")
+    token = csrf_of(client)
+    assert client.get(f"/dead-letters/{letter_id}").status_code == 400
+    for action in ("replay", "discard"):
+        acted = client.post(f"/dead-letters/{letter_id}/{action}", data={"csrf": token, "confirm": "yes"})
+        assert acted.status_code == 400, acted.text
+    for ids in ([letter_id], ["-5"], ["1", letter_id]):
+        bulk = client.post("/dead-letters/bulk-replay", data={"csrf": token, "id": ids, "confirm": "yes"})
+        assert bulk.status_code == 400, bulk.text
+        assert "whole numbers" in bulk.text

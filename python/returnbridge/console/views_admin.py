@@ -19,6 +19,8 @@ __all__ = ["add_routes"]
 
 _ACTIONS: Final = ("replay", "discard")
 _MAX_BULK: Final = 500
+# Dead letter ids are the API's uint64; a larger number cannot be put in a request at all.
+_MAX_ID: Final = 2**64 - 1
 
 
 def add_routes(app: web.Application) -> None:
@@ -31,6 +33,17 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/sandbox", sandbox)
     app.router.add_post("/sandbox", sandbox)
     app.router.add_post("/sandbox/validate", validate_override)
+
+
+def _letter_id(value: str) -> int:
+    """A dead letter id from a path segment or form field, or 400 (never a request the API cannot hold)."""
+    try:
+        letter_id = int(value)
+    except ValueError:
+        letter_id = -1
+    if not 0 <= letter_id <= _MAX_ID:
+        raise web.HTTPBadRequest(text=f"dead letter ids are whole numbers from 0 to {_MAX_ID}")
+    return letter_id
 
 
 def _erp_filter(value: str) -> int:
@@ -76,7 +89,7 @@ def _payload_view(payload: bytes) -> str:
 async def dead_letter(request: web.Request) -> web.StreamResponse:
     session: Session = request[SESSION]
     letter: admin_pb2.DeadLetter = await session.client.admin.GetDeadLetter(
-        admin_pb2.GetDeadLetterRequest(id=int(request.match_info["id"]))
+        admin_pb2.GetDeadLetterRequest(id=_letter_id(request.match_info["id"]))
     )
     return render(
         request,
@@ -94,7 +107,7 @@ async def act_on_one(request: web.Request) -> web.StreamResponse:
     """Replay or discard one dead letter: the first POST asks for confirmation, the confirmed one acts."""
     session: Session = request[SESSION]
     form = await request.post()
-    letter_id = int(request.match_info["id"])
+    letter_id = _letter_id(request.match_info["id"])
     action = request.match_info["action"]
     comment = str(form.get("comment", "")).strip()
     if form.get("confirm") != "yes":
@@ -118,10 +131,7 @@ async def bulk_replay(request: web.Request) -> web.StreamResponse:
     """Replay many (after a mapping fix); each replay is its own audited call, failures are listed."""
     session: Session = request[SESSION]
     form = await request.post()
-    try:
-        ids = sorted({int(str(v)) for v in form.getall("id", [])})
-    except ValueError:
-        raise web.HTTPBadRequest(text="dead letter ids must be numbers") from None
+    ids = sorted({_letter_id(str(v)) for v in form.getall("id", [])})
     if not ids:
         raise web.HTTPBadRequest(text="select at least one dead letter")
     if len(ids) > _MAX_BULK:
