@@ -195,3 +195,32 @@ def test_dead_letter_ids_beyond_uint64_are_bad_requests(served: ServedApp, lette
         bulk = client.post("/dead-letters/bulk-replay", data={"csrf": token, "id": ids, "confirm": "yes"})
         assert bulk.status_code == 400, bulk.text
         assert "whole numbers" in bulk.text
+
+
+# Bodies aiohttp cannot read as a form: no boundary, no starting boundary, an unknown charset, a field that is
+# not in its (default UTF-8) charset.
+_FIELD = b'--B\r\nContent-Disposition: form-data; name="login_csrf"\r\n'
+UNREADABLE_FORMS = [
+    ("multipart/form-data", b"abc"),
+    ("multipart/form-data; boundary=B", b"abc"),
+    ("application/x-www-form-urlencoded; charset=bogus", b"login_csrf=a"),
+    (
+        "multipart/form-data; boundary=B",
+        _FIELD + b"Content-Type: text/plain; charset=bogus\r\n\r\nabc\r\n--B--\r\n",
+    ),
+    ("multipart/form-data; boundary=B", _FIELD + b"\r\n\xff\xfe\r\n--B--\r\n"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), UNREADABLE_FORMS)
+def test_an_unreadable_form_is_a_bad_request(served: ServedApp, content_type: str, body: bytes) -> None:
+    headers = {"Content-Type": content_type}
+    anonymous = httpx.Client(base_url=served.console_url)
+    login_page = anonymous.post("/login", content=body, headers=headers)
+    assert login_page.status_code == 400, login_page.text
+    assert "the form could not be read" in login_page.text
+    client = login(served, "acme_admin")
+    for path in ("/logout", "/sandbox", "/dead-letters/bulk-replay"):
+        page = client.post(path, content=body, headers=headers)
+        assert page.status_code == 400, (path, page.text)
+    assert client.get("/returns").status_code == 200  # still signed in: the bad logout changed nothing

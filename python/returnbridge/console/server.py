@@ -21,7 +21,14 @@ from returnbridge.console import views_admin, views_returns
 from returnbridge.console.kpis import KpiHistory
 from returnbridge.console.sessions import COOKIE, SESSION, Session, SessionStore
 from returnbridge.console.settings import ConsoleSettings
-from returnbridge.console.templating import STATE, ConsoleState, PageDenied, render, template_environment
+from returnbridge.console.templating import (
+    STATE,
+    ConsoleState,
+    PageDenied,
+    read_form,
+    render,
+    template_environment,
+)
 from returnbridge.errors import AuthError
 from returnbridge.gateway.auth import Authenticator
 
@@ -161,7 +168,7 @@ class ConsoleServer:
             raise web.HTTPUnauthorized(text="sign in first")
         if request.method not in ("GET", "HEAD"):
             await _check_same_origin(request)
-            form = await request.post()
+            form = await read_form(request)
             token = str(form.get("csrf", "")) or request.headers.get("X-CSRF-Token", "")
             if not session.csrf_ok(token):
                 raise web.HTTPForbidden(text="missing or invalid CSRF token; reload the page and try again")
@@ -197,7 +204,7 @@ class ConsoleServer:
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
         await _check_same_origin(request)
-        form = await request.post()
+        form = await read_form(request)
         # Double-submit token against login CSRF (a forged login into the attacker's account).
         cookie_token = request.cookies.get(_LOGIN_CSRF_COOKIE, "")
         if not cookie_token or not secrets.compare_digest(cookie_token, str(form.get("login_csrf", ""))):

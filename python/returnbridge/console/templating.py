@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import jinja2
 from aiohttp import web
@@ -15,7 +15,18 @@ from returnbridge.console.kpis import KpiHistory
 from returnbridge.console.sessions import SESSION
 from returnbridge.console.settings import ConsoleSettings
 
-__all__ = ["STATE", "ConsoleState", "PageDenied", "render", "require", "template_environment"]
+if TYPE_CHECKING:  # aiohttp's own type for a parsed form
+    from multidict import MultiDictProxy
+
+__all__ = [
+    "STATE",
+    "ConsoleState",
+    "PageDenied",
+    "read_form",
+    "render",
+    "require",
+    "template_environment",
+]
 
 
 class PageDenied(Exception):
@@ -29,6 +40,21 @@ def require(request: web.Request, permission: str) -> None:
         raise PageDenied(
             f"principal {session.principal.name!r} lacks permission {permission!r} for this page"
         )
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The POSTed form, or 400 when the body cannot be read as one.
+
+    aiohttp raises plain ``ValueError`` / ``LookupError`` for a multipart body without its boundary, a field
+    that is not in its declared charset, or an unknown charset; unhandled, those are 500s.
+    """
+    try:
+        return await request.post()
+    except (ValueError, LookupError):
+        raise web.HTTPBadRequest(
+            text="the form could not be read; send it as application/x-www-form-urlencoded or "
+            "multipart/form-data in UTF-8"
+        ) from None
 
 
 @dataclass

@@ -13,7 +13,7 @@ from returnbridge.api.v1 import admin_pb2, common_pb2, returns_pb2, translation_
 from returnbridge.console.kpis import read_kpis, sparkline
 from returnbridge.console.samples import SAMPLES, sample_json
 from returnbridge.console.sessions import SESSION, Session
-from returnbridge.console.templating import STATE, PageDenied, render, require
+from returnbridge.console.templating import STATE, PageDenied, read_form, render, require
 
 __all__ = ["add_routes"]
 
@@ -106,7 +106,7 @@ async def dead_letter(request: web.Request) -> web.StreamResponse:
 async def act_on_one(request: web.Request) -> web.StreamResponse:
     """Replay or discard one dead letter: the first POST asks for confirmation, the confirmed one acts."""
     session: Session = request[SESSION]
-    form = await request.post()
+    form = await read_form(request)
     letter_id = _letter_id(request.match_info["id"])
     action = request.match_info["action"]
     comment = str(form.get("comment", "")).strip()
@@ -130,7 +130,7 @@ async def act_on_one(request: web.Request) -> web.StreamResponse:
 async def bulk_replay(request: web.Request) -> web.StreamResponse:
     """Replay many (after a mapping fix); each replay is its own audited call, failures are listed."""
     session: Session = request[SESSION]
-    form = await request.post()
+    form = await read_form(request)
     ids = sorted({_letter_id(str(v)) for v in form.getall("id", [])})
     if not ids:
         raise web.HTTPBadRequest(text="select at least one dead letter")
@@ -187,7 +187,7 @@ async def sandbox(request: web.Request) -> web.StreamResponse:
     require(request, "translation.use")
     session: Session = request[SESSION]
     state = request.app[STATE]
-    form = await request.post() if request.method == "POST" else request.query
+    form = await read_form(request) if request.method == "POST" else request.query
     mapping_id = str(form.get("mapping_id", "")) or (state.mapping_ids[0] if state.mapping_ids else "")
     sample = str(form.get("sample", ""))
     if sample and sample not in SAMPLES:
@@ -235,7 +235,7 @@ async def sandbox(request: web.Request) -> web.StreamResponse:
 async def validate_override(request: web.Request) -> web.StreamResponse:
     session: Session = request[SESSION]
     state = request.app[STATE]
-    form = await request.post()
+    form = await read_form(request)
     override = str(form.get("override", ""))
     upload = form.get("override_file")
     if isinstance(upload, web.FileField):
