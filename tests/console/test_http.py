@@ -224,3 +224,20 @@ def test_an_unreadable_form_is_a_bad_request(served: ServedApp, content_type: st
         page = client.post(path, content=body, headers=headers)
         assert page.status_code == 400, (path, page.text)
     assert client.get("/returns").status_code == 200  # still signed in: the bad logout changed nothing
+
+
+def test_non_ascii_tokens_are_refused_not_compared(served: ServedApp) -> None:
+    anonymous = httpx.Client(base_url=served.console_url)
+    anonymous.get("/login")  # sets the login token cookie
+    non_ascii = anonymous.post("/login", data={"login_csrf": "é" * 43, "token": KEYS["acme_admin"][0]})
+    assert non_ascii.status_code == 403, non_ascii.text
+    cookie = b"rb_login_csrf=" + "é".encode() * 43
+    forged_cookie = httpx.Client(base_url=served.console_url).post(
+        "/login", data={"login_csrf": "é" * 43}, headers={"Cookie": cookie}
+    )
+    assert forged_cookie.status_code == 403, forged_cookie.text
+    client = login(served, "acme_admin")
+    # Bytes that are not UTF-8 reach the handler as surrogates.
+    logout = client.post("/logout", headers={"X-CSRF-Token": b"\xff\xfe" * 20})
+    assert logout.status_code == 403, logout.text
+    assert client.get("/returns").status_code == 200

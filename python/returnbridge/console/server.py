@@ -19,7 +19,7 @@ from aiohttp import web
 from returnbridge.client import ReturnBridgeClient
 from returnbridge.console import views_admin, views_returns
 from returnbridge.console.kpis import KpiHistory
-from returnbridge.console.sessions import COOKIE, SESSION, Session, SessionStore
+from returnbridge.console.sessions import COOKIE, SESSION, Session, SessionStore, tokens_match
 from returnbridge.console.settings import ConsoleSettings
 from returnbridge.console.templating import (
     STATE,
@@ -207,7 +207,7 @@ class ConsoleServer:
         form = await read_form(request)
         # Double-submit token against login CSRF (a forged login into the attacker's account).
         cookie_token = request.cookies.get(_LOGIN_CSRF_COOKIE, "")
-        if not cookie_token or not secrets.compare_digest(cookie_token, str(form.get("login_csrf", ""))):
+        if not cookie_token or not tokens_match(str(form.get("login_csrf", "")), cookie_token):
             raise web.HTTPForbidden(text="missing or invalid login token; reload the login page")
         credential = str(form.get("token", "")).strip()
         next_path = _safe_next(str(form.get("next", "/")))

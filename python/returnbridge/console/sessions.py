@@ -14,9 +14,20 @@ from returnbridge.client import ReturnBridgeClient
 from returnbridge.domain.context import Principal
 from returnbridge.gateway.rbac import permissions_for
 
-__all__ = ["COOKIE", "SESSION", "Session", "SessionStore"]
+__all__ = ["COOKIE", "SESSION", "Session", "SessionStore", "tokens_match"]
 
 COOKIE: Final = "rb_console"
+
+
+def tokens_match(submitted: str, issued: str) -> bool:
+    """Constant-time comparison of a submitted token with an issued one (both from the client, for login).
+
+    Issued tokens are URL-safe ASCII; anything else cannot match, and must not reach ``compare_digest`` (it
+    raises TypeError for non-ASCII str) or ``encode`` (a header's undecodable bytes arrive as surrogates).
+    """
+    if not submitted or not submitted.isascii() or not issued.isascii():
+        return False
+    return hmac.compare_digest(submitted.encode(), issued.encode())
 
 
 @dataclass
@@ -38,7 +49,7 @@ class Session:
         return permission in self.permissions
 
     def csrf_ok(self, submitted: str) -> bool:
-        return bool(submitted) and hmac.compare_digest(submitted.encode(), self.csrf.encode())
+        return tokens_match(submitted, self.csrf)
 
 
 #: Where the auth middleware puts the signed-in session on each request.
