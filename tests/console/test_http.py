@@ -241,3 +241,19 @@ def test_non_ascii_tokens_are_refused_not_compared(served: ServedApp) -> None:
     logout = client.post("/logout", headers={"X-CSRF-Token": b"\xff\xfe" * 20})
     assert logout.status_code == 403, logout.text
     assert client.get("/returns").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "next_path", ["/\t/evil.example/x", "/\n/evil.example", "/\r\nSet-Cookie: x=1", "/\x00"]
+)
+def test_next_with_whitespace_or_control_characters_goes_home(served: ServedApp, next_path: str) -> None:
+    client = httpx.Client(base_url=served.console_url, follow_redirects=False)
+    page = client.get("/login", params={"next": next_path})
+    assert 'name="next" value="/"' in page.text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    signed_in = client.post(
+        "/login", data={"login_csrf": token.group(1), "token": KEYS["acme_reader"][0], "next": next_path}
+    )
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/"

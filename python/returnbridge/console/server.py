@@ -260,8 +260,14 @@ async def _check_same_origin(request: web.Request) -> None:
 
 
 def _safe_next(path: str) -> str:
-    """Only same-site absolute paths: ``next`` must never send the browser to another host."""
+    """Only same-site absolute paths: ``next`` must never send the browser to another host.
+
+    Browsers drop tabs and newlines from a URL before reading it, so ``/<TAB>/evil.example`` would become
+    ``//evil.example``; CR/LF would also break the Location header after the session is made.
+    """
     if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    if any(c.isspace() or not c.isprintable() for c in path):
         return "/"
     return path
 
