@@ -76,6 +76,11 @@ def _field(body: dict[str, Any], name: str, where: str) -> str:
         raise PayloadError("bad_payload", f"{where}: field {name!r} must be a non-empty string")
     if len(value) > _MAX_ID:
         raise PayloadError("bad_payload", f"{where}: field {name!r} is longer than {_MAX_ID} characters")
+    try:
+        # JSON's \ud800 escapes decode to lone surrogates, which no id can hold (the replay marks encode it).
+        value.encode()
+    except UnicodeEncodeError:
+        raise PayloadError("bad_payload", f"{where}: field {name!r} is not valid Unicode") from None
     return value
 
 
@@ -160,6 +165,10 @@ def parse_notification(erp: str, body: bytes) -> Notification:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError("bad_payload", f"the body is not JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the decoder's stack, well inside the body limit
+        raise PayloadError(
+            "bad_payload", "the body is not JSON returnbridge reads: nested too deeply"
+        ) from None
     if not isinstance(data, dict):
         raise PayloadError("bad_payload", "the body must be a JSON object")
     return parser(data)
