@@ -6,6 +6,7 @@ the poller is not woken.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ async def served(nats_client: NatsClient) -> AsyncIterator[Served]:
         ReplayGuard(buckets[subjects.INBOUND_SEEN_BUCKET]),
         max_body_bytes=4096,
         window_seconds=300,
+        read_timeout_seconds=1.0,
         clock=lambda: clock[0],
     )
     port = await receiver.start("127.0.0.1", 0)
@@ -352,4 +354,23 @@ async def test_a_body_streamed_past_the_limit_is_refused(served: Served) -> None
         session.post(served.url, data=chunks(), headers=headers) as response,
     ):
         assert response.status == 413
+    assert served.wakes.calls == []
+
+
+async def test_a_body_that_stalls_is_refused_after_the_read_timeout(served: Served) -> None:
+    """A sender that names a longer body than it sends must not hold its connection for ever."""
+    headers = "".join(f"{name}: {value}\r\n" for name, value in sign(SECRET, "k-sap", BODY, int(NOW)).items())
+    host_port = served.url.split("//", 1)[1].split("/", 1)[0]
+    host, port = host_port.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        request = (
+            f"POST {PATH} HTTP/1.1\r\nHost: {host_port}\r\n{headers}Content-Length: {len(BODY) + 100}\r\n\r\n"
+        )
+        writer.write(request.encode() + BODY)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+        assert status_line.split()[1] == b"408", status_line
+    finally:
+        writer.close()
     assert served.wakes.calls == []

@@ -1,7 +1,7 @@
 """The webhook receiver: authenticates an ERP's notification and wakes the poller for that target and feed.
 
 Order of checks, cheapest and least revealing first: body size (413), signature headers (401), key id
-(401), timestamp in the replay window (401), HMAC (401), the ERP's payload shape (400 / 422); then the poller
+(401), timestamp in the replay window (401), the body within the read timeout (408), HMAC (401), the ERP's payload shape (400 / 422); then the poller
 is woken, and only then are signature and event id checked against the replay marks (409 replayed /
 duplicate; 503 when the marks cannot be written, so the sender retries). Tenant and target come from the key,
 never from the body. Nothing is written but the replay marks; a notification is a hint, the poller reads the
@@ -63,6 +63,8 @@ class InboundReceiver:
     replay: the shared replay marks.
     max_body_bytes: larger bodies are refused with 413 before they are read.
     window_seconds: how far a timestamp may be from now.
+    read_timeout_seconds: a body not fully received by then is refused with 408 (a stalled sender would
+        otherwise hold its connection for ever).
     clock: unix seconds (tests pass a fixed clock).
     """
 
@@ -74,6 +76,7 @@ class InboundReceiver:
         *,
         max_body_bytes: int = 64 * 1024,
         window_seconds: float = 300.0,
+        read_timeout_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = keys
@@ -81,6 +84,7 @@ class InboundReceiver:
         self._replay = replay
         self._max_body = max_body_bytes
         self._window = window_seconds
+        self._read_timeout = read_timeout_seconds
         self._clock = clock
         self._runner: web.AppRunner | None = None
 
@@ -129,7 +133,12 @@ class InboundReceiver:
         except SignatureError as exc:
             raise _Refused(401, exc.reason, str(exc), key.erp) from None
         try:
-            body = await request.read()
+            async with asyncio.timeout(self._read_timeout):
+                body = await request.read()
+        except TimeoutError:
+            raise _Refused(
+                408, "read_timeout", f"the body was not received within {self._read_timeout:g} s", key.erp
+            ) from None
         except web.HTTPRequestEntityTooLarge:
             raise _Refused(
                 413, "too_large", f"the body is larger than {self._max_body} bytes", key.erp
