@@ -554,6 +554,7 @@ class App:
             ReplayGuard(buckets["rb_inbound_seen"]),
             max_body_bytes=settings.max_body_bytes,
             window_seconds=settings.replay_window_seconds,
+            read_timeout_seconds=settings.read_timeout_seconds,
         )
         port = await receiver.start(settings.host, settings.port)
         self._cleanups.append(("inbound", receiver.stop))

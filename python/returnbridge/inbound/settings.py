@@ -37,6 +37,8 @@ class InboundSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
+    # A body not fully received by then is refused with 408 (a stalled sender would hold a connection for ever).
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     replay_window_seconds: float = Field(default=300.0, gt=0, le=MAX_REPLAY_WINDOW_SECONDS)
     keys: list[InboundKey] = []
 
