@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -30,9 +31,14 @@ def csrf_of(client: httpx.Client, path: str = "/returns") -> str:
 
 def test_pages_need_a_session(served: ServedApp) -> None:
     with httpx.Client(base_url=served.console_url) as anonymous:
-        response = anonymous.get("/dead-letters?erp=sap")
+        response = anonymous.get("/dead-letters?erp=sap&return_id=R-1")
         assert response.status_code == 303
-        assert response.headers["location"] == "/login?next=/dead-letters?erp=sap"
+        # The page's whole query survives the round trip through the login form.
+        location = urlsplit(response.headers["location"])
+        assert location.path == "/login"
+        assert parse_qs(location.query) == {"next": ["/dead-letters?erp=sap&return_id=R-1"]}
+        form = anonymous.get(response.headers["location"]).text
+        assert 'value="/dead-letters?erp=sap&amp;return_id=R-1"' in form
         assert anonymous.post("/logout").status_code == 401
 
 

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Final
+from urllib.parse import quote
 
 import grpc
 import jinja2
@@ -164,7 +165,8 @@ class ConsoleServer:
         session = await self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             if request.method == "GET":
-                raise web.HTTPSeeOther(f"/login?next={_safe_next(request.path_qs)}")
+                # Encoded: the page's own query (``?erp=sap&return_id=x``) must come back whole after login.
+                raise web.HTTPSeeOther(f"/login?next={quote(_safe_next(request.path_qs), safe='/')}")
             raise web.HTTPUnauthorized(text="sign in first")
         if request.method not in ("GET", "HEAD"):
             await _check_same_origin(request)
