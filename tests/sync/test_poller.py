@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 
 import grpc
@@ -210,6 +211,30 @@ class HeldErp(FakeErp):
     async def wait_reads(self, count: int) -> None:
         async with self.read_started:
             await asyncio.wait_for(self.read_started.wait_for(lambda: self.reads >= count), 30)
+
+
+async def test_a_push_with_a_change_time_out_of_reach_counts_from_its_arrival(pipeline: Pipeline) -> None:
+    """Year 1, the poller's past or the future (a bad clock, or a hostile signed sender) would skew the
+    push-latency KPI by centuries; a change time in range is kept, the earliest of a burst winning."""
+    poller = Poller(
+        [PollTarget(PollTargetConfig(target="netsuite", tenant="acme", status=False), HeldErp())],
+        InboundMappers(),
+        pipeline.buckets[subjects.CURSORS_BUCKET],
+        InventoryStore(pipeline.buckets[subjects.INVENTORY_BUCKET]),
+        pipeline.buckets[subjects.SYNC_STATE_BUCKET],
+        pipeline.publisher,
+        PollerSettings(interval_seconds=3600),
+    )
+    feed = poller._feeds[("netsuite", "inventory")]
+    for bogus in (-62_135_596_800.0, poller._started_at - 1, time.time() + 3600):
+        before = time.time()
+        assert poller.wake("netsuite", "inventory", bogus)
+        taken = feed.take()
+        assert taken is not None and before <= taken <= time.time()
+    in_range = (poller._started_at + time.time()) / 2
+    assert poller.wake("netsuite", "inventory", in_range)
+    assert poller.wake("netsuite", "inventory", -1.0)
+    assert feed.take() == in_range
 
 
 async def test_a_burst_of_wakes_during_a_poll_makes_exactly_one_follow_up_poll(pipeline: Pipeline) -> None:
