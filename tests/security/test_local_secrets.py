@@ -59,6 +59,10 @@ def test_client_login_picks_the_right_credentials(served: Served, tmp_path: Path
         "user_credentials": str(creds_file)
     }
     assert client_login("nats://127.0.0.1:4222", tmp_path / "nowhere") == {}
+    # A login in the URL is the caller's: a data dir left by another run (make run, then make test) must not
+    # replace it (audit verify --nats-url nats://user:pw@127.0.0.1:port was refused as an authorization violation).
+    assert client_login("nats://someone:secret@127.0.0.1:4222", served.data_dir) == {}
+    assert client_login("nats://127.0.0.1:1,nats://someone:secret@127.0.0.1:2", served.data_dir) == {}
 
 
 @pytest.fixture

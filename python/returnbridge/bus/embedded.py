@@ -62,12 +62,17 @@ def local_credentials(store_dir: str | Path) -> NatsUserPassword | None:
 def client_login(url: str, data_dir: Path, credentials_file: Path | None = None) -> dict[str, str]:
     """``nats.connect`` keyword arguments for a process joining ``url``.
 
-    A ``.creds`` file (external NATS: JWT + NKey) wins; otherwise a loopback URL means the embedded server
-    of this host, whose generated user/password live under ``<data_dir>/nats``.
+    A ``.creds`` file (external NATS: JWT + NKey) wins; then a login in the URL itself (the caller named the
+    server's credentials: those in the data dir belong to whatever server last ran there, and nats.py would
+    send them instead); otherwise a loopback URL means the embedded server of this host, whose generated
+    user/password live under ``<data_dir>/nats``.
     """
     if credentials_file is not None:
         return {"user_credentials": str(credentials_file)}
-    hosts = {urlsplit(u.strip()).hostname for u in url.split(",")}
+    parts = [urlsplit(u.strip()) for u in url.split(",")]
+    if any(part.username for part in parts):
+        return {}
+    hosts = {part.hostname for part in parts}
     if not hosts or not hosts <= {"127.0.0.1", "localhost", "::1"}:
         return {}
     creds = local_credentials(Path(data_dir) / "nats")
