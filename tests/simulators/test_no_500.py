@@ -180,3 +180,66 @@ async def test_netsuite_transforms_never_answer_bad_input_with_a_5xx(netsuite: S
             )
             results.append((f"{target}:{where}", response.status_code, response.text))
     assert_no_5xx(results)
+
+
+# Bodies no JSON parser of the real ERPs takes (Jackson, ABAP's sXML): Python's json lets NaN/Infinity
+# through, and crashes on deep nesting and on integers of thousands of digits.
+MALFORMED_BODIES = [
+    pytest.param(b'{"memo": NaN}', id="nan-literal"),
+    pytest.param(b'{"memo": -Infinity}', id="infinity-literal"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nested-100000"),
+    pytest.param(b'{"memo":' * 200 + b"1" + b"}" * 200, id="nested-200"),
+    pytest.param(b'{"memo": ' + b"9" * 5000 + b"}", id="5000-digit-integer"),
+    pytest.param(b'{"memo": "\xff\xfe"}', id="not-utf8"),
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED_BODIES)
+async def test_netsuite_refuses_malformed_json_with_a_400(netsuite: Sim, raw: bytes) -> None:
+    response = await netsuite.http.post(
+        f"{RECORD}/returnAuthorization", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["o:errorDetails"][0]["o:errorCode"] == "USER_ERROR"
+    assert "Error" not in response.json()["o:errorDetails"][0]["detail"]
+
+
+@pytest.mark.parametrize("raw", MALFORMED_BODIES)
+async def test_sap_refuses_malformed_json_with_a_400(raw: bytes) -> None:
+    _, running = await _start(SapSimulatorConfig())
+    try:
+        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
+            token = await _token(client)
+            response = await client.post(
+                CR_SRV + "/A_CustomerReturn",
+                content=raw,
+                headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+            )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/002"
+    finally:
+        await running.stop()
+
+
+@pytest.mark.parametrize("raw", MALFORMED_BODIES)
+async def test_oracle_refuses_malformed_json_with_a_400(raw: bytes) -> None:
+    sim = OracleSimulator()
+    running = await RunningSimulator(sim.app).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
+        ) as client:
+            response = await client.post(
+                "salesOrdersForOrderHub", content=raw, headers={"Content-Type": "application/json"}
+            )
+            action = await client.post(
+                running.url + "/_sim/actions/stock/adjust",
+                content=raw,
+                headers={"Content-Type": "application/json"},
+            )
+        assert response.status_code == 400, response.text
+        assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_JSON"
+        assert action.status_code == 400, action.text
+        assert action.json()["error"]["code"] == "INVALID_JSON"
+    finally:
+        await running.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,59 @@ from aiohttp.typedefs import Handler
 
 from returnbridge.simulators.faults import CONTROL_PREFIX, FaultInjector, FaultPlan
 from returnbridge.simulators.notifier import ChangeNotifier, NotifierConfig
+
+
+class JsonBodyError(ValueError):
+    """A request body that is not acceptable JSON; the message is safe to show to the client."""
+
+
+# Deeper than any ERP payload (returns are a handful of levels); the simulators' own checks walk bodies
+# recursively, so a deeper body is refused here, before it can exhaust the stack (JSON parsers of the real
+# ERPs cap nesting as well, e.g. Jackson at 1000 levels).
+MAX_JSON_DEPTH = 64
+
+
+def parse_json_body(raw: bytes | str, *, parse_float: Callable[[str], Any] | None = None) -> Any:
+    """Parse a request body as strict JSON (RFC 8259), as the ERPs' parsers do.
+
+    Refuses what Python's parser would let through or crash on: non-UTF-8 bytes, ``NaN``/``Infinity``
+    literals, integers longer than Python converts, and nesting deeper than ``MAX_JSON_DEPTH``.
+
+    Raises:
+        JsonBodyError: with a client-safe message (no Python exception names).
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise JsonBodyError(f"The body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        value = json.loads(text, parse_float=parse_float, parse_constant=_refuse_constant)
+    except JsonBodyError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JsonBodyError(f"{exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except RecursionError:
+        raise JsonBodyError(f"JSON nesting deeper than {MAX_JSON_DEPTH} levels.") from None
+    except ValueError:  # an integer literal too long to convert
+        raise JsonBodyError("A number in the body has too many digits.") from None
+    _check_depth(value)
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonBodyError(f"{name} is not a JSON value.")
+
+
+def _check_depth(value: Any) -> None:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    raise JsonBodyError(f"JSON nesting deeper than {MAX_JSON_DEPTH} levels.")
+                stack.append((child, depth + 1))
 
 
 @dataclass(slots=True)
@@ -162,7 +216,7 @@ class SimulatorKit:
 
     async def _put_faults(self, request: web.Request) -> web.Response:
         try:
-            plan = FaultPlan.from_json(await request.json())
+            plan = FaultPlan.from_json(parse_json_body(await request.read()))
         except (ValueError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         self.faults.set(plan)
@@ -175,7 +229,7 @@ class SimulatorKit:
     async def _put_notifications(self, request: web.Request) -> web.Response:
         """Replace the notification settings; fields left out keep their current value."""
         try:
-            body = await request.json()
+            body = parse_json_body(await request.read())
             if not isinstance(body, dict):
                 raise TypeError("the body must be a JSON object of notification settings")
             current = self.notifier.config.model_dump()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX
-from returnbridge.simulators.kit import SimulatorKit
+from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body
 from returnbridge.simulators.netsuite_actions import INVENTORY_TYPES, InventoryActions, refusal
 from returnbridge.simulators.netsuite_auth import AuthFailure, OAuth2Client, OAuth2Issuer, TbaVerifier
 
@@ -240,8 +240,8 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
                 f"Invalid content type {request.content_type or '(none)'}: use application/json.",
             )
         try:
-            body = exactjson.loads(raw)
-        except ValueError as exc:
+            body = parse_json_body(raw, parse_float=Decimal)
+        except JsonBodyError as exc:
             raise user_error(f"Invalid JSON in request body: {exc}") from None
         if not isinstance(body, dict):
             raise user_error("The request body must be a JSON object.")

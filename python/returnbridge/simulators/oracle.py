@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler as NextHandler
 
 from returnbridge.simulators.faults import CONTROL_PREFIX
-from returnbridge.simulators.kit import SimulatorKit
+from returnbridge.simulators.kit import SimulatorKit, parse_json_body
 from returnbridge.simulators.oracle_actions import STAGED, STAGED_TRANSACTION, InventoryTransactions, refusal
 from returnbridge.simulators.oracle_data import (
     BUSINESS_UNITS,
@@ -228,8 +227,8 @@ class OracleSimulator(Receiving, Receivables, InventoryTransactions):
                 415, [("UNSUPPORTED_MEDIA_TYPE", f"Unsupported media type {request.content_type}")]
             )
         try:
-            body = json.loads(await request.text(), parse_float=Decimal)
-        except ValueError as exc:
+            body = parse_json_body(await request.text(), parse_float=Decimal)
+        except (ValueError, LookupError) as exc:  # bad JSON, bytes not in the charset, unknown charset
             raise FusionError(400, [("INVALID_JSON", f"The request body is not valid JSON: {exc}")]) from exc
         if not isinstance(body, dict):
             raise FusionError(400, [("INVALID_JSON", "The request body must be a JSON object")])

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from returnbridge.simulators.kit import SimulatorKit
+from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body
 from returnbridge.simulators.sap_actions import SapUiActions, refusal
 from returnbridge.simulators.sap_backend import (
     CMR,
@@ -260,8 +260,8 @@ class SapODataApp:
                 f"Content type '{request.content_type or '(none)'}' not supported; use application/json",
             )
         try:
-            body = json.loads(await request.read() or b"{}", parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            body = parse_json_body(await request.read() or b"{}", parse_float=Decimal)
+        except JsonBodyError as exc:
             raise ODataError(400, "/IWBEP/CM_MGW_RT/002", f"Malformed JSON body: {exc}") from exc
         if not isinstance(body, dict):
             raise ODataError(400, "/IWBEP/CM_MGW_RT/002", "Request body must be a JSON object")

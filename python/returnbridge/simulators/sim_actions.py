@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from returnbridge.simulators.faults import CONTROL_PREFIX
+from returnbridge.simulators.kit import JsonBodyError, parse_json_body
 
 ACTIONS = CONTROL_PREFIX + "actions/"
 
@@ -82,8 +83,8 @@ def action_routes(
         async def serve(request: web.Request) -> web.Response:
             try:
                 try:
-                    body = json.loads(await request.read() or b"{}")
-                except (ValueError, UnicodeDecodeError) as exc:
+                    body = parse_json_body(await request.read() or b"{}")
+                except JsonBodyError as exc:
                     raise ActionRefused(400, "INVALID_JSON", f"body is not JSON: {exc}") from None
                 if not isinstance(body, dict):
                     raise ActionRefused(400, "INVALID_JSON", "body must be a JSON object")
