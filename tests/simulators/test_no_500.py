@@ -243,3 +243,63 @@ async def test_oracle_refuses_malformed_json_with_a_400(raw: bytes) -> None:
         assert action.json()["error"]["code"] == "INVALID_JSON"
     finally:
         await running.stop()
+
+
+# str.isdigit() passes these, int() then refuses them ("²", 5000 digits) or reads Arabic-Indic digits as numbers.
+BAD_INTEGERS = [
+    pytest.param("²", id="superscript"),
+    pytest.param("\u0661", id="arabic-indic"),
+    pytest.param("9" * 5000, id="5000-digits"),
+    pytest.param("9" * 20, id="beyond-int32"),
+]
+
+
+@pytest.mark.parametrize("raw", BAD_INTEGERS)
+async def test_netsuite_refuses_non_ascii_or_huge_integers_in_the_url(netsuite: Sim, raw: str) -> None:
+    ra_id = await netsuite.create(f"{RECORD}/returnAuthorization", ra_body())
+    for name in ("limit", "offset"):
+        response = await netsuite.http.post(
+            "/services/rest/query/v1/suiteql",
+            params={name: raw},
+            content=b'{"q": "SELECT id FROM transaction"}',
+            headers={"Content-Type": "application/json", "Prefer": "transient"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_PARAMETER"
+    line = await netsuite.http.get(f"{RECORD}/returnAuthorization/{ra_id}/item/{raw}")
+    assert line.status_code == 404, line.text
+    assert line.json()["o:errorDetails"][0]["o:errorCode"] == "NONEXISTENT_ID"
+
+
+@pytest.mark.parametrize("raw", BAD_INTEGERS)
+async def test_sap_refuses_non_ascii_or_huge_top_and_skip(raw: str) -> None:
+    _, running = await _start(SapSimulatorConfig())
+    try:
+        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
+            for option in ("$top", "$skip"):
+                response = await client.get(CR_SRV + "/A_CustomerReturn", params={option: raw})
+                assert response.status_code == 400, response.text
+                assert response.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/023"
+    finally:
+        await running.stop()
+
+
+@pytest.mark.parametrize("raw", BAD_INTEGERS)
+async def test_oracle_refuses_non_ascii_or_huge_limit_offset_and_version(raw: str) -> None:
+    sim = OracleSimulator()
+    running = await RunningSimulator(sim.app).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
+        ) as client:
+            for name in ("limit", "offset"):
+                response = await client.get("salesOrdersForOrderHub", params={name: raw})
+                assert response.status_code == 400, response.text
+                assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_PARAMETER"
+            version = await client.get(
+                "salesOrdersForOrderHub", headers={"REST-Framework-Version": raw.encode()}
+            )
+            assert version.status_code == 400, version.text
+            assert "framework version" in version.text  # plain text: the version falls back to 1
+    finally:
+        await running.stop()

@@ -55,6 +55,17 @@ def parse_json_body(raw: bytes | str, *, parse_float: Callable[[str], Any] | Non
     return value
 
 
+def plain_int(text: str, *, maximum: int = 2**31 - 1) -> int | None:
+    """``text`` as a non-negative integer of ASCII digits up to ``maximum`` (the ERPs' 32-bit ints), else None.
+
+    ``str.isdigit`` alone also passes "²" or Arabic-Indic digits, which ``int`` then refuses or converts.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
 def _refuse_constant(name: str) -> Any:
     raise JsonBodyError(f"{name} is not a JSON value.")
 

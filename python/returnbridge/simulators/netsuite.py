@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from returnbridge.simulators.faults import CONTROL_PREFIX
-from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body
+from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body, plain_int
 from returnbridge.simulators.netsuite_actions import INVENTORY_TYPES, InventoryActions, refusal
 from returnbridge.simulators.netsuite_auth import AuthFailure, OAuth2Client, OAuth2Issuer, TbaVerifier
 
@@ -381,11 +381,12 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
         record = self._lookup(record_type, request.match_info["id"])
         lines = record.get("item") or []
         raw = request.match_info["line"]
-        if not raw.isdigit() or not 1 <= int(raw) <= len(lines):
+        number = plain_int(raw)
+        if number is None or not 1 <= number <= len(lines):
             raise NetSuiteError(404, "NONEXISTENT_ID", f"The record has no line {raw}.")
         href = f"{_base(request)}{RECORD}/{record_type}/{record['id']}/item/{raw}"
         return json_response(
-            {"links": [{"rel": "self", "href": href}], **self._render_refs(lines[int(raw) - 1])}
+            {"links": [{"rel": "self", "href": href}], **self._render_refs(lines[number - 1])}
         )
 
     async def _approve(self, request: web.Request) -> web.Response:
@@ -482,9 +483,10 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    value = plain_int(raw)
+    if value is None:
         raise NetSuiteError(400, "INVALID_PARAMETER", f"Invalid value for query parameter {name}.", name)
-    return int(raw)
+    return value
 
 
 def _port_suffix(request: web.Request) -> str:

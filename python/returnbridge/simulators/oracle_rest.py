@@ -12,7 +12,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from returnbridge import exactjson
-from returnbridge.simulators.kit import SimulatorState
+from returnbridge.simulators.kit import SimulatorState, plain_int
 
 API_ROOT = "/fscmRestApi/resources/11.13.18.05"
 # Fusion answers with this media type for a single item and for collections.
@@ -96,7 +96,8 @@ def framework_version(request: web.Request, config: OracleSimConfig) -> int:
     raw = request.headers.get(FRAMEWORK_HEADER)
     if raw is None:
         return config.default_framework_version
-    if not raw.strip().isdigit() or int(raw) not in config.framework_versions:
+    version = plain_int(raw.strip())
+    if version is None or version not in config.framework_versions:
         allowed = ", ".join(str(v) for v in config.framework_versions)
         raise FusionError(
             400,
@@ -107,7 +108,7 @@ def framework_version(request: web.Request, config: OracleSimConfig) -> int:
                 )
             ],
         )
-    return int(raw)
+    return version
 
 
 def error_response(exc: FusionError, version: int, config: OracleSimConfig) -> web.Response:
@@ -482,7 +483,8 @@ class Rest:
                 )
             rows.sort(key=_field_key(name), reverse=direction.lower() == "desc")
         limit_text, offset_text = q.get("limit", str(self.config.default_limit)), q.get("offset", "0")
-        if not limit_text.isdigit() or not offset_text.isdigit():
+        limit_value, offset = plain_int(limit_text), plain_int(offset_text)
+        if limit_value is None or offset is None:
             raise FusionError(
                 400,
                 [
@@ -492,7 +494,7 @@ class Rest:
                     )
                 ],
             )
-        limit, offset = min(int(limit_text), self.config.max_limit), int(offset_text)
+        limit = min(limit_value, self.config.max_limit)
         page = rows[offset : offset + limit]
         body: dict[str, Any] = {
             "items": [self.present(resource, k, v, children) for k, v in page],

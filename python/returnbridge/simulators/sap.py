@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body
+from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body, plain_int
 from returnbridge.simulators.sap_actions import SapUiActions, refusal
 from returnbridge.simulators.sap_backend import (
     CMR,
@@ -306,10 +306,10 @@ class SapODataApp:
                 and name == "A_ReturnsDeliverySrlNmbr"
                 and nav == "to_MaintenanceItemObject"
             ):
-                list_id = next(iter(key.values()), "")
-                if not list_id.isdigit():
-                    raise ODataError(400, "/IWBEP/CM_MGW_RT/021", f"Invalid key predicate '{list_id}'")
-                created = self.backend.add_serial(int(list_id), await self._json_body(request))
+                list_id = plain_int(next(iter(key.values()), ""), maximum=2**63 - 1)  # an Edm.Int64 key
+                if list_id is None:
+                    raise ODataError(400, "/IWBEP/CM_MGW_RT/021", f"Invalid key predicate '{key_text}'")
+                created = self.backend.add_serial(list_id, await self._json_body(request))
                 return web.json_response(
                     {"d": self._entity_json(service, child_et, child_set, created, base, set())}, status=201
                 )
@@ -409,11 +409,11 @@ class SapODataApp:
         count = len(rows)
         skip_text, top_text = q.get("$skip", "0"), q.get("$top")
         # OData v2: $top and $skip are non-negative integers; "-1" or "1.5" is a syntax error.
-        if not skip_text.isdigit() or (top_text is not None and not top_text.isdigit()):
+        skip, top = plain_int(skip_text), (plain_int(top_text) if top_text is not None else None)
+        if skip is None or (top_text is not None and top is None):
             raise ODataError(
                 400, "/IWBEP/CM_MGW_RT/023", f"Invalid $top or $skip ({top_text!r}, {skip_text!r})"
             )
-        skip, top = int(skip_text), (int(top_text) if top_text is not None else None)
         rows = rows[skip:] if top is None else rows[skip : skip + top]
         expand = self._expand(request, et)
         select = [s.strip() for s in q.get("$select", "").split(",") if s.strip()]
