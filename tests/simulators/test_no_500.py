@@ -303,3 +303,34 @@ async def test_oracle_refuses_non_ascii_or_huge_limit_offset_and_version(raw: st
             assert "framework version" in version.text  # plain text: the version falls back to 1
     finally:
         await running.stop()
+
+
+async def test_non_ascii_credentials_are_refused_like_wrong_ones(netsuite: Sim) -> None:
+    """A Basic header, CSRF token or signed form body that is not ASCII/UTF-8 is a failed logon, not a 500."""
+    _, sap = await _start(SapSimulatorConfig())
+    oracle = await RunningSimulator(OracleSimulator().app).start()
+    try:
+        async with httpx.AsyncClient(base_url=sap.url) as raw:
+            logon = await raw.get(CR_SRV + "/A_CustomerReturn", headers={"Authorization": b"Basic \xff\xff"})
+            assert logon.status_code == 401, logon.text
+        async with httpx.AsyncClient(base_url=sap.url, auth=(USER, PASSWORD)) as client:
+            await _token(client)
+            csrf = await client.post(
+                CR_SRV + "/A_CustomerReturn",
+                content=b"{}",
+                headers={"X-CSRF-Token": b"\xff", "Content-Type": "application/json"},
+            )
+            assert csrf.status_code == 403 and csrf.headers["x-csrf-token"] == "Required", csrf.text
+        async with httpx.AsyncClient(base_url=oracle.url + API_ROOT + "/") as raw:
+            fusion = await raw.get("salesOrdersForOrderHub", headers={"Authorization": b"Basic \xff\xff"})
+            assert fusion.status_code == 401, fusion.text
+        signed_form = await netsuite.http.post(
+            f"{RECORD}/returnAuthorization",
+            content=b"a=\xff",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert signed_form.status_code == 401, signed_form.text
+        assert signed_form.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_LOGIN"
+    finally:
+        await sap.stop()
+        await oracle.stop()

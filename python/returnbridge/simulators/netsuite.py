@@ -141,9 +141,11 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
             elif header.startswith("OAuth "):
                 form: list[tuple[str, str]] = []
                 if request.content_type == "application/x-www-form-urlencoded":
-                    form = urllib.parse.parse_qsl(
-                        (await request.read()).decode("utf-8"), keep_blank_values=True
-                    )
+                    try:
+                        raw_form = (await request.read()).decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise AuthFailure("form body is not UTF-8: cannot be signed") from None
+                    form = urllib.parse.parse_qsl(raw_form, keep_blank_values=True)
                 raw_path, _, raw_query = request.raw_path.partition("?")
                 principal = "tba:" + self.tba.verify(
                     method=request.method,

@@ -7,7 +7,6 @@ The REST framework (versions, q, paging, error shapes, schemas) is in ``oracle_r
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -212,7 +211,7 @@ class OracleSimulator(Receiving, Receivables, InventoryTransactions):
         if scheme.lower() == "basic":
             try:
                 user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (non-ASCII included) or not UTF-8
                 return False
             return user == self.config.username and password == self.config.password
         if scheme.lower() == "bearer":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
 import re
@@ -111,7 +110,7 @@ class SapODataApp:
         if scheme.lower() == "basic":
             try:
                 client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (non-ASCII included) or not UTF-8
                 client_id = secret = ""
         expected = self.config.oauth_clients.get(client_id)
         if expected is None or not hmac.compare_digest(secret, expected):
@@ -152,7 +151,7 @@ class SapODataApp:
         if scheme.lower() == "basic":
             try:
                 user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (non-ASCII included) or not UTF-8
                 return None
             ok_user = hmac.compare_digest(user.upper(), self.config.username.upper())
             ok_pw = hmac.compare_digest(password, self.config.password)
@@ -191,7 +190,12 @@ class SapODataApp:
                 response_headers["x-csrf-token"] = session[1]
             return None
         session = self.sessions.get(sid)
-        if session is None or session[0] != user or not wanted or not hmac.compare_digest(wanted, session[1]):
+        if (
+            session is None
+            or session[0] != user
+            or not wanted
+            or not hmac.compare_digest(wanted.encode("utf-8", "surrogateescape"), session[1].encode())
+        ):
             return web.Response(
                 status=403, text="CSRF token validation failed", headers={"x-csrf-token": "Required"}
             )
