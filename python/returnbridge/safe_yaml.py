@@ -1,5 +1,7 @@
 """Bounded YAML for text we do not trust: no anchors or aliases, a size cap, a node and depth budget, a deadline.
 
+A key given twice in one mapping is an error, never the last one silently winning.
+
 PyYAML's safe loader still expands aliases lazily: a few hundred bytes of nested anchors turn into 10^9 nodes as
 soon as anything walks the tree, which froze the event loop (issue 12). Refusing anchors outright costs nothing for
 mapping specs (the shipped packs use none) and makes the work linear in the input size; the budgets below then
@@ -21,10 +23,12 @@ from returnbridge.errors import FieldViolation, ValidationError
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "FILE_LIMITS",
     "YamlLimitError",
     "YamlLimits",
     "compose",
     "load",
+    "load_with_node",
     "run_bounded",
 ]
 
@@ -48,6 +52,8 @@ class YamlLimits:
 
 
 DEFAULT_LIMITS: Final = YamlLimits()
+#: For files an operator writes (service configuration, routing files): larger than any sane one, still bounded.
+FILE_LIMITS: Final = YamlLimits(max_bytes=1_048_576, max_nodes=100_000, time_budget_seconds=30.0)
 
 
 class YamlLimitError(ValidationError):
@@ -103,6 +109,37 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of two equal keys; a file saying one thing twice is a mistake to name, not guess.
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first on line {seen[key]})",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            # Python refuses int() of more than sys.get_int_max_str_digits() digits (4,300 by default).
+            line = node.start_mark.line + 1
+            raise YamlLimitError(
+                "int_digits", f"line {line}: integer with too many digits", line=line
+            ) from None
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
 
 def _check_size(text: str, limits: YamlLimits) -> None:
     # Cheap upper bound first: a str of n code points is at most 4n UTF-8 bytes.
@@ -137,6 +174,22 @@ def load(text: str, limits: YamlLimits = DEFAULT_LIMITS) -> Any:
     loader = _BoundedLoader(text, limits, time.monotonic() + limits.time_budget_seconds)
     try:
         return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def load_with_node(text: str, limits: YamlLimits = DEFAULT_LIMITS) -> tuple[Any, yaml.Node | None]:
+    """Like ``load``, plus the node tree the values came from (its marks give each key's line).
+
+    Raises:
+        YamlLimitError: a limit was broken.
+        yaml.YAMLError: the text is not valid YAML (duplicate keys included).
+    """
+    _check_size(text, limits)
+    loader = _BoundedLoader(text, limits, time.monotonic() + limits.time_budget_seconds)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
     finally:
         loader.dispose()
 

@@ -92,8 +92,10 @@ def _violation(error: grpc.aio.AioRpcError) -> str:
         ("- " * 3_000 + "x", "YAML limit max_depth"),
         # On a loaded machine the time budget may speak first; either way a named limit ends the parse.
         ("- a\n" * 12_000, "YAML limit max_nodes|YAML limit time_budget"),
+        # PyYAML's int() of more than 4,300 digits raised ValueError: INTERNAL before the loader named it.
+        ("rules: 1" + "0" * 5_000, "YAML limit int_digits"),
     ],
-    ids=["alias bomb", "depth bomb", "node flood"],
+    ids=["alias bomb", "depth bomb", "node flood", "integer past the digit limit"],
 )
 async def test_validate_mapping_refuses_bombs_while_health_answers(
     served: Served, spec: str, named: str
@@ -162,3 +164,21 @@ def test_override_file_with_aliases_is_refused_at_load(tmp_path: Path) -> None:
     override.write_text("override: netsuite/return_authorization\n" + laughs(3, 3), encoding="utf-8")
     with pytest.raises(SpecError, match="aliases"):
         MappingRegistry.load(overrides=[override])
+
+
+def test_mapping_check_cli_names_an_integer_past_the_digit_limit(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("mapping: netsuite/x\nversion: 1" + "0" * 5_000 + "\n", encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="returnbridge")
+    add_mapping_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["mapping", "check", str(spec)])
+    out, err = io.StringIO(), io.StringIO()
+    assert args.func(args, out=out, err=err) != 0
+    assert "spec.yaml:2" in err.getvalue() and "too many digits" in err.getvalue()
+
+
+def test_duplicate_keys_are_refused_with_their_line() -> None:
+    with pytest.raises(yaml.YAMLError, match="duplicate key 'a'") as info:
+        safe_yaml.load("a: 1\nb: 2\na: 3\n")
+    mark = getattr(info.value, "problem_mark", None)
+    assert mark is not None and mark.line + 1 == 3

@@ -107,7 +107,11 @@ def _convert(node: yaml.Node, loc: Loc, lines: dict[Loc, int], file_name: str, d
     if depth > 64:
         raise SpecError("nesting deeper than 64 levels", file=file_name, line=lines[loc])
     if isinstance(node, yaml.ScalarNode):
-        return _scalar(node)
+        try:
+            return _scalar(node)
+        except ValueError:
+            # int() refuses more than sys.get_int_max_str_digits() digits (4,300 by default).
+            raise SpecError("integer with too many digits", file=file_name, line=lines[loc]) from None
     if isinstance(node, yaml.SequenceNode):
         return [_convert(child, (*loc, i), lines, file_name, depth + 1) for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
