@@ -46,6 +46,8 @@ def test_yaml_then_env_then_cli(tmp_path: Path) -> None:
             ["RETURNBRIDGE_METRICS__PORT", "metrics.port", "65535"],
         ),
         ("grpc: [1, 2\n", {}, ["rb.yaml", "invalid YAML"]),
+        # Environment values are parsed by the bounded loader too: no traceback past Python's digit limit.
+        ("", {"RETURNBRIDGE_GRPC__PORT": "1" + "0" * 5_000}, ["RETURNBRIDGE_GRPC__PORT", "grpc.port"]),
         ("- a\n- b\n", {}, ["rb.yaml:1", "mapping of sections"]),
     ],
 )
@@ -64,3 +66,30 @@ def test_wrong_value_is_refused_naming_key_and_origin(
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read config file .*nope\.yaml"):
         load_settings(tmp_path / "nope.yaml", env={})
+
+
+_ALIAS_BOMB = "a0: &a0 [x]\n" + "".join(
+    f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 30)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"grpc:\n  host: \xe9\n", "rb.yaml: not UTF-8 text"),
+        (_ALIAS_BOMB.encode(), "rb.yaml:1: YAML limit aliases"),
+        (b"grpc: " + b"[" * 5_000 + b"]" * 5_000 + b"\n", "YAML limit max_depth"),
+        (b"grpc:\n  port: 1" + b"0" * 5_000 + b"\n", "rb.yaml:2: YAML limit int_digits"),
+        (
+            b"grpc:\n  port: 6000\nlogging: {}\ngrpc:\n  port: 6001\n",
+            "rb.yaml:4: invalid YAML: duplicate key 'grpc'",
+        ),
+    ],
+    ids=["not utf-8", "alias bomb", "depth bomb", "integer past the digit limit", "duplicate key"],
+)
+def test_hostile_file_is_refused_naming_file_and_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "rb.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert expected in str(info.value)

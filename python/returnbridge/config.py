@@ -18,6 +18,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from returnbridge import safe_yaml
 from returnbridge.connectors.registry import ConnectorConfig
 from returnbridge.console.settings import ConsoleSettings
 from returnbridge.delivery.worker import DeliverySettings
@@ -191,8 +192,8 @@ def load_settings(
             continue
         keys = tuple(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+            value = safe_yaml.load(raw) if raw.strip() else ""
+        except (yaml.YAMLError, safe_yaml.YamlLimitError):
             value = raw
         _set_path(data, keys, value)
         origins[keys] = f"environment variable {var}"
@@ -228,9 +229,12 @@ def _load_yaml(path: Path, origins: _Origins) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = safe_yaml.load_with_node(text, safe_yaml.FILE_LIMITS)
+    except safe_yaml.YamlLimitError as exc:
+        raise ConfigError(f"{path}:{exc.line}: {exc}" if exc.line else f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

@@ -183,3 +183,55 @@ def test_routes_explain_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     args.func(args)
     data = json.loads(capsys.readouterr().out)
     assert data["route"]["target"] == "sap" and data["rules"][0]["matched"]
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from returnbridge.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+_ALIAS_BOMB = "a0: &a0 [x]\n" + "".join(
+    f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 30)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"targets:\n  netsuite: {erp: netsuite\xe9}\n", "cannot read routing file"),
+        (_ALIAS_BOMB.encode(), ":1: YAML limit aliases"),
+        (b"rules: " + b"[" * 5_000 + b"]" * 5_000 + b"\n", "YAML limit max_depth"),
+        (b"default: {target: netsuite}\nx: 1" + b"0" * 5_000 + b"\n", ":2: YAML limit int_digits"),
+        (DEFAULT_ROUTES.read_bytes() + b"\ndefault: {target: sap}\n", "duplicate key 'default'"),
+    ],
+    ids=["not utf-8", "alias bomb", "depth bomb", "integer past the digit limit", "duplicate key"],
+)
+def test_routes_check_refuses_hostile_file_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, expected: str
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_bytes(content)
+    code, err = _cli(["routes", "check", str(path)], capsys)
+    assert code != 0 and str(path) in err and expected in err, err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"return_id": "\xff"}', "cannot read return JSON"),
+        (b'{"a":' * 20_000 + b"1" + b"}" * 20_000, "nested too deeply"),
+        (b'{"version": 1' + b"0" * 5_000 + b"}", "cannot read return JSON"),
+        (b"42", "expected a JSON object, got int"),
+        (b'{"return_order": null}', "expected a JSON object, got NoneType"),
+    ],
+    ids=["not utf-8", "deep", "integer past the digit limit", "scalar", "null order"],
+)
+def test_routes_explain_refuses_hostile_input_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, expected: str
+) -> None:
+    path = tmp_path / "return.json"
+    path.write_bytes(content)
+    code, err = _cli(["routes", "explain", str(DEFAULT_ROUTES), "--input", str(path)], capsys)
+    assert code != 0 and str(path) in err and expected in err, err

@@ -17,12 +17,17 @@ from returnbridge.routing.rules import load_routing_file
 
 def _load_order(path: Path, tenant: str) -> returns_pb2.ReturnOrder:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"{path}: cannot read return JSON: {exc}") from exc
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValidationError(f"{path}: cannot read return JSON: nested too deeply") from None
+    except (OSError, ValueError) as exc:
+        # ValueError: not JSON, not UTF-8, or an integer past Python's digit limit.
+        raise ValidationError(f"{path}: cannot read return JSON: {exc}") from None
     # Accept both a bare ReturnOrder and a SubmitReturnRequest-shaped {"return_order": {...}}.
     if isinstance(data, dict) and ("return_order" in data or "returnOrder" in data):
         data = data.get("return_order", data.get("returnOrder"))
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path}: not a ReturnOrder: expected a JSON object, got {type(data).__name__}")
     order = returns_pb2.ReturnOrder()
     try:
         json_format.ParseDict(data, order)

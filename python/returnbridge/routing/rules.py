@@ -11,6 +11,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from returnbridge import safe_yaml
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.domain.enums import enum_value
 from returnbridge.errors import RoutingError
@@ -175,8 +176,9 @@ def _rule_name(data: Any, loc: tuple[Any, ...]) -> str:
 def load_routing_text(text: str, file_name: str = "<routing>") -> RoutingConfig:
     """Parse and validate a routing file; raises RoutingError ``file:line: rule 'x': problem``."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = safe_yaml.load_with_node(text, safe_yaml.FILE_LIMITS)
+    except safe_yaml.YamlLimitError as exc:
+        raise RoutingError(f"{file_name}:{exc.line}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -213,7 +215,7 @@ def load_routing_file(path: str | Path | None = None) -> RoutingConfig:
     """Load a routing file; None loads the shipped default (targets ``netsuite``, ``sap``, ``oracle_fusion``)."""
     file = Path(path) if path is not None else DEFAULT_ROUTES
     try:
-        text = file.read_text()
-    except OSError as exc:
-        raise RoutingError(f"{file}: cannot read routing file: {exc}") from exc
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoutingError(f"{file}: cannot read routing file: {exc}") from None
     return load_routing_text(text, str(file))
