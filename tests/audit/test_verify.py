@@ -184,3 +184,23 @@ async def test_cli_verify_and_export(
     bad = _parse(["audit", "export", "--since", "yesterday"])
     with pytest.raises(ValidationError, match="since"):
         bad.func(bad)
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_cli_verify_names_an_unreadable_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    from returnbridge.cli import main
+
+    path = tmp_path / "export.jsonl"
+    if kind == "directory":
+        path.mkdir()
+    assert main(["audit", "verify", "--file", str(path)]) == 3
+    err = capsys.readouterr().err
+    assert f"cannot read audit export {path}" in err and "Traceback" not in err
+
+
+def test_verify_reports_deeply_nested_line_as_malformed() -> None:
+    report = verify_jsonl([b'{"a":' * 20_000 + b"1" + b"}" * 20_000])
+    assert [p.kind for p in report.problems] == ["malformed"]
+    assert "nested too deeply" in report.problems[0].message

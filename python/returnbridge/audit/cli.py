@@ -14,7 +14,7 @@ from returnbridge.audit.export import EXPORT_FORMATS, export_audit, parse_timest
 from returnbridge.audit.log import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, AuditLog
 from returnbridge.audit.verify import VerifyReport, verify_jsonl, verify_stream
 from returnbridge.bus.embedded import client_login
-from returnbridge.errors import ConfigError
+from returnbridge.errors import ConfigError, NotFoundError
 
 __all__ = ["add_audit_commands", "run_export", "run_verify"]
 
@@ -108,8 +108,11 @@ def _print_report(report: VerifyReport, out: TextIO) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     if args.file is not None:
-        with args.file.open("rb") as handle:
-            return _print_report(verify_jsonl(handle), sys.stdout)
+        try:
+            with args.file.open("rb") as handle:
+                return _print_report(verify_jsonl(handle), sys.stdout)
+        except OSError as exc:
+            raise NotFoundError(f"cannot read audit export {args.file}: {exc.strerror or exc}") from None
 
     async def main() -> tuple[VerifyReport, bool]:
         nc, log = await _open_log(args)

@@ -71,6 +71,8 @@ class AuditEntry:
             raw = json.loads(data)
         except json.JSONDecodeError as exc:
             raise ValueError(f"audit entry is not JSON: {exc}") from exc
+        except RecursionError:
+            raise ValueError("audit entry is not JSON: nested too deeply") from None
         if not isinstance(raw, dict):
             raise ValueError("audit entry is not a JSON object")
         expected = set(cls.__dataclass_fields__)
