@@ -17,6 +17,7 @@ from returnbridge.gateway.rbac import METHOD_PERMISSIONS, ROLES
 from security.conftest import ROLES as SUITE_ROLES
 from security.conftest import Served, key_md
 from security.rpcs import Rpc, api_rpcs
+from security.test_tenant_isolation import order
 
 _CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b|Traceback|google\.protobuf")
 HUGE = "x" * 100_000
@@ -219,13 +220,74 @@ async def test_malformed_bytes_are_invalid_argument_before_authentication(served
     assert not _CLASS_NAME.search(error.details() or "")
 
 
-async def test_malformed_stream_item_is_invalid_argument(served: Served) -> None:
+def _submit_stream(served: Served) -> Any:
+    """SubmitReturns sending raw bytes, so one item can be bytes that do not decode."""
+    return served.channel.stream_stream(
+        _rpc("ReturnsService.SubmitReturns").path,
+        request_serializer=None,
+        response_deserializer=returns_pb2.SubmitReturnResult.FromString,
+    )
+
+
+async def _results(served: Served, items: list[bytes]) -> list[returns_pb2.SubmitReturnResult]:
+    async def requests() -> Any:
+        for item in items:
+            yield item
+
+    call = _submit_stream(served)(requests(), metadata=key_md("acme", "submitter"), timeout=30)
+    return [r async for r in call]
+
+
+async def test_malformed_stream_item_is_an_item_error(served: Served) -> None:
     # A stream's messages are read after the call was authenticated, so this one carries a credential.
-    rpc = _rpc("ReturnsService.SubmitReturns")
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await rpc.call(served.channel, b"\xff\xff\xff", metadata=_allowed_md(rpc), timeout=10)
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "request" in _violations(info.value)
+    (result,) = await _results(served, [b"\xff\xff\xff"])
+    assert result.WhichOneof("result") == "error"
+    assert result.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in result.error.field_violations] == ["request"]
+
+
+async def test_refused_items_of_a_bulk_stream_are_item_errors_and_the_rest_is_served(served: Served) -> None:
+    """A refused item is answered in place and the others carry on: the call never ends early (grpc's aio client
+    meets a server that ended the call mid-write as INTERNAL "Internal error from Core", not our status)."""
+
+    def good(n: int) -> bytes:
+        return returns_pb2.SubmitReturnRequest(
+            return_order=order(f"BULK-{n}"), client_reference=f"ok-{n}"
+        ).SerializeToString()
+
+    over_bound = returns_pb2.SubmitReturnRequest(return_order=order("BULK-REF"), client_reference="r" * 5_000)
+    items = [
+        good(0),
+        over_bound.SerializeToString(),
+        returns_pb2.SubmitReturnRequest(
+            client_reference="empty"
+        ).SerializeToString(),  # refused by validation
+        good(1),
+        returns_pb2.SubmitReturnRequest(
+            return_order=_order(2001), client_reference="lines"
+        ).SerializeToString(),
+        b"\xff\xff\xff",
+        *(good(n) for n in range(2, 10)),
+    ]
+    results = await _results(served, items)
+    assert len(results) == len(items)
+    by_reference = {r.client_reference: r for r in results}
+    assert {f"ok-{n}" for n in range(10)} <= by_reference.keys()
+    assert all(by_reference[f"ok-{n}"].WhichOneof("result") == "accepted" for n in range(10))
+    refused = [r for r in results if r.WhichOneof("result") == "error"]
+    assert len(refused) == 4
+    assert all(r.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] for r in refused)
+    # Each refusal names its field; the over-long reference is never echoed, acceptable references are.
+    named = sorted(
+        (r.client_reference, r.return_id, v.field) for r in refused for v in r.error.field_violations
+    )
+    assert ("", "BULK-REF", "client_reference") in named
+    assert ("", "", "request") in named
+    assert ("lines", "", "return_order.lines") in named
+    assert any(reference == "empty" for reference, _, _ in named)
+    for r in refused:
+        assert not _CLASS_NAME.search(r.error.message) and len(r.error.message) < 2_000
+        assert all("r" * 200 not in v.description for v in r.error.field_violations)
 
 
 async def test_custom_values_nested_too_deep_are_refused_by_bounds(served: Served) -> None:

@@ -40,7 +40,7 @@ from returnbridge.gateway.request_limits import check_request
 from returnbridge.gateway.security_config import SecurityConfig
 from returnbridge.observability.alerts import Alerter
 from returnbridge.observability.metrics import count_api_call, count_rejection
-from returnbridge.services.errors import as_status_error, status_for_error
+from returnbridge.services.errors import RefusedItem, as_status_error, status_for_error
 
 __all__ = [
     "AuthInterceptor",
@@ -82,8 +82,13 @@ def _wrap_handler(
     """The same handler with every call run inside ``around(method, context)``, for all four RPC shapes.
 
     ``check`` sees each request message (each one of a request stream) inside ``around`` before the handler;
-    ``deserializer`` replaces the handler's own.
+    ``deserializer`` replaces the handler's own. In a request stream answered item by item (``_PER_ITEM_STREAMS``)
+    an item ``check`` refuses reaches the handler as a ``RefusedItem`` instead of ending the call: a bulk client
+    gets that item's error and the rest of its stream is served (and the server never ends a call while the
+    client is still writing, where grpc's aio client reports INTERNAL "Internal error from Core" instead of our
+    status).
     """
+    per_item = method in _PER_ITEM_STREAMS
 
     def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if check is None:
@@ -92,7 +97,16 @@ def _wrap_handler(
 
             async def each() -> AsyncIterator[Any]:
                 async for item in request:
-                    check(item, context)
+                    if isinstance(item, RefusedItem):
+                        yield item  # refused by an outer interceptor already
+                        continue
+                    try:
+                        check(item, context)
+                    except ValidationError as refused:
+                        if not per_item:
+                            raise
+                        yield RefusedItem(item, refused)
+                        continue
                     yield item
 
             return each()
@@ -448,7 +462,8 @@ class RbacInterceptor(_WrappingInterceptor):
 
 
 class RequestLimitsInterceptor(_WrappingInterceptor):
-    """Innermost: every request message meets ``request_limits.RULES`` before the servicer sees it."""
+    """Innermost: every request message meets ``request_limits.RULES`` before the servicer sees it (a refused item
+    of a bulk stream reaches it as a ``RefusedItem``)."""
 
     def around(self, method: str, context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
         return _no_context(method, context)
@@ -467,6 +482,12 @@ class RequestLimitsInterceptor(_WrappingInterceptor):
 _SUBMIT_METHODS: Final = frozenset(
     f"/{returns_pb2.DESCRIPTOR.services_by_name['ReturnsService'].full_name}/{name}"
     for name in ("SubmitReturn", "SubmitReturns")
+)
+
+
+# Request streams whose every item gets its own result (an ItemError for a refused one); see ``_wrap_handler``.
+_PER_ITEM_STREAMS: Final = frozenset(
+    {f"/{returns_pb2.DESCRIPTOR.services_by_name['ReturnsService'].full_name}/SubmitReturns"}
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -31,6 +32,7 @@ from returnbridge.errors import (
 )
 
 __all__ = [
+    "RefusedItem",
     "as_status_error",
     "error_message",
     "internal_item_error",
@@ -133,6 +135,18 @@ def item_error(error: ReturnBridgeError) -> common_pb2.ItemError:
         for v in error.violations:
             item.field_violations.add(field=v.field, description=v.description)
     return item
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedItem:
+    """One item of a batch request stream the gateway refused (over a bound, or bytes that do not decode).
+
+    It reaches the servicer in the item's place, so the servicer answers it with its ItemError and the stream goes
+    on; ``request`` is the decoded message, or whatever stood in for bytes that did not decode.
+    """
+
+    request: object
+    error: ValidationError
 
 
 def internal_item_error(message: str) -> common_pb2.ItemError:

@@ -16,7 +16,7 @@ from returnbridge.bus.consumer import ordered_config
 from returnbridge.domain.context import current_principal
 from returnbridge.domain.tenant_ids import TenantIds, default_ids
 from returnbridge.errors import FieldViolation, NotFoundError, ValidationError
-from returnbridge.services.errors import item_result
+from returnbridge.services.errors import RefusedItem, item_error, item_result
 from returnbridge.services.intake import Intake
 from returnbridge.sync.status import SyncStateStore, to_proto
 
@@ -70,7 +70,8 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         """Keeps up to ``bulk_in_flight`` submissions going; results stream back as each completes.
 
         Events of one return are submitted in stream order, one after the other (the lifecycle admits a
-        return's versions in order only); different returns go concurrently.
+        return's versions in order only); different returns go concurrently. An item the gateway refused
+        (``RefusedItem``: over a bound, or undecodable) is answered at once with its error, and the stream goes on.
         """
         results: asyncio.Queue[returns_pb2.SubmitReturnResult | None] = asyncio.Queue()
         slots = asyncio.Semaphore(self._bulk_in_flight)
@@ -101,6 +102,9 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         async def feed() -> None:
             try:
                 async for request in request_iterator:
+                    if isinstance(request, RefusedItem):
+                        await results.put(_refused_result(request))
+                        continue
                     await slots.acquire()
                     return_id = request.return_order.return_id
                     task = asyncio.create_task(one(request, latest.get(return_id)))
@@ -183,3 +187,19 @@ class ReturnsServicer(returns_pb2_grpc.ReturnsServiceServicer):
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+
+def _refused_result(refused: RefusedItem) -> returns_pb2.SubmitReturnResult:
+    """The result of an item refused at the edge: its error, and the item's references unless they are what was
+    refused (a violation never echoes the value)."""
+    result = returns_pb2.SubmitReturnResult()
+    result.error.CopyFrom(item_error(refused.error))
+    request = refused.request
+    if isinstance(request, returns_pb2.SubmitReturnRequest):
+        fields = [v.field for v in refused.error.violations]
+        if "client_reference" not in fields:
+            result.client_reference = request.client_reference
+        if not any(f == "return_order" or f.startswith(("return_order.", "return_order[")) for f in fields):
+            result.return_id = request.return_order.return_id
+            result.version = request.return_order.version
+    return result
