@@ -13,7 +13,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
 import grpc
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.audit.log import AuditLog
@@ -262,9 +263,12 @@ class ErrorsInterceptor(_WrappingInterceptor):
             elif key in _TRACE_HEADERS:
                 carrier[key] = value if isinstance(value, str) else value.decode(errors="replace")
         rid = incoming if _REQUEST_ID_RE.match(incoming) else new_request_id()
-        with tracer().start_as_current_span(
-            method.lstrip("/"), context=extract(carrier), kind=SpanKind.SERVER
-        ) as span:
+        # The span is attached by hand, not with start_as_current_span: when a client cancels a stream, grpc may
+        # close the response generator from another context, where OpenTelemetry's detach logs an ERROR with a
+        # traceback; ``_reset`` lets that context go quietly, as for our own context variables.
+        span = tracer().start_span(method.lstrip("/"), context=extract(carrier), kind=SpanKind.SERVER)
+        span_token = otel_context.attach(set_span_in_context(span))
+        try:
             span.set_attribute("rpc.system", "grpc")
             span.set_attribute("rpc.method", method)
             rid_token = set_request_id(rid)
@@ -303,6 +307,7 @@ class ErrorsInterceptor(_WrappingInterceptor):
                     trailing_metadata=((REQUEST_ID_HEADER, rid),),
                 )
             except Exception as exc:
+                span.record_exception(exc)
                 # The bus unreachable mid-call (a PubAck that never came) is UNAVAILABLE: safe to retry.
                 if (mapped := as_status_error(exc)) is not None:
                     count(mapped.grpc_status.name)
@@ -322,6 +327,9 @@ class ErrorsInterceptor(_WrappingInterceptor):
                 span.set_attribute("rpc.grpc.status_code", code)
                 if code not in ("OK", "NOT_FOUND", "ALREADY_EXISTS", "CANCELLED"):
                     span.set_status(Status(StatusCode.ERROR, code))
+        finally:
+            span.end()
+            _reset(span_token)
 
 
 _TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate", "baggage"})
