@@ -93,3 +93,31 @@ def test_hostile_file_is_refused_naming_file_and_line(tmp_path: Path, content: b
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("[1, .nan]", "process.restart_backoff_seconds.1: Input should be a finite number"),
+        ("[1, .inf]", "process.restart_backoff_seconds.1: Input should be a finite number"),
+        ("[-1, 5]", "process.restart_backoff_seconds.0: Input should be greater than 0"),
+        ("[0, 5]", "process.restart_backoff_seconds.0: Input should be greater than 0"),
+        ("[5, 1]", "the first delay (5.0 s) must not exceed the second (1.0 s)"),
+    ],
+)
+def test_restart_backoff_is_two_positive_finite_delays_in_order(
+    tmp_path: Path, value: str, expected: str
+) -> None:
+    # A nan restart delay meant a crashed child was never restarted.
+    path = tmp_path / "rb.yaml"
+    path.write_text(f"process:\n  restart_backoff_seconds: {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert "rb.yaml:2" in str(info.value) and expected in str(info.value)
+    with pytest.raises(ConfigError, match="RETURNBRIDGE_PROCESS__RESTART_BACKOFF_SECONDS"):
+        load_settings(None, env={"RETURNBRIDGE_PROCESS__RESTART_BACKOFF_SECONDS": value})
+
+
+def test_restart_backoff_accepts_equal_delays() -> None:
+    settings = load_settings(None, env={"RETURNBRIDGE_PROCESS__RESTART_BACKOFF_SECONDS": "[2, 2]"})
+    assert settings.process.restart_backoff_seconds == (2.0, 2.0)

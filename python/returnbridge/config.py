@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from returnbridge import safe_yaml
 from returnbridge.connectors.registry import ConnectorConfig
@@ -37,6 +37,8 @@ from returnbridge.simulators.settings import SimulatorSettings
 from returnbridge.sync.poller import PollerSettings
 
 ENV_PREFIX = "RETURNBRIDGE_"
+# A delay in seconds: positive and finite.
+_Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 DEFAULT_CONFIG_FILE = "returnbridge.yaml"
 
 
@@ -117,12 +119,20 @@ class ProcessSettings(_Section):
     # the supervisor restarts the worker (and alerts process_restarted).
     await_workers: bool = False
     # Seconds between restarts of a crashed child (doubling from the first value up to the second).
-    restart_backoff_seconds: tuple[float, float] = (0.5, 30.0)
+    # Both positive and finite: a nan or infinite delay would never restart the child.
+    restart_backoff_seconds: tuple[_Seconds, _Seconds] = (0.5, 30.0)
     # ``serve`` only: nice value added to the worker and simulator processes, so on a saturated machine the
     # gateways get the CPU first when they can use it. The worker still takes what they leave while they wait on
     # NATS (30-60 % of a core in a 10,000-call spike on 2 cores), and under sustained overload its scheduler share
     # (nice 10 weighs about a tenth of nice 0): it is not starved. 0 = every process equal.
     background_nice: int = Field(default=10, ge=0, le=19)
+
+    @field_validator("restart_backoff_seconds")
+    @classmethod
+    def _backoff_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1]:
+            raise ValueError(f"the first delay ({value[0]} s) must not exceed the second ({value[1]} s)")
+        return value
 
 
 class Settings(_Section):
