@@ -334,3 +334,86 @@ async def test_non_ascii_credentials_are_refused_like_wrong_ones(netsuite: Sim) 
     finally:
         await sap.stop()
         await oracle.stop()
+
+
+# NetSuite keeps currency and quantity fields as doubles: a value of 1e15 or more (or a product of two
+# in-range values that reaches it) is an invalid field value, not a decimal overflow inside the server.
+OVER_RANGE = [
+    pytest.param(
+        "inventoryAdjustment",
+        b'{"subsidiary": {"id": "1"}, "account": {"id": "510"}, "inventory": {"items": '
+        b'[{"item": {"id": "501"}, "location": {"id": "1"}, "adjustQtyBy": 1e999}]}}',
+        "inventory.items[0].adjustQtyBy",
+        id="adjustQtyBy-1e999",
+    ),
+    pytest.param(
+        "inventoryAdjustment",
+        b'{"subsidiary": {"id": "1"}, "account": {"id": "510"}, "inventory": {"items": '
+        b'[{"item": {"id": "501"}, "location": {"id": "1"}, "adjustQtyBy": 900000000000000, '
+        b'"unitCost": 900000000000000}]}}',
+        "inventory.items[0].unitCost",
+        id="adjustment-value-over-range",
+    ),
+    pytest.param(
+        "salesOrder/9001/!transform/returnAuthorization",
+        b'{"item": {"items": [{"item": {"id": "501"}, "quantity": 1, "rate": 1E+30}]}}',
+        "item.items[0].rate",
+        id="transform-rate-1e30",
+    ),
+    pytest.param(
+        "returnAuthorization",
+        b'{"entity": {"id": "101"}, "item": {"items": [{"item": {"id": "501"}, "quantity": 900000000000000, '
+        b'"rate": 900000000000000, "location": {"id": "1"}}]}}',
+        "item.items[0].amount",
+        id="amount-over-range",
+    ),
+    pytest.param(
+        "returnAuthorization",
+        b'{"entity": {"id": "101"}, "item": {"items": [{"item": {"id": "501"}, "quantity": 1, '
+        b'"rate": 1, "amount": 1e400, "location": {"id": "1"}}]}}',
+        "item.items[0].amount",
+        id="amount-1e400",
+    ),
+    pytest.param(
+        "RA/!transform/itemReceipt",
+        b'{"item": {"items": [{"orderLine": 1, "item": "1e400", "itemReceive": true, "quantity": 1}]}}',
+        "item.items[0].item",
+        id="receipt-item-not-a-reference",
+    ),
+    pytest.param(
+        "RA/!transform/itemReceipt",
+        b'{"item": {"items": [{"orderLine": 1, "itemReceive": true, "quantity": 1e400}]}}',
+        "item.items[0].quantity",
+        id="receipt-quantity-1e400",
+    ),
+    pytest.param(
+        "RA/!transform/creditMemo",
+        b'{"item": {"items": [{"orderLine": 1, "rate": 1e30}]}}',
+        "item.items[0].rate",
+        id="credit-rate-1e30",
+    ),
+    pytest.param(
+        "RA/!transform/creditMemo",
+        b'{"discountItem": {"id": "701"}, "discountRate": "-900000000000000%"}',
+        "discountRate",
+        id="discount-percent-over-range",
+    ),
+]
+
+
+@pytest.mark.parametrize(("target", "raw", "field"), OVER_RANGE)
+async def test_netsuite_refuses_over_range_numbers_naming_the_field(
+    netsuite: Sim, target: str, raw: bytes, field: str
+) -> None:
+    if target.startswith("RA/"):
+        ra_id = await netsuite.create(f"{RECORD}/returnAuthorization", ra_body())
+        target = target.replace("RA/", f"returnAuthorization/{ra_id}/")
+    before = list(netsuite.simulator.kit.state.changes)
+    response = await netsuite.http.post(
+        f"{RECORD}/{target}", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    detail = response.json()["o:errorDetails"][0]
+    assert detail["o:errorCode"] == "USER_ERROR"
+    assert detail["o:errorPath"] == field
+    assert netsuite.simulator.kit.state.changes == before

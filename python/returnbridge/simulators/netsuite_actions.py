@@ -17,6 +17,7 @@ from returnbridge.simulators.netsuite_data import (
     CENT,
     NetSuiteError,
     _number,
+    in_range,
     status_ref,
     user_error,
 )
@@ -142,7 +143,7 @@ class InventoryActions(BookCore):
         raw = line["adjustQtyBy"]
         if isinstance(raw, bool) or not isinstance(raw, int | Decimal):
             raise user_error("Invalid number for field adjustQtyBy.", f"{path}.adjustQtyBy")
-        qty = Decimal(raw)
+        qty = in_range(Decimal(raw), f"{path}.adjustQtyBy")
         if qty == 0 or qty != qty.to_integral_value():
             raise user_error(
                 "Adjust Qty. By must be a non-zero whole number for this item.", f"{path}.adjustQtyBy"
@@ -189,7 +190,7 @@ class InventoryActions(BookCore):
                     f"{path}.adjustQtyBy",
                 )
             pending[(item.sku, site)] = after
-            value = (abs(qty) * cost).quantize(CENT)
+            value = in_range(abs(qty) * cost, f"{path}.unitCost").quantize(CENT)
             if qty > 0:
                 entries += [(ACCOUNT_INVENTORY, value, Decimal(0)), (account, Decimal(0), value)]
             else:

@@ -20,6 +20,7 @@ from returnbridge.simulators.netsuite_data import (
     NetSuiteError,
     ReferenceData,
     _number,
+    in_range,
     status_ref,
     user_error,
 )
@@ -214,7 +215,7 @@ class BookCore:
             if (
                 quantity is not None
                 and rate is not None
-                and amount not in (quantity * rate, (quantity * rate).quantize(CENT, ROUND_HALF_UP))
+                and amount not in (quantity * rate, line_amount(quantity, rate, f"{path}.amount"))
             ):
                 raise user_error(
                     f"The amount {amount} does not equal quantity {quantity} x rate {rate}.", f"{path}.amount"
@@ -303,6 +304,8 @@ class BookCore:
                     if ln["quantity"] - ln[done_key] - taken.get(ln["line"], Decimal(0)) >= wanted
                 ]
                 ra_line = (open_lines or candidates)[0]
+            if "item" in line and not isinstance(line["item"], dict):
+                self._reference(line["item"], self.ref.items, "item", f"{path}.item")
             if "item" in line and str(line["item"].get("id")) != ra_line["item"]["id"]:
                 raise user_error("The item does not match the return authorization line.", f"{path}.item")
             pairs.append((ra_line, line, path))
@@ -363,3 +366,8 @@ def _check_date(value: Any, path: str) -> None:
         valid = False
     if not valid:
         raise user_error(f"Invalid date value {value!r} for field {path}: use YYYY-MM-DD.", path)
+
+
+def line_amount(quantity: Decimal, rate: Decimal, path: str) -> Decimal:
+    """quantity x rate to the cent; refused like an over-range amount field when it is 1e15 or more."""
+    return in_range(quantity * rate, path).quantize(CENT, ROUND_HALF_UP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from returnbridge.simulators.netsuite_book import BookCore
+from returnbridge.simulators.netsuite_book import BookCore, line_amount
 from returnbridge.simulators.netsuite_data import (
     ACCOUNT_RECEIVABLE,
     ACCOUNT_RESTOCKING,
@@ -14,6 +14,7 @@ from returnbridge.simulators.netsuite_data import (
     ACCOUNT_UNDEPOSITED,
     CENT,
     _number,
+    in_range,
     status_ref,
     user_error,
 )
@@ -74,7 +75,9 @@ class Credits(BookCore):
         for n, line in enumerate(lines, start=1):
             line["line"] = n
             line.setdefault("rate", Decimal(0))
-            line.setdefault("amount", (line["quantity"] * line["rate"]).quantize(CENT, ROUND_HALF_UP))
+            line.setdefault(
+                "amount", line_amount(line["quantity"], line["rate"], f"item.items[{n - 1}].amount")
+            )
         subtotal = sum((ln["amount"] for ln in lines), Decimal(0))
         discount_total = self._discount_total(body, subtotal)
         tax_details, tax_total = self._tax_details(body, lines)
@@ -135,8 +138,9 @@ class Credits(BookCore):
             value = None
         if not isinstance(value, Decimal) or not value.is_finite():
             raise user_error(f"Invalid number for field discountRate: {rate!r}.", "discountRate")
+        in_range(value, "discountRate")
         if percent:
-            return (subtotal * value / 100).quantize(CENT, ROUND_HALF_UP)
+            return in_range(subtotal * value / 100, "discountRate").quantize(CENT, ROUND_HALF_UP)
         if value.as_tuple().exponent < -2:  # type: ignore[operator]
             raise user_error(f"The discount amount {value} has more than 2 decimal places.", "discountRate")
         return value

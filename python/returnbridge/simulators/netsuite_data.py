@@ -54,6 +54,10 @@ ACCOUNT_UNDEPOSITED = "1000 Undeposited Funds"
 ACCOUNT_SALES_TAX = "2200 Sales Tax Payable"
 ACCOUNT_RESTOCKING = "4090 Restocking Fees"
 CENT = Decimal("0.01")
+# NetSuite holds currency and quantity fields as doubles (15 significant digits); a value of 1e15 or more
+# cannot be stored to the cent and is refused as invalid, like a non-number. Every JSON number the
+# simulator turns into a Decimal, and every amount it computes from them, stays below this.
+MAX_NUMBER = Decimal("1E15")
 
 
 class NetSuiteError(Exception):
@@ -199,8 +203,18 @@ def _number(value: Any, path: str, *, positive: bool = False) -> Decimal:
         number = Decimal(value) if isinstance(value, int | str) else value
     except InvalidOperation:
         raise user_error(f"Invalid number for field {path.rsplit('.', 1)[-1]}: {value!r}.", path) from None
-    if not isinstance(number, Decimal) or not number.is_finite():
+    if not isinstance(number, Decimal):
         raise user_error(f"Invalid number for field {path.rsplit('.', 1)[-1]}.", path)
+    in_range(number, path)
     if number < 0 or (positive and number == 0):
         raise user_error(f"The field {path.rsplit('.', 1)[-1]} must be greater than zero.", path)
+    return number
+
+
+def in_range(number: Decimal, path: str) -> Decimal:
+    """``number`` if it is finite and below ``MAX_NUMBER`` in magnitude, else NetSuite's invalid-value error."""
+    if not number.is_finite() or abs(number) >= MAX_NUMBER:
+        raise user_error(
+            f"Invalid number for field {path.rsplit('.', 1)[-1]}: it must be below {MAX_NUMBER:,.0f}.", path
+        )
     return number

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from returnbridge.simulators.netsuite_book import line_amount
 from returnbridge.simulators.netsuite_credits import Credits
 from returnbridge.simulators.netsuite_data import (
     CENT,
@@ -156,7 +157,9 @@ class RecordBook(Credits, Rendering):
                 lines.append(merged)
         for n, line in enumerate(lines, start=1):
             line["line"] = n
-            line.setdefault("amount", (line["quantity"] * line["rate"]).quantize(CENT, ROUND_HALF_UP))
+            line.setdefault(
+                "amount", line_amount(line["quantity"], line["rate"], f"item.items[{n - 1}].amount")
+            )
             line["quantityReceived"] = Decimal(0)
             line["quantityCredited"] = Decimal(0)
         initial = "A" if self.config.ra_initial_status == "Pending Approval" else "B"
