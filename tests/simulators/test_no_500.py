@@ -20,7 +20,7 @@ from returnbridge.simulators.kit import RunningSimulator
 from returnbridge.simulators.oracle import API_ROOT, OracleSimulator
 from returnbridge.simulators.sap import SapSimulatorConfig
 from simulators.test_netsuite_records import RECORD, Sim, ra_body, start
-from simulators.test_oracle import AUTH, receipt
+from simulators.test_oracle import AUTH, order, post, receipt
 from simulators.test_sap_simulator import CR_SRV, PASSWORD, USER, _return_body, _start, _token
 
 BAD_VALUES: list[Any] = [
@@ -417,3 +417,35 @@ async def test_netsuite_refuses_over_range_numbers_naming_the_field(
     assert detail["o:errorCode"] == "USER_ERROR"
     assert detail["o:errorPath"] == field
     assert netsuite.simulator.kit.state.changes == before
+
+
+@pytest.mark.parametrize(
+    ("q", "version"),
+    [
+        ("HeaderId=NaN", "1"),  # v1 query-by-example: values unquoted
+        ("HeaderId>=-NaN", "1"),
+        ("HeaderId<Infinity", "1"),
+        ("HeaderId='sNaN'", "4"),
+        ("HeaderId>'NaN'", "4"),
+        ("HeaderId<='-NaN'", "4"),
+        ("HeaderId<'Infinity'", "4"),
+        ("HeaderId<>'-Infinity'", "4"),
+        ("HeaderId='abc'", "4"),  # the non-number the filter already handled: no row matches
+    ],
+)
+async def test_oracle_q_with_a_non_finite_number_matches_nothing(q: str, version: str) -> None:
+    sim = OracleSimulator()
+    running = await RunningSimulator(sim.app).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
+        ) as client:
+            created = await post(client, "salesOrdersForOrderHub", order("RMA-Q-NAN"))
+            assert created.status_code == 201, created.text
+            response = await client.get(
+                "salesOrdersForOrderHub", params={"q": q}, headers={"REST-Framework-Version": version}
+            )
+        assert response.status_code == 200, response.text
+        assert response.json()["items"] == []
+    finally:
+        await running.stop()

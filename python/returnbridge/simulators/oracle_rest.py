@@ -366,6 +366,9 @@ def matches(item: dict[str, Any], conditions: list[tuple[str, str, str]]) -> boo
                 left, right = Decimal(actual), Decimal(wanted)
             except InvalidOperation:
                 return False
+            # NaN, sNaN and Infinity are no number an attribute can equal or be ordered against.
+            if not right.is_finite():
+                return False
         else:
             left, right = str(actual), wanted
         ok = {
