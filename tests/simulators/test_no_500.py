@@ -449,3 +449,52 @@ async def test_oracle_q_with_a_non_finite_number_matches_nothing(q: str, version
         assert response.json()["items"] == []
     finally:
         await running.stop()
+
+
+# RFC 6749 section 5.2: a token request that cannot be read is 400 invalid_request, never a server error.
+UNREADABLE_FORMS = [
+    pytest.param("multipart/form-data", b"garbage", id="multipart-without-boundary"),
+    pytest.param("multipart/form-data; boundary=xx", b"garbage", id="multipart-boundary-missing"),
+    pytest.param(
+        "multipart/form-data; boundary=xx",
+        b'--xx\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\n\xff\r\n--xx--\r\n',
+        id="multipart-not-utf8",
+    ),
+    pytest.param(
+        "multipart/form-data; boundary=xx", b"--xx\r\nbad header\r\n\r\nv\r\n--xx--\r\n", id="bad-part"
+    ),
+    pytest.param(
+        "multipart/form-data; boundary=xx",
+        b'--xx\r\nContent-Disposition: form-data; name="a"\r\n\r\nv',
+        id="multipart-truncated",
+    ),
+    pytest.param("multipart/form-data; boundary=" + "x" * 100, b"--xx--\r\n", id="boundary-too-long"),
+    pytest.param("application/x-www-form-urlencoded", b"grant_type=\xff", id="form-not-utf8"),
+    pytest.param("application/x-www-form-urlencoded; charset=nope", b"grant_type=x", id="unknown-charset"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "raw"), UNREADABLE_FORMS)
+async def test_sap_oauth_token_refuses_an_unreadable_form_with_invalid_request(
+    content_type: str, raw: bytes
+) -> None:
+    _, running = await _start(SapSimulatorConfig())
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            response = await client.post(
+                "/sap/bc/sec/oauth2/token", content=raw, headers={"Content-Type": content_type}
+            )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+    finally:
+        await running.stop()
+
+
+async def test_netsuite_oauth2_token_refuses_a_non_utf8_form_with_invalid_request(netsuite: Sim) -> None:
+    response = await netsuite.http.post(
+        "/services/rest/auth/oauth2/v1/token",
+        content=b"grant_type=client_credentials&client_assertion=\xff",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"

@@ -202,10 +202,13 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
             return json_response(
                 {"error": "invalid_request", "error_description": "form-encoded body required"}, status=400
             )
-        form = {
-            k: v
-            for k, v in urllib.parse.parse_qsl((await request.read()).decode("utf-8"), keep_blank_values=True)
-        }
+        try:
+            text = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            return json_response(
+                {"error": "invalid_request", "error_description": "form body is not valid UTF-8"}, status=400
+            )
+        form = {k: v for k, v in urllib.parse.parse_qsl(text, keep_blank_values=True)}
         token_url = f"{request.url.scheme}://{request.url.host}{_port_suffix(request)}{TOKEN}"
         try:
             return json_response(self.oauth2.issue(form, token_url))

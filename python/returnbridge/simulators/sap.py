@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body, plain_int
 from returnbridge.simulators.sap_actions import SapUiActions, refusal
@@ -104,7 +105,14 @@ class SapODataApp:
 
     async def _token(self, request: web.Request) -> web.Response:
         """SAP's OAuth 2.0 endpoint, client-credentials grant with client id/secret as basic auth."""
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, LookupError, HttpProcessingError):
+            # Not UTF-8, an unknown charset, a multipart body without its boundary or with a broken part.
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "The request body is not a readable form."},
+                status=400,
+            )
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
         if scheme.lower() == "basic":
