@@ -18,7 +18,7 @@ from connectors.harnesses.oracle import credit_memo_payload, return_order_payloa
 from returnbridge import exactjson
 from returnbridge.simulators.kit import RunningSimulator
 from returnbridge.simulators.oracle import API_ROOT, OracleSimulator
-from returnbridge.simulators.sap import SapSimulatorConfig
+from returnbridge.simulators.sap import _SERVICES, SapSimulatorConfig
 from simulators.test_netsuite_records import RECORD, Sim, ra_body, start
 from simulators.test_oracle import AUTH, order, post, receipt
 from simulators.test_sap_simulator import CR_SRV, PASSWORD, USER, _return_body, _start, _token
@@ -498,3 +498,32 @@ async def test_netsuite_oauth2_token_refuses_a_non_utf8_form_with_invalid_reques
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
+
+
+async def test_sap_declares_only_function_imports_it_serves() -> None:
+    """Every function import in a $metadata is served; an undeclared one (ReverseGoodsReceipt) is a 404."""
+    _, running = await _start(SapSimulatorConfig())
+    try:
+        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
+            token = await _token(client)
+            for service in _SERVICES.values():
+                root = "/sap/opu/odata/sap/" + service.path
+                metadata = (await client.get(root + "/$metadata")).text
+                for function in service.functions:
+                    assert f'<FunctionImport Name="{function.name}"' in metadata
+                    params = "&".join(f"{name}='1'" for name, _, _ in function.params if "Date" not in name)
+                    response = await client.post(
+                        f"{root}/{function.name}?{params}", headers={"X-CSRF-Token": token}
+                    )
+                    # An unknown document is a business error (400/404 naming it), never "not implemented".
+                    assert response.status_code < 500, (function.name, response.text)
+                    assert "not implemented" not in response.text, (function.name, response.text)
+            dlv = "/sap/opu/odata/sap/API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
+            assert "ReverseGoodsReceipt" not in (await client.get(dlv + "/$metadata")).text
+            reverse = await client.post(
+                dlv + "/ReverseGoodsReceipt?DeliveryDocument='80000001'", headers={"X-CSRF-Token": token}
+            )
+        assert reverse.status_code == 404, reverse.text
+        assert reverse.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/021"
+    finally:
+        await running.stop()

@@ -539,10 +539,8 @@ class SapODataApp:
             movement_ms = parse_literal_datetime(raw_date[len("datetime'") : -1])
         else:
             movement_ms = self.backend.now_ms()
-        if name != "PostGoodsReceipt":
-            raise ODataError(
-                501, "/IWBEP/CM_MGW_RT/021", f"Function {name} is not implemented by the simulator"
-            )
+        if name != "PostGoodsReceipt":  # only declared function imports get here; all of them are served
+            raise ODataError(404, "/IWBEP/CM_MGW_RT/021", f"Resource not found for segment '{name}'")
         doc = self.backend.post_goods_receipt(number, movement_ms)
         et = service.type("A_ReturnsDeliveryHeaderType")
         return web.json_response(

@@ -337,15 +337,12 @@ RETURNS_DELIVERY_SRV = Service(
         "A_ReturnsDeliverySrlNmbr": "A_ReturnsDeliverySrlNmbrType",
         "A_ReturnsDeliveryMaintObj": "A_ReturnsDeliveryMaintObjType",
     },
+    # The real service also has ReverseGoodsReceipt and putaway actions. Their effects (stock back out,
+    # follow-on documents) are not modelled, so they are not declared: a call is a 404 like any unknown
+    # segment, never a 5xx that a connector would retry.
     (
         FunctionImport(
             "PostGoodsReceipt",
-            "A_ReturnsDeliveryHeaderType",
-            "A_ReturnsDeliveryHeader",
-            (("DeliveryDocument", STRING, 10), _DATETIME_PARAM),
-        ),
-        FunctionImport(
-            "ReverseGoodsReceipt",
             "A_ReturnsDeliveryHeaderType",
             "A_ReturnsDeliveryHeader",
             (("DeliveryDocument", STRING, 10), _DATETIME_PARAM),
