@@ -8,6 +8,7 @@ function module name (e.g. ``BAPI_TRANSACTION_COMMIT``).
 
 from __future__ import annotations
 
+import inspect
 import random
 import re
 import threading
@@ -120,6 +121,13 @@ _PARTNER_FIELDS = {"PARTN_ROLE": 2, "PARTN_NUMB": 10, "ITM_NUMBER": 6}
 _SCHEDULE_FIELDS = {"ITM_NUMBER": 6, "SCHED_LINE": 4, "REQ_QTY": 0, "REQ_DATE": 8}
 _CONDITION_FIELDS = {"ITM_NUMBER": 6, "COND_ST_NO": 3, "COND_COUNT": 2, "COND_TYPE": 4, "COND_VALUE": 0, "CURRENCY": 5, "COND_UNIT": 3, "COND_P_UNT": 0}  # fmt: skip
 _DECIMALS = {"TARGET_QTY", "REQ_QTY", "COND_VALUE", "COND_P_UNT", *GM_DECIMALS}
+# Packed fields of documented size P(13,3): at most 10 integer digits; a bigger value does not fit the BCD.
+_BCD_13_3 = {"TARGET_QTY", "REQ_QTY", *GM_DECIMALS}
+# NUMC fields: digits only (the RFC library refuses anything else in conversion).
+_NUMC = {"ITM_NUMBER", "REF_DOC_IT", "SCHED_LINE"}
+# RFC_READ_TABLE's tables (structures TAB512 / RFC_DB_OPT / RFC_DB_FLD).
+_OPTION_FIELDS = {"TEXT": 72}
+_FIELD_FIELDS = {"FIELDNAME": 30, "OFFSET": 6, "LENGTH": 6, "TYPE": 1, "FIELDTEXT": 60}
 
 # RFC_READ_TABLE views: field -> (length, ABAP type).
 _VBAK = {
@@ -203,6 +211,13 @@ class Connection:
                 msg_number="046",
                 msg_v1=func_name,
             )
+        accepted = inspect.signature(handler).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            for name in params:
+                if name not in accepted:
+                    raise ExternalRuntimeError(
+                        f"field '{name}' not found", code=20, key="RFC_INVALID_PARAMETER"
+                    )
         with self._backend.lock:
             result = handler(**params)
         if drop:
@@ -283,7 +298,10 @@ class Connection:
             {**dict.fromkeys(_HEADER_FIELDS, 1), "UPDATEFLAG": 1},
             "RETURN_HEADER_INX",
         )
-        items = [self._struct(i, _ITEM_FIELDS, "RETURN_ITEMS_IN") for i in RETURN_ITEMS_IN or []]
+        items = [
+            self._struct(i, _ITEM_FIELDS, "RETURN_ITEMS_IN")
+            for i in _table(RETURN_ITEMS_IN, "RETURN_ITEMS_IN")
+        ]
         items_x = {
             str(int(x.get("ITM_NUMBER") or 0)): x
             for x in (
@@ -292,15 +310,20 @@ class Connection:
                     {**dict.fromkeys(_ITEM_FIELDS, 1), "ITM_NUMBER": 6, "UPDATEFLAG": 1},
                     "RETURN_ITEMS_INX",
                 )
-                for i in RETURN_ITEMS_INX or []
+                for i in _table(RETURN_ITEMS_INX, "RETURN_ITEMS_INX")
             )
         }
-        partners = [self._struct(p, _PARTNER_FIELDS, "RETURN_PARTNERS") for p in RETURN_PARTNERS or []]
+        partners = [
+            self._struct(p, _PARTNER_FIELDS, "RETURN_PARTNERS")
+            for p in _table(RETURN_PARTNERS, "RETURN_PARTNERS")
+        ]
         schedules = [
-            self._struct(s, _SCHEDULE_FIELDS, "RETURN_SCHEDULES_IN") for s in RETURN_SCHEDULES_IN or []
+            self._struct(s, _SCHEDULE_FIELDS, "RETURN_SCHEDULES_IN")
+            for s in _table(RETURN_SCHEDULES_IN, "RETURN_SCHEDULES_IN")
         ]
         conditions = [
-            self._struct(c, _CONDITION_FIELDS, "RETURN_CONDITIONS_IN") for c in RETURN_CONDITIONS_IN or []
+            self._struct(c, _CONDITION_FIELDS, "RETURN_CONDITIONS_IN")
+            for c in _table(RETURN_CONDITIONS_IN, "RETURN_CONDITIONS_IN")
         ]
 
         def flagged(values: dict[str, Any], flags: dict[str, Any] | None, name: str) -> bool:
@@ -403,7 +426,9 @@ class Connection:
             raise ExternalRuntimeError(f"field '{name}' not found", code=20, key="RFC_INVALID_PARAMETER")
         header = self._struct(GOODSMVT_HEADER or {}, GM_HEADER_FIELDS, "GOODSMVT_HEADER")
         code = self._struct(GOODSMVT_CODE or {}, GM_CODE_FIELDS, "GOODSMVT_CODE")
-        items = [self._struct(i, GM_ITEM_FIELDS, "GOODSMVT_ITEM") for i in GOODSMVT_ITEM or []]
+        items = [
+            self._struct(i, GM_ITEM_FIELDS, "GOODSMVT_ITEM") for i in _table(GOODSMVT_ITEM, "GOODSMVT_ITEM")
+        ]
         pending = sum(1 for entry in self._luw if isinstance(entry, PendingMovement))
         prepared = prepare_goods_movement(self._backend.actions, header, code, items, pending)
         if isinstance(prepared, list):
@@ -455,6 +480,16 @@ class Connection:
             "MARD": (_MARD, self._mard_rows),
             "MARA": (_MARA, self._mara_rows),
         }
+        _char(QUERY_TABLE, "QUERY_TABLE", 30)
+        _char(DELIMITER, "DELIMITER", 1)
+        _char(NO_DATA, "NO_DATA", 1)
+        for name, number in (("ROWSKIPS", ROWSKIPS), ("ROWCOUNT", ROWCOUNT)):
+            if isinstance(number, bool) or not isinstance(number, int) or not -(2**31) <= number < 2**31:
+                raise RFCTypeError(
+                    f"{name}: INT4 expected, got {number!r}", code=22, key="RFC_CONVERSION_FAILURE"
+                )
+        OPTIONS = [self._struct(o, _OPTION_FIELDS, "OPTIONS") for o in _table(OPTIONS, "OPTIONS")]
+        FIELDS = [self._struct(f, _FIELD_FIELDS, "FIELDS") for f in _table(FIELDS, "FIELDS")]
         if QUERY_TABLE not in views:
             raise ABAPApplicationError(
                 "TABLE_NOT_AVAILABLE",
@@ -465,14 +500,11 @@ class Connection:
                 msg_number="000",
             )
         layout, rows_fn = views[QUERY_TABLE]
-        names = [f["FIELDNAME"] for f in FIELDS or []] or list(layout)
+        names = [f.get("FIELDNAME", "") for f in FIELDS] or list(layout)
         for name in names:
             if name not in layout:
                 raise ABAPApplicationError("FIELD_NOT_VALID", code=5, key="FIELD_NOT_VALID")
-        where = " ".join(o.get("TEXT", "") for o in OPTIONS or [])
-        for line in OPTIONS or []:
-            if len(line.get("TEXT", "")) > 72:
-                raise RFCTypeError("field 'TEXT' value too long (72)", code=22, key="RFC_CONVERSION_FAILURE")
+        where = " ".join(o.get("TEXT", "") for o in OPTIONS)
         rows = rows_fn()
         if where.strip():
             try:
@@ -502,7 +534,7 @@ class Connection:
         if NO_DATA != "X":
             for row in rows:
                 data.append({"WA": DELIMITER.join(str(row.get(n, "")).ljust(layout[n][0]) for n in names)})
-        return {"DATA": data, "FIELDS": fields_out, "OPTIONS": OPTIONS or []}
+        return {"DATA": data, "FIELDS": fields_out, "OPTIONS": OPTIONS}
 
     # -- table views --------------------------------------------------------------------------------------
 
@@ -575,11 +607,20 @@ class Connection:
                 )
             if field in _DECIMALS and not name.endswith("_INX"):
                 try:
-                    out[field] = Decimal(str(value))
-                except InvalidOperation as exc:
+                    number = Decimal(str(value))
+                except InvalidOperation:
+                    number = Decimal("NaN")
+                if isinstance(value, bool) or not number.is_finite():
                     raise RFCTypeError(
                         f"{name}-{field}: '{value}' is not a number", code=22, key="RFC_CONVERSION_FAILURE"
-                    ) from exc
+                    )
+                if field in _BCD_13_3 and abs(number) >= 10**10:
+                    raise RFCTypeError(
+                        f"{name}-{field}: '{value}' does not fit P(13,3)",
+                        code=22,
+                        key="RFC_CONVERSION_FAILURE",
+                    )
+                out[field] = number
             else:
                 text = str(value)
                 limit = 1 if name.endswith("_INX") and field != "ITM_NUMBER" else layout[field]
@@ -589,8 +630,31 @@ class Connection:
                         code=22,
                         key="RFC_CONVERSION_FAILURE",
                     )
+                if field in _NUMC and text and not (text.isascii() and text.isdigit()):
+                    raise RFCTypeError(
+                        f"{name}-{field}: '{text}' is not a NUMC value", code=22, key="RFC_CONVERSION_FAILURE"
+                    )
                 out[field] = text
         return out
+
+
+def _table(rows: Any, name: str) -> list[Any]:
+    """A table parameter as pyrfc converts it: a list (of structures, checked by ``_struct``), or absent."""
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise RFCTypeError(
+            f"{name}: table expected, got {type(rows).__name__}", code=22, key="RFC_CONVERSION_FAILURE"
+        )
+    return rows
+
+
+def _char(value: Any, name: str, length: int) -> None:
+    """A CHAR import parameter as pyrfc converts it: a string of at most ``length`` characters."""
+    if not isinstance(value, str) or len(value) > length:
+        raise RFCTypeError(
+            f"{name}: CHAR{length} expected, got {value!r}"[:200], code=22, key="RFC_CONVERSION_FAILURE"
+        )
 
 
 _ABAP_OPS = {"EQ": "eq", "=": "eq", "NE": "ne", "<>": "ne", "GT": "gt", ">": "gt", "GE": "ge", ">=": "ge", "LT": "lt", "<": "lt", "LE": "le", "<=": "le", "AND": "and", "OR": "or", "NOT": "not"}  # fmt: skip
