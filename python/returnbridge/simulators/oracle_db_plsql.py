@@ -112,20 +112,27 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"/\*.*?\*/", "", sql, flags=re.S)
 
 
+# Oracle NUMBER holds magnitudes below 1E126; a bigger value assigned to a NUMBER field overflows.
+_NUMBER_LIMIT = Decimal("1E126")
+
+
 def _num(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise TypeError("boolean bind")
+    if isinstance(value, bool):  # bound as a PL/SQL BOOLEAN, which no NUMBER field takes
+        _raise(DatabaseError, "ORA-06550", "PLS-00382: expression is of wrong type")
     try:
         number = Decimal(str(value)) if not isinstance(value, Decimal) else value
     except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():  # NUMBER has no NaN or infinity; TO_NUMBER('NaN') fails the same way
         _raise(
             DatabaseError,
             "ORA-06502",
-            f"PL/SQL: numeric or value error: character to number conversion error ({value!r})",
+            f"PL/SQL: numeric or value error: character to number conversion error ({value!r})"[:300],
         )
-        raise
+    if abs(number) >= _NUMBER_LIMIT:
+        _raise(DatabaseError, "ORA-01426", "numeric overflow")
     return number
 
 
