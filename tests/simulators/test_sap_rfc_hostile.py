@@ -113,3 +113,13 @@ def test_an_unconvertible_value_is_rfc_conversion_failure(
     with pytest.raises(fake.RFCTypeError) as caught:
         connect().call(function, **replaced(params, path, value))
     assert caught.value.code == 22 and caught.value.key == "RFC_CONVERSION_FAILURE"
+
+
+def test_x_structure_flags_are_char1_even_for_numc_fields(connect: Any) -> None:
+    """In RETURN_ITEMS_INX every field but ITM_NUMBER is an 'X' flag, REF_DOC_IT (NUMC in the data) included."""
+    params = rfc_customer_return_payload()
+    params["RETURN_ITEMS_IN"][0]["REF_DOC_IT"] = "000010"
+    params["RETURN_ITEMS_INX"][0]["REF_DOC_IT"] = "X"
+    conn = connect()
+    result = conn.call("BAPI_CUSTOMERRETURN_CREATE", **params)
+    assert [r["TYPE"] for r in result["RETURN"] if r["TYPE"] in ("E", "A")] == [], result["RETURN"]

@@ -630,7 +630,10 @@ class Connection:
                         code=22,
                         key="RFC_CONVERSION_FAILURE",
                     )
-                if field in _NUMC and text and not (text.isascii() and text.isdigit()):
+                numc = field in _NUMC and (
+                    field == "ITM_NUMBER" or not name.endswith("_INX")
+                )  # X-flags are CHAR1
+                if numc and text and not (text.isascii() and text.isdigit()):
                     raise RFCTypeError(
                         f"{name}-{field}: '{text}' is not a NUMC value", code=22, key="RFC_CONVERSION_FAILURE"
                     )
