@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,32 @@ from returnbridge.simulators.sap import _SERVICES, SapSimulatorConfig
 from simulators.test_netsuite_records import RECORD, Sim, ra_body, start
 from simulators.test_oracle import AUTH, order, post, receipt
 from simulators.test_sap_simulator import CR_SRV, PASSWORD, USER, _return_body, _start, _token
+
+
+@asynccontextmanager
+async def _sap_client(*, logged_on: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The SAP simulator on loopback and a client for it (with Basic auth unless ``logged_on`` is False)."""
+    _, running = await _start(SapSimulatorConfig())
+    try:
+        auth = (USER, PASSWORD) if logged_on else None
+        async with httpx.AsyncClient(base_url=running.url, auth=auth) as client:
+            yield client
+    finally:
+        await running.stop()
+
+
+@asynccontextmanager
+async def _oracle_client() -> AsyncIterator[httpx.AsyncClient]:
+    """The Oracle Fusion simulator on loopback and a client for its REST root (REST-Framework-Version 4)."""
+    running = await RunningSimulator(OracleSimulator().app).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
+        ) as client:
+            yield client
+    finally:
+        await running.stop()
+
 
 BAD_VALUES: list[Any] = [
     None,
@@ -100,25 +127,21 @@ async def test_netsuite_never_answers_bad_input_with_a_5xx(netsuite: Sim) -> Non
 
 
 async def test_sap_never_answers_bad_input_with_a_5xx() -> None:
-    _, running = await _start(SapSimulatorConfig())
-    try:
-        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
-            token = await _token(client)
-            body = _return_body("RMA-F-2", TransactionCurrency="USD", SDDocumentReason="R01")
-            body["to_Item"]["results"][0].update(
-                CustomerReturnItem="10", ReturnReason="101", ProfitCenter="YB101"
+    async with _sap_client() as client:
+        token = await _token(client)
+        body = _return_body("RMA-F-2", TransactionCurrency="USD", SDDocumentReason="R01")
+        body["to_Item"]["results"][0].update(
+            CustomerReturnItem="10", ReturnReason="101", ProfitCenter="YB101"
+        )
+        results = []
+        for where, mutated in variants(body):
+            response = await client.post(
+                CR_SRV + "/A_CustomerReturn",
+                content=encode(mutated),
+                headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
             )
-            results = []
-            for where, mutated in variants(body):
-                response = await client.post(
-                    CR_SRV + "/A_CustomerReturn",
-                    content=encode(mutated),
-                    headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
-                )
-                results.append((where, response.status_code, response.text))
-        assert_no_5xx(results)
-    finally:
-        await running.stop()
+            results.append((where, response.status_code, response.text))
+    assert_no_5xx(results)
 
 
 @pytest.mark.parametrize(
@@ -130,21 +153,14 @@ async def test_sap_never_answers_bad_input_with_a_5xx() -> None:
     ],
 )
 async def test_oracle_never_answers_bad_input_with_a_5xx(resource: str, make: Any) -> None:
-    sim = OracleSimulator()
-    running = await RunningSimulator(sim.app).start()
-    try:
-        async with httpx.AsyncClient(
-            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
-        ) as client:
-            results = []
-            for where, mutated in variants(make()):
-                response = await client.post(
-                    resource, content=encode(mutated), headers={"Content-Type": "application/json"}
-                )
-                results.append((where, response.status_code, response.text))
-        assert_no_5xx(results)
-    finally:
-        await running.stop()
+    async with _oracle_client() as client:
+        results = []
+        for where, mutated in variants(make()):
+            response = await client.post(
+                resource, content=encode(mutated), headers={"Content-Type": "application/json"}
+            )
+            results.append((where, response.status_code, response.text))
+    assert_no_5xx(results)
 
 
 async def test_netsuite_transforms_never_answer_bad_input_with_a_5xx(netsuite: Sim) -> None:
@@ -206,43 +222,32 @@ async def test_netsuite_refuses_malformed_json_with_a_400(netsuite: Sim, raw: by
 
 @pytest.mark.parametrize("raw", MALFORMED_BODIES)
 async def test_sap_refuses_malformed_json_with_a_400(raw: bytes) -> None:
-    _, running = await _start(SapSimulatorConfig())
-    try:
-        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
-            token = await _token(client)
-            response = await client.post(
-                CR_SRV + "/A_CustomerReturn",
-                content=raw,
-                headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
-            )
-        assert response.status_code == 400, response.text
-        assert response.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/002"
-    finally:
-        await running.stop()
+    async with _sap_client() as client:
+        token = await _token(client)
+        response = await client.post(
+            CR_SRV + "/A_CustomerReturn",
+            content=raw,
+            headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/002"
 
 
 @pytest.mark.parametrize("raw", MALFORMED_BODIES)
 async def test_oracle_refuses_malformed_json_with_a_400(raw: bytes) -> None:
-    sim = OracleSimulator()
-    running = await RunningSimulator(sim.app).start()
-    try:
-        async with httpx.AsyncClient(
-            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
-        ) as client:
-            response = await client.post(
-                "salesOrdersForOrderHub", content=raw, headers={"Content-Type": "application/json"}
-            )
-            action = await client.post(
-                running.url + "/_sim/actions/stock/adjust",
-                content=raw,
-                headers={"Content-Type": "application/json"},
-            )
-        assert response.status_code == 400, response.text
-        assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_JSON"
-        assert action.status_code == 400, action.text
-        assert action.json()["error"]["code"] == "INVALID_JSON"
-    finally:
-        await running.stop()
+    async with _oracle_client() as client:
+        response = await client.post(
+            "salesOrdersForOrderHub", content=raw, headers={"Content-Type": "application/json"}
+        )
+        action = await client.post(
+            client.base_url.join("/_sim/actions/stock/adjust"),
+            content=raw,
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_JSON"
+    assert action.status_code == 400, action.text
+    assert action.json()["error"]["code"] == "INVALID_JSON"
 
 
 # str.isdigit() passes these, int() then refuses them ("²", 5000 digits) or reads Arabic-Indic digits as numbers.
@@ -273,36 +278,23 @@ async def test_netsuite_refuses_non_ascii_or_huge_integers_in_the_url(netsuite: 
 
 @pytest.mark.parametrize("raw", BAD_INTEGERS)
 async def test_sap_refuses_non_ascii_or_huge_top_and_skip(raw: str) -> None:
-    _, running = await _start(SapSimulatorConfig())
-    try:
-        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
-            for option in ("$top", "$skip"):
-                response = await client.get(CR_SRV + "/A_CustomerReturn", params={option: raw})
-                assert response.status_code == 400, response.text
-                assert response.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/023"
-    finally:
-        await running.stop()
+    async with _sap_client() as client:
+        for option in ("$top", "$skip"):
+            response = await client.get(CR_SRV + "/A_CustomerReturn", params={option: raw})
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/023"
 
 
 @pytest.mark.parametrize("raw", BAD_INTEGERS)
 async def test_oracle_refuses_non_ascii_or_huge_limit_offset_and_version(raw: str) -> None:
-    sim = OracleSimulator()
-    running = await RunningSimulator(sim.app).start()
-    try:
-        async with httpx.AsyncClient(
-            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
-        ) as client:
-            for name in ("limit", "offset"):
-                response = await client.get("salesOrdersForOrderHub", params={name: raw})
-                assert response.status_code == 400, response.text
-                assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_PARAMETER"
-            version = await client.get(
-                "salesOrdersForOrderHub", headers={"REST-Framework-Version": raw.encode()}
-            )
-            assert version.status_code == 400, version.text
-            assert "framework version" in version.text  # plain text: the version falls back to 1
-    finally:
-        await running.stop()
+    async with _oracle_client() as client:
+        for name in ("limit", "offset"):
+            response = await client.get("salesOrdersForOrderHub", params={name: raw})
+            assert response.status_code == 400, response.text
+            assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_PARAMETER"
+        version = await client.get("salesOrdersForOrderHub", headers={"REST-Framework-Version": raw.encode()})
+        assert version.status_code == 400, version.text
+        assert "framework version" in version.text  # plain text: the version falls back to 1
 
 
 async def test_non_ascii_credentials_are_refused_like_wrong_ones(netsuite: Sim) -> None:
@@ -434,21 +426,14 @@ async def test_netsuite_refuses_over_range_numbers_naming_the_field(
     ],
 )
 async def test_oracle_q_with_a_non_finite_number_matches_nothing(q: str, version: str) -> None:
-    sim = OracleSimulator()
-    running = await RunningSimulator(sim.app).start()
-    try:
-        async with httpx.AsyncClient(
-            base_url=running.url + API_ROOT + "/", auth=AUTH, headers={"REST-Framework-Version": "4"}
-        ) as client:
-            created = await post(client, "salesOrdersForOrderHub", order("RMA-Q-NAN"))
-            assert created.status_code == 201, created.text
-            response = await client.get(
-                "salesOrdersForOrderHub", params={"q": q}, headers={"REST-Framework-Version": version}
-            )
-        assert response.status_code == 200, response.text
-        assert response.json()["items"] == []
-    finally:
-        await running.stop()
+    async with _oracle_client() as client:
+        created = await post(client, "salesOrdersForOrderHub", order("RMA-Q-NAN"))
+        assert created.status_code == 201, created.text
+        response = await client.get(
+            "salesOrdersForOrderHub", params={"q": q}, headers={"REST-Framework-Version": version}
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["items"] == []
 
 
 # RFC 6749 section 5.2: a token request that cannot be read is 400 invalid_request, never a server error.
@@ -478,16 +463,12 @@ UNREADABLE_FORMS = [
 async def test_sap_oauth_token_refuses_an_unreadable_form_with_invalid_request(
     content_type: str, raw: bytes
 ) -> None:
-    _, running = await _start(SapSimulatorConfig())
-    try:
-        async with httpx.AsyncClient(base_url=running.url) as client:
-            response = await client.post(
-                "/sap/bc/sec/oauth2/token", content=raw, headers={"Content-Type": content_type}
-            )
-        assert response.status_code == 400, response.text
-        assert response.json()["error"] == "invalid_request"
-    finally:
-        await running.stop()
+    async with _sap_client(logged_on=False) as client:
+        response = await client.post(
+            "/sap/bc/sec/oauth2/token", content=raw, headers={"Content-Type": content_type}
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
 
 
 async def test_netsuite_oauth2_token_refuses_a_non_utf8_form_with_invalid_request(netsuite: Sim) -> None:
@@ -502,28 +483,24 @@ async def test_netsuite_oauth2_token_refuses_a_non_utf8_form_with_invalid_reques
 
 async def test_sap_declares_only_function_imports_it_serves() -> None:
     """Every function import in a $metadata is served; an undeclared one (ReverseGoodsReceipt) is a 404."""
-    _, running = await _start(SapSimulatorConfig())
-    try:
-        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
-            token = await _token(client)
-            for service in _SERVICES.values():
-                root = "/sap/opu/odata/sap/" + service.path
-                metadata = (await client.get(root + "/$metadata")).text
-                for function in service.functions:
-                    assert f'<FunctionImport Name="{function.name}"' in metadata
-                    params = "&".join(f"{name}='1'" for name, _, _ in function.params if "Date" not in name)
-                    response = await client.post(
-                        f"{root}/{function.name}?{params}", headers={"X-CSRF-Token": token}
-                    )
-                    # An unknown document is a business error (400/404 naming it), never "not implemented".
-                    assert response.status_code < 500, (function.name, response.text)
-                    assert "not implemented" not in response.text, (function.name, response.text)
-            dlv = "/sap/opu/odata/sap/API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
-            assert "ReverseGoodsReceipt" not in (await client.get(dlv + "/$metadata")).text
-            reverse = await client.post(
-                dlv + "/ReverseGoodsReceipt?DeliveryDocument='80000001'", headers={"X-CSRF-Token": token}
-            )
-        assert reverse.status_code == 404, reverse.text
-        assert reverse.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/021"
-    finally:
-        await running.stop()
+    async with _sap_client() as client:
+        token = await _token(client)
+        for service in _SERVICES.values():
+            root = "/sap/opu/odata/sap/" + service.path
+            metadata = (await client.get(root + "/$metadata")).text
+            for function in service.functions:
+                assert f'<FunctionImport Name="{function.name}"' in metadata
+                params = "&".join(f"{name}='1'" for name, _, _ in function.params if "Date" not in name)
+                response = await client.post(
+                    f"{root}/{function.name}?{params}", headers={"X-CSRF-Token": token}
+                )
+                # An unknown document is a business error (400/404 naming it), never "not implemented".
+                assert response.status_code < 500, (function.name, response.text)
+                assert "not implemented" not in response.text, (function.name, response.text)
+        dlv = "/sap/opu/odata/sap/API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
+        assert "ReverseGoodsReceipt" not in (await client.get(dlv + "/$metadata")).text
+        reverse = await client.post(
+            dlv + "/ReverseGoodsReceipt?DeliveryDocument='80000001'", headers={"X-CSRF-Token": token}
+        )
+    assert reverse.status_code == 404, reverse.text
+    assert reverse.json()["error"]["code"] == "/IWBEP/CM_MGW_RT/021"
