@@ -35,3 +35,30 @@ def test_sum_stays_exact_through_a_round_trip() -> None:
 def test_refuses_what_cannot_be_exact(bad: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         exactjson.dumps({"x": bad})
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (b'{"amount": NaN}', "NaN is not a JSON value"),
+        (b'{"amount": -Infinity}', "-Infinity is not a JSON value"),
+        (b'{"qty": 1' + b"0" * 5_000 + b"}", "too many digits"),
+        (b'{"name": "\xff"}', "not valid UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"a": 1,}', "line 1 column 9"),
+    ],
+    ids=["nan", "infinity", "long integer", "not utf-8", "past the stack", "syntax"],
+)
+def test_loads_refuses_what_is_not_strict_json(text: bytes, why: str) -> None:
+    # A ValueError, so the connectors' handlers for an ERP's non-JSON answer (and the simulators') catch it.
+    with pytest.raises(exactjson.JsonError, match=why) as info:
+        exactjson.loads(text)
+    assert isinstance(info.value, ValueError)
+
+
+def test_loads_caps_nesting_when_asked() -> None:
+    nested = b'{"a": [[{"b": 1}]]}'
+    assert exactjson.loads(nested, max_depth=4) == {"a": [[{"b": 1}]]}
+    with pytest.raises(exactjson.JsonError, match="deeper than 3 levels"):
+        exactjson.loads(nested, max_depth=3)
+    assert exactjson.loads(b"[1.5]", parse_float=float) == [1.5]

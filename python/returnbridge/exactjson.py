@@ -3,16 +3,62 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 _encode_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def loads(data: bytes | str) -> Any:
-    """Parse JSON keeping every non-integer number as an exact Decimal."""
-    return json.loads(data, parse_float=Decimal)
+class JsonError(ValueError):
+    """Text that is not strict JSON (RFC 8259); the message is safe to show to whoever sent it."""
+
+
+def loads(
+    data: bytes | str, *, parse_float: Callable[[str], Any] = Decimal, max_depth: int | None = None
+) -> Any:
+    """Parse strict JSON, every non-integer number an exact Decimal (or ``parse_float``'s value).
+
+    Refuses what Python's parser would let through or crash on: bytes that are not UTF-8, the ``NaN`` and
+    ``Infinity`` literals (a NaN amount from an ERP is no amount), integers longer than Python converts, nesting
+    deeper than its stack, and, when given, deeper than ``max_depth`` (for callers whose own checks recurse).
+
+    Raises:
+        JsonError: one message, without Python exception names.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    except UnicodeDecodeError as exc:
+        raise JsonError(f"The body is not valid UTF-8 (byte {exc.start}).") from None
+    try:
+        value = json.loads(text, parse_float=parse_float, parse_constant=_refuse_constant)
+    except JsonError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JsonError(f"{exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except RecursionError:
+        raise JsonError("JSON nested too deeply.") from None
+    except ValueError:  # an integer literal past sys.get_int_max_str_digits()
+        raise JsonError("A number has too many digits.") from None
+    if max_depth is not None:
+        _check_depth(value, max_depth)
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not a JSON value.")
+
+
+def _check_depth(value: Any, max_depth: int) -> None:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > max_depth:
+                    raise JsonError(f"JSON nesting deeper than {max_depth} levels.")
+                stack.append((child, depth + 1))
 
 
 def dumps(value: Any) -> str:

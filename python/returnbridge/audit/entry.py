@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
+from returnbridge import exactjson
+
 __all__ = ["ENTRY_VERSION", "GENESIS_HASH", "AuditEntry", "canonical_json", "digest"]
 
 ENTRY_VERSION: Final = 1
@@ -68,11 +70,9 @@ class AuditEntry:
     def from_json(cls, data: bytes | str) -> AuditEntry:
         """Parse a stored entry; raises ValueError on anything that is not a well-formed entry."""
         try:
-            raw = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"audit entry is not JSON: {exc}") from exc
-        except RecursionError:
-            raise ValueError("audit entry is not JSON: nested too deeply") from None
+            raw = exactjson.loads(data, parse_float=float)
+        except exactjson.JsonError as exc:
+            raise ValueError(f"audit entry is not JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise ValueError("audit entry is not a JSON object")
         expected = set(cls.__dataclass_fields__)

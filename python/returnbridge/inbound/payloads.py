@@ -6,11 +6,12 @@ only tells the poller which feed to read now, and gives the event id (replay) an
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from returnbridge import exactjson
 
 __all__ = ["Notification", "PayloadError", "parse_notification", "push_capable"]
 
@@ -162,13 +163,9 @@ def parse_notification(erp: str, body: bytes) -> Notification:
     if parser is None:
         raise PayloadError("unsupported_event", f"ERP {erp!r} does not push notifications")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = exactjson.loads(body, parse_float=float)
+    except exactjson.JsonError as exc:
         raise PayloadError("bad_payload", f"the body is not JSON: {exc}") from None
-    except RecursionError:  # nesting deeper than the decoder's stack, well inside the body limit
-        raise PayloadError(
-            "bad_payload", "the body is not JSON returnbridge reads: nested too deeply"
-        ) from None
     if not isinstance(data, dict):
         raise PayloadError("bad_payload", "the body must be a JSON object")
     return parser(data)

@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from returnbridge import exactjson
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.errors import ValidationError
 from returnbridge.routing.router import Router
@@ -17,11 +18,8 @@ from returnbridge.routing.rules import load_routing_file
 
 def _load_order(path: Path, tenant: str) -> returns_pb2.ReturnOrder:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:
-        raise ValidationError(f"{path}: cannot read return JSON: nested too deeply") from None
-    except (OSError, ValueError) as exc:
-        # ValueError: not JSON, not UTF-8, or an integer past Python's digit limit.
+        data = exactjson.loads(path.read_bytes(), parse_float=float)
+    except (OSError, exactjson.JsonError) as exc:
         raise ValidationError(f"{path}: cannot read return JSON: {exc}") from None
     # Accept both a bare ReturnOrder and a SubmitReturnRequest-shaped {"return_order": {...}}.
     if isinstance(data, dict) and ("return_order" in data or "returnOrder" in data):

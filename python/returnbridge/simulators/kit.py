@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,45 +13,23 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX, FaultInjector, FaultPlan
 from returnbridge.simulators.notifier import ChangeNotifier, NotifierConfig
 
-
-class JsonBodyError(ValueError):
-    """A request body that is not acceptable JSON; the message is safe to show to the client."""
-
-
 # Deeper than any ERP payload (returns are a handful of levels); the simulators' own checks walk bodies
-# recursively, so a deeper body is refused here, before it can exhaust the stack (JSON parsers of the real
-# ERPs cap nesting as well, e.g. Jackson at 1000 levels).
+# recursively, so a deeper body is refused before it can exhaust the stack (the real ERPs' JSON parsers cap
+# nesting as well, e.g. Jackson at 1000 levels).
 MAX_JSON_DEPTH = 64
 
 
-def parse_json_body(raw: bytes | str, *, parse_float: Callable[[str], Any] | None = None) -> Any:
-    """Parse a request body as strict JSON (RFC 8259), as the ERPs' parsers do.
-
-    Refuses what Python's parser would let through or crash on: non-UTF-8 bytes, ``NaN``/``Infinity``
-    literals, integers longer than Python converts, and nesting deeper than ``MAX_JSON_DEPTH``.
+def parse_json_body(raw: bytes | str, *, parse_float: Callable[[str], Any] = float) -> Any:
+    """A request body as strict JSON, as the ERPs' parsers read it (``exactjson.loads`` within the depth cap).
 
     Raises:
-        JsonBodyError: with a client-safe message (no Python exception names).
+        exactjson.JsonError: with a client-safe message.
     """
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    except UnicodeDecodeError as exc:
-        raise JsonBodyError(f"The body is not valid UTF-8 (byte {exc.start}).") from None
-    try:
-        value = json.loads(text, parse_float=parse_float, parse_constant=_refuse_constant)
-    except JsonBodyError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise JsonBodyError(f"{exc.msg} at line {exc.lineno} column {exc.colno}.") from None
-    except RecursionError:
-        raise JsonBodyError(f"JSON nesting deeper than {MAX_JSON_DEPTH} levels.") from None
-    except ValueError:  # an integer literal too long to convert
-        raise JsonBodyError("A number in the body has too many digits.") from None
-    _check_depth(value)
-    return value
+    return exactjson.loads(raw, parse_float=parse_float, max_depth=MAX_JSON_DEPTH)
 
 
 def plain_int(text: str, *, maximum: int = 2**31 - 1) -> int | None:
@@ -64,22 +41,6 @@ def plain_int(text: str, *, maximum: int = 2**31 - 1) -> int | None:
         return None
     value = int(text)
     return value if value <= maximum else None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise JsonBodyError(f"{name} is not a JSON value.")
-
-
-def _check_depth(value: Any) -> None:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > MAX_JSON_DEPTH:
-                    raise JsonBodyError(f"JSON nesting deeper than {MAX_JSON_DEPTH} levels.")
-                stack.append((child, depth + 1))
 
 
 @dataclass(slots=True)

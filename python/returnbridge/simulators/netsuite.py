@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX
-from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body, plain_int
+from returnbridge.simulators.kit import SimulatorKit, parse_json_body, plain_int
 from returnbridge.simulators.netsuite_actions import INVENTORY_TYPES, InventoryActions, refusal
 from returnbridge.simulators.netsuite_auth import AuthFailure, OAuth2Client, OAuth2Issuer, TbaVerifier
 
@@ -246,7 +247,7 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
             )
         try:
             body = parse_json_body(raw, parse_float=Decimal)
-        except JsonBodyError as exc:
+        except exactjson.JsonError as exc:
             raise user_error(f"Invalid JSON in request body: {exc}") from None
         if not isinstance(body, dict):
             raise user_error("The request body must be a JSON object.")

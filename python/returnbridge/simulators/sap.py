@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from returnbridge.simulators.kit import JsonBodyError, SimulatorKit, parse_json_body, plain_int
+from returnbridge import exactjson
+from returnbridge.simulators.kit import SimulatorKit, parse_json_body, plain_int
 from returnbridge.simulators.sap_actions import SapUiActions, refusal
 from returnbridge.simulators.sap_backend import (
     CMR,
@@ -273,7 +274,7 @@ class SapODataApp:
             )
         try:
             body = parse_json_body(await request.read() or b"{}", parse_float=Decimal)
-        except JsonBodyError as exc:
+        except exactjson.JsonError as exc:
             raise ODataError(400, "/IWBEP/CM_MGW_RT/002", f"Malformed JSON body: {exc}") from exc
         if not isinstance(body, dict):
             raise ODataError(400, "/IWBEP/CM_MGW_RT/002", "Request body must be a JSON object")

@@ -15,8 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
+from returnbridge import exactjson
 from returnbridge.simulators.faults import CONTROL_PREFIX
-from returnbridge.simulators.kit import JsonBodyError, parse_json_body
+from returnbridge.simulators.kit import parse_json_body
 
 ACTIONS = CONTROL_PREFIX + "actions/"
 
@@ -84,7 +85,7 @@ def action_routes(
             try:
                 try:
                     body = parse_json_body(await request.read() or b"{}")
-                except JsonBodyError as exc:
+                except exactjson.JsonError as exc:
                     raise ActionRefused(400, "INVALID_JSON", f"body is not JSON: {exc}") from None
                 if not isinstance(body, dict):
                     raise ActionRefused(400, "INVALID_JSON", "body must be a JSON object")
