@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -227,7 +228,9 @@ def _items(message: Message) -> Iterator[tuple[FieldDescriptor, Any]]:
     yield from message.ListFields()
 
 
-_TIMESTAMP: Final = "google.protobuf.Timestamp"
+# Checked where a field holds one, never pushed on the walk: one identity test per message field.
+_TIMESTAMP: Final = timestamp_pb2.Timestamp.DESCRIPTOR
+_IN_RANGE: Final = Timestamp()
 
 
 def _check_structure(root: Message, path: str, out: Out) -> None:
@@ -240,10 +243,6 @@ def _check_structure(root: Message, path: str, out: Out) -> None:
         if depth > MAX_CONTENT_DEPTH:
             out.append(FieldViolation(here, f"nested deeper than {MAX_CONTENT_DEPTH} levels"))
             return
-        if message.DESCRIPTOR.full_name == _TIMESTAMP:
-            # Past year 9999 or with nanos out of range, every datetime conversion downstream raises.
-            Timestamp().check(message, here, out)
-            continue
         for field, value in _items(message):
             where = f"{here}.{field.name}"
             repeated = field.is_repeated
@@ -272,7 +271,10 @@ def _check_structure(root: Message, path: str, out: Out) -> None:
                 return
             for i, item in enumerate(values):
                 at = f"{where}[{i}]" if repeated else where
-                if field.message_type is not None:
+                if field.message_type is _TIMESTAMP:
+                    # Past year 9999 or with nanos out of range, every datetime conversion downstream raises.
+                    _IN_RANGE.check(item, at, out)
+                elif field.message_type is not None:
                     stack.append((item, at, depth + 1))
                 elif isinstance(item, str | bytes) and len(item) > MAX_CONTENT_STRING:
                     out.append(FieldViolation(at, _too_long()))
