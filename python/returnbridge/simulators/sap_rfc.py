@@ -8,11 +8,13 @@ function module name (e.g. ``BAPI_TRANSACTION_COMMIT``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -211,13 +213,11 @@ class Connection:
                 msg_number="046",
                 msg_v1=func_name,
             )
-        accepted = inspect.signature(handler).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-            for name in params:
-                if name not in accepted:
-                    raise ExternalRuntimeError(
-                        f"field '{name}' not found", code=20, key="RFC_INVALID_PARAMETER"
-                    )
+        unknown = sorted(set(params) - _parameters(handler.__func__))
+        if unknown:  # pyrfc refuses a parameter the function module does not have, before calling it
+            raise ExternalRuntimeError(
+                f"field '{unknown[0]}' not found", code=20, key="RFC_INVALID_PARAMETER"
+            )
         with self._backend.lock:
             result = handler(**params)
         if drop:
@@ -287,11 +287,7 @@ class Connection:
         RETURN_SCHEDULES_IN: list[dict[str, Any]] | None = None,
         RETURN_CONDITIONS_IN: list[dict[str, Any]] | None = None,
         TESTRUN: str = "",
-        **unknown: Any,
     ) -> dict[str, Any]:
-        if unknown:
-            name = sorted(unknown)[0]
-            raise ExternalRuntimeError(f"field '{name}' not found", code=20, key="RFC_INVALID_PARAMETER")
         header = self._struct(RETURN_HEADER_IN or {}, _HEADER_FIELDS, "RETURN_HEADER_IN")
         header_x = self._struct(
             RETURN_HEADER_INX or {},
@@ -418,12 +414,8 @@ class Connection:
         GOODSMVT_CODE: dict[str, Any] | None = None,
         GOODSMVT_ITEM: list[dict[str, Any]] | None = None,
         TESTRUN: str = "",
-        **unknown: Any,
     ) -> dict[str, Any]:
         """A goods movement (movement types as API_MATERIAL_DOCUMENT_SRV takes them), posted at COMMIT."""
-        if unknown:
-            name = sorted(unknown)[0]
-            raise ExternalRuntimeError(f"field '{name}' not found", code=20, key="RFC_INVALID_PARAMETER")
         header = self._struct(GOODSMVT_HEADER or {}, GM_HEADER_FIELDS, "GOODSMVT_HEADER")
         code = self._struct(GOODSMVT_CODE or {}, GM_CODE_FIELDS, "GOODSMVT_CODE")
         items = [
@@ -639,6 +631,12 @@ class Connection:
                     )
                 out[field] = text
         return out
+
+
+@functools.cache
+def _parameters(function: Callable[..., Any]) -> frozenset[str]:
+    """The parameter names of a function module's handler (its signature, read once)."""
+    return frozenset(inspect.signature(function).parameters) - {"self"}
 
 
 def _table(rows: Any, name: str) -> list[Any]:
