@@ -201,8 +201,7 @@ class Poller:
         now = time.time()
         # The sender's clock says when: a change before this poller started is backlog (as on the poll path), and
         # one in the future is a clock off; either would skew the push-latency KPI, so the arrival counts instead.
-        fits = occurred_at is not None and self._started_at <= occurred_at <= now
-        feed.hint(occurred_at if fits and occurred_at is not None else now)
+        feed.hint(occurred_at if occurred_at is not None and self._started_at <= occurred_at <= now else now)
         return True
 
     async def _run(self, feed: _Feed) -> None:
