@@ -168,9 +168,10 @@ class FixedPrincipal(grpc.aio.ServerInterceptor):
         )
 
 
-class PublishOnlyReturns(returns_pb2_grpc.ReturnsServiceServicer):
-    """The floor of any durable submit: one JetStream publish with ``Nats-Msg-Id`` (fsync'd when the server is),
-    answered after its PubAck. No validation, no routing, no state: what a submission cannot do without."""
+class FloorReturns(returns_pb2_grpc.ReturnsServiceServicer):
+    """The floor of any durable submit (mode "publish"): one JetStream publish with ``Nats-Msg-Id`` (fsync'd when
+    the server is), answered after its PubAck; with ``reserve`` (mode "reserve", the floor of an exactly-once one)
+    a KV create first. No validation, no routing, no state: what a submission cannot do without."""
 
     def __init__(self, js: Any, reserve: Any = None) -> None:
         self._js = js
@@ -178,12 +179,12 @@ class PublishOnlyReturns(returns_pb2_grpc.ReturnsServiceServicer):
 
     async def SubmitReturn(self, request: Any, context: Any) -> returns_pb2.SubmitReturnResponse:
         order = request.return_order
+        payload = order.SerializeToString()
         if self._reserve is not None:
-            # Mode "reserve": the version reserved first (one KV create), as any exactly-once intake must.
-            await self._reserve.create(f"{TENANT}.{order.return_id}", order.SerializeToString())
+            await self._reserve.create(f"{TENANT}.{order.return_id}", payload)
         ack = await self._js.publish(
             subjects.deliver("netsuite", TENANT),
-            order.SerializeToString(),
+            payload,
             stream=subjects.DELIVER_STREAM,
             headers={"Nats-Msg-Id": f"{TENANT}:{order.return_id}:{order.version}"},
         )
@@ -221,7 +222,7 @@ async def _serve(mode: str, nats_url: str, conn: Connection, workers: int, audit
         js = nc.jetstream()
         buckets = await ensure_streams(js, StreamsConfig())
         reserve = buckets[subjects.SYNC_STATE_BUCKET] if mode == "reserve" else None
-        returns_pb2_grpc.add_ReturnsServiceServicer_to_server(PublishOnlyReturns(js, reserve), server)
+        returns_pb2_grpc.add_ReturnsServiceServicer_to_server(FloorReturns(js, reserve), server)
     else:
         from returnbridge.bus.publisher import Publisher
         from returnbridge.bus.streams import StreamsConfig, ensure_streams
