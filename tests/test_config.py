@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.yaml_bombs import laughs
 from returnbridge.config import load_settings
 from returnbridge.errors import ConfigError
 
@@ -68,16 +69,11 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.yaml", env={})
 
 
-_ALIAS_BOMB = "a0: &a0 [x]\n" + "".join(
-    f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 30)
-)
-
-
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         (b"grpc:\n  host: \xe9\n", "rb.yaml: not UTF-8 text"),
-        (_ALIAS_BOMB.encode(), "rb.yaml:1: YAML limit aliases"),
+        (laughs().encode(), "rb.yaml:1: YAML limit aliases"),
         (b"grpc: " + b"[" * 5_000 + b"]" * 5_000 + b"\n", "YAML limit max_depth"),
         (b"grpc:\n  port: 1" + b"0" * 5_000 + b"\n", "rb.yaml:2: YAML limit int_digits"),
         (

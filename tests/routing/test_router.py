@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from delivery.pipeline_harness import make_order
+from helpers.yaml_bombs import laughs
 from returnbridge.api.v1 import common_pb2, returns_pb2
 from returnbridge.errors import RoutingError
 from returnbridge.routing import Router, load_routing_file, load_routing_text
@@ -192,16 +193,11 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return code, capsys.readouterr().err
 
 
-_ALIAS_BOMB = "a0: &a0 [x]\n" + "".join(
-    f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 30)
-)
-
-
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         (b"targets:\n  netsuite: {erp: netsuite\xe9}\n", "cannot read routing file"),
-        (_ALIAS_BOMB.encode(), ":1: YAML limit aliases"),
+        (laughs().encode(), ":1: YAML limit aliases"),
         (b"rules: " + b"[" * 5_000 + b"]" * 5_000 + b"\n", "YAML limit max_depth"),
         (b"default: {target: netsuite}\nx: 1" + b"0" * 5_000 + b"\n", ":2: YAML limit int_digits"),
         (DEFAULT_ROUTES.read_bytes() + b"\ndefault: {target: sap}\n", "duplicate key 'default'"),

@@ -17,20 +17,13 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 
+from helpers.yaml_bombs import laughs
 from returnbridge import safe_yaml
 from returnbridge.api.v1 import admin_pb2
 from returnbridge.errors import SpecError
 from returnbridge.mapping import MappingRegistry
 from returnbridge.mapping.cli import add_mapping_commands
 from security.conftest import Served, key_md
-
-
-def laughs(levels: int = 9, fan: int = 10) -> str:
-    """The classic alias bomb: ``fan ** levels`` expansions from a few hundred bytes (10^9 by default)."""
-    lines = ['a0: &a0 ["lol"]']
-    for i in range(1, levels + 1):
-        lines.append(f"a{i}: &a{i} [" + ", ".join(f"*a{i - 1}" for _ in range(fan)) + "]")
-    return "\n".join(lines) + f"\nrules: *a{levels}\n"
 
 
 def test_alias_bomb_is_refused_at_the_first_anchor() -> None:
@@ -148,15 +141,21 @@ async def test_validate_mapping_still_checks_a_good_spec(served: Served) -> None
     assert not reply.valid and reply.problems
 
 
+def _mapping_check(spec: Path) -> tuple[int, str]:
+    """``returnbridge mapping check SPEC``: its exit code and what it wrote to stderr."""
+    parser = argparse.ArgumentParser(prog="returnbridge")
+    add_mapping_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["mapping", "check", str(spec)])
+    out, err = io.StringIO(), io.StringIO()
+    return args.func(args, out=out, err=err), err.getvalue()
+
+
 def test_mapping_check_cli_names_the_limit(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(laughs(), encoding="utf-8")
-    parser = argparse.ArgumentParser(prog="returnbridge")
-    add_mapping_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["mapping", "check", str(bomb)])
-    out, err = io.StringIO(), io.StringIO()
-    assert args.func(args, out=out, err=err) != 0
-    assert "aliases" in err.getvalue() and "bomb.yaml" in err.getvalue()
+    code, err = _mapping_check(bomb)
+    assert code != 0
+    assert "aliases" in err and "bomb.yaml" in err
 
 
 def test_override_file_with_aliases_is_refused_at_load(tmp_path: Path) -> None:
@@ -169,12 +168,9 @@ def test_override_file_with_aliases_is_refused_at_load(tmp_path: Path) -> None:
 def test_mapping_check_cli_names_an_integer_past_the_digit_limit(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text("mapping: netsuite/x\nversion: 1" + "0" * 5_000 + "\n", encoding="utf-8")
-    parser = argparse.ArgumentParser(prog="returnbridge")
-    add_mapping_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["mapping", "check", str(spec)])
-    out, err = io.StringIO(), io.StringIO()
-    assert args.func(args, out=out, err=err) != 0
-    assert "spec.yaml:2" in err.getvalue() and "too many digits" in err.getvalue()
+    code, err = _mapping_check(spec)
+    assert code != 0
+    assert "spec.yaml:2" in err and "too many digits" in err
 
 
 def test_duplicate_keys_are_refused_with_their_line() -> None:
