@@ -204,8 +204,14 @@ async def test_a_copy_fetched_before_the_crash_does_not_release_the_message_agai
         server.process.wait()
         server.start()  # same port and store
         await forget_deliveries(server)
+
         # Two more returns after the crash: the server's delivery sequence passes the one A's copy carries,
-        # as a server that kept some of its state would be.
+        # as a server that kept some of its state would be. They wait for B's link to be back: a submit before
+        # it is refused as UNAVAILABLE, which would end the scenario here (CI saw that on a slower machine).
+        async def b_reconnected() -> None:
+            assert ncs[1].is_connected
+
+        await assert_eventually(b_reconnected, timeout=30, interval=0.05)
         for return_id in ("F1", "F2"):
             await submit(pipelines[1], return_id)
 
