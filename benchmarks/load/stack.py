@@ -184,6 +184,9 @@ class StackConfig:
     alert_webhook: str | None = None
     # How long an ERP may be unreachable before the erp_unreachable alert (served default 300 s).
     erp_unreachable_after_s: float = 5.0
+    # How soon after its resolution an incident re-opens quietly (served default 300 s). The scenarios share one
+    # stack: an incident one of them left (an erp_errors blip) must not hold down the next one's page.
+    incident_hold_down_s: float = 10.0
     log_level: str = "WARNING"
     # Merged over the generated service settings (nested dicts), e.g. shorter ack waits for CI.
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -325,6 +328,7 @@ class Stack:
             "publish_nats": True,
             "realert_interval_s": 0,
             "erp_unreachable_after_s": self.config.erp_unreachable_after_s,
+            "incident_hold_down_s": self.config.incident_hold_down_s,
         }
         if self.config.alert_webhook:
             alerts["webhook_url"] = self.config.alert_webhook

@@ -104,6 +104,46 @@ async def test_a_flapping_incident_within_the_hold_down_does_not_notify_again(
     await second.aclose()
 
 
+async def test_a_quiet_re_open_that_outlasts_the_hold_down_notifies_once(
+    nats_client: NatsClient, webhook: Webhook
+) -> None:
+    """A blip resolved, then an outage minutes later: quiet at first (it may be flapping), but once it has stayed
+    open for the hold-down it is a sustained fault and pages, once, with its resolution. Before, it waited for the
+    re-alert interval (an hour by default; never with 0), so a real outage stayed silent."""
+    kv = await _bucket(nats_client)
+    wall = WallClock()
+    clock = MonotonicClock()
+    config = _config(webhook.url, incident_hold_down_s=60)
+    first, second = (
+        Alerter(config, nc=nats_client, http=httpx.AsyncClient(), incidents=kv, wall=wall, clock=clock)
+        for _ in range(2)
+    )
+    assert await first.alert(**OUTAGE) is True
+    await first.resolve(kind="dead_letter", key="sap")
+    wall.now += 30
+    clock.now += 30
+    assert await second.alert(**OUTAGE) is False  # re-opened within the hold-down: quiet
+    for _ in range(5):  # still failing, from both processes, within the hold-down of the re-open
+        wall.now += 10
+        clock.now += 10
+        assert await first.alert(**OUTAGE) is False
+        assert await second.alert(**OUTAGE) is False
+    assert [a["status"] for a in webhook.received] == ["firing", "resolved"]
+    wall.now += 11  # 61 s open since the re-open
+    clock.now += 11
+    results = await asyncio.gather(first.alert(**OUTAGE), second.alert(**OUTAGE))
+    assert sorted(results) == [False, True]
+    wall.now += 10
+    clock.now += 10
+    assert await first.alert(**OUTAGE) is False and await second.alert(**OUTAGE) is False
+    await asyncio.gather(
+        first.resolve(kind="dead_letter", key="sap"), second.resolve(kind="dead_letter", key="sap")
+    )
+    assert [a["status"] for a in webhook.received] == ["firing", "resolved", "firing", "resolved"]
+    await first.aclose()
+    await second.aclose()
+
+
 async def test_an_incident_left_open_by_a_crashed_process_expires(
     nats_client: NatsClient, webhook: Webhook
 ) -> None:

@@ -49,6 +49,9 @@ BACKLOG_CAUSES: Final = frozenset({"nats_disconnected", "stream_leader_elected",
 # How long one look at the shared incident records answers "is a cause open elsewhere" (a monitor tick checks
 # every consumer; one listing serves them all).
 _CAUSES_FRESH_S: Final = 5.0
+# The least time between two looks at the shared record of an incident kept quiet here: an outage reports every
+# failed call, and a hold-down of 0 must not turn each into a KV round trip.
+_QUIET_RECHECK_S: Final = 5.0
 
 
 class AlertConfig(BaseModel):
@@ -79,7 +82,8 @@ class AlertConfig(BaseModel):
     incident_hold_down_s: float = Field(
         default=300.0,
         ge=0,
-        description="an incident re-opened this soon after its resolution does not notify again (flapping)",
+        description="an incident re-opened this soon after its resolution stays quiet (flapping) until it has "
+        "been open this long",
     )
 
 
@@ -176,11 +180,9 @@ class Alerter:
                 if now - since < self._config.erp_unreachable_after_s:
                     return False
             incident = self._incidents.get((kind, key))
-            if incident is not None:
-                interval = self._config.realert_interval_s
-                if interval == 0 or now - incident.last_sent < interval:
-                    count_alert(kind, "deduplicated")
-                    return False
+            if incident is not None and not self._due_again(incident, now):
+                count_alert(kind, "deduplicated")
+                return False
             claimed = await self._claim_shared(kind, key)
             if claimed is False:
                 # Another process notified (or the incident flaps within the hold-down): stay quiet, but keep
@@ -217,6 +219,15 @@ class Alerter:
                 await self._release_shared(kind, key)
         count_alert(kind, "sent" if sent else "failed")
         return sent
+
+    def _due_again(self, incident: _Incident, now: float) -> bool:
+        """Whether an incident open here may notify again: a notified one after the re-alert interval; a quiet
+        one (flapping, or another process notified) is asked about in the shared records after the hold-down,
+        since a quiet re-open that stays open that long is a sustained fault, not flapping."""
+        if incident.notified:
+            interval = self._config.realert_interval_s
+            return interval > 0 and now - incident.last_sent >= interval
+        return now - incident.last_sent >= max(self._config.incident_hold_down_s, _QUIET_RECHECK_S)
 
     async def resolve(self, *, kind: str, key: str) -> None:
         """Close an incident; a resolution notice goes out only if the incident had alerted."""
@@ -319,13 +330,20 @@ class Alerter:
                 claimed = True
                 return fresh
             if current.get("status") == "open":
-                if interval and wall - float(current.get("notified_at", wall)) >= interval:
-                    claimed = True  # re-alert of a long-open incident (or a quietly re-opened flapping one)
+                since = wall - float(current.get("notified_at", wall))
+                if current.get("notified", True):
+                    due = bool(interval) and since >= interval  # re-alert of a long-open incident
+                else:
+                    # A quiet re-open still open after the hold-down is a sustained fault, no longer flapping:
+                    # an outage starting minutes after a resolved blip must page, not wait out the re-alert hour.
+                    due = since >= hold_down
+                if due:
+                    claimed = True
                     current.update(notified_at=wall, notified=True)
                     return current
                 return None
             if wall - float(current.get("resolved_at", 0.0)) < hold_down:
-                # Flapping: re-open quietly; it notifies only if it stays open for the re-alert interval.
+                # Flapping: re-open quietly (``notified_at`` is then the re-open time).
                 current.update(status="open", notified_at=wall, notified=False)
                 return current
             claimed = True
