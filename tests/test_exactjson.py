@@ -62,3 +62,15 @@ def test_loads_caps_nesting_when_asked() -> None:
     with pytest.raises(exactjson.JsonError, match="deeper than 3 levels"):
         exactjson.loads(nested, max_depth=3)
     assert exactjson.loads(b"[1.5]", parse_float=float) == [1.5]
+
+
+def test_loads_refuses_a_repeated_key_when_asked() -> None:
+    # The first or the last may win, depending on the parser: a signed body must mean one thing.
+    repeated = b'{"id": "a", "data": {"status": "posted", "status": "cancelled"}}'
+    assert exactjson.loads(repeated) == {"id": "a", "data": {"status": "cancelled"}}
+    with pytest.raises(exactjson.JsonError, match='key "status" appears twice'):
+        exactjson.loads(repeated, unique_keys=True)
+    assert exactjson.loads(b'{"a": {"x": 1}, "b": {"x": 2}}', unique_keys=True) == {
+        "a": {"x": 1},
+        "b": {"x": 2},
+    }

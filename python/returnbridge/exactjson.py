@@ -15,13 +15,19 @@ class JsonError(ValueError):
 
 
 def loads(
-    data: bytes | str, *, parse_float: Callable[[str], Any] = Decimal, max_depth: int | None = None
+    data: bytes | str,
+    *,
+    parse_float: Callable[[str], Any] = Decimal,
+    max_depth: int | None = None,
+    unique_keys: bool = False,
 ) -> Any:
     """Parse strict JSON, every non-integer number an exact Decimal (or ``parse_float``'s value).
 
     Refuses what Python's parser would let through or crash on: bytes that are not UTF-8, the ``NaN`` and
     ``Infinity`` literals (a NaN amount from an ERP is no amount), integers longer than Python converts, nesting
     deeper than its stack, and, when given, deeper than ``max_depth`` (for callers whose own checks recurse).
+    ``unique_keys`` also refuses an object naming a key twice: RFC 8259 leaves its meaning open (parsers keep the
+    first, the last, or fail), so a signed body that repeats a key may mean one thing to its signer and another here.
 
     Raises:
         JsonError: one message, without Python exception names.
@@ -31,7 +37,12 @@ def loads(
     except UnicodeDecodeError as exc:
         raise JsonError(f"The body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        value = json.loads(text, parse_float=parse_float, parse_constant=_refuse_constant)
+        value = json.loads(
+            text,
+            parse_float=parse_float,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_object if unique_keys else None,
+        )
     except JsonError:
         raise
     except json.JSONDecodeError as exc:
@@ -42,6 +53,17 @@ def loads(
         raise JsonError("A number has too many digits.") from None
     if max_depth is not None:
         _check_depth(value, max_depth)
+    return value
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonError(f"The key {json.dumps(key)[:80]} appears twice in one object.")
+            seen.add(key)
     return value
 
 

@@ -163,9 +163,9 @@ def parse_notification(erp: str, body: bytes) -> Notification:
     if parser is None:
         raise PayloadError("unsupported_event", f"ERP {erp!r} does not push notifications")
     try:
-        data = exactjson.loads(body, parse_float=float)
+        data = exactjson.loads(body, parse_float=float, unique_keys=True)
     except exactjson.JsonError as exc:
-        raise PayloadError("bad_payload", f"the body is not JSON: {exc}") from None
+        raise PayloadError("bad_payload", f"the body is not strict JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PayloadError("bad_payload", "the body must be a JSON object")
     return parser(data)
