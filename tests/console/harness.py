@@ -44,7 +44,8 @@ class ServedApp:
                 "nats": {"url": nats_url},
                 "grpc": {"port": 0},
                 "metrics": {"enabled": False},
-                "console": {"port": 0, "kpi_sample_seconds": 0.5},
+                # A short form read timeout, so the stalled-body test waits 2 s, not the default 10 s.
+                "console": {"port": 0, "kpi_sample_seconds": 0.5, "form_read_timeout_seconds": 2.0},
                 "simulators": {"enabled": True, "netsuite_port": 0, "sap_port": 0, "oracle_port": 0},
                 # Stock from every simulator for tenant acme (the inventory page and command show it).
                 "sync": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -230,6 +231,24 @@ def test_an_unreadable_form_is_a_bad_request(served: ServedApp, content_type: st
         page = client.post(path, content=body, headers=headers)
         assert page.status_code == 400, (path, page.text)
     assert client.get("/returns").status_code == 200  # still signed in: the bad logout changed nothing
+
+
+def test_a_form_stalled_mid_body_gets_408_and_frees_its_connection(served: ServedApp) -> None:
+    # The sign-in form is read before any session: anyone could otherwise hold a connection and a handler open.
+    host, port = served.console_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(
+            b"POST /login HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nlogin_csrf=abc"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = conn.recv(4096)
+            assert chunk, f"closed without an answer: {answer!r}"
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    # The console still serves everyone else.
+    assert httpx.get(served.console_url + "/login").status_code == 200
 
 
 def test_non_ascii_tokens_are_refused_not_compared(served: ServedApp) -> None:

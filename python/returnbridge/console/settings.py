@@ -21,6 +21,9 @@ class ConsoleSettings(BaseModel):
     # Set when a TLS-terminating proxy serves the console over https.
     secure_cookies: bool = False
     api_timeout_seconds: float = Field(default=15.0, gt=0)
+    # A POSTed form not fully received by then is refused with 408: the sign-in form is read before any session,
+    # so a sender stalling mid-body would otherwise hold its connection (and a handler) for ever.
+    form_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     kpi_sample_seconds: float = Field(default=5.0, gt=0)
     # The KPIs are service-wide (metrics carry no tenant label), so only these roles see them.
     kpi_roles: list[str] = Field(default_factory=lambda: ["integration_admin", "auditor"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -43,13 +44,17 @@ def require(request: web.Request, permission: str) -> None:
 
 
 async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
-    """The POSTed form, or 400 when the body cannot be read as one.
+    """The POSTed form; 400 when the body cannot be read as one, 408 when it does not arrive in time.
 
     aiohttp raises plain ``ValueError`` / ``LookupError`` for a multipart body without its boundary, a field
     that is not in its declared charset, or an unknown charset; unhandled, those are 500s.
     """
+    timeout = request.app[STATE].settings.form_read_timeout_seconds
     try:
-        return await request.post()
+        async with asyncio.timeout(timeout):
+            return await request.post()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text=f"the form was not received within {timeout:g} s") from None
     except (ValueError, LookupError):
         raise web.HTTPBadRequest(
             text="the form could not be read; send it as application/x-www-form-urlencoded or "
