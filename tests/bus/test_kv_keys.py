@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
 from nats.aio.client import Client as NatsClient
+from nats.js.client import JetStreamContext
 
 from returnbridge.bus import subjects
 from returnbridge.bus.kv import keys_matching, values_matching
 from returnbridge.bus.streams import ensure_streams
+
+PullSubscription = JetStreamContext.PullSubscription
 
 
 async def test_keys_matching_is_complete_under_concurrent_listing_and_writes(nats_client: NatsClient) -> None:
@@ -61,3 +66,26 @@ async def test_values_matching_reads_each_live_value_once(nats_client: NatsClien
     results = await asyncio.gather(*(values_matching(kv, ">") for _ in range(20)))
     expected = {f"acme.r{i}": f"v2-{i}".encode() for i in range(120) if i != 7}
     assert all(result == expected for result in results)
+
+
+async def test_a_listing_whose_consumer_is_lost_starts_over(
+    nats_client: NatsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listing's consumer is R1: in a cluster its node can go (the leader-loss chaos run's checker got a 503
+    # from the fetch). Here the real server loses it between two batches; the listing must still be complete.
+    kv = (await ensure_streams(nats_client.jetstream()))[subjects.SYNC_STATE_BUCKET]
+    expected = {f"lost.r{i}": f"v{i}".encode() for i in range(700)}  # two batches
+    for start in range(0, 700, 100):
+        await asyncio.gather(*(kv.put(k, v) for k, v in list(expected.items())[start : start + 100]))
+    fetch, lost = PullSubscription.fetch, []
+
+    async def fetch_losing_the_consumer_once(self: PullSubscription, *args: Any, **kwargs: Any) -> Any:
+        messages = await fetch(self, *args, **kwargs)
+        if not lost:
+            lost.append(self._consumer)
+            await nats_client.jetstream().delete_consumer(self._stream, self._consumer)
+        return messages
+
+    monkeypatch.setattr(PullSubscription, "fetch", fetch_losing_the_consumer_once)
+    assert await values_matching(kv, "lost.>", timeout=30) == expected
+    assert lost

@@ -15,12 +15,14 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from returnbridge.bus.link import NO_LEADER_ERR_CODES
 from returnbridge.errors import BusUnavailableError
 
 JsonRecord = dict[str, Any]
 
 _LIST_BATCH: Final = 512
 _FETCH_SECONDS: Final = 2.0
+_RELIST_SECONDS: Final = 0.25
 # KV protocol headers (ADR-8): the operation of an entry, and the reason of a server-placed marker (2.11+).
 _KV_OP: Final = "KV-Operation"
 _REMOVALS: Final = frozenset({"DEL", "PURGE"})
@@ -143,6 +145,40 @@ async def values_matching(kv: KeyValue, pattern: str, *, timeout: float = 60.0) 
 
 
 async def _latest(kv: KeyValue, pattern: str, *, headers_only: bool, timeout: float) -> dict[str, bytes]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await _latest_once(
+                kv, pattern, headers_only=headers_only, timeout=timeout, deadline=deadline
+            )
+        except (nats.js.errors.APIError, nats.errors.NoRespondersError) as exc:
+            # The listing's consumer is R1 (it lives on one node): a node lost or a leader elected in a cluster
+            # answers its fetch 503, or the consumer is gone (the leader-loss chaos run's checker failed on
+            # that). Reading is harmless to repeat: a new consumer, a new count, until the deadline.
+            if not _relist(exc):
+                raise
+            if loop.time() > deadline:
+                raise BusUnavailableError(
+                    f"listing KV keys {pattern!r}: the server did not answer within {timeout:g}s "
+                    f"({type(exc).__name__})",
+                    retry_after=1.0,
+                ) from None
+            await asyncio.sleep(_RELIST_SECONDS)
+
+
+def _relist(exc: nats.js.errors.APIError | nats.errors.NoRespondersError) -> bool:
+    """Whether a listing that failed with ``exc`` may start over: no leader, no node, or its consumer gone."""
+    gone = (
+        nats.errors.NoRespondersError | nats.js.errors.NotFoundError | nats.js.errors.ServiceUnavailableError
+    )
+    # nats.py raises a fetch's 503 status as a ServiceUnavailableError with no code set.
+    return isinstance(exc, gone) or exc.code == 503 or exc.err_code in NO_LEADER_ERR_CODES
+
+
+async def _latest_once(
+    kv: KeyValue, pattern: str, *, headers_only: bool, timeout: float, deadline: float
+) -> dict[str, bytes]:
     js, stream, prefix = kv._js, kv._stream, kv._pre  # nats.py exposes no public accessor for them
     name = uuid.uuid4().hex
     info = await js.add_consumer(
@@ -163,7 +199,6 @@ async def _latest(kv: KeyValue, pattern: str, *, headers_only: bool, timeout: fl
     if remaining == 0:
         await _drop_consumer(js, stream, name)
         return {}
-    deadline = asyncio.get_running_loop().time() + timeout
     sub = await js.pull_subscribe_bind(stream=stream, name=name)
     try:
         while remaining > 0:
