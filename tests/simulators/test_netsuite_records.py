@@ -468,3 +468,91 @@ async def test_patch_updates_header_fields_with_the_same_checks(sim: Sim) -> Non
     assert too_long.status_code == 400 and error_of(too_long)["o:errorPath"] == "memo"
     missing = await sim.send("PATCH", f"{RECORD}/returnAuthorization/31337", {"memo": "x"})
     assert missing.status_code == 404
+
+
+async def test_patch_merges_the_item_sublist_by_line_and_replace_drops_the_rest(sim: Sim) -> None:
+    # NetSuite merges a PATCHed sublist: a line naming its "line" is edited, one without is added; with
+    # ?replace=item the lines given are the whole sublist. The simulator used to answer 204 and change nothing.
+    ra_id = await sim.create(f"{RECORD}/returnAuthorization", ra_body())
+    path = f"{RECORD}/returnAuthorization/{ra_id}"
+    edit = {"item": {"items": [{"line": 1, "quantity": 3}, {"item": {"id": "502"}, "quantity": 1}]}}
+    assert (await sim.send("PATCH", path, edit)).status_code == 204
+    lines = sim.record("returnAuthorization", ra_id)["item"]
+    assert [(ln["line"], ln["item"]["id"], ln["quantity"], ln["amount"]) for ln in lines] == [
+        (1, "501", 3, Decimal("59.97")),
+        (2, "503", 2, Decimal("498.00")),
+        (3, "502", 1, Decimal("29.99")),  # the item's base price, as on create
+    ]
+    replaced = await sim.send("PATCH", path, {"item": {"items": [{"line": 3}]}}, params={"replace": "item"})
+    assert replaced.status_code == 204
+    assert [ln["line"] for ln in sim.record("returnAuthorization", ra_id)["item"]] == [3]
+    # Lines keep their numbers: the sublist and each line are read by number.
+    sublist = (await sim.http.get(f"{path}/item")).json()
+    assert [item["links"][0]["href"].rsplit("/", 1)[-1] for item in sublist["items"]] == ["3"]
+    assert (await sim.http.get(f"{path}/item/3")).json()["quantity"] == 1
+    assert (await sim.http.get(f"{path}/item/1")).status_code == 404
+
+
+async def test_patch_of_lines_refuses_what_netsuite_refuses_and_changes_nothing(sim: Sim) -> None:
+    ra_id = await sim.create(f"{RECORD}/returnAuthorization", ra_body())
+    path = f"{RECORD}/returnAuthorization/{ra_id}"
+    await sim.create(f"{path}/!transform/itemReceipt", receipt_body("SN-1", "SN-2"))
+    before = sim.record("returnAuthorization", ra_id)["item"]
+    snapshot = [dict(line) for line in before]
+    for body, params, error_path in (
+        ({"item": {"items": [{"line": 9, "quantity": 1}]}}, {}, "item.items[0].line"),
+        ({"item": {"items": [{"line": True, "quantity": 1}]}}, {}, "item.items[0].line"),
+        (
+            {"item": {"items": [{"line": 1, "quantity": 1}, {"line": 1, "quantity": 2}]}},
+            {},
+            "item.items[1].line",
+        ),
+        # Line 2 was received (2 of 2): it cannot shrink, change item, or go.
+        ({"item": {"items": [{"line": 2, "quantity": 1}]}}, {}, "item.items[0].quantity"),
+        ({"item": {"items": [{"line": 2, "item": {"id": "502"}}]}}, {}, "item.items[0].item"),
+        ({"item": {"items": [{"line": 1}]}}, {"replace": "item"}, "item"),
+        ({"item": {"items": [{"line": 1, "quantity": 0}]}}, {}, "item.items[0].quantity"),
+        ({"item": {"items": [{"line": 1, "rate": "x"}]}}, {}, "item.items[0].rate"),
+        ({"item": {"items": [{"quantity": 1}]}}, {}, "item.items[0].item"),
+    ):
+        response = await sim.send("PATCH", path, body, params=params)
+        assert response.status_code == 400, (body, response.text)
+        assert error_of(response)["o:errorPath"] == error_path, (body, response.text)
+    assert sim.record("returnAuthorization", ra_id)["item"] == snapshot, "a refused PATCH changes nothing"
+    # Growing a received line reopens the receipt; the status follows.
+    await sim.create(f"{path}/!transform/itemReceipt", {"item": {"items": [{"orderLine": 1, "quantity": 2}]}})
+    assert sim.record("returnAuthorization", ra_id)["status"]["refName"] == "Pending Refund"
+    assert (
+        await sim.send("PATCH", path, {"item": {"items": [{"line": 2, "quantity": 3}]}})
+    ).status_code == 204
+    assert (
+        sim.record("returnAuthorization", ra_id)["status"]["refName"] == "Pending Refund/Partially Received"
+    )
+
+
+async def test_patch_of_lines_keeps_a_transformed_return_within_its_order(sim: Sim) -> None:
+    ra_id = await sim.create(
+        f"{RECORD}/salesOrder/9001/!transform/returnAuthorization",
+        {"item": {"items": [{"item": {"id": "501"}, "quantity": 1}]}},
+    )
+    path = f"{RECORD}/returnAuthorization/{ra_id}"
+    over = await sim.send("PATCH", path, {"item": {"items": [{"line": 1, "quantity": 101}]}})
+    assert over.status_code == 400 and "more than was ordered" in error_of(over)["detail"]
+    foreign = await sim.send("PATCH", path, {"item": {"items": [{"item": {"id": "9999"}, "quantity": 1}]}})
+    assert foreign.status_code == 400
+    assert (
+        await sim.send("PATCH", path, {"item": {"items": [{"line": 1, "quantity": 100}]}})
+    ).status_code == 204
+    assert sim.record("returnAuthorization", ra_id)["item"][0]["amount"] == Decimal("1999.00")
+
+
+async def test_patch_of_the_lines_of_a_posted_receipt_is_refused_not_ignored(sim: Sim) -> None:
+    ra_id = await sim.create(f"{RECORD}/returnAuthorization", ra_body())
+    receipt_id = await sim.create(
+        f"{RECORD}/returnAuthorization/{ra_id}/!transform/itemReceipt", receipt_body("SN-1", "SN-2")
+    )
+    response = await sim.send(
+        "PATCH", f"{RECORD}/itemReceipt/{receipt_id}", {"item": {"items": [{"line": 1, "quantity": 1}]}}
+    )
+    assert response.status_code == 400 and error_of(response)["o:errorPath"] == "item"
+    assert sim.record("itemReceipt", receipt_id)["item"][0]["quantity"] == 2

@@ -307,7 +307,7 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
         body["externalId"] = key[4:]
         existing = self.find_by_external_id(record_type, key[4:])
         if existing is not None:
-            self._update(record_type, existing, body)
+            self._update(record_type, existing, body, replace_lines=_replaces_lines(request))
             return _created(request, record_type, existing["id"])
         if record_type not in STANDALONE:
             raise user_error(f"A {record_type} can only be created by transforming its source transaction.")
@@ -318,7 +318,7 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
         record = self._lookup(record_type, request.match_info["id"])
         body = await self._record_body(request)
         self._refuse_duplicate(record_type, body.get("externalId"), record)
-        self._update(record_type, record, body)
+        self._update(record_type, record, body, replace_lines=_replaces_lines(request))
         return web.Response(status=204)
 
     async def _transform(self, request: web.Request) -> web.Response:
@@ -370,7 +370,8 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
         record = self._lookup(record_type, request.match_info["id"])
         href = f"{_base(request)}{RECORD}/{record_type}/{record['id']}/item"
         lines = record.get("item") or []
-        items = [{"links": [{"rel": "self", "href": f"{href}/{n}"}]} for n in range(1, len(lines) + 1)]
+        # Each line by its number: numbers stay when a PATCH with ?replace=item removes lines.
+        items = [{"links": [{"rel": "self", "href": f"{href}/{line['line']}"}]} for line in lines]
         return json_response(
             {
                 "links": [{"rel": "self", "href": href}],
@@ -388,12 +389,11 @@ class NetSuiteSimulator(RecordBook, InventoryActions):
         lines = record.get("item") or []
         raw = request.match_info["line"]
         number = plain_int(raw)
-        if number is None or not 1 <= number <= len(lines):
+        line = next((ln for ln in lines if ln.get("line") == number), None) if number is not None else None
+        if line is None:
             raise NetSuiteError(404, "NONEXISTENT_ID", f"The record has no line {raw}.")
         href = f"{_base(request)}{RECORD}/{record_type}/{record['id']}/item/{raw}"
-        return json_response(
-            {"links": [{"rel": "self", "href": href}], **self._render_refs(lines[number - 1])}
-        )
+        return json_response({"links": [{"rel": "self", "href": href}], **self._render_refs(line)})
 
     async def _approve(self, request: web.Request) -> web.Response:
         record_type = self._record_type(request)
@@ -499,6 +499,11 @@ def _port_suffix(request: web.Request) -> str:
     port = request.url.port
     default = 443 if request.url.scheme == "https" else 80
     return f":{port}" if port and port != default else ""
+
+
+def _replaces_lines(request: web.Request) -> bool:
+    """``?replace=item`` (a comma-separated list of sublists): the item lines given are the whole sublist."""
+    return "item" in request.query.get("replace", "").split(",")
 
 
 def _base(request: web.Request) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from returnbridge.simulators.kit import plain_int
 from returnbridge.simulators.netsuite_book import line_amount
 from returnbridge.simulators.netsuite_credits import Credits
 from returnbridge.simulators.netsuite_data import (
     CENT,
+    TRANSFORMS,
     Item,
     _number,
     status_ref,
@@ -102,13 +104,101 @@ class RecordBook(Credits, Rendering):
             effect(record)
         return record_id
 
-    def _update(self, record_type: str, record: dict[str, Any], body: dict[str, Any]) -> None:
+    def _update(
+        self, record_type: str, record: dict[str, Any], body: dict[str, Any], *, replace_lines: bool = False
+    ) -> None:
+        """PATCH (and PUT by external id): header fields, and the item sublist as NetSuite merges it; every check
+        runs before anything changes. ``replace_lines`` (``?replace=item``): the given lines are the whole list."""
         self._check_header(record_type, body, partial=True)
+        lines = self._edited_lines(record_type, record, body, replace_lines) if "item" in body else None
         for key, value in body.items():
             if key in ("id", "tranId", "status", "createdFrom", "item", "links"):
                 continue
             record[key] = value
-        self._store(record_type, record["id"], record)
+        if lines is not None:
+            record["item"] = lines
+        if lines is not None and record_type == "returnAuthorization":
+            self._refresh_rastatus_ref(record)  # added or shrunk lines may complete (or reopen) its receipt
+        else:
+            self._store(record_type, record["id"], record)
+
+    def _edited_lines(
+        self, record_type: str, record: dict[str, Any], body: dict[str, Any], replace: bool
+    ) -> list[dict[str, Any]]:
+        """The item sublist after a PATCH: a line naming its ``line`` is edited, one without is added, and with
+        ``replace`` the lines not named are removed. Lines keep their numbers (receipts and credits name them)."""
+        given = self._lines(body)
+        assert given is not None
+        if record_type != "returnAuthorization":
+            # Editing a receipt's or a credit's lines moves stock and the ledger; the simulator posts those only
+            # through new transactions (docs/erp/netsuite.md), and must not answer 204 having changed nothing.
+            raise user_error(
+                f"This simulator does not edit the item sublist of a {record_type}; "
+                "post a new transaction instead.",
+                "item",
+            )
+        if record["status"]["id"] in ("C", "H"):
+            raise user_error(
+                "The lines of a closed or cancelled return authorization cannot be changed.", "item"
+            )
+        source = self._ra_source(record)
+        current = {line["line"]: line for line in record["item"]}
+        result = {} if replace else {number: dict(line) for number, line in current.items()}
+        next_number = max(current, default=0) + 1
+        named: set[int] = set()
+        for i, line in enumerate(given):
+            path = f"item.items[{i}]"
+            if "line" not in line:
+                result[next_number] = {**self._new_ra_line(line, path, source), "line": next_number}
+                next_number += 1
+                continue
+            raw = line["line"]
+            number = plain_int(str(raw)) if isinstance(raw, int | str) and not isinstance(raw, bool) else None
+            if number is None or number not in current:
+                raise user_error(f"The transaction has no line {line['line']}.", f"{path}.line")
+            if number in named:
+                raise user_error(f"Line {number} is given twice.", f"{path}.line")
+            named.add(number)
+            result[number] = self._edited_ra_line(current[number], line, path, source)
+        for number, line in current.items():
+            if number not in result and (line["quantityReceived"] or line["quantityCredited"]):
+                raise user_error(
+                    f"Line {number} has been received or credited and cannot be removed.", "item"
+                )
+        if not result:
+            raise user_error("You must enter at least one line item for this transaction.", "item")
+        return [result[number] for number in sorted(result)]
+
+    def _edited_ra_line(
+        self, line: dict[str, Any], edit: dict[str, Any], path: str, source: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        values = self._line_values(edit, path, default_rate=line["rate"])
+        done = max(line["quantityReceived"], line["quantityCredited"])
+        if "item" in values and values["item"]["id"] != line["item"]["id"] and done:
+            raise user_error("The item of a received or credited line cannot be changed.", f"{path}.item")
+        edited = {**line, **values}
+        if edited["quantity"] < done:
+            raise user_error(
+                f"The quantity cannot be less than the {done} already received or credited.",
+                f"{path}.quantity",
+            )
+        if source is not None:
+            ordered = self._match_source_line(source, {"item": edited["item"]}, path)
+            if edited["quantity"] > ordered["quantity"]:
+                raise user_error("You cannot return more than was ordered.", f"{path}.quantity")
+        if "amount" not in values:
+            edited["amount"] = line_amount(edited["quantity"], edited["rate"], f"{path}.amount")
+        return edited
+
+    def _ra_source(self, ra: dict[str, Any]) -> dict[str, Any] | None:
+        """The transaction a return authorization was created from, if any."""
+        source_id = (ra.get("createdFrom") or {}).get("id")
+        if source_id is None:
+            return None
+        for source_type, target in TRANSFORMS:
+            if target == "returnAuthorization" and (found := self.documents(source_type).get(source_id)):
+                return found
+        return None
 
     def _build_sales_order(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         record, _ = self._build_ra(body, None)
@@ -133,35 +223,16 @@ class RecordBook(Credits, Rendering):
             if source_record is None:
                 raise user_error("You must enter at least one line item for this transaction.", "item")
             lines = [{k: v for k, v in ln.items() if k != "line"} for ln in source_record["item"]]
+            for line in lines:
+                line.update(quantityReceived=Decimal(0), quantityCredited=Decimal(0))
         else:
             if not given:
                 raise user_error("You must enter at least one line item for this transaction.", "item")
-            for i, line in enumerate(given):
-                path = f"item.items[{i}]"
-                base: dict[str, Any] = {}
-                if source_record is not None:
-                    base = self._match_source_line(source_record, line, path)
-                default_rate = base.get("rate")
-                values = self._line_values(line, path, default_rate=default_rate)
-                # The source line's amount belongs to its own quantity; it is recomputed below.
-                merged = {**{k: v for k, v in base.items() if k not in ("line", "amount")}, **values}
-                if "item" not in merged:
-                    raise user_error("Please enter value(s) for: Item", f"{path}.item")
-                if "quantity" not in merged:
-                    raise user_error("Please enter value(s) for: Quantity", f"{path}.quantity")
-                if source_record is not None and merged["quantity"] > base.get(
-                    "quantity", merged["quantity"]
-                ):
-                    raise user_error("You cannot return more than was ordered.", f"{path}.quantity")
-                merged.setdefault("rate", self.ref.items[merged["item"]["id"]].base_price)
-                lines.append(merged)
+            lines = [
+                self._new_ra_line(line, f"item.items[{i}]", source_record) for i, line in enumerate(given)
+            ]
         for n, line in enumerate(lines, start=1):
             line["line"] = n
-            line.setdefault(
-                "amount", line_amount(line["quantity"], line["rate"], f"item.items[{n - 1}].amount")
-            )
-            line["quantityReceived"] = Decimal(0)
-            line["quantityCredited"] = Decimal(0)
         initial = "A" if self.config.ra_initial_status == "Pending Approval" else "B"
         record = {
             "entity": {"id": entity},
@@ -169,6 +240,27 @@ class RecordBook(Credits, Rendering):
             "item": lines,
         }
         return record, []
+
+    def _new_ra_line(
+        self, line: dict[str, Any], path: str, source_record: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A new return authorization line (without its number), matched to the source transaction's line."""
+        base: dict[str, Any] = {}
+        if source_record is not None:
+            base = self._match_source_line(source_record, line, path)
+        values = self._line_values(line, path, default_rate=base.get("rate"))
+        # The source line's amount belongs to its own quantity; it is recomputed below.
+        merged = {**{k: v for k, v in base.items() if k not in ("line", "amount")}, **values}
+        if "item" not in merged:
+            raise user_error("Please enter value(s) for: Item", f"{path}.item")
+        if "quantity" not in merged:
+            raise user_error("Please enter value(s) for: Quantity", f"{path}.quantity")
+        if source_record is not None and merged["quantity"] > base.get("quantity", merged["quantity"]):
+            raise user_error("You cannot return more than was ordered.", f"{path}.quantity")
+        merged.setdefault("rate", self.ref.items[merged["item"]["id"]].base_price)
+        merged.setdefault("amount", line_amount(merged["quantity"], merged["rate"], f"{path}.amount"))
+        merged.update(quantityReceived=Decimal(0), quantityCredited=Decimal(0))
+        return merged
 
     def _build_receipt(self, body: dict[str, Any], ra: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         if ra["status"]["id"] not in ("B", "D", "E", "G"):
