@@ -201,6 +201,56 @@ async def test_collection_paging_count_and_filters(client: httpx.AsyncClient) ->
     )
 
 
+async def test_expand_and_select_follow_the_metadata_at_every_segment(client: httpx.AsyncClient) -> None:
+    # Unknown names at any depth are 400 (they were ignored past the first $expand segment, always in $select).
+    token = await _token(client)
+    await client.post(
+        CR_SRV + "/A_CustomerReturn", json=_return_body("RMA-S"), headers={"X-CSRF-Token": token}
+    )
+    one = CR_SRV + "/A_CustomerReturn('60000001')"
+    for params, name in (
+        ({"$expand": "to_Item/to_Nothing"}, "to_Nothing"),
+        ({"$expand": "to_Item/Material"}, "Material"),  # a property, not a navigation
+        ({"$select": "Nonsense"}, "Nonsense"),
+        ({"$select": "to_Item/Nonsense", "$expand": "to_Item"}, "Nonsense"),
+        ({"$select": "SoldToParty/Material"}, "SoldToParty"),
+    ):
+        for url in (one, CR_SRV + "/A_CustomerReturn"):
+            bad = await client.get(url, params=params)
+            assert bad.status_code == 400, (url, params, bad.text)
+            assert f"'{name}' not found" in bad.json()["error"]["message"]["value"], bad.text
+    deep = (await client.get(one, params={"$expand": "to_Item/to_PricingElement,to_Partner"})).json()["d"]
+    assert "results" in deep["to_Item"]["results"][0]["to_PricingElement"]
+    # $select cuts the entity, and within an expanded navigation its entries; __metadata stays.
+    cut = (
+        await client.get(
+            one,
+            params={
+                "$select": "CustomerReturn,to_Item/Material,to_Item/RequestedQuantity",
+                "$expand": "to_Item",
+            },
+        )
+    ).json()["d"]
+    assert set(cut) == {"__metadata", "CustomerReturn", "to_Item"}
+    assert [set(item) for item in cut["to_Item"]["results"]] == [
+        {"__metadata", "Material", "RequestedQuantity"}
+    ]
+    rows = (
+        await client.get(
+            CR_SRV + "/A_CustomerReturn", params={"$select": "PurchaseOrderByCustomer,to_Partner"}
+        )
+    ).json()["d"]["results"]
+    assert rows == [
+        {
+            "__metadata": rows[0]["__metadata"],
+            "PurchaseOrderByCustomer": "RMA-S",
+            "to_Partner": {"__deferred": {"uri": rows[0]["__metadata"]["uri"] + "/to_Partner"}},
+        }
+    ]
+    everything = (await client.get(one, params={"$select": "*"})).json()["d"]
+    assert everything == (await client.get(one)).json()["d"]
+
+
 async def test_validation_errors_list_every_field(client: httpx.AsyncClient) -> None:
     token = await _token(client)
     body = _return_body(SoldToParty="99999999", SDDocumentReason="TOOLONG")

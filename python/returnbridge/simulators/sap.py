@@ -335,8 +335,10 @@ class SapODataApp:
                 )
             return self._collection(request, service, child_et, list(children or []), base, child_set)
         if request.method == "GET":
-            expand = self._expand(request, et)
-            return web.json_response({"d": self._entity_json(service, et, name, entity, base, expand)})
+            expand = self._expand(request, service, et)
+            select = self._select(request, service, et)
+            entity_json = self._entity_json(service, et, name, entity, base, expand) or {}
+            return web.json_response({"d": _project(entity_json, select)})
         if request.method in ("PATCH", "MERGE", "PUT"):
             body = await self._json_body(request)
             if name == "A_ReturnsDeliveryItem":
@@ -395,12 +397,41 @@ class SapODataApp:
                 return row
         raise ODataError(404, "/IWBEP/CM_MGW_RT/020", f"Resource not found for segment '{entity_set}'")
 
-    def _expand(self, request: web.Request, et: EntityType) -> set[str]:
+    def _expand(self, request: web.Request, service: Service, et: EntityType) -> set[str]:
+        """``$expand`` paths, each segment a navigation property of the type the one before leads to."""
         names = {n.strip() for n in request.query.get("$expand", "").split(",") if n.strip()}
         for n in names:
-            if et.nav(n.split("/")[0]) is None:
-                raise ODataError(400, "/IWBEP/CM_MGW_RT/021", f"Navigation property '{n}' not found")
+            current = et
+            for segment in n.split("/"):
+                nav = current.nav(segment)
+                if nav is None:
+                    raise ODataError(
+                        400,
+                        "/IWBEP/CM_MGW_RT/021",
+                        f"Navigation property '{segment}' not found in type '{current.name}' ($expand={n})",
+                    )
+                current = service.type(nav.target)
         return names
+
+    def _select(self, request: web.Request, service: Service, et: EntityType) -> list[str]:
+        """``$select`` paths (none: every property): properties, ``*``, or navigation paths ending in either."""
+        paths = [p.strip() for p in request.query.get("$select", "").split(",") if p.strip()]
+        for path in paths:
+            current = et
+            segments = path.split("/")
+            for i, segment in enumerate(segments):
+                last = i == len(segments) - 1
+                if last and (segment == "*" or current.prop(segment) is not None):
+                    break
+                nav = current.nav(segment)
+                if nav is None:
+                    raise ODataError(
+                        400,
+                        "/IWBEP/CM_MGW_RT/021",
+                        f"Property '{segment}' not found in type '{current.name}' ($select={path})",
+                    )
+                current = service.type(nav.target)
+        return paths
 
     def _collection(
         self,
@@ -428,14 +459,11 @@ class SapODataApp:
                 400, "/IWBEP/CM_MGW_RT/023", f"Invalid $top or $skip ({top_text!r}, {skip_text!r})"
             )
         rows = rows[skip:] if top is None else rows[skip : skip + top]
-        expand = self._expand(request, et)
-        select = [s.strip() for s in q.get("$select", "").split(",") if s.strip()]
-        results = []
-        for row in rows:
-            item = self._entity_json(service, et, set_name, row, base, expand) or {}
-            if select:
-                item = {k: v for k, v in item.items() if k in select or k == "__metadata"}
-            results.append(item)
+        expand = self._expand(request, service, et)
+        select = self._select(request, service, et)
+        results = [
+            _project(self._entity_json(service, et, set_name, row, base, expand) or {}, select) for row in rows
+        ]
         body: dict[str, Any] = {"results": results}
         inline = q.get("$inlinecount")
         if inline == "allpages":
@@ -592,3 +620,29 @@ __all__ = [
     "create_app",
     "fmt_qty",
 ]
+
+
+def _project(item: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """An entity's JSON cut to ``$select``: the properties named, and within a navigation named by a path
+    (``to_Item/Material``) its entries cut the same way; ``__metadata`` always stays."""
+    if not paths or "*" in paths:
+        return item
+    out: dict[str, Any] = {"__metadata": item.get("__metadata")}
+    within: dict[str, list[str]] = {}
+    for path in paths:
+        head, _, rest = path.partition("/")
+        if rest:
+            within.setdefault(head, []).append(rest)
+        else:
+            out[head] = item.get(head)
+    for head, rests in within.items():
+        if head in out:
+            continue  # named whole as well
+        value = item.get(head)
+        if isinstance(value, dict) and isinstance(value.get("results"), list):
+            out[head] = {"results": [_project(child, rests) for child in value["results"]]}
+        elif isinstance(value, dict) and "__deferred" not in value:
+            out[head] = _project(value, rests)
+        else:
+            out[head] = value  # not expanded: the deferred link, as SAP answers it
+    return out
