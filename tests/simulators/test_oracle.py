@@ -372,6 +372,32 @@ async def test_credit_memo_posts_balanced_ledger(sim: tuple[httpx.AsyncClient, O
     assert len(simulator.state.ledger) == 2
 
 
+@pytest.mark.parametrize(
+    ("line_numbers", "codes"),
+    [
+        (["abc"], ["ADF_INVALID_NUMBER"]),
+        ([Decimal("1.5")], ["ADF_INVALID_NUMBER"]),
+        ([0], ["ADF_INVALID_NUMBER"]),
+        ([True], ["ADF_INVALID_TYPE"]),
+        ([{"n": 1}], ["ADF_INVALID_TYPE"]),
+        ([1, "1"], ["AR_DUPLICATE_LINE"]),  # the same line, written twice
+    ],
+    ids=["text", "fraction", "zero", "boolean", "object", "one-twice"],
+)
+async def test_credit_memo_line_numbers_are_positive_whole_numbers(
+    sim: tuple[httpx.AsyncClient, OracleSimulator], line_numbers: list[Any], codes: list[str]
+) -> None:
+    client, simulator = sim
+    memo = credit_memo("RMA-C-LN")
+    line = memo["receivablesCreditMemoLines"][0]
+    memo["receivablesCreditMemoLines"] = [{**line, "LineNumber": n} for n in line_numbers]
+    response = await post(client, "receivablesCreditMemos", memo)
+    assert response.status_code == 400 and details(response) == codes, response.text
+    assert simulator.state.ledger == []
+    memo["receivablesCreditMemoLines"] = [{**line, "LineNumber": "2"}]
+    assert (await post(client, "receivablesCreditMemos", memo)).status_code == 201
+
+
 async def test_reset_reseeds_and_faults_switch_at_runtime(
     sim: tuple[httpx.AsyncClient, OracleSimulator],
 ) -> None:

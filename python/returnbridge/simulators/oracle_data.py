@@ -141,6 +141,30 @@ class Validator:
             return None
         return number
 
+    def integer(
+        self,
+        obj: dict[str, Any],
+        name: str,
+        *,
+        required: bool = False,
+        positive: bool = False,
+        where: str = "",
+    ) -> int | None:
+        """A whole number (a JSON number or numeric string, as ADF converts them); 1.5 is refused."""
+        number = self.decimal(obj, name, required=required, positive=positive, where=where)
+        if number is None:
+            return None
+        if number != number.to_integral_value():
+            prefix = f"{where}: " if where else ""
+            self.errors.append(
+                (
+                    "ADF_INVALID_NUMBER",
+                    f"{prefix}The value {obj[name]} of the attribute {name} isn't a whole number.",
+                )
+            )
+            return None
+        return int(number)
+
 
 def seed_summary() -> dict[str, Iterable[str]]:
     """Seed master data names, for docs and the CLI's `serve` banner."""

@@ -107,19 +107,21 @@ class Receivables(FusionHost):
             raw_lines = []
         total = Decimal(0)
         lines: list[dict[str, Any]] = []
-        seen_numbers: set[str] = set()
+        seen_numbers: set[int] = set()
         for i, raw in enumerate(raw_lines, start=1):
             where = f"line {i}"
             if not isinstance(raw, dict):
                 errors.append(("AR_INVALID_LINE", f"{where}: a line must be an object"))
                 continue
             check_attributes(raw, CREDIT_MEMO_LINE, where, errors)
-            number = raw.get("LineNumber")
-            if number is None:
+            if raw.get("LineNumber") is None:
                 errors.append(("AR_MISSING_ATTRIBUTE", f"{where}: the attribute LineNumber is required."))
-            elif str(number) in seen_numbers:
+            # A positive whole number (it was any value: "abc", 1.5 or {} passed); "1" and 1 are the same line.
+            number = v.integer(raw, "LineNumber", positive=True, where=where)
+            if number is not None and number in seen_numbers:
                 errors.append(("AR_DUPLICATE_LINE", f"{where}: the line number {number} is used twice."))
-            seen_numbers.add(str(number))
+            if number is not None:
+                seen_numbers.add(number)
             v.string(raw, "LineDescription", 240, required=True, where=where)
             sku = v.string(raw, "ItemNumber", 300, where=where)
             if sku and sku not in ITEMS:

@@ -462,7 +462,8 @@ class SapODataApp:
         expand = self._expand(request, service, et)
         select = self._select(request, service, et)
         results = [
-            _project(self._entity_json(service, et, set_name, row, base, expand) or {}, select) for row in rows
+            _project(self._entity_json(service, et, set_name, row, base, expand) or {}, select)
+            for row in rows
         ]
         body: dict[str, Any] = {"results": results}
         inline = q.get("$inlinecount")
