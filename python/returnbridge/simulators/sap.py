@@ -400,37 +400,15 @@ class SapODataApp:
     def _expand(self, request: web.Request, service: Service, et: EntityType) -> set[str]:
         """``$expand`` paths, each segment a navigation property of the type the one before leads to."""
         names = {n.strip() for n in request.query.get("$expand", "").split(",") if n.strip()}
-        for n in names:
-            current = et
-            for segment in n.split("/"):
-                nav = current.nav(segment)
-                if nav is None:
-                    raise ODataError(
-                        400,
-                        "/IWBEP/CM_MGW_RT/021",
-                        f"Navigation property '{segment}' not found in type '{current.name}' ($expand={n})",
-                    )
-                current = service.type(nav.target)
+        for name in names:
+            _check_path(service, et, name, "$expand")
         return names
 
     def _select(self, request: web.Request, service: Service, et: EntityType) -> list[str]:
         """``$select`` paths (none: every property): properties, ``*``, or navigation paths ending in either."""
         paths = [p.strip() for p in request.query.get("$select", "").split(",") if p.strip()]
         for path in paths:
-            current = et
-            segments = path.split("/")
-            for i, segment in enumerate(segments):
-                last = i == len(segments) - 1
-                if last and (segment == "*" or current.prop(segment) is not None):
-                    break
-                nav = current.nav(segment)
-                if nav is None:
-                    raise ODataError(
-                        400,
-                        "/IWBEP/CM_MGW_RT/021",
-                        f"Property '{segment}' not found in type '{current.name}' ($select={path})",
-                    )
-                current = service.type(nav.target)
+            _check_path(service, et, path, "$select")
         return paths
 
     def _collection(
@@ -621,6 +599,26 @@ __all__ = [
     "create_app",
     "fmt_qty",
 ]
+
+
+def _check_path(service: Service, et: EntityType, path: str, option: str) -> None:
+    """Each segment of a query option's path must be a navigation property of the type the one before leads to;
+    a ``$select`` path may end in a property or ``*``."""
+    current = et
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        leaf = i == len(segments) - 1
+        if option == "$select" and leaf and (segment == "*" or current.prop(segment) is not None):
+            return
+        nav = current.nav(segment)
+        if nav is None:
+            kind = "Property" if option == "$select" else "Navigation property"
+            raise ODataError(
+                400,
+                "/IWBEP/CM_MGW_RT/021",
+                f"{kind} '{segment}' not found in type '{current.name}' ({option}={path})",
+            )
+        current = service.type(nav.target)
 
 
 def _project(item: dict[str, Any], paths: list[str]) -> dict[str, Any]:
