@@ -129,6 +129,40 @@ def stock(simulator: SapSimulator, sloc: str = "RET1") -> Decimal:
     return simulator.kit.state.stock.get(("SKU-1001", "DAL1", sloc), Decimal(0))
 
 
+async def test_receipt_names_the_etag_and_reads_again_when_someone_changed_the_item(
+    sim: tuple[SapSimulator, RunningSimulator], make: Factory
+) -> None:
+    # S/4HANA refuses a PATCH without If-Match (428) and one with a stale ETag (412). Someone changes the delivery
+    # item between our read and our PATCH: the first PATCH is 412, the connector reads the item again and wins.
+    simulator, _ = sim
+    connector = make()
+    ret = await connector.create_document(return_request("RMA-412-1"))
+    seen: list[tuple[str, str, int]] = []
+
+    async def someone_else_changes_the_item(response: httpx.Response) -> None:
+        path = response.request.url.path.rsplit("/", 1)[-1]
+        seen.append((response.request.method, path.split("(")[0], response.status_code))
+        if response.request.method == "GET" and path.startswith("A_ReturnsDeliveryHeader("):
+            (delivery,) = simulator.kit.state.documents["A_ReturnsDeliveryHeader"].values()
+            delivery["to_DeliveryDocumentItem"][0]["DeliveryDocumentItemText"] = "changed by a clerk"
+
+    connector._http.client.event_hooks["response"].append(someone_else_changes_the_item)
+    receipt = await connector.create_document(
+        receipt_request("RMA-412-1", ret.document_id, serials=["SN-0001", "SN-0002"])
+    )
+    assert receipt.status == "C" and stock(simulator) == Decimal("2")
+    patches = [(path, status) for method, path, status in seen if method == "PATCH"]
+    assert patches[:3] == [
+        ("A_ReturnsDeliveryItem", 412),
+        ("A_ReturnsDeliveryItem", 204),
+        ("A_ReturnsDeliveryHeader", 204),
+    ]
+    item = simulator.kit.state.documents["A_ReturnsDeliveryHeader"][receipt.document_id][
+        "to_DeliveryDocumentItem"
+    ][0]
+    assert (item["CostCenter"], item["DeliveryDocumentItemText"]) == ("CC1000", "changed by a clerk")
+
+
 async def test_return_receipt_and_credit_flow(
     sim: tuple[SapSimulator, RunningSimulator], make: Factory
 ) -> None:

@@ -175,11 +175,12 @@ async def test_return_item_rejection_completes_the_return(
         ROOT
         + f"API_CUSTOMER_RETURN_SRV/A_CustomerReturnItem(CustomerReturn='{number}',CustomerReturnItem='10')"
     )
-    bad = await client.patch(item, json={"SalesDocumentRjcnReason": "ZZ"})
+    read = {"If-Match": (await client.get(item)).headers["ETag"]}  # S/4HANA: no change without it (428)
+    bad = await client.patch(item, json={"SalesDocumentRjcnReason": "ZZ"}, headers=read)
     assert bad.status_code == 400 and _codes(bad) == ["V1/458"]
-    other = await client.patch(item, json={"RequestedQuantity": "5"})
+    other = await client.patch(item, json={"RequestedQuantity": "5"}, headers=read)
     assert other.status_code == 400 and _codes(other) == ["V1/112"]
-    ok = await client.patch(item, json={"SalesDocumentRjcnReason": "02"})
+    ok = await client.patch(item, json={"SalesDocumentRjcnReason": "02"}, headers=read)
     assert ok.status_code == 204, ok.text
     doc = simulator.kit.state.documents["A_CustomerReturn"][number]
     assert (doc["OverallSDProcessStatus"], doc["OverallSDDocumentRejectionSts"]) == ("C", "C")

@@ -303,10 +303,10 @@ async def test_goods_receipt_raises_stock_once(
     token = await _token(client)
     await client.post(CR_SRV + "/A_CustomerReturn", json=_return_body(), headers={"X-CSRF-Token": token})
     dlv = "/sap/opu/odata/sap/API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
+    item = dlv + "/A_ReturnsDeliveryItem(DeliveryDocument='80000001',DeliveryDocumentItem='000010')"
+    etag = (await client.get(item)).headers["ETag"]
     patch = await client.patch(
-        dlv + "/A_ReturnsDeliveryItem(DeliveryDocument='80000001',DeliveryDocumentItem='000010')",
-        json={"ActualDeliveryQuantity": "2.000"},
-        headers={"X-CSRF-Token": token},
+        item, json={"ActualDeliveryQuantity": "2.000"}, headers={"X-CSRF-Token": token, "If-Match": etag}
     )
     assert patch.status_code == 400 and patch.json()["error"]["code"] == "VL/363", "more than was returned"
     url = (
@@ -320,6 +320,67 @@ async def test_goods_receipt_raises_stock_once(
     twice = await client.post(url, headers={"X-CSRF-Token": token})
     assert twice.status_code == 400 and twice.json()["error"]["code"] == "VL/609"
     assert simulator.kit.state.stock[("SKU-1002", "RNO2", "RET1")] == Decimal("1.500")
+
+
+async def test_changes_name_the_etag_they_read(
+    sim: tuple[SapSimulator, RunningSimulator], client: httpx.AsyncClient
+) -> None:
+    # S/4HANA Cloud (KBA 3514624): a PATCH without If-Match is 428, one with a stale ETag 412; nothing changes.
+    token = await _token(client)
+    await client.post(CR_SRV + "/A_CustomerReturn", json=_return_body(), headers={"X-CSRF-Token": token})
+    dlv = "/sap/opu/odata/sap/API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
+    item = dlv + "/A_ReturnsDeliveryItem(DeliveryDocument='80000001',DeliveryDocumentItem='000010')"
+    read = await client.get(item)
+    etag = read.headers["ETag"]
+    assert etag.startswith('W/"') and read.json()["d"]["__metadata"]["etag"] == etag
+    listed = (await client.get(dlv + "/A_ReturnsDeliveryItem")).json()["d"]["results"]
+    assert [row["__metadata"]["etag"] for row in listed] == [etag]
+    csrf = {"X-CSRF-Token": token}
+    missing = await client.patch(item, json={"StorageLocation": "0001"}, headers=csrf)
+    assert missing.status_code == 428, missing.text
+    changed = await client.patch(item, json={"StorageLocation": "0001"}, headers={**csrf, "If-Match": etag})
+    assert changed.status_code == 204, changed.text
+    fresh = (await client.get(item)).headers["ETag"]
+    assert fresh != etag
+    stale = await client.patch(item, json={"StorageLocation": "RET1"}, headers={**csrf, "If-Match": etag})
+    assert stale.status_code == 412, stale.text
+    assert (await client.get(item)).json()["d"]["StorageLocation"] == "0001", (
+        "a refused change changes nothing"
+    )
+    anyone = await client.patch(item, json={"StorageLocation": "RET1"}, headers={**csrf, "If-Match": "*"})
+    assert anyone.status_code == 204
+    # The header has its own ETag: an item's change does not make the header's stale.
+    header = dlv + "/A_ReturnsDeliveryHeader('80000001')"
+    header_etag = (await client.get(header)).headers["ETag"]
+    await client.patch(item, json={"StorageLocation": "0001"}, headers={**csrf, "If-Match": "*"})
+    ok = await client.patch(
+        header, json={"DeliveryDocumentBySupplier": "RMA-1"}, headers={**csrf, "If-Match": header_etag}
+    )
+    assert ok.status_code == 204, ok.text
+
+
+async def test_if_match_can_be_optional_by_configuration() -> None:
+    _, running = await _start(SapSimulatorConfig(require_if_match=False))
+    try:
+        async with httpx.AsyncClient(base_url=running.url, auth=(USER, PASSWORD)) as client:
+            token = await _token(client)
+            await client.post(
+                CR_SRV + "/A_CustomerReturn", json=_return_body(), headers={"X-CSRF-Token": token}
+            )
+            item = (
+                "/sap/opu/odata/sap/API_CUSTOMER_RETURNS_DELIVERY_SRV;v=0002"
+                "/A_ReturnsDeliveryItem(DeliveryDocument='80000001',DeliveryDocumentItem='000010')"
+            )
+            unnamed = await client.patch(
+                item, json={"StorageLocation": "0001"}, headers={"X-CSRF-Token": token}
+            )
+            assert unnamed.status_code == 204, unnamed.text
+            stale = await client.patch(
+                item, json={"StorageLocation": "RET1"}, headers={"X-CSRF-Token": token, "If-Match": 'W/"old"'}
+            )
+            assert stale.status_code == 412
+    finally:
+        await running.stop()
 
 
 async def test_reset_reseeds_stock(

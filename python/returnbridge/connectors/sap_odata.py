@@ -194,12 +194,13 @@ class SapODataConnector:
         body: Any = None,
         deadline: float | None = None,
         allow: tuple[int, ...] = (),
+        extra_headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """One OData call with auth, CSRF for writes (refreshed once on 403 Required), OAuth refresh on 401."""
         write = method not in ("GET", "HEAD")
         refreshed_csrf = refreshed_token = False
         while True:
-            headers = {"Authorization": await self._auth_header()}
+            headers = {"Authorization": await self._auth_header(), **(extra_headers or {})}
             if write:
                 async with self._csrf_lock:
                     if self._csrf is None:
@@ -230,6 +231,33 @@ class SapODataConnector:
             if response.status_code >= 400 and response.status_code not in allow:
                 raise self._error(response)
             return response
+
+    async def _patch(
+        self, service: str, path: str, body: dict[str, Any], *, etag: str | None, deadline: float | None
+    ) -> None:
+        """A PATCH naming the ETag read: S/4HANA refuses a change without If-Match (428, KBA 3514624) and one
+        whose ETag went stale (412). A stale one is read again, once: the values sent are the RMS's and win."""
+        for _ in range(2):
+            if etag is None:
+                etag = await self._read_etag(service, path, deadline)
+            response = await self._call(
+                "PATCH",
+                service,
+                path,
+                body=body,
+                deadline=deadline,
+                allow=(412,),
+                extra_headers={"If-Match": etag} if etag else None,
+            )
+            if response.status_code != 412:
+                return
+            etag = None
+        raise TransientErpError(f"{path} kept changing while we wrote it (412 twice)", erp=ERP, code="412")
+
+    async def _read_etag(self, service: str, path: str, deadline: float | None) -> str | None:
+        """The entity's current ETag (header, else ``__metadata``); None when the system sends none."""
+        response = await self._call("GET", service, path, deadline=deadline)
+        return response.headers.get("ETag") or _etag_of(self._json(response))
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:
@@ -396,7 +424,7 @@ class SapODataConnector:
                 f"DeliveryDocumentItem={key_literal(str(target['DeliveryDocumentItem']))})"
             )
             if changes:
-                await self._call("PATCH", service, key, body=changes, deadline=request.timeout)
+                await self._patch(service, key, changes, etag=_etag_of(target), deadline=request.timeout)
             serial_list = target.get("to_SerialDeliveryItem") or {}
             present = {
                 o.get("SerialNumber")
@@ -412,11 +440,11 @@ class SapODataConnector:
                     body={"SerialNumber": serial, "Material": target.get("Material", "")},
                     deadline=request.timeout,
                 )
-        await self._call(
-            "PATCH",
+        await self._patch(
             service,
             f"A_ReturnsDeliveryHeader({key_literal(number)})",
-            body={"DeliveryDocumentBySupplier": request.external_reference},
+            {"DeliveryDocumentBySupplier": request.external_reference},
+            etag=_etag_of(header),
             deadline=request.timeout,
         )
         movement_ms = date_ms(payload.get("ActualGoodsMovementDate"))
@@ -583,3 +611,9 @@ class SapODataConnector:
 
 
 __all__ = ["ERP", "SapODataConfig", "SapODataConnector", "parse_odata_error"]
+
+
+def _etag_of(entity: dict[str, Any]) -> str | None:
+    metadata = entity.get("__metadata")
+    etag = metadata.get("etag") if isinstance(metadata, dict) else None
+    return etag if isinstance(etag, str) and etag else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import re
@@ -56,6 +57,8 @@ SESSION_COOKIE = "SAP_SESSIONID_S4H_100"
 
 # Every service the simulator answers: sales documents, stock, material and billing documents.
 _SERVICES: dict[str, Service] = {**SERVICES, **MM_SERVICES}
+# Entity sets a client changes (PATCH/MERGE/PUT): their entities carry an ETag a change must name.
+ETAG_SETS = frozenset({"A_ReturnsDeliveryHeader", "A_ReturnsDeliveryItem", "A_CustomerReturnItem"})
 _KEY_RE = re.compile(r"^(?P<set>[A-Za-z_]+)(?:\((?P<key>[^)]*)\))?(?:/(?P<nav>[A-Za-z_]+))?$")
 
 
@@ -338,8 +341,11 @@ class SapODataApp:
             expand = self._expand(request, service, et)
             select = self._select(request, service, et)
             entity_json = self._entity_json(service, et, name, entity, base, expand) or {}
-            return web.json_response({"d": _project(entity_json, select)})
+            headers = {"ETag": _etag(entity)} if name in ETAG_SETS else None
+            return web.json_response({"d": _project(entity_json, select)}, headers=headers)
         if request.method in ("PATCH", "MERGE", "PUT"):
+            if name in ETAG_SETS:
+                self._check_if_match(request, entity)
             body = await self._json_body(request)
             if name == "A_ReturnsDeliveryItem":
                 self.backend.patch_delivery_item(
@@ -355,6 +361,24 @@ class SapODataApp:
                 raise ODataError(405, "/IWFND/CM_MGW/004", f"Updates of {name} are not supported")
             return web.Response(status=204)
         raise ODataError(405, "/IWFND/CM_MGW/004", f"Method {request.method} not allowed on {name}")
+
+    def _check_if_match(self, request: web.Request, entity: dict[str, Any]) -> None:
+        """Optimistic locking as S/4HANA does it: a change names the ETag it read (KBA 3514624: 428 without
+        If-Match; 412 when the entity changed since)."""
+        given = request.headers.get("If-Match")
+        if given is None:
+            if self.config.require_if_match:
+                raise ODataError(
+                    428, "/IWBEP/CM_MGW_RT/000", "Precondition required: send If-Match with the entity's ETag"
+                )
+            return
+        tags = [tag.strip() for tag in given.split(",")]
+        if "*" not in tags and _etag(entity) not in tags:
+            raise ODataError(
+                412,
+                "/IWBEP/CM_MGW_RT/000",
+                "Precondition failed: the entity was changed since it was read; read it again for its ETag",
+            )
 
     def _rows(self, entity_set: str) -> list[dict[str, Any]]:
         docs = self.backend.state.documents
@@ -470,6 +494,8 @@ class SapODataApp:
             key_text = key_text.split("=", 1)[1]
         uri = f"{base}/{set_name}({key_text})"
         out: dict[str, Any] = {"__metadata": {"id": uri, "uri": uri, "type": f"{service.name}.{et.name}"}}
+        if set_name in ETAG_SETS:
+            out["__metadata"]["etag"] = _etag(row)
         for prop in et.props:
             value = row.get(prop.name)
             if value is None and prop.type not in (DATETIME, DATETIMEOFFSET, INT64):
@@ -645,3 +671,9 @@ def _project(item: dict[str, Any], paths: list[str]) -> dict[str, Any]:
         else:
             out[head] = value  # not expanded: the deferred link, as SAP answers it
     return out
+
+
+def _etag(row: dict[str, Any]) -> str:
+    """A weak ETag of an entity's own properties (its navigations have their own), opaque as SAP's are."""
+    own = sorted((key, repr(value)) for key, value in row.items() if not isinstance(value, dict | list))
+    return 'W/"' + hashlib.sha256(repr(own).encode()).hexdigest()[:20] + '"'

@@ -72,6 +72,9 @@ class SapSimulatorConfig(BaseModel):
     customer_return_type: str = "CBAR"
     credit_memo_request_type: str = "CR"
     seed: bool = True
+    # A PATCH/MERGE/PUT of an entity with an ETag without If-Match is 428, as S/4HANA Cloud answers (KBA 3514624,
+    # SD-SLS-API); false lets such changes through (a stale If-Match is 412 either way).
+    require_if_match: bool = True
 
 
 class ODataError(Exception):
