@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -12,9 +14,11 @@ from delivery.pipeline_harness import LIFECYCLE, FakeErp, Pipeline, fast_setting
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.bus.consumer import ConsumerSettings
+from returnbridge.connectors.base import DocumentRequest, DocumentResult
 from returnbridge.delivery.holding import Holding
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.work import Work
+from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ErpAuthError, PermanentErpError, TransientErpError
 
@@ -209,6 +213,75 @@ async def test_exhausted_retries_and_auth_errors_dead_letter(pipeline: Pipeline)
     assert {a["kind"] for a in pipeline.alerter.alerts} == {"dead_letter", "erp_auth", "erp_unreachable"}
     # R7's return authorization went through after the outage: the unreachable incident is resolved.
     assert ("erp_unreachable", "netsuite") in pipeline.alerter.resolved
+
+
+class DownButForA(FakeErp):
+    """Every create but A's finds the ERP down (503) until ``up``; C's failure is signalled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = False
+        self.c_failed = asyncio.Event()
+
+    async def create_document(self, request: DocumentRequest) -> DocumentResult:
+        if request.return_id != "A" and not self.up:
+            if request.return_id == "C":
+                self.c_failed.set()
+            raise TransientErpError("503 Service Unavailable", erp=self.erp, http_status=503)
+        return await super().create_document(request)
+
+
+class AuditWaitingForC:
+    """A's audit append (the first write after its ERP answer) lasts until C's create has failed."""
+
+    def __init__(self, erp: DownButForA) -> None:
+        self.erp = erp
+
+    async def record(self, **entry: Any) -> int:
+        if entry["object_id"].startswith("A:"):
+            await self.erp.c_failed.wait()
+        return 0
+
+
+async def test_an_answer_written_after_later_failures_does_not_resolve_the_outage(pipeline: Pipeline) -> None:
+    # A's create was answered as the ERP went down; B failed before A's outcome was written, C after A's answer.
+    # Resolving erp_unreachable on A restarted the outage's clock, and an 8 s outage never paged (make test's
+    # erp_outage scenario: behind an open breaker only a probe every 5 s reports). A failure since the answer
+    # now keeps the incident open; the first delivery with no failure since its answer resolves it.
+    as_tenant("acme")
+    erp = DownButForA()
+    worker = DeliveryWorker(
+        "netsuite",
+        erp,
+        pipeline.mappers,
+        pipeline.nc.jetstream(),
+        pipeline.status,
+        pipeline.dead_letters,
+        fast_settings(retry=RetryPolicy(base_delay=0.2, max_delay=0.5, max_attempts=50)),
+        alerter=pipeline.alerter,
+        audit=AuditWaitingForC(erp),  # type: ignore[arg-type]
+    )
+    await worker.start()
+    pipeline.workers.append(worker)
+    await submit(pipeline, make_order("B"))
+    await assert_eventually(lambda: _reported(pipeline), timeout=20)
+    await submit(pipeline, make_order("A"))
+    await assert_eventually(lambda: _wanted(erp.creates), timeout=20)  # A answered; its write waits for C
+    await submit(pipeline, make_order("C"))
+    await wait_state(pipeline, "acme", "A", {"1:return_authorization": "DELIVERED"})
+    assert ("erp_unreachable", "netsuite") not in pipeline.alerter.resolved
+    erp.up = True
+    for return_id in ("B", "C"):
+        await wait_state(pipeline, "acme", return_id, {"1:return_authorization": "DELIVERED"})
+    assert pipeline.alerter.resolved.count(("erp_unreachable", "netsuite")) == 1
+
+
+async def _reported(pipeline: Pipeline) -> None:
+    assert any(a["kind"] == "erp_unreachable" for a in pipeline.alerter.alerts)
+
+
+async def _wanted(creates: Counter[tuple[str, str]]) -> None:
+    assert creates, "A not created yet"
 
 
 async def test_discard_releases_later_versions(pipeline: Pipeline) -> None:

@@ -119,6 +119,11 @@ class Breaker:
     def is_open(self) -> bool:
         return not self._closed.is_set()
 
+    @property
+    def answering(self) -> bool:
+        """Closed, and no call failed since the last answer: the ERP is (still) up as far as calls tell."""
+        return self._failed_in_row == 0 and not self.is_open
+
     def answered(self) -> None:
         """The ERP answered a call (a document, nothing found, a refusal, throttling)."""
         self._failed_in_row = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from returnbridge.audit.log import AuditLog
@@ -36,6 +37,7 @@ class OutcomeRecorder:
         *,
         alerter: AlerterLike | None = None,
         audit: AuditLog | None = None,
+        erp_answering: Callable[[], bool] = lambda: True,
     ) -> None:
         self.target = target
         self._status = status
@@ -44,6 +46,10 @@ class OutcomeRecorder:
         self._alerter = alerter
         self._audit = audit
         self._unreachable_alerted = False
+        # Whether no ERP call failed since the last answer (the breaker's count). A delivery is written a while
+        # after its answer: calls failing meanwhile mean the outage goes on, and resolving would restart its
+        # clock (make test's erp_outage scenario then never paged: the probes after it were too few).
+        self._erp_answering = erp_answering
 
     async def delivered(
         self,
@@ -90,7 +96,7 @@ class OutcomeRecorder:
             known=known,
         )
         count_processing("delivered")
-        if self._unreachable_alerted and self._alerter is not None:
+        if self._unreachable_alerted and self._alerter is not None and self._erp_answering():
             self._unreachable_alerted = False
             await self._alerter.resolve(kind="erp_unreachable", key=self.target)
         accepted_at = float(work.headers.get(H_ACCEPTED_AT, "0") or 0)

@@ -162,7 +162,13 @@ class DeliveryWorker:
         self._turns = ReturnTurns()
         self._translator = Translator(mappers, verify_round_trip=self.settings.verify_round_trip)
         self._outcomes = OutcomeRecorder(
-            target, status, dead_letters, self.settings.retry, alerter=alerter, audit=audit
+            target,
+            status,
+            dead_letters,
+            self.settings.retry,
+            alerter=alerter,
+            audit=audit,
+            erp_answering=lambda: self._breaker.answering,  # the breaker is built below
         )
         # An ERP call of an earlier session ends within the deadline handed to the connector plus its margin.
         self._sessions = Sessions(js, settle_seconds=self.settings.erp_timeout_seconds + 1.0, target=target)
