@@ -246,8 +246,16 @@ class Pipeline:
         return Intake(router, self.publisher, self.buckets[subjects.IDEMPOTENCY_BUCKET], self.status)
 
     async def start_worker(
-        self, target: str = "netsuite", settings: DeliverySettings | None = None
+        self,
+        target: str = "netsuite",
+        settings: DeliverySettings | None = None,
+        *,
+        erp: FakeErp | None = None,
+        audit: AuditLog | None = None,
     ) -> FakeErp:
+        """A worker delivering ``target`` to ``erp`` (the target's shared FakeErp by default)."""
+        if erp is not None:
+            self.erps[target] = erp
         erp = self.erps.setdefault(target, FakeErp())
         worker = DeliveryWorker(
             target,
@@ -258,6 +266,7 @@ class Pipeline:
             self.dead_letters,
             settings or fast_settings(),
             alerter=self.alerter,
+            audit=audit,
         )
         await worker.start()
         self.workers.append(worker)

@@ -7,7 +7,7 @@ from typing import Any
 
 import nats
 
-from delivery.pipeline_harness import FakeErp, Pipeline, fast_settings, make_order
+from delivery.pipeline_harness import FakeErp, Pipeline, make_order
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
 from returnbridge.audit.log import AuditLog
@@ -15,7 +15,6 @@ from returnbridge.audit.verify import verify_stream
 from returnbridge.bus import subjects
 from returnbridge.bus.consumer import SUBMITTED_AUDIT_CONSUMER, ensure_submitted_audit_consumer
 from returnbridge.delivery.submitted_audit import SubmittedAuditor
-from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ConflictError
 from returnbridge.services.intake import Intake
@@ -34,22 +33,6 @@ class FlakyAudit(AuditLog):
         return await super().record(**fields)
 
 
-async def _worker(pipeline: Pipeline, audit: AuditLog, erp: FakeErp) -> None:
-    worker = DeliveryWorker(
-        "netsuite",
-        erp,
-        pipeline.mappers,
-        pipeline.nc.jetstream(),
-        pipeline.status,
-        pipeline.dead_letters,
-        fast_settings(),
-        alerter=pipeline.alerter,
-        audit=audit,
-    )
-    await worker.start()
-    pipeline.workers.append(worker)
-
-
 async def test_a_failed_audit_append_is_retried_before_delivered_is_stored(pipeline: Pipeline) -> None:
     set_principal(Principal(name="rms", tenant_id="acme"))
     audit = await FlakyAudit.open(pipeline.nc.jetstream())
@@ -61,7 +44,7 @@ async def test_a_failed_audit_append_is_retried_before_delivered_is_stored(pipel
         pipeline.status,
     )
     erp = FakeErp()
-    await _worker(pipeline, audit, erp)
+    await pipeline.start_worker("netsuite", erp=erp, audit=audit)
     await pipeline.start_audit_scribe(audit)
     await intake.submit(returns_pb2.SubmitReturnRequest(return_order=make_order("A1")))
 
@@ -128,7 +111,7 @@ async def test_burst_with_two_racing_writers_leaves_no_gap(pipeline: Pipeline, n
             pipeline.status,
         )
         erp = FakeErp()
-        await _worker(pipeline, worker_audit, erp)
+        await pipeline.start_worker("netsuite", erp=erp, audit=worker_audit)
         # The scribe (here on the gateway's connection) races the worker for the chain's tail.
         await pipeline.start_audit_scribe(gateway_audit)
         count = 300

@@ -13,12 +13,12 @@ import pytest
 from delivery.pipeline_harness import LIFECYCLE, FakeErp, Pipeline, fast_settings, make_order
 from helpers.eventually import assert_eventually
 from returnbridge.api.v1 import returns_pb2
+from returnbridge.audit.log import AuditLog
 from returnbridge.bus.consumer import ConsumerSettings
 from returnbridge.connectors.base import DocumentRequest, DocumentResult
 from returnbridge.delivery.holding import Holding
 from returnbridge.delivery.retry import RetryPolicy
 from returnbridge.delivery.work import Work
-from returnbridge.delivery.worker import DeliveryWorker
 from returnbridge.domain.context import Principal, set_principal
 from returnbridge.errors import ErpAuthError, PermanentErpError, TransientErpError
 
@@ -231,16 +231,15 @@ class DownButForA(FakeErp):
         return await super().create_document(request)
 
 
-class AuditWaitingForC:
-    """A's audit append (the first write after its ERP answer) lasts until C's create has failed."""
+class AuditWaitingForC(AuditLog):
+    """The real log, whose append for A (the first write after its ERP answer) waits until C's create failed."""
 
-    def __init__(self, erp: DownButForA) -> None:
-        self.erp = erp
+    c_failed: asyncio.Event  # set by the test: the ERP double's event
 
     async def record(self, **entry: Any) -> int:
         if entry["object_id"].startswith("A:"):
-            await self.erp.c_failed.wait()
-        return 0
+            await self.c_failed.wait()
+        return await super().record(**entry)
 
 
 async def test_an_answer_written_after_later_failures_does_not_resolve_the_outage(pipeline: Pipeline) -> None:
@@ -250,19 +249,10 @@ async def test_an_answer_written_after_later_failures_does_not_resolve_the_outag
     # now keeps the incident open; the first delivery with no failure since its answer resolves it.
     as_tenant("acme")
     erp = DownButForA()
-    worker = DeliveryWorker(
-        "netsuite",
-        erp,
-        pipeline.mappers,
-        pipeline.nc.jetstream(),
-        pipeline.status,
-        pipeline.dead_letters,
-        fast_settings(retry=RetryPolicy(base_delay=0.2, max_delay=0.5, max_attempts=50)),
-        alerter=pipeline.alerter,
-        audit=AuditWaitingForC(erp),  # type: ignore[arg-type]
-    )
-    await worker.start()
-    pipeline.workers.append(worker)
+    audit = await AuditWaitingForC.open(pipeline.nc.jetstream())
+    audit.c_failed = erp.c_failed
+    settings = fast_settings(retry=RetryPolicy(base_delay=0.2, max_delay=0.5, max_attempts=50))
+    await pipeline.start_worker("netsuite", settings, erp=erp, audit=audit)
     await submit(pipeline, make_order("B"))
     await assert_eventually(lambda: _reported(pipeline), timeout=20)
     await submit(pipeline, make_order("A"))
