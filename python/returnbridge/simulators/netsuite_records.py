@@ -110,7 +110,8 @@ class RecordBook(Credits, Rendering):
         """PATCH (and PUT by external id): header fields, and the item sublist as NetSuite merges it; every check
         runs before anything changes. ``replace_lines`` (``?replace=item``): the given lines are the whole list."""
         self._check_header(record_type, body, partial=True)
-        lines = self._edited_lines(record_type, record, body, replace_lines) if "item" in body else None
+        given = self._lines(body)
+        lines = self._edited_lines(record_type, record, given, replace_lines) if given is not None else None
         for key, value in body.items():
             if key in ("id", "tranId", "status", "createdFrom", "item", "links"):
                 continue
@@ -123,12 +124,11 @@ class RecordBook(Credits, Rendering):
             self._store(record_type, record["id"], record)
 
     def _edited_lines(
-        self, record_type: str, record: dict[str, Any], body: dict[str, Any], replace: bool
+        self, record_type: str, record: dict[str, Any], given: list[dict[str, Any]], replace: bool
     ) -> list[dict[str, Any]]:
-        """The item sublist after a PATCH: a line naming its ``line`` is edited, one without is added, and with
-        ``replace`` the lines not named are removed. Lines keep their numbers (receipts and credits name them)."""
-        given = self._lines(body)
-        assert given is not None
+        """The item sublist after a PATCH gave lines ``given``: a line naming its ``line`` is edited, one without
+        is added, and with ``replace`` the lines not named are removed. Lines keep their numbers (receipts and
+        credits name them)."""
         if record_type != "returnAuthorization":
             # Editing a receipt's or a credit's lines moves stock and the ledger; the simulator posts those only
             # through new transactions (docs/erp/netsuite.md), and must not answer 204 having changed nothing.
