@@ -15,7 +15,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from returnbridge.bus.link import NO_LEADER_ERR_CODES
+from returnbridge.bus.link import as_bus_unavailable
 from returnbridge.errors import BusUnavailableError
 
 JsonRecord = dict[str, Any]
@@ -168,12 +168,9 @@ async def _latest(kv: KeyValue, pattern: str, *, headers_only: bool, timeout: fl
 
 
 def _relist(exc: nats.js.errors.APIError | nats.errors.NoRespondersError) -> bool:
-    """Whether a listing that failed with ``exc`` may start over: no leader, no node, or its consumer gone."""
-    gone = (
-        nats.errors.NoRespondersError | nats.js.errors.NotFoundError | nats.js.errors.ServiceUnavailableError
-    )
-    # nats.py raises a fetch's 503 status as a ServiceUnavailableError with no code set.
-    return isinstance(exc, gone) or exc.code == 503 or exc.err_code in NO_LEADER_ERR_CODES
+    """Whether a listing that failed with ``exc`` may start over: the bus unavailable (no leader, no node, a 503)
+    or its consumer gone."""
+    return as_bus_unavailable(exc) is not None or isinstance(exc, nats.js.errors.NotFoundError)
 
 
 async def _latest_once(
